@@ -1,0 +1,78 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Layers, each depending only on those listed before it:
+//   C shims (CFuse, CCurl, CCrypto)
+//   Digests, HTTPTransport        — one Swift module per C library
+//   ObjectStore                   — the object-client protocol and the local-directory client
+//   S3Client                      — SigV4, ListObjectsV2, ranged GET over HTTPTransport
+//   BlockCache                    — memory and disk block caches
+//   LogFS                         — the filesystem core (no FUSE types)
+//   FuseAdapter                   — libfuse low-level callbacks over LogFS
+//   bklogfs                       — the command line
+let strictSettings: [SwiftSetting] = [
+  .enableUpcomingFeature("ExistentialAny"),
+  .enableUpcomingFeature("InternalImportsByDefault"),
+  .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+  name: "bklogfs",
+  platforms: [.macOS(.v15)],
+  products: [
+    .executable(name: "bklogfs", targets: ["bklogfs"])
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+  ],
+  targets: [
+    .systemLibrary(name: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+    .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+    .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto zlib", providers: [.apt(["libssl-dev", "zlib1g-dev"])]),
+
+    .target(name: "Digests", dependencies: ["CCrypto"], swiftSettings: strictSettings),
+    .target(
+      name: "HTTPTransport",
+      dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")],
+      swiftSettings: strictSettings),
+    .target(
+      name: "ObjectStore",
+      dependencies: [.product(name: "Logging", package: "swift-log")],
+      swiftSettings: strictSettings),
+    .target(
+      name: "S3Client",
+      dependencies: ["Digests", "HTTPTransport", "ObjectStore", .product(name: "Logging", package: "swift-log")],
+      swiftSettings: strictSettings),
+    .target(
+      name: "BlockCache",
+      dependencies: ["Digests", "ObjectStore", .product(name: "Logging", package: "swift-log")],
+      swiftSettings: strictSettings),
+    .target(
+      name: "LogFS",
+      dependencies: ["ObjectStore", "BlockCache", .product(name: "Logging", package: "swift-log")],
+      swiftSettings: strictSettings),
+    .target(
+      name: "FuseAdapter",
+      dependencies: ["CFuse", "LogFS", .product(name: "Logging", package: "swift-log")],
+      swiftSettings: strictSettings),
+    .executableTarget(
+      name: "bklogfs",
+      dependencies: [
+        "FuseAdapter", "LogFS", "S3Client", "ObjectStore", "BlockCache", "HTTPTransport",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: strictSettings),
+
+    .testTarget(name: "DigestsTests", dependencies: ["Digests"], swiftSettings: strictSettings),
+    .testTarget(name: "HTTPTransportTests", dependencies: ["HTTPTransport"], swiftSettings: strictSettings),
+    .testTarget(
+      name: "S3ClientTests", dependencies: ["S3Client", "ObjectStore", "HTTPTransport", "Digests"],
+      swiftSettings: strictSettings),
+    .testTarget(
+      name: "BlockCacheTests", dependencies: ["BlockCache", "ObjectStore"], swiftSettings: strictSettings),
+    .testTarget(
+      name: "LogFSTests", dependencies: ["LogFS", "ObjectStore", "BlockCache"], swiftSettings: strictSettings),
+  ]
+)

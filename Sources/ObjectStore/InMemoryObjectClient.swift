@@ -1,0 +1,118 @@
+import Synchronization
+
+/// An object store held in memory, with ListObjectsV2 semantics, for tests of the layers above.
+/// It counts calls and can be told to fail, so tests can check what the filesystem asks for.
+public final class InMemoryObjectClient: ObjectClient {
+  private struct State {
+    var objects: [String: (info: ObjectInfo, bytes: [UInt8])] = [:]
+    var pageSize = 1000
+    var failNextGets = 0
+  }
+
+  private let state = Mutex(State())
+  private let etagSerial = Atomic<Int>(0)
+  public let identity: String
+  public let isRemote: Bool
+
+  public init(identity: String = "memory://test", isRemote: Bool = true) {
+    self.identity = identity
+    self.isRemote = isRemote
+  }
+
+  public func put(_ key: String, _ bytes: [UInt8], lastModified: Timestamp = Timestamp(seconds: 1_700_000_000)) {
+    let serial = etagSerial.add(1, ordering: .relaxed).newValue
+    let info = ObjectInfo(key: key, size: UInt64(bytes.count), lastModified: lastModified, etag: "\"etag-\(serial)\"")
+    state.withLock { $0.objects[key] = (info, bytes) }
+  }
+
+  public func put(_ key: String, _ text: String) { put(key, Array(text.utf8)) }
+
+  public func remove(_ key: String) { _ = state.withLock { $0.objects.removeValue(forKey: key) } }
+
+  public let counters = RequestCounters()
+
+  /// Keys per listing page, to exercise continuation tokens.
+  public func setPageSize(_ size: Int) { state.withLock { $0.pageSize = size } }
+
+  /// The next `count` GETs fail as the server being unreachable.
+  public func failNextGets(_ count: Int) { state.withLock { $0.failNextGets = count } }
+
+  public func listPage(_ request: ListRequest) throws(ObjectStoreError) -> ListPage {
+    counters.lists.add(1, ordering: .relaxed)
+    return state.withLock { state in
+      let keys = state.objects.keys.filter { $0.hasPrefix(request.prefix) }.sorted(by: utf8Less)
+      // Entries in order, each a key or a rolled-up prefix, as S3 pages them.
+      var entries: [(name: String, info: ObjectInfo?)] = []
+      for key in keys {
+        if let common = commonPrefix(of: key, prefix: request.prefix, delimiter: request.delimiter) {
+          if entries.last?.name != common { entries.append((common, nil)) }
+        } else {
+          entries.append((key, state.objects[key]!.info))
+        }
+      }
+      let after = request.continuationToken ?? request.startAfter
+      if let after { entries = entries.filter { utf8Less(after, $0.name) } }
+      let limit = min(request.maxKeys ?? 1000, state.pageSize)
+      let page = entries.prefix(limit)
+      let truncated = entries.count > limit
+      return ListPage(
+        objects: page.compactMap(\.info), commonPrefixes: page.filter { $0.info == nil }.map(\.name),
+        nextContinuationToken: truncated ? page.last!.name : nil)
+    }
+  }
+
+  public func head(key: String) throws(ObjectStoreError) -> ObjectInfo {
+    counters.heads.add(1, ordering: .relaxed)
+    let found = state.withLock { $0.objects[key]?.info }
+    guard let found else { throw ObjectStoreError(.notFound, "no object \(key) in \(identity)") }
+    return found
+  }
+
+  public func get(
+    key: String, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
+  ) throws(ObjectStoreError) {
+    counters.gets.add(1, ordering: .relaxed)
+    let result = state.withLock { state -> Result<[UInt8], ObjectStoreError> in
+      if state.failNextGets > 0 {
+        state.failNextGets -= 1
+        return .failure(ObjectStoreError(.unreachable, "injected failure reading \(key)"))
+      }
+      guard let object = state.objects[key] else {
+        return .failure(ObjectStoreError(.notFound, "no object \(key) in \(identity)"))
+      }
+      if let ifMatch, ifMatch != object.info.etag {
+        return .failure(ObjectStoreError(.preconditionFailed, "\(key) changed (ETag \(object.info.etag))"))
+      }
+      guard range.upperBound <= object.info.size else {
+        return .failure(ObjectStoreError(.invalidRequest, "range \(range) past the end of \(key)"))
+      }
+      return .success(Array(object.bytes[Int(range.lowerBound)..<Int(range.upperBound)]))
+    }
+    let bytes = try result.get()
+    counters.bytesFetched.add(bytes.count, ordering: .relaxed)
+    bytes.withUnsafeBytes { body($0) }
+  }
+}
+
+/// S3's key order: by UTF-8 bytes.
+public func utf8Less(_ a: String, _ b: String) -> Bool {
+  a.utf8.lexicographicallyPrecedes(b.utf8)
+}
+
+/// The common prefix `key` rolls up into under ListObjectsV2 rules: the prefix, then the rest of the
+/// key up to and including the first delimiter after the prefix. Nil when the key does not roll up.
+public func commonPrefix(of key: String, prefix: String, delimiter: String?) -> String? {
+  guard let delimiter, !delimiter.isEmpty else { return nil }
+  let keyBytes = Array(key.utf8)
+  let delimiterBytes = Array(delimiter.utf8)
+  let start = prefix.utf8.count
+  guard keyBytes.count >= start + delimiterBytes.count else { return nil }
+  var index = start
+  while index + delimiterBytes.count <= keyBytes.count {
+    if keyBytes[index..<index + delimiterBytes.count].elementsEqual(delimiterBytes) {
+      return String(decoding: keyBytes[..<(index + delimiterBytes.count)], as: UTF8.self)
+    }
+    index += 1
+  }
+  return nil
+}

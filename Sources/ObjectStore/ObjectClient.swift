@@ -1,0 +1,114 @@
+/// What the filesystem needs of a store of log objects: an S3 bucket, a local directory with the
+/// archive's layout, or an in-memory store in tests.
+///
+/// Calls are synchronous and may block: they run on FUSE worker threads and on the prefetcher's own
+/// threads, never on Swift's cooperative pool. Every implementation bounds each call in time.
+public protocol ObjectClient: Sendable {
+  /// A short name for logs and cache keys, such as `s3://bucket/prefix` or `file:///srv/archive`.
+  var identity: String { get }
+
+  /// Whether reads are worth keeping in the disk cache (false for a local directory).
+  var isRemote: Bool { get }
+
+  /// Requests made so far, by kind.
+  var counters: RequestCounters { get }
+
+  /// One page of a listing: ListObjectsV2 semantics (keys in UTF-8 byte order; with a delimiter,
+  /// keys holding it after the prefix are rolled up into common prefixes).
+  func listPage(_ request: ListRequest) throws(ObjectStoreError) -> ListPage
+
+  /// The object's current size, ETag and modification time.
+  func head(key: String) throws(ObjectStoreError) -> ObjectInfo
+
+  /// Streams the bytes of `range` to `body`, in order, each byte exactly once, even when the
+  /// transfer is retried. With `ifMatch`, fails with `.preconditionFailed` if the object's ETag differs.
+  func get(
+    key: String, range: Range<UInt64>, ifMatch: String?,
+    body: (UnsafeRawBufferPointer) -> Void
+  ) throws(ObjectStoreError)
+}
+
+extension ObjectClient {
+  /// Reads `range` into one array; for tests and small reads.
+  public func getBytes(key: String, range: Range<UInt64>, ifMatch: String? = nil) throws(ObjectStoreError) -> [UInt8] {
+    var bytes = [UInt8]()
+    bytes.reserveCapacity(Int(range.count))
+    try get(key: key, range: range, ifMatch: ifMatch) { bytes.append(contentsOf: $0) }
+    return bytes
+  }
+
+  /// Every page of a listing, concatenated.
+  public func listAll(prefix: String, delimiter: String?) throws(ObjectStoreError) -> ListPage {
+    var all = ListPage(objects: [], commonPrefixes: [], nextContinuationToken: nil)
+    var request = ListRequest(prefix: prefix, delimiter: delimiter)
+    while true {
+      let page = try listPage(request)
+      all.objects += page.objects
+      all.commonPrefixes += page.commonPrefixes
+      guard let token = page.nextContinuationToken else { return all }
+      request.continuationToken = token
+    }
+  }
+}
+
+public struct ListRequest: Sendable, Hashable {
+  public var prefix: String
+  public var delimiter: String?
+  public var continuationToken: String?
+  public var startAfter: String?
+  public var maxKeys: Int?
+
+  public init(
+    prefix: String, delimiter: String? = "/", continuationToken: String? = nil, startAfter: String? = nil,
+    maxKeys: Int? = nil
+  ) {
+    self.prefix = prefix
+    self.delimiter = delimiter
+    self.continuationToken = continuationToken
+    self.startAfter = startAfter
+    self.maxKeys = maxKeys
+  }
+}
+
+public struct ListPage: Sendable, Hashable {
+  public var objects: [ObjectInfo]
+  public var commonPrefixes: [String]
+  /// Present when the listing is truncated; pass it back for the next page.
+  public var nextContinuationToken: String?
+
+  public init(objects: [ObjectInfo], commonPrefixes: [String], nextContinuationToken: String?) {
+    self.objects = objects
+    self.commonPrefixes = commonPrefixes
+    self.nextContinuationToken = nextContinuationToken
+  }
+}
+
+public struct ObjectInfo: Sendable, Hashable {
+  public var key: String
+  public var size: UInt64
+  /// Seconds since the Unix epoch, with nanoseconds.
+  public var lastModified: Timestamp
+  /// The ETag as the store gives it, quotes included (S3 sends `"…"`).
+  public var etag: String
+
+  public init(key: String, size: UInt64, lastModified: Timestamp, etag: String) {
+    self.key = key
+    self.size = size
+    self.lastModified = lastModified
+    self.etag = etag
+  }
+}
+
+public struct Timestamp: Sendable, Hashable, Comparable {
+  public var seconds: Int64
+  public var nanoseconds: Int32
+
+  public init(seconds: Int64, nanoseconds: Int32 = 0) {
+    self.seconds = seconds
+    self.nanoseconds = nanoseconds
+  }
+
+  public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool {
+    (lhs.seconds, lhs.nanoseconds) < (rhs.seconds, rhs.nanoseconds)
+  }
+}

@@ -1,0 +1,34 @@
+/// A failure of an object store call, after any retries. The filesystem maps `kind` to an errno
+/// in one place; `message` is one plain sentence for the log and never holds a secret.
+public struct ObjectStoreError: Error, Sendable, CustomStringConvertible {
+  public enum Kind: Sendable, Hashable {
+    /// No such key (S3 `NoSuchKey`, HTTP 404 on an object).
+    case notFound
+    /// No such bucket.
+    case noSuchBucket
+    /// The object changed: its ETag no longer matches (HTTP 412).
+    case preconditionFailed
+    /// Credentials were refused or lack permission (HTTP 403, `InvalidAccessKeyId`, `SignatureDoesNotMatch`).
+    case accessDenied
+    /// The server could not be reached, or the connection failed, after every retry.
+    case unreachable
+    /// A call ran past its timeout, after every retry.
+    case timedOut
+    /// The server answered with something this client cannot use (malformed XML, a wrong range).
+    case invalidResponse
+    /// The server kept failing (5xx, `SlowDown`) after every retry.
+    case serverError
+    /// A caller's mistake, such as a range past the end of the object.
+    case invalidRequest
+  }
+
+  public var kind: Kind
+  public var message: String
+
+  public init(_ kind: Kind, _ message: String) {
+    self.kind = kind
+    self.message = message
+  }
+
+  public var description: String { message }
+}

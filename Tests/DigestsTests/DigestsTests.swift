@@ -1,0 +1,23 @@
+import Digests
+import Testing
+
+@Suite struct DigestsTests {
+  @Test func sha256OfKnownStrings() {
+    #expect(SHA256.hexHash("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    #expect(SHA256.hexHash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+  }
+
+  @Test func hmacMatchesRFC4231Case2() {
+    let mac = HMACSHA256.authenticationCode(key: Array("Jefe".utf8), message: "what do ya want for nothing?")
+    #expect(hex(mac) == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+  }
+
+  @Test func crc32MatchesTheCheckValue() {
+    // The standard check value of CRC-32 over "123456789".
+    #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
+    let whole = CRC32.checksum(Array("123456789".utf8))
+    let first = Array("1234".utf8).withUnsafeBytes { CRC32.checksum($0) }
+    let both = Array("56789".utf8).withUnsafeBytes { CRC32.checksum($0, continuing: first) }
+    #expect(both == whole)
+  }
+}
