@@ -67,7 +67,12 @@ public final class DiskBlockCache: Sendable {
     let versionDirectory = directory + "/" + BlockFileFormat.directoryName
     self.blocksDirectory = versionDirectory + "/blocks"
 
-    try Self.prepareDirectory(directory, create: true)
+    let mode = try Self.prepareDirectory(directory, create: true)
+    if mode & 0o077 != 0 {
+      logger.warning(
+        "The cache directory is readable by other users; 0700 is advised",
+        metadata: ["directory": "\(directory)", "mode": "\(String(mode & 0o777, radix: 8))"])
+    }
     try Self.prepareDirectory(versionDirectory, create: true)
     try Self.prepareDirectory(blocksDirectory, create: true)
 
@@ -416,7 +421,9 @@ public final class DiskBlockCache: Sendable {
   }
 
   /// Creates a directory if asked and missing, then checks it is a directory this user owns and can write.
-  private static func prepareDirectory(_ path: String, create: Bool) throws(DiskCacheError) {
+  /// Returns the directory's mode.
+  @discardableResult
+  private static func prepareDirectory(_ path: String, create: Bool) throws(DiskCacheError) -> mode_t {
     let info: stat?
     do {
       if create { try FileSystem.makeDirectories(path, mode: 0o700) }
@@ -435,6 +442,7 @@ public final class DiskBlockCache: Sendable {
     guard FileSystem.canWrite(path) else {
       throw DiskCacheError("The cache directory \(path) is not writable by this user.")
     }
+    return info.st_mode
   }
 
   private static func scan(

@@ -135,6 +135,27 @@ import Testing
     }
   }
 
+  @Test func hitRefreshesTheFileTimeAtMostOncePerMinute() throws {
+    try withTemporaryDirectory { directory in
+      let path: String
+      do {
+        let first = try open(directory)
+        first.put(key("a"), blockBytes(1, count: 100))
+        path = first.filePath(for: key("a"))
+      }
+      let old = 1_700_000_000
+      try setModificationTime(path, old)
+      let second = try open(directory)
+      #expect(second.get(key("a")) != nil)
+      let refreshed = modificationTime(path)
+      #expect(refreshed > old + 60)
+      // Within the minute, a hit does not write the time again.
+      try setModificationTime(path, old)
+      #expect(second.get(key("a")) != nil)
+      #expect(modificationTime(path) == old)
+    }
+  }
+
   enum Damage: String, CaseIterable, Sendable {
     case flippedDataByte, flippedMagic, flippedDataLength, flippedIdentityByte, flippedDataChecksum
     case truncated, truncatedIntoHeader, zeroLength, extraByte

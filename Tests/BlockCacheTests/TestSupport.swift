@@ -69,6 +69,12 @@ func permissions(_ path: String) -> mode_t {
   return info.st_mode & 0o7777
 }
 
+func modificationTime(_ path: String) -> Int {
+  var info = stat()
+  guard stat(path, &info) == 0 else { return -1 }
+  return info.st_mtim.tv_sec
+}
+
 /// Sets a file's modification time (seconds since the epoch).
 func setModificationTime(_ path: String, _ seconds: Int) throws {
   var times = [timespec(tv_sec: seconds, tv_nsec: 0), timespec(tv_sec: seconds, tv_nsec: 0)]
