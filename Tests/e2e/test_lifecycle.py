@@ -1,0 +1,96 @@
+"""End-to-end: how `bklogfs mount` fails, and how a foreground mount stops."""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import CREDS, REGION, closed_port, daemon_pids, is_mounted, kill_pids, force_unmount, read_file
+
+QUICK = 20  # seconds a failing mount may take (an unreachable endpoint includes a few retries)
+
+
+def _assert_failed_cleanly(result, elapsed, mnt, binary):
+    assert result.returncode != 0, f"mount succeeded: {result.stdout} {result.stderr}"
+    msg = result.stderr.strip()
+    assert msg, "no message on stderr"
+    assert "\n" not in msg, f"more than one line on stderr:\n{result.stderr}"
+    assert elapsed < QUICK, f"took {elapsed:.1f}s to fail"
+    assert not is_mounted(mnt), f"{mnt} left mounted"
+    time.sleep(0.2)
+    assert not daemon_pids(binary, mnt), "a daemon was left running"
+
+
+def _try_mount(mount, **kw):
+    start = time.monotonic()
+    m = mount(check=False, timeout=QUICK + 30, **kw)
+    return m, time.monotonic() - start
+
+
+def test_mount_onto_a_non_empty_dir_fails(mount, seeded_bucket, tmp_path, bklogfs_bin):
+    mnt = tmp_path / "busy"
+    mnt.mkdir()
+    (mnt / "keep.txt").write_text("mine")
+    m, elapsed = _try_mount(mount, mountpoint=mnt)
+    _assert_failed_cleanly(m.result, elapsed, mnt, bklogfs_bin)
+    assert (mnt / "keep.txt").read_text() == "mine"
+
+
+def test_mount_of_a_missing_bucket_fails(mount, seeded_bucket, tmp_path, bklogfs_bin):
+    mnt = tmp_path / "nobucket"
+    m, elapsed = _try_mount(mount, mountpoint=mnt, _source_args=[
+        "--bucket", "no-such-bucket-e2e", "--endpoint", seeded_bucket.endpoint, "--region", REGION])
+    _assert_failed_cleanly(m.result, elapsed, mnt, bklogfs_bin)
+
+
+def test_mount_with_an_unreachable_endpoint_fails(mount, tmp_path, bklogfs_bin):
+    mnt = tmp_path / "unreachable"
+    m, elapsed = _try_mount(mount, mountpoint=mnt, _source_args=[
+        "--bucket", "whatever", "--endpoint", f"http://127.0.0.1:{closed_port()}", "--region", REGION])
+    _assert_failed_cleanly(m.result, elapsed, mnt, bklogfs_bin)
+
+
+def test_mount_of_a_missing_archive_dir_fails(mount, tmp_path, bklogfs_bin):
+    mnt = tmp_path / "noarchive"
+    m, elapsed = _try_mount(mount, mountpoint=mnt, archive=tmp_path / "does-not-exist")
+    _assert_failed_cleanly(m.result, elapsed, mnt, bklogfs_bin)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_to_a_foreground_mount_unmounts_cleanly(bklogfs_bin, seeded_bucket, tmp_path, sig):
+    from conftest import require_fuse
+
+    require_fuse()
+    mnt = tmp_path / "fg"
+    mnt.mkdir()
+    env = {**os.environ, **CREDS}
+    args = [bklogfs_bin, "mount", str(mnt), "--foreground", "--bucket", seeded_bucket.name,
+            "--endpoint", seeded_bucket.endpoint, "--region", REGION, "--cache-dir", str(tmp_path / "cache")]
+    log = open(tmp_path / "fg.stderr", "w+")
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not is_mounted(mnt):
+            if proc.poll() is not None:
+                log.seek(0)
+                pytest.fail(f"foreground mount exited {proc.returncode} before mounting: {log.read()[-1500:]}")
+            assert time.monotonic() < deadline, "foreground mount not ready within 30 s"
+            time.sleep(0.1)
+        key = seeded_bucket.real_keys[0]
+        assert read_file(mnt / key) == read_file(seeded_bucket.path(key))
+        proc.send_signal(sig)
+        try:
+            rc = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{sig.name} did not stop the foreground mount within 15 s")
+        assert not is_mounted(mnt), f"{mnt} still mounted after {sig.name}"
+        assert rc == 0, f"foreground mount exited {rc} after {sig.name}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        force_unmount(mnt)
+        kill_pids(daemon_pids(bklogfs_bin, mnt))
+        log.close()
