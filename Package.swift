@@ -54,7 +54,7 @@ let package = Package(
       swiftSettings: strictSettings),
     .target(
       name: "FuseAdapter",
-      dependencies: ["CFuse", "LogFS", .product(name: "Logging", package: "swift-log")],
+      dependencies: ["CFuse", "LogFS", "ObjectStore", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strictSettings),
     .executableTarget(
       name: "bklogfs",
@@ -71,8 +71,12 @@ let package = Package(
       name: "S3ClientTests", dependencies: ["S3Client", "ObjectStore", "HTTPTransport", "Digests"],
       swiftSettings: strictSettings),
     .testTarget(
-      name: "BlockCacheTests", dependencies: ["BlockCache", "ObjectStore"], swiftSettings: strictSettings),
+      name: "BlockCacheTests",
+      dependencies: ["BlockCache", "ObjectStore", .product(name: "Logging", package: "swift-log")],
+      swiftSettings: strictSettings),
     .testTarget(
-      name: "LogFSTests", dependencies: ["LogFS", "ObjectStore", "BlockCache"], swiftSettings: strictSettings),
+      name: "LogFSTests",
+      dependencies: ["LogFS", "ObjectStore", "BlockCache", .product(name: "Logging", package: "swift-log")],
+      swiftSettings: strictSettings),
   ]
 )

@@ -29,6 +29,11 @@ public final class MemoryBlockCache: Sendable {
     }
   }
 
+  /// Whether the block is held, without counting a hit or a miss or changing its recency.
+  public func contains(_ key: BlockKey) -> Bool {
+    state.withLock { $0.blocks.peek(key) != nil }
+  }
+
   /// Stores a block (replacing one under the same key), then evicts least recently used blocks until the total
   /// is within `maxBytes`. A block larger than `maxBytes` is not stored.
   public func put(_ key: BlockKey, _ bytes: [UInt8]) {

@@ -7,6 +7,7 @@
 #include <fuse3/fuse_lowlevel.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <errno.h>
 
 // At FUSE_USE_VERSION 35, fuse_session_loop_mt is a macro choosing a versioned symbol: Swift cannot call it.

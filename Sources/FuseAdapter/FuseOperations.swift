@@ -1,0 +1,264 @@
+internal import CFuse
+import Glibc
+import LogFS
+import Logging
+import ObjectStore
+
+// The libfuse low-level callbacks. They live here, not in main.swift: top-level code there is
+// main-actor isolated, and libfuse calls these on its own worker threads.
+
+/// The name of the extended attribute on the mount's root that holds the counters as JSON.
+public let statisticsAttribute = "user.bklogfs.stats"
+
+private func context(_ request: fuse_req_t?) -> FuseContext {
+  Unmanaged<FuseContext>.fromOpaque(fuse_req_userdata(request)!).takeUnretainedValue()
+}
+
+/// The one place a failed request is answered: logged (quietly for the expected ENOENT) and replied.
+private func reply(_ request: fuse_req_t?, _ error: FilesystemError, _ context: FuseContext) {
+  if error.errno == ENOENT {
+    context.logger.trace("\(error.message)")
+  } else {
+    context.logger.debug("answering \(String(cString: strerror(error.errno))): \(error.message)")
+  }
+  fuse_reply_err(request, error.errno)
+}
+
+private func statBuffer(_ attributes: Attributes, _ context: FuseContext) -> stat {
+  var buffer = stat()
+  buffer.st_ino = UInt(attributes.inode)
+  switch attributes.kind {
+  case .directory:
+    buffer.st_mode = S_IFDIR | 0o555
+    buffer.st_nlink = 2
+  case .file:
+    buffer.st_mode = S_IFREG | 0o444
+    buffer.st_nlink = 1
+  }
+  buffer.st_uid = context.uid
+  buffer.st_gid = context.gid
+  buffer.st_size = Int(attributes.size)
+  buffer.st_blocks = Int((attributes.size + 511) / 512)
+  buffer.st_blksize = 1 << 17
+  let time = timespec(tv_sec: Int(attributes.modified.seconds), tv_nsec: Int(attributes.modified.nanoseconds))
+  buffer.st_mtim = time
+  buffer.st_ctim = time
+  buffer.st_atim = time
+  return buffer
+}
+
+private func ttl(_ attributes: Attributes, _ context: FuseContext) -> Double {
+  attributes.kind == .file ? context.caching.fileTTL : context.caching.directoryTTL
+}
+
+private func entryParameters(_ attributes: Attributes, _ context: FuseContext) -> fuse_entry_param {
+  var entry = fuse_entry_param()
+  entry.ino = attributes.inode
+  entry.generation = 1
+  entry.attr = statBuffer(attributes, context)
+  entry.attr_timeout = ttl(attributes, context)
+  entry.entry_timeout = ttl(attributes, context)
+  return entry
+}
+
+private func name(_ pointer: UnsafePointer<CChar>?) -> String? {
+  pointer.flatMap { String(validatingCString: $0) }
+}
+
+private let readOnly: @convention(c) (fuse_req_t?) -> Void = { fuse_reply_err($0, EROFS) }
+
+func makeOperations() -> fuse_lowlevel_ops {
+  var ops = fuse_lowlevel_ops()
+
+  ops.`init` = { userdata, connection in
+    guard let connection, let userdata else { return }
+    // libfuse sizes the kernel's max_pages from max_write: 1 MiB lets reads of 1 MiB through.
+    connection.pointee.max_write = 1 << 20
+    // Must equal the max_read mount option, or libfuse ends the session.
+    connection.pointee.max_read = 1 << 20
+    connection.pointee.max_readahead = 1 << 20
+    Unmanaged<FuseContext>.fromOpaque(userdata).takeUnretainedValue().onReady()
+  }
+
+  ops.lookup = { request, parent, namePointer in
+    let context = context(request)
+    guard let name = name(namePointer) else {
+      fuse_reply_err(request, ENOENT)
+      return
+    }
+    do throws(FilesystemError) {
+      var entry = entryParameters(try context.filesystem.lookup(parent: parent, name: name), context)
+      fuse_reply_entry(request, &entry)
+    } catch  where error.errno == ENOENT {
+      // Inode 0 tells the kernel to remember the name as missing for a while.
+      var entry = fuse_entry_param()
+      entry.entry_timeout = context.caching.directoryTTL
+      fuse_reply_entry(request, &entry)
+    } catch {
+      reply(request, error, context)
+    }
+  }
+
+  ops.forget = { request, _, _ in fuse_reply_none(request) }
+  ops.forget_multi = { request, _, _ in fuse_reply_none(request) }
+
+  ops.getattr = { request, inode, _ in
+    let context = context(request)
+    do throws(FilesystemError) {
+      let attributes = try context.filesystem.attributes(of: inode)
+      var buffer = statBuffer(attributes, context)
+      fuse_reply_attr(request, &buffer, ttl(attributes, context))
+    } catch {
+      reply(request, error, context)
+    }
+  }
+
+  ops.opendir = { request, inode, info in
+    let context = context(request)
+    do throws(FilesystemError) {
+      info!.pointee.fh = try context.filesystem.openDirectory(inode)
+      fuse_reply_open(request, info)
+    } catch {
+      reply(request, error, context)
+    }
+  }
+
+  ops.readdir = { request, _, size, offset, info in
+    fillDirectory(request, size: size, offset: offset, info: info, plus: false)
+  }
+  ops.readdirplus = { request, _, size, offset, info in
+    fillDirectory(request, size: size, offset: offset, info: info, plus: true)
+  }
+
+  ops.releasedir = { request, _, info in
+    context(request).filesystem.releaseDirectory(info!.pointee.fh)
+    fuse_reply_err(request, 0)
+  }
+
+  ops.open = { request, inode, info in
+    let context = context(request)
+    guard (info!.pointee.flags & O_ACCMODE) == O_RDONLY else {
+      fuse_reply_err(request, EROFS)
+      return
+    }
+    do throws(FilesystemError) {
+      info!.pointee.fh = try context.filesystem.openFile(inode)
+      // Archived logs never change: pages read once stay valid across opens.
+      info!.pointee.keep_cache = 1
+      fuse_reply_open(request, info)
+    } catch {
+      reply(request, error, context)
+    }
+  }
+
+  ops.read = { request, _, size, offset, info in
+    let context = context(request)
+    do throws(FilesystemError) {
+      let bytes = try context.filesystem.read(info!.pointee.fh, offset: UInt64(offset), count: size)
+      bytes.withUnsafeBytes { _ = fuse_reply_buf(request, $0.baseAddress, $0.count) }
+    } catch {
+      reply(request, error, context)
+    }
+  }
+
+  ops.release = { request, _, info in
+    context(request).filesystem.releaseFile(info!.pointee.fh)
+    fuse_reply_err(request, 0)
+  }
+
+  ops.statfs = { request, _ in
+    var stats = statvfs()
+    stats.f_bsize = 1 << 17
+    stats.f_frsize = 1 << 17
+    stats.f_namemax = 255
+    fuse_reply_statfs(request, &stats)
+  }
+
+  ops.getxattr = { request, inode, namePointer, size in
+    let context = context(request)
+    guard inode == LogFilesystem.rootInode, name(namePointer) == statisticsAttribute else {
+      fuse_reply_err(request, ENODATA)
+      return
+    }
+    let json = Array(context.filesystem.statisticsJSON().utf8)
+    if size == 0 {
+      fuse_reply_xattr(request, json.count)
+    } else if size < json.count {
+      fuse_reply_err(request, ERANGE)
+    } else {
+      json.withUnsafeBytes { _ = fuse_reply_buf(request, $0.baseAddress, $0.count) }
+    }
+  }
+
+  // The statistics attribute is not listed, so `rsync -X` and `tar --xattrs` copy nothing of it.
+  ops.listxattr = { request, _, size in
+    if size == 0 { fuse_reply_xattr(request, 0) } else { fuse_reply_buf(request, nil, 0) }
+  }
+
+  ops.setattr = { request, _, _, _, _ in fuse_reply_err(request, EROFS) }
+  ops.mknod = { request, _, _, _, _ in fuse_reply_err(request, EROFS) }
+  ops.mkdir = { request, _, _, _ in fuse_reply_err(request, EROFS) }
+  ops.unlink = { request, _, _ in fuse_reply_err(request, EROFS) }
+  ops.rmdir = { request, _, _ in fuse_reply_err(request, EROFS) }
+  ops.symlink = { request, _, _, _ in fuse_reply_err(request, EROFS) }
+  ops.rename = { request, _, _, _, _, _ in fuse_reply_err(request, EROFS) }
+  ops.link = { request, _, _, _ in fuse_reply_err(request, EROFS) }
+  ops.write = { request, _, _, _, _, _ in fuse_reply_err(request, EROFS) }
+  ops.create = { request, _, _, _, _ in fuse_reply_err(request, EROFS) }
+  ops.setxattr = { request, _, _, _, _, _ in fuse_reply_err(request, EROFS) }
+  ops.removexattr = { request, _, _ in fuse_reply_err(request, EROFS) }
+  return ops
+}
+
+/// Fills one readdir (or readdirplus) reply from the snapshot taken at opendir.
+private func fillDirectory(
+  _ request: fuse_req_t?, size: Int, offset: off_t, info: UnsafeMutablePointer<fuse_file_info>?, plus: Bool
+) {
+  let context = context(request)
+  let entries: ArraySlice<DirectoryEntry>
+  do throws(FilesystemError) {
+    entries = try context.filesystem.readDirectory(info!.pointee.fh, from: Int(offset))
+  } catch {
+    return reply(request, error, context)
+  }
+  let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
+  defer { buffer.deallocate() }
+  var used = 0
+  for (index, entry) in zip(entries.indices, entries) {
+    let nextOffset = off_t(index + 1)
+    let added = entry.name.withCString { cName -> Int in
+      if plus {
+        var parameters = entryParameters(entry.attributes, context)
+        return fuse_add_direntry_plus(request, buffer + used, size - used, cName, &parameters, nextOffset)
+      } else {
+        var buffer2 = statBuffer(entry.attributes, context)
+        return fuse_add_direntry(request, buffer + used, size - used, cName, &buffer2, nextOffset)
+      }
+    }
+    if added > size - used { break }
+    used += added
+  }
+  fuse_reply_buf(request, buffer, used)
+}
+
+/// Reads a mount's counters, as JSON, from the attribute on its root.
+public func readStatistics(mountpoint: String) throws(FuseError) -> String {
+  for _ in 0..<3 {
+    let size = getxattr(mountpoint, statisticsAttribute, nil, 0)
+    guard size >= 0 else {
+      if errno == ENODATA || errno == ENOTSUP {
+        throw FuseError(description: "\(mountpoint) is not the root of a bklogfs mount")
+      }
+      throw FuseError(description: "cannot read the counters of \(mountpoint): \(String(cString: strerror(errno)))")
+    }
+    var buffer = [UInt8](repeating: 0, count: size)
+    let count = getxattr(mountpoint, statisticsAttribute, &buffer, buffer.count)
+    // The counters may have grown between the two calls: ask again.
+    if count < 0 && errno == ERANGE { continue }
+    guard count >= 0 else {
+      throw FuseError(description: "cannot read the counters of \(mountpoint): \(String(cString: strerror(errno)))")
+    }
+    return String(decoding: buffer[..<count], as: UTF8.self)
+  }
+  throw FuseError(description: "the counters of \(mountpoint) kept changing size")
+}

@@ -1,0 +1,120 @@
+internal import CFuse
+import Glibc
+public import LogFS
+public import Logging
+
+/// How the kernel may cache what the filesystem answers.
+public struct KernelCaching: Sendable {
+  /// Seconds the kernel keeps a file's attributes and name. Archived logs never change.
+  public var fileTTL: Double
+  /// Seconds the kernel keeps a directory's attributes and names, and a name found missing.
+  public var directoryTTL: Double
+
+  public init(fileTTL: Double, directoryTTL: Double) {
+    self.fileTTL = fileTTL
+    self.directoryTTL = directoryTTL
+  }
+}
+
+public struct FuseError: Error, CustomStringConvertible, Sendable {
+  public var description: String
+}
+
+/// A mounted filesystem: a libfuse low-level session over a `LogFilesystem`.
+///
+/// libfuse calls the callbacks in `FuseOperations.swift` on its own worker threads; each answers its
+/// request on the thread it was called on.
+public final class FuseSession {
+  let context: FuseContext
+  private let session: OpaquePointer
+  private let unmanagedContext: Unmanaged<FuseContext>
+  public let mountpoint: String
+  private var mounted = false
+
+  /// Creates the session and mounts it. `options` are `-o` options for libfuse (`ro` and the
+  /// filesystem's name are added here).
+  public init(
+    filesystem: LogFilesystem, mountpoint: String, fsname: String, options: [String], caching: KernelCaching,
+    uid: UInt32, gid: UInt32, logger: Logger, onReady: @escaping @Sendable () -> Void
+  ) throws(FuseError) {
+    self.mountpoint = mountpoint
+    context = FuseContext(
+      filesystem: filesystem, caching: caching, uid: uid, gid: gid, logger: logger, onReady: onReady)
+    unmanagedContext = Unmanaged.passRetained(context)
+
+    let mountOptions =
+      ["ro", "fsname=\(fsname.replacingCommas())", "subtype=bklogfs", "max_read=\(1 << 20)", "default_permissions"]
+      + options
+    let arguments = ["bklogfs", "-o", mountOptions.joined(separator: ",")]
+    var cArguments = arguments.map { strdup($0) }
+    defer { cArguments.forEach { free($0) } }
+    var operations = makeOperations()
+    let userdata = unmanagedContext.toOpaque()
+    let created = cArguments.withUnsafeMutableBufferPointer { buffer in
+      var args = fuse_args(argc: Int32(buffer.count), argv: buffer.baseAddress, allocated: 0)
+      defer { fuse_opt_free_args(&args) }
+      return cfuse_session_new(&args, &operations, userdata)
+    }
+    guard let created else {
+      unmanagedContext.release()
+      throw FuseError(description: "libfuse refused the mount options \(mountOptions.joined(separator: ","))")
+    }
+    session = created
+    guard fuse_session_mount(session, mountpoint) == 0 else {
+      fuse_session_destroy(session)
+      unmanagedContext.release()
+      throw FuseError(description: "could not mount on \(mountpoint) (is /dev/fuse there, and fusermount3 installed?)")
+    }
+    mounted = true
+  }
+
+  /// Serves requests until the filesystem is unmounted or, with signal handlers, SIGINT, SIGTERM or
+  /// SIGHUP arrives. Returns once the loop has ended; then call `unmount()`.
+  public func run(handleSignals: Bool) -> Int32 {
+    if handleSignals { fuse_set_signal_handlers(session) }
+    defer { if handleSignals { fuse_remove_signal_handlers(session) } }
+    return cfuse_session_loop_mt(session, 0, 16)
+  }
+
+  public func unmount() {
+    guard mounted else { return }
+    mounted = false
+    fuse_session_unmount(session)
+  }
+
+  deinit {
+    unmount()
+    fuse_session_destroy(session)
+    unmanagedContext.release()
+  }
+}
+
+/// What every callback needs, reached through libfuse's userdata pointer.
+final class FuseContext: Sendable {
+  let filesystem: LogFilesystem
+  let caching: KernelCaching
+  let uid: UInt32
+  let gid: UInt32
+  let logger: Logger
+  /// Called once the kernel and libfuse have agreed on the session's terms: the mount is usable.
+  let onReady: @Sendable () -> Void
+
+  init(
+    filesystem: LogFilesystem, caching: KernelCaching, uid: UInt32, gid: UInt32, logger: Logger,
+    onReady: @escaping @Sendable () -> Void
+  ) {
+    self.filesystem = filesystem
+    self.caching = caching
+    self.uid = uid
+    self.gid = gid
+    self.logger = logger
+    self.onReady = onReady
+  }
+}
+
+extension String {
+  /// libfuse splits -o options at commas; a name holding one must not split.
+  fileprivate func replacingCommas() -> String {
+    String(map { $0 == "," ? "_" : $0 })
+  }
+}

@@ -1,0 +1,37 @@
+public import ObjectStore
+
+public enum NodeKind: Sendable, Hashable {
+  case directory
+  case file
+}
+
+/// What `stat` shows of a node. The FUSE adapter turns it into a `struct stat`.
+public struct Attributes: Sendable, Hashable {
+  public var inode: UInt64
+  public var kind: NodeKind
+  public var size: UInt64
+  public var modified: Timestamp
+
+  public init(inode: UInt64, kind: NodeKind, size: UInt64, modified: Timestamp) {
+    self.inode = inode
+    self.kind = kind
+    self.size = size
+    self.modified = modified
+  }
+}
+
+public struct DirectoryEntry: Sendable, Hashable {
+  public var name: String
+  public var attributes: Attributes
+}
+
+/// Why a key or prefix cannot be shown as a file name, or nil when it can.
+func nameProblem(_ name: String) -> String? {
+  let bytes = name.utf8
+  if bytes.isEmpty { return "its name is empty (a doubled or trailing \"/\")" }
+  if name == "." || name == ".." { return "\"\(name)\" cannot be a file name" }
+  if bytes.count > 255 { return "its name is \(bytes.count) bytes long, over the limit of 255" }
+  if bytes.contains(0) { return "its name holds a NUL byte" }
+  if bytes.contains(UInt8(ascii: "/")) { return "its name holds a \"/\"" }
+  return nil
+}

@@ -1,0 +1,248 @@
+import BlockCache
+import Glibc
+import Logging
+import ObjectStore
+import Synchronization
+
+/// The read path for remote objects, in fixed-size blocks.
+///
+/// A block comes from the memory cache, else the disk cache, else the store. Every block being
+/// fetched has one promise in `inFlight`, so concurrent readers of a block share one fetch. A
+/// fetch covers a run of consecutive blocks with one ranged GET (If-Match on the ETag, so blocks of
+/// two versions of an object never mix), and each block is published as soon as its last byte
+/// arrives, so a reader waiting for the first block of an 8 MiB part does not wait for the rest.
+/// Readahead hands runs of blocks to a pool of fetch threads; a reader fetches what it needs now
+/// on its own thread.
+final class BlockReader: Sendable {
+  struct ObjectVersion: Sendable, Hashable {
+    let key: String
+    let etag: String
+    let size: UInt64
+  }
+
+  let client: any ObjectClient
+  let source: String
+  let blockSize: Int
+  let partBlocks: Int
+  let memory: MemoryBlockCache
+  let disk: DiskBlockCache?
+  let pool: WorkerPool
+  let logger: Logger
+  let waitLimit: Double
+  let counters: ReadCounters
+
+  private let inFlight = Mutex<[BlockKey: Promise<[UInt8]>]>([:])
+
+  init(
+    client: any ObjectClient, blockSize: Int, partSize: Int, memory: MemoryBlockCache, disk: DiskBlockCache?,
+    fetchThreads: Int, waitLimit: Double, counters: ReadCounters, logger: Logger
+  ) {
+    self.client = client
+    self.source = client.identity
+    self.blockSize = blockSize
+    self.partBlocks = max(1, partSize / blockSize)
+    self.memory = memory
+    self.disk = disk
+    self.pool = WorkerPool(threads: fetchThreads)
+    self.waitLimit = waitLimit
+    self.counters = counters
+    self.logger = logger
+  }
+
+  func shutdown() { pool.shutdown() }
+
+  private func blockKey(_ object: ObjectVersion, _ index: UInt64) -> BlockKey {
+    BlockKey(source: source, key: object.key, etag: object.etag, index: index)
+  }
+
+  private func blockCount(_ object: ObjectVersion) -> UInt64 {
+    (object.size + UInt64(blockSize) - 1) / UInt64(blockSize)
+  }
+
+  private func blockRange(_ object: ObjectVersion, _ index: UInt64) -> Range<UInt64> {
+    let start = index * UInt64(blockSize)
+    return start..<min(start + UInt64(blockSize), object.size)
+  }
+
+  /// Reads `[offset, end)` of `object`, blocking until the bytes are there.
+  func read(_ object: ObjectVersion, offset: UInt64, end: UInt64) throws(FilesystemError) -> [UInt8] {
+    guard offset < end else { return [] }
+    let first = offset / UInt64(blockSize)
+    let last = (end - 1) / UInt64(blockSize)
+    var blocks: [UInt64: [UInt8]] = [:]
+    var missing: [UInt64] = []
+    for index in first...last {
+      if let bytes = memory.get(blockKey(object, index)) {
+        counters.memoryHits.add(1, ordering: .relaxed)
+        blocks[index] = bytes
+      } else {
+        missing.append(index)
+      }
+    }
+    if !missing.isEmpty {
+      // Claim what nobody fetches yet, fetch that here, then wait for the rest.
+      let (claimed, waiting) = claim(object, missing)
+      try fetch(object, claimed)
+      for index in missing {
+        if let bytes = memory.get(blockKey(object, index)) {
+          blocks[index] = bytes
+          continue
+        }
+        let promise = waiting[index] ?? inFlight.withLock { $0[blockKey(object, index)] }
+        if let promise {
+          blocks[index] = try promise.wait(seconds: waitLimit, what: "block \(index) of \(object.key)")
+        } else {
+          // Published and already evicted from memory: fetch it again.
+          let (again, _) = claim(object, [index])
+          try fetch(object, again)
+          guard let bytes = memory.get(blockKey(object, index)) else {
+            throw FilesystemError(errno: EIO, "block \(index) of \(object.key) was lost from the cache")
+          }
+          blocks[index] = bytes
+        }
+      }
+    }
+    var result = [UInt8]()
+    result.reserveCapacity(Int(end - offset))
+    for index in first...last {
+      let block = blocks[index]!
+      let blockStart = index * UInt64(blockSize)
+      let from = Int(max(offset, blockStart) - blockStart)
+      let to = Int(min(end, blockStart + UInt64(block.count)) - blockStart)
+      guard from <= to else { throw FilesystemError(errno: EIO, "block \(index) of \(object.key) is short") }
+      result.append(contentsOf: block[from..<to])
+    }
+    return result
+  }
+
+  /// Starts fetching `[offset, end)` in the background, in parts, skipping what is cached or in flight.
+  func prefetch(_ object: ObjectVersion, offset: UInt64, end: UInt64) {
+    guard offset < end else { return }
+    let first = offset / UInt64(blockSize)
+    let last = min((end - 1) / UInt64(blockSize), blockCount(object) - 1)
+    guard first <= last else { return }
+    let wanted = (first...last).filter { !memory.contains(blockKey(object, $0)) }
+    let (claimed, _) = claim(object, wanted)
+    var start = 0
+    while start < claimed.count {
+      let part = Array(claimed[start..<min(start + partBlocks, claimed.count)])
+      start += partBlocks
+      pool.submit { [self] in
+        counters.prefetchedBlocks.add(part.count, ordering: .relaxed)
+        do throws(FilesystemError) {
+          try fetch(object, part)
+        } catch {
+          // A reader that needs these blocks gets the error from its own promise.
+          logger.debug("readahead of \(object.key) failed: \(error.message)")
+        }
+      }
+    }
+  }
+
+  /// Registers promises for the blocks nobody is fetching; returns those (ours to fetch) and the
+  /// promises of the blocks others are fetching.
+  private func claim(_ object: ObjectVersion, _ indices: [UInt64]) -> ([UInt64], [UInt64: Promise<[UInt8]>]) {
+    inFlight.withLock { inFlight in
+      var claimed: [UInt64] = []
+      var waiting: [UInt64: Promise<[UInt8]>] = [:]
+      for index in indices {
+        let key = blockKey(object, index)
+        if let promise = inFlight[key] {
+          waiting[index] = promise
+        } else {
+          let promise = Promise<[UInt8]>()
+          inFlight[key] = promise
+          waiting[index] = promise
+          claimed.append(index)
+        }
+      }
+      return (claimed, waiting)
+    }
+  }
+
+  /// Fetches claimed blocks: from the disk cache where it has them, else in runs of consecutive
+  /// blocks from the store. Every claimed block's promise is fulfilled, with bytes or an error.
+  private func fetch(_ object: ObjectVersion, _ claimed: [UInt64]) throws(FilesystemError) {
+    var toFetch: [UInt64] = []
+    for index in claimed {
+      if let disk, let bytes = disk.get(blockKey(object, index)), bytes.count == blockRange(object, index).count {
+        counters.diskHits.add(1, ordering: .relaxed)
+        publish(object, index, bytes, toDisk: false)
+      } else {
+        toFetch.append(index)
+      }
+    }
+    var firstError: FilesystemError?
+    var runStart = 0
+    while runStart < toFetch.count {
+      var runEnd = runStart + 1
+      while runEnd < toFetch.count && toFetch[runEnd] == toFetch[runEnd - 1] + 1 { runEnd += 1 }
+      let run = Array(toFetch[runStart..<runEnd])
+      runStart = runEnd
+      do throws(FilesystemError) {
+        try fetchRun(object, run)
+      } catch {
+        firstError = firstError ?? error
+      }
+    }
+    if let firstError { throw firstError }
+  }
+
+  private func fetchRun(_ object: ObjectVersion, _ run: [UInt64]) throws(FilesystemError) {
+    let range = blockRange(object, run.first!).lowerBound..<blockRange(object, run.last!).upperBound
+    var next = run.first!
+    var buffer = [UInt8]()
+    buffer.reserveCapacity(blockSize)
+    do throws(ObjectStoreError) {
+      try client.get(key: object.key, range: range, ifMatch: object.etag) { bytes in
+        var remaining = bytes[...]
+        while !remaining.isEmpty {
+          let want = blockRange(object, next).count - buffer.count
+          let take = min(want, remaining.count)
+          buffer.append(contentsOf: remaining.prefix(take))
+          remaining = remaining.dropFirst(take)
+          if buffer.count == blockRange(object, next).count {
+            counters.fetchedBlocks.add(1, ordering: .relaxed)
+            publish(object, next, buffer, toDisk: true)
+            next += 1
+            buffer.removeAll(keepingCapacity: true)
+          }
+        }
+      }
+    } catch {
+      let failure = FilesystemError(error)
+      logger.error("read of \(source)/\(object.key) failed: \(error.message)")
+      fail(object, Array(next...run.last!), failure)
+      throw failure
+    }
+    if next <= run.last! {
+      let failure = FilesystemError(errno: EIO, "GET of \(object.key) ended before byte \(range.upperBound)")
+      logger.error("read of \(source)/\(object.key) failed: \(failure.message)")
+      fail(object, Array(next...run.last!), failure)
+      throw failure
+    }
+  }
+
+  private func publish(_ object: ObjectVersion, _ index: UInt64, _ bytes: [UInt8], toDisk: Bool) {
+    let key = blockKey(object, index)
+    memory.put(key, bytes)
+    if toDisk { disk?.put(key, bytes) }
+    let promise = inFlight.withLock { $0.removeValue(forKey: key) }
+    promise?.fulfil(.success(bytes))
+  }
+
+  private func fail(_ object: ObjectVersion, _ indices: [UInt64], _ error: FilesystemError) {
+    for index in indices {
+      let promise = inFlight.withLock { $0.removeValue(forKey: blockKey(object, index)) }
+      promise?.fulfil(.failure(error))
+    }
+  }
+}
+
+/// What the read path did, for `bklogfs stats` and tests.
+final class ReadCounters: Sendable {
+  let memoryHits = Atomic<Int>(0)
+  let diskHits = Atomic<Int>(0)
+  let fetchedBlocks = Atomic<Int>(0)
+  let prefetchedBlocks = Atomic<Int>(0)
+}

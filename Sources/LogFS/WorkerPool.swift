@@ -1,0 +1,72 @@
+import Dispatch
+import Glibc
+import Synchronization
+
+/// A fixed set of plain threads running submitted jobs in order. Fetches block on the network, so
+/// they run here rather than on Swift's cooperative pool or Dispatch's, which would grow without bound.
+final class WorkerPool: Sendable {
+  private struct Queue {
+    var jobs: [@Sendable () -> Void] = []
+    var head = 0
+    var stopped = false
+  }
+
+  private let queue = Mutex(Queue())
+  private let available = DispatchSemaphore(value: 0)
+  let threadCount: Int
+
+  init(threads: Int) {
+    threadCount = threads
+    for _ in 0..<threads { startThread { [self] in self.work() } }
+  }
+
+  func submit(_ job: @escaping @Sendable () -> Void) {
+    queue.withLock { $0.jobs.append(job) }
+    available.signal()
+  }
+
+  /// Lets the threads finish the jobs already queued, then end.
+  func shutdown() {
+    queue.withLock { $0.stopped = true }
+    for _ in 0..<threadCount { available.signal() }
+  }
+
+  private func work() {
+    while true {
+      available.wait()
+      let job: (@Sendable () -> Void)? = queue.withLock { queue in
+        guard queue.head < queue.jobs.count else { return nil }
+        let job = queue.jobs[queue.head]
+        queue.head += 1
+        if queue.head > 64 && queue.head * 2 > queue.jobs.count {
+          queue.jobs.removeFirst(queue.head)
+          queue.head = 0
+        }
+        return job
+      }
+      guard let job else {
+        if queue.withLock({ $0.stopped }) { return }
+        continue
+      }
+      job()
+    }
+  }
+}
+
+private final class ThreadBody {
+  let body: () -> Void
+  init(_ body: @escaping () -> Void) { self.body = body }
+}
+
+private func startThread(_ body: @escaping () -> Void) {
+  let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+  var thread = pthread_t()
+  let result = pthread_create(
+    &thread, nil,
+    { argument in
+      Unmanaged<ThreadBody>.fromOpaque(argument!).takeRetainedValue().body()
+      return nil
+    }, box)
+  precondition(result == 0, "pthread_create failed with \(result)")
+  pthread_detach(thread)
+}

@@ -1,0 +1,249 @@
+import BlockCache
+import Glibc
+import LogFS
+import Logging
+import ObjectStore
+import Testing
+
+/// A filesystem over an in-memory store, with small blocks so tests see many of them.
+struct Fixture {
+  let store: InMemoryObjectClient
+  let filesystem: LogFilesystem
+  static let blockSize = 4096
+
+  init(
+    store: InMemoryObjectClient = InMemoryObjectClient(), rootPrefix: String = "", disk: DiskBlockCache? = nil,
+    readahead: UInt64 = 0, directoryTTL: Double = 60
+  ) {
+    self.store = store
+    let configuration = FilesystemConfiguration(
+      rootPrefix: rootPrefix, blockSize: Self.blockSize, partSize: 4 * Self.blockSize,
+      initialReadahead: readahead, maxReadahead: readahead * 4, fetchThreads: 2, directoryTTL: directoryTTL,
+      waitLimit: 30)
+    filesystem = LogFilesystem(
+      client: store, configuration: configuration, memoryCache: MemoryBlockCache(maxBytes: 1 << 20),
+      diskCache: disk, logger: Logger(label: "test"))
+  }
+
+  func resolve(_ path: String) throws -> Attributes {
+    var attributes = try filesystem.attributes(of: LogFilesystem.rootInode)
+    for component in path.split(separator: "/") {
+      attributes = try filesystem.lookup(parent: attributes.inode, name: String(component))
+    }
+    return attributes
+  }
+
+  func names(_ path: String) throws -> [String] {
+    let inode = path.isEmpty ? LogFilesystem.rootInode : try resolve(path).inode
+    let handle = try filesystem.openDirectory(inode)
+    defer { filesystem.releaseDirectory(handle) }
+    return try filesystem.readDirectory(handle, from: 0).map(\.name)
+  }
+
+  func readAll(_ path: String, chunk: Int = 1000) throws -> [UInt8] {
+    let handle = try filesystem.openFile(try resolve(path).inode)
+    defer { filesystem.releaseFile(handle) }
+    var bytes: [UInt8] = []
+    while true {
+      let piece = try filesystem.read(handle, offset: UInt64(bytes.count), count: chunk)
+      if piece.isEmpty { return bytes }
+      bytes += piece
+    }
+  }
+}
+
+func pattern(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
+  (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed) &+ ($0 >> 8)) }
+}
+
+@Suite struct NamespaceTests {
+  @Test func treeMirrorsTheArchiveLayout() throws {
+    let fixture = Fixture()
+    fixture.store.put("org-1/pipe-1/build-1/job-1.log", "one")
+    fixture.store.put("org-1/pipe-1/build-1/job-2.log", "two!")
+    fixture.store.put("org-1/pipe-2/build-9/job-3.log", "three")
+    fixture.store.put("old-pipe/build-2/job-4.log", "legacy layout")
+    #expect(try fixture.names("") == [".", "..", "old-pipe", "org-1"])
+    #expect(try fixture.names("org-1/pipe-1/build-1") == [".", "..", "job-1.log", "job-2.log"])
+    let job = try fixture.resolve("org-1/pipe-1/build-1/job-2.log")
+    #expect(job.kind == .file)
+    #expect(job.size == 4)
+    #expect(try fixture.resolve("org-1/pipe-2").kind == .directory)
+  }
+
+  @Test func lookupWithoutAListingCostsOneListPerLevel() throws {
+    let fixture = Fixture()
+    for build in 0..<50 { fixture.store.put("org/pipe/build-\(build)/job.log", "x") }
+    _ = try fixture.resolve("org/pipe/build-42/job.log")
+    #expect(fixture.store.counters.snapshot.lists == 4)
+    #expect(throws: FilesystemError.self) { try fixture.resolve("org/pipe/build-420/job.log") }
+  }
+
+  @Test func inodesStayTheSameAcrossListings() throws {
+    let fixture = Fixture(directoryTTL: 0)
+    fixture.store.put("a/b.log", "b")
+    let first = try fixture.resolve("a/b.log").inode
+    _ = try fixture.names("a")
+    _ = try fixture.names("a")
+    #expect(try fixture.resolve("a/b.log").inode == first)
+  }
+
+  @Test func namesThatCannotBeFileNamesAreLeftOut() throws {
+    let fixture = Fixture()
+    fixture.store.put("ok/a.log", "a")
+    fixture.store.put("ok//double-slash.log", "x")
+    fixture.store.put("ok/../escape.log", "x")
+    fixture.store.put("ok/./dot.log", "x")
+    fixture.store.put("ok/" + String(repeating: "n", count: 300), "x")
+    fixture.store.put("ok/with space + plus %20 日本語.log", "x")
+    fixture.store.put("ok/new\nline.log", "x")
+    #expect(try fixture.names("ok") == [".", "..", "a.log", "new\nline.log", "with space + plus %20 日本語.log"])
+    #expect(throws: FilesystemError.self) { try fixture.resolve("ok/..") }
+  }
+
+  @Test func aDirectoryHidesAFileOfTheSameNameAndMarkersAreNotFiles() throws {
+    let fixture = Fixture()
+    fixture.store.put("x", "file")
+    fixture.store.put("x/inner.log", "inner")
+    fixture.store.put("marker/", "")
+    fixture.store.put("marker/in.log", "in")
+    #expect(try fixture.names("") == [".", "..", "marker", "x"])
+    #expect(try fixture.resolve("x").kind == .directory)
+    #expect(try fixture.names("marker") == [".", "..", "in.log"])
+  }
+
+  @Test func rootPrefixShowsOnlyItsKeys() throws {
+    let fixture = Fixture(rootPrefix: "logs/")
+    fixture.store.put("logs/a/b.log", "b")
+    fixture.store.put("other/c.log", "c")
+    #expect(try fixture.names("") == [".", "..", "a"])
+    #expect(try fixture.readAll("a/b.log") == Array("b".utf8))
+  }
+
+  @Test func manyPagesAreAllListed() throws {
+    let fixture = Fixture()
+    fixture.store.setPageSize(7)
+    for index in 0..<100 { fixture.store.put("d/\(index).log", "x") }
+    #expect(try fixture.names("d").count == 102)
+  }
+}
+
+@Suite struct ReadPathTests {
+  @Test func readsReturnTheObjectsBytesAtAnyOffset() throws {
+    let fixture = Fixture()
+    let bytes = pattern(50_000)
+    fixture.store.put("a.log", bytes)
+    #expect(try fixture.readAll("a.log") == bytes)
+    #expect(try fixture.readAll("a.log", chunk: 4096) == bytes)
+    let handle = try fixture.filesystem.openFile(try fixture.resolve("a.log").inode)
+    for (offset, count) in [(0, 1), (4095, 2), (12_000, 9000), (49_999, 10), (50_000, 10), (60_000, 1)] {
+      let expected = Array(bytes[min(offset, bytes.count)..<min(offset + count, bytes.count)])
+      #expect(try fixture.filesystem.read(handle, offset: UInt64(offset), count: count) == expected)
+    }
+  }
+
+  @Test func onlyTheBlocksReadAreFetched() throws {
+    let fixture = Fixture()
+    fixture.store.put("big.log", pattern(100 * Fixture.blockSize))
+    let handle = try fixture.filesystem.openFile(try fixture.resolve("big.log").inode)
+    let size = UInt64(100 * Fixture.blockSize)
+    _ = try fixture.filesystem.read(handle, offset: size - 100, count: 100)
+    #expect(fixture.store.counters.snapshot.gets == 1)
+    #expect(fixture.store.counters.snapshot.bytesFetched == Fixture.blockSize)
+  }
+
+  @Test func concurrentReadersOfOneBlockShareOneFetch() async throws {
+    let fixture = Fixture()
+    let bytes = pattern(Fixture.blockSize)
+    fixture.store.put("one.log", bytes)
+    let inode = try fixture.resolve("one.log").inode
+    try await withThrowingTaskGroup(of: [UInt8].self) { group in
+      for _ in 0..<16 {
+        group.addTask {
+          let handle = try fixture.filesystem.openFile(inode)
+          return try fixture.filesystem.read(handle, offset: 0, count: Fixture.blockSize)
+        }
+      }
+      for try await result in group { #expect(result == bytes) }
+    }
+    #expect(fixture.store.counters.snapshot.gets == 1)
+  }
+
+  @Test func sequentialReadsFetchAheadInParts() throws {
+    let fixture = Fixture(readahead: UInt64(2 * Fixture.blockSize))
+    let bytes = pattern(64 * Fixture.blockSize)
+    fixture.store.put("seq.log", bytes)
+    #expect(try fixture.readAll("seq.log", chunk: Fixture.blockSize) == bytes)
+    let gets = fixture.store.counters.snapshot.gets
+    // Parts of 4 blocks: far fewer GETs than blocks, and nothing fetched twice.
+    #expect(gets < 64)
+    #expect(fixture.store.counters.snapshot.bytesFetched == bytes.count)
+  }
+
+  @Test func theDiskCacheServesARemount() throws {
+    let directory = try temporaryDirectory()
+    defer { removeTree(directory) }
+    let store = InMemoryObjectClient()
+    let bytes = pattern(10 * Fixture.blockSize + 17)
+    store.put("c.log", bytes)
+    let logger = Logger(label: "test")
+    do {
+      let disk = try DiskBlockCache(
+        directory: directory, maxBytes: 1 << 24, blockSize: Fixture.blockSize, logger: logger)
+      #expect(try Fixture(store: store, disk: disk).readAll("c.log") == bytes)
+    }
+    let getsBefore = store.counters.snapshot.gets
+    let disk = try DiskBlockCache(directory: directory, maxBytes: 1 << 24, blockSize: Fixture.blockSize, logger: logger)
+    #expect(try Fixture(store: store, disk: disk).readAll("c.log") == bytes)
+    #expect(store.counters.snapshot.gets == getsBefore)
+  }
+
+  @Test func aReplacedObjectFailsWithESTALENotMixedBytes() throws {
+    let fixture = Fixture()
+    fixture.store.put("r.log", pattern(8 * Fixture.blockSize, seed: 1))
+    let handle = try fixture.filesystem.openFile(try fixture.resolve("r.log").inode)
+    _ = try fixture.filesystem.read(handle, offset: 0, count: Fixture.blockSize)
+    fixture.store.put("r.log", pattern(8 * Fixture.blockSize, seed: 2))
+    let error = #expect(throws: FilesystemError.self) {
+      try fixture.filesystem.read(handle, offset: UInt64(4 * Fixture.blockSize), count: 10)
+    }
+    #expect(error?.errno == ESTALE)
+  }
+
+  @Test func aFailedFetchIsRetriedByTheNextRead() throws {
+    let fixture = Fixture()
+    let bytes = pattern(3000)
+    fixture.store.put("f.log", bytes)
+    let handle = try fixture.filesystem.openFile(try fixture.resolve("f.log").inode)
+    fixture.store.failNextGets(1)
+    let error = #expect(throws: FilesystemError.self) { try fixture.filesystem.read(handle, offset: 0, count: 3000) }
+    #expect(error?.errno == EIO)
+    #expect(try fixture.filesystem.read(handle, offset: 0, count: 3000) == bytes)
+  }
+
+  @Test func statisticsAreJSON() throws {
+    let fixture = Fixture()
+    fixture.store.put("s.log", "stats")
+    _ = try fixture.readAll("s.log")
+    let json = fixture.filesystem.statisticsJSON()
+    #expect(json.contains("\"get\": 1"))
+    #expect(json.contains("\"misses\": 1"))
+  }
+}
+
+func temporaryDirectory() throws -> String {
+  var template = Array("/tmp/bklogfs-test-XXXXXX".utf8CString)
+  guard let made = mkdtemp(&template) else { throw FilesystemError(errno: errno, "mkdtemp failed") }
+  return String(cString: made)
+}
+
+func removeTree(_ path: String) {
+  var child: pid_t = 0
+  let words: [String] = ["rm", "-rf", path]
+  let arguments: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
+  defer { arguments.forEach { free($0) } }
+  if posix_spawnp(&child, "rm", nil, nil, arguments, environ) == 0 {
+    var status: Int32 = 0
+    waitpid(child, &status, 0)
+  }
+}

@@ -1,0 +1,65 @@
+import LogFS
+import Testing
+
+@Suite struct ReadaheadTests {
+  let mib: UInt64 = 1 << 20
+
+  @Test func sequentialReaderGetsAGrowingWindow() {
+    var state = ReadaheadState(initialWindow: mib, maxWindow: 8 * mib, fileSize: 1024 * mib)
+    var windows: [UInt64] = []
+    var offset: UInt64 = 0
+    for _ in 0..<8 {
+      let ahead = state.onRead(offset: offset, end: offset + 128 * 1024)
+      #expect(ahead != nil)
+      windows.append(state.window)
+      offset += 128 * 1024
+    }
+    #expect(windows == [mib, 2 * mib, 4 * mib, 8 * mib, 8 * mib, 8 * mib, 8 * mib, 8 * mib])
+    // Never asks twice for the same bytes.
+    #expect(state.requestedEnd == offset + 8 * mib)
+  }
+
+  @Test func prefetchRangesDoNotOverlap() {
+    var state = ReadaheadState(initialWindow: mib, maxWindow: 4 * mib, fileSize: 64 * mib)
+    var covered: UInt64 = 0
+    var offset: UInt64 = 0
+    while offset < 64 * mib {
+      if let ahead = state.onRead(offset: offset, end: offset + 256 * 1024) {
+        #expect(ahead.lowerBound >= covered)
+        covered = ahead.upperBound
+      }
+      offset += 256 * 1024
+    }
+    #expect(covered == 64 * mib)
+  }
+
+  @Test func aJumpResetsTheWindowAndFetchesNothingAhead() {
+    var state = ReadaheadState(initialWindow: mib, maxWindow: 8 * mib, fileSize: 1024 * mib)
+    _ = state.onRead(offset: 0, end: mib)
+    _ = state.onRead(offset: mib, end: 2 * mib)
+    #expect(state.window == 2 * mib)
+    #expect(state.onRead(offset: 900 * mib, end: 900 * mib + 4096) == nil)
+    #expect(state.window == 0)
+  }
+
+  @Test func tailOfALargeFileFetchesNothingAhead() {
+    let size = 1024 * mib
+    var state = ReadaheadState(initialWindow: mib, maxWindow: 8 * mib, fileSize: size)
+    #expect(state.onRead(offset: size - 65536, end: size) == nil)
+  }
+
+  @Test func slightlyOutOfOrderReadsStaySequential() {
+    var state = ReadaheadState(initialWindow: mib, maxWindow: 8 * mib, fileSize: 1024 * mib)
+    _ = state.onRead(offset: 0, end: 128 * 1024)
+    _ = state.onRead(offset: 256 * 1024, end: 384 * 1024)
+    _ = state.onRead(offset: 128 * 1024, end: 256 * 1024)
+    #expect(state.window >= 2 * mib)
+  }
+
+  @Test func windowStopsAtTheEndOfTheFile() {
+    var state = ReadaheadState(initialWindow: 4 * mib, maxWindow: 8 * mib, fileSize: 2 * mib)
+    let ahead = state.onRead(offset: 0, end: 4096)
+    #expect(ahead == 4096..<(2 * mib))
+    #expect(state.onRead(offset: 4096, end: 8192) == nil)
+  }
+}
