@@ -1,0 +1,186 @@
+public import ObjectStore
+
+/// Parses a ListObjectsV2 response body.
+///
+/// Keys, `Prefix`, `StartAfter`, `Delimiter` and `CommonPrefixes/Prefix` are percent-decoded
+/// ('+' as a space) when the response says `<EncodingType>url</EncodingType>`, which S3 does
+/// exactly when the request had `encoding-type=url` (`urlEncoded`). The response decides: a
+/// server that ignores the parameter sends raw keys and no `EncodingType`, and decoding those
+/// would corrupt keys holding '+' or '%'.
+///
+/// An `<Error>` body throws with its code and message; a missing `Key`, `Size` or `LastModified`,
+/// a size that is not a `UInt64`, or `IsTruncated` true with no `NextContinuationToken` is
+/// `.invalidResponse`. A missing `ETag` is taken as "".
+public func parseListObjectsV2(_ body: [UInt8], urlEncoded: Bool) throws(ObjectStoreError) -> ListPage {
+  let root = try XMLReader().parse(body)
+  if root.name == "Error" { throw S3ErrorBody(root).objectStoreError }
+  guard root.name == "ListBucketResult" else {
+    throw invalidListing("the root element is <\(root.name)>, not <ListBucketResult>")
+  }
+  let decode: Bool
+  switch try root.childText("EncodingType") {
+  case nil: decode = false
+  case "url": decode = true
+  case let other?: throw invalidListing("unknown EncodingType \(other)")
+  }
+  func value(_ text: String) throws(ObjectStoreError) -> String {
+    decode ? try formURLDecode(text) : text
+  }
+  // Checked even though the page does not carry them: a bad encoding here means a bad response.
+  for name in ["Prefix", "StartAfter", "Delimiter"] {
+    if let text = try root.childText(name) { _ = try value(text) }
+  }
+
+  var objects: [ObjectInfo] = []
+  for contents in root.children(named: "Contents") {
+    guard let rawKey = try contents.childText("Key") else { throw invalidListing("a <Contents> without <Key>") }
+    let key = try value(rawKey)
+    guard let sizeText = try contents.childText("Size") else {
+      throw invalidListing("no <Size> for key \(key)")
+    }
+    guard let size = parseUInt64(sizeText) else { throw invalidListing("size \(sizeText) of key \(key)") }
+    guard let modifiedText = try contents.childText("LastModified") else {
+      throw invalidListing("no <LastModified> for key \(key)")
+    }
+    guard let modified = parseISO8601(modifiedText) else {
+      throw invalidListing("LastModified \(modifiedText) of key \(key)")
+    }
+    let etag = try contents.childText("ETag") ?? ""
+    objects.append(
+      ObjectInfo(
+        key: key, size: size, lastModified: Timestamp(seconds: modified.seconds, nanoseconds: modified.nanoseconds),
+        etag: etag))
+  }
+
+  var commonPrefixes: [String] = []
+  for group in root.children(named: "CommonPrefixes") {
+    guard let prefix = try group.childText("Prefix") else {
+      throw invalidListing("a <CommonPrefixes> without <Prefix>")
+    }
+    commonPrefixes.append(try value(prefix))
+  }
+
+  let truncated: Bool
+  switch try root.childText("IsTruncated") {
+  case nil, "false": truncated = false
+  case "true": truncated = true
+  case let other?: throw invalidListing("IsTruncated is \(other)")
+  }
+  var token: String?
+  if truncated {
+    guard let next = try root.childText("NextContinuationToken"), !next.isEmpty else {
+      throw invalidListing("IsTruncated is true but there is no NextContinuationToken")
+    }
+    token = next
+  }
+  return ListPage(objects: objects, commonPrefixes: commonPrefixes, nextContinuationToken: token)
+}
+
+private func invalidListing(_ message: String) -> ObjectStoreError {
+  ObjectStoreError(.invalidResponse, "S3 sent an invalid listing: \(message)")
+}
+
+private func parseUInt64(_ text: String) -> UInt64? {
+  guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+  return UInt64(text)
+}
+
+/// S3's `encoding-type=url` decoding: `%XX` to the byte, '+' to a space; the result must be UTF-8.
+public func formURLDecode(_ text: String) throws(ObjectStoreError) -> String {
+  let bytes = Array(text.utf8)
+  var out: [UInt8] = []
+  out.reserveCapacity(bytes.count)
+  var index = 0
+  func hexValue(_ byte: UInt8) -> UInt8? {
+    switch byte {
+    case 0x30...0x39: byte - 0x30
+    case 0x41...0x46: byte - 0x41 + 10
+    case 0x61...0x66: byte - 0x61 + 10
+    default: nil
+    }
+  }
+  while index < bytes.count {
+    switch bytes[index] {
+    case 0x25:
+      guard index + 2 < bytes.count, let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) else {
+        throw invalidListing("a bad percent-escape in a url-encoded value")
+      }
+      out.append(high << 4 | low)
+      index += 3
+    case 0x2B:
+      out.append(0x20)
+      index += 1
+    default:
+      out.append(bytes[index])
+      index += 1
+    }
+  }
+  guard let decoded = String(validating: out, as: UTF8.self) else {
+    throw invalidListing("a url-encoded value that is not UTF-8 once decoded")
+  }
+  return decoded
+}
+
+/// An S3 `<Error>` body.
+public struct S3ErrorBody: Sendable, Hashable {
+  /// "NoSuchBucket", "AccessDenied", "PermanentRedirect", …; "" when the body had none.
+  public var code: String
+  public var message: String
+  /// The bucket's region, from `AuthorizationHeaderMalformed` and the like.
+  public var region: String?
+  /// From `<BucketName>` or `<Bucket>`.
+  public var bucketName: String?
+  /// The endpoint to use instead, from `PermanentRedirect`/`TemporaryRedirect`.
+  public var endpoint: String?
+  public var requestID: String?
+
+  public init(
+    code: String, message: String, region: String? = nil, bucketName: String? = nil, endpoint: String? = nil,
+    requestID: String? = nil
+  ) {
+    self.code = code
+    self.message = message
+    self.region = region
+    self.bucketName = bucketName
+    self.endpoint = endpoint
+    self.requestID = requestID
+  }
+
+  init(_ element: XMLElement) {
+    func text(_ name: String) -> String? { (try? element.childText(name)) ?? nil }
+    self.init(
+      code: text("Code") ?? "", message: text("Message") ?? "", region: text("Region"),
+      bucketName: text("BucketName") ?? text("Bucket"), endpoint: text("Endpoint"), requestID: text("RequestId"))
+  }
+
+  /// The error for the filesystem: the kind from the code, a message naming code and S3's message
+  /// (never the string to sign or key id S3 echoes in `SignatureDoesNotMatch`).
+  public var objectStoreError: ObjectStoreError {
+    let kind: ObjectStoreError.Kind =
+      switch code {
+      case "NoSuchKey": .notFound
+      case "NoSuchBucket": .noSuchBucket
+      case "PreconditionFailed": .preconditionFailed
+      case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
+        "TokenRefreshRequired", "AllAccessDisabled", "AccountProblem", "InvalidObjectState":
+        .accessDenied
+      case "SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout": .serverError
+      case "InvalidRange", "InvalidArgument", "InvalidRequest": .invalidRequest
+      default: .invalidResponse
+      }
+    var text = "S3 error \(code.isEmpty ? "(no code)" : code)"
+    if !message.isEmpty { text += ": \(message)" }
+    var details: [String] = []
+    if let bucketName { details.append("bucket \(bucketName)") }
+    if let region { details.append("region \(region)") }
+    if let endpoint { details.append("endpoint \(endpoint)") }
+    if !details.isEmpty { text += " (\(details.joined(separator: ", ")))" }
+    return ObjectStoreError(kind, text)
+  }
+}
+
+/// Parses an S3 `<Error>` body; nil when the body is not one (not XML, or another root).
+public func parseS3Error(_ body: [UInt8]) -> S3ErrorBody? {
+  guard let root = try? XMLReader().parse(body), root.name == "Error" else { return nil }
+  return S3ErrorBody(root)
+}
