@@ -91,7 +91,7 @@ public final class S3ObjectClient: ObjectClient {
           onResponse: { head in
             guard (200..<300).contains(head.status) else { return true }
             if let mismatch = rangeMismatch(head, first: first, last: last) {
-              problem = ObjectStoreError(.invalidResponse, mismatch)
+              problem = mismatch
               return false
             }
             if firstETag == nil { firstETag = head.headers["etag"] }
@@ -113,7 +113,8 @@ public final class S3ObjectClient: ObjectClient {
             return true
           })
       } catch {
-        if let problem { throw .retry(problem) }
+        // A range past the end of the object is the caller's mistake; anything else may be transient.
+        if let problem { throw problem.kind == .invalidRequest ? .fail(problem) : .retry(problem) }
         throw transportOutcome(error)
       }
       guard streaming else { throw classify(response, body: errorBody) }
@@ -382,18 +383,28 @@ public final class S3ObjectClient: ObjectClient {
   private func display(_ key: String) -> String { "s3://\(configuration.bucket)/\(key)" }
 }
 
-/// Why a 2xx answer to `Range: bytes=first-last` is not that range; nil when it is.
-private func rangeMismatch(_ response: HTTPResponse, first: UInt64, last: UInt64) -> String? {
+/// Why a 2xx answer to `Range: bytes=first-last` is not that range; nil when it is. `.invalidRequest`
+/// when the object ends before `last` (the caller asked past the end), `.invalidResponse` otherwise.
+private func rangeMismatch(_ response: HTTPResponse, first: UInt64, last: UInt64) -> ObjectStoreError? {
   let expectedLength = last - first + 1
+  func pastEnd(_ size: UInt64) -> ObjectStoreError {
+    ObjectStoreError(.invalidRequest, "bytes \(first)-\(last) run past the end of the object (\(size) bytes)")
+  }
   if response.status == 206 {
-    guard let contentRange = response.headers["content-range"] else { return "a 206 answer has no Content-Range" }
+    guard let contentRange = response.headers["content-range"] else {
+      return ObjectStoreError(.invalidResponse, "a 206 answer has no Content-Range")
+    }
     // "bytes a-b/total" (total may be "*").
     let parts = contentRange.split(whereSeparator: { $0 == " " || $0 == "-" || $0 == "/" })
-    guard parts.count == 4, parts[0] == "bytes", UInt64(parts[1]) == first, UInt64(parts[2]) == last else {
-      return "asked for bytes \(first)-\(last), got Content-Range \(contentRange)"
+    guard parts.count == 4, parts[0] == "bytes", UInt64(parts[1]) == first, let answeredLast = UInt64(parts[2]) else {
+      return ObjectStoreError(.invalidResponse, "asked for bytes \(first)-\(last), got Content-Range \(contentRange)")
+    }
+    if answeredLast < last, let total = UInt64(parts[3]), total == answeredLast + 1 { return pastEnd(total) }
+    guard answeredLast == last else {
+      return ObjectStoreError(.invalidResponse, "asked for bytes \(first)-\(last), got Content-Range \(contentRange)")
     }
     if let length = response.headers["content-length"].flatMap({ UInt64($0) }), length != expectedLength {
-      return "asked for \(expectedLength) bytes, got Content-Length \(length)"
+      return ObjectStoreError(.invalidResponse, "asked for \(expectedLength) bytes, got Content-Length \(length)")
     }
     return nil
   }
@@ -401,9 +412,12 @@ private func rangeMismatch(_ response: HTTPResponse, first: UInt64, last: UInt64
     // The whole object: acceptable when that is exactly the range asked for.
     let length = response.headers["content-length"].flatMap { UInt64($0) }
     if first == 0 && length == expectedLength { return nil }
-    return "asked for bytes \(first)-\(last), got the whole object (\(length.map(String.init) ?? "unknown") bytes)"
+    if first == 0, let length, length < expectedLength { return pastEnd(length) }
+    return ObjectStoreError(
+      .invalidResponse,
+      "asked for bytes \(first)-\(last), got the whole object (\(length.map(String.init) ?? "unknown") bytes)")
   }
-  return "asked for bytes \(first)-\(last), got HTTP \(response.status)"
+  return ObjectStoreError(.invalidResponse, "asked for bytes \(first)-\(last), got HTTP \(response.status)")
 }
 
 private let emptyPayloadSHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

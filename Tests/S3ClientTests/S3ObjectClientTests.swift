@@ -111,13 +111,18 @@ import Testing
       try s3.getBytes(key: "big.log", range: 400_000..<400_010)
     }
     #expect(pastEnd?.kind == .invalidRequest)
+    let straddling = #expect(throws: ObjectStoreError.self) {
+      try s3.getBytes(key: "big.log", range: 299_990..<300_010)
+    }
+    #expect(straddling?.kind == .invalidRequest)
+    #expect(straddling?.message.contains("300000 bytes") == true)
 
     let snapshot = s3.counters.snapshot
     #expect(snapshot.heads == 1)
-    #expect(snapshot.gets == 7)
+    #expect(snapshot.gets == 8)
     #expect(snapshot.bytesFetched == 199_000 + 300_000 + 1 + 1)
     #expect(snapshot.retries == 0)
-    #expect(snapshot.failures == 2)
+    #expect(snapshot.failures == 3)
   }
 
   @Test func missingBucketAndKey() throws {
