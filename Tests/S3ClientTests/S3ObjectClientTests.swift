@@ -234,6 +234,51 @@ import Testing
     #expect(s3.counters.snapshot.retries == 1)
   }
 
+  @Test func virtualHostedAddressing() throws {
+    guard let moto = Moto.require() else { return }
+    let bucket = uniqueBucket("vhost")
+    let seed = Seeder(endpoint: moto.endpoint)
+    try seed.createBucket(bucket)
+    try seed.putObject(bucket, "d/a b.log", pattern(1000))
+    // libcurl resolves *.localhost to loopback, and moto takes the bucket from the Host header.
+    let s3 = try S3ObjectClient(
+      configuration: S3Configuration(
+        bucket: bucket, endpoint: "http://localhost:\(moto.port)", forcePathStyle: false, credentials: testCredentials))
+    #expect(try s3.listAll(prefix: "d/", delimiter: "/").objects.map(\.key) == ["d/a b.log"])
+    #expect(try s3.getBytes(key: "d/a b.log", range: 10..<20) == Array(pattern(1000)[10..<20]))
+  }
+
+  @Test func errorsHoldNoSecrets() throws {
+    guard let moto = Moto.require() else { return }
+    let secret = AWSCredentials(
+      accessKeyID: "AKIDSECRETID", secretAccessKey: "SECRETKEYVALUE", sessionToken: "SECRETTOKENVALUE")
+    let bucket = uniqueBucket("secret")
+    try Seeder(endpoint: moto.endpoint).createBucket(bucket)
+    let present = try client(bucket, endpoint: moto.endpoint, credentials: secret)
+    let absent = try client(uniqueBucket("gone"), endpoint: moto.endpoint, credentials: secret)
+    let closed = try client(
+      bucket, endpoint: "http://127.0.0.1:\(try freeLoopbackPort())", maxAttempts: 1, credentials: secret)
+    var messages: [String] = []
+    for call in [
+      { _ = try present.head(key: "missing") }, { _ = try present.getBytes(key: "missing", range: 0..<1) },
+      { _ = try absent.listPage(ListRequest(prefix: "")) }, { try absent.checkBucket() },
+      { _ = try closed.head(key: "x") },
+    ] as [() throws -> Void] {
+      do {
+        try call()
+        Issue.record("expected an error")
+      } catch {
+        messages.append("\(error)")
+      }
+    }
+    #expect(messages.count == 5)
+    for message in messages {
+      #expect(
+        !message.contains("SECRET") && !message.contains("Signature=") && !message.contains("Credential="), "\(message)"
+      )
+    }
+  }
+
   @Test func configurationChecks() throws {
     #expect(throws: ObjectStoreError.self) {
       try S3ObjectClient(configuration: S3Configuration(bucket: "b", endpoint: "ftp://x"))
