@@ -1,0 +1,442 @@
+import Glibc
+public import HTTPTransport
+public import Logging
+public import ObjectStore
+import Synchronization
+
+/// An S3 bucket (or an S3-compatible endpoint) as an `ObjectClient`: ListObjectsV2, HEAD and ranged
+/// GET, signed with SigV4 (or unsigned), retried with backoff and full jitter, following the bucket
+/// to its region. Calls block the calling thread and are safe from any number of threads.
+public final class S3ObjectClient: ObjectClient {
+  public let configuration: S3Configuration
+  public let identity: String
+  public var isRemote: Bool { true }
+  public let counters = RequestCounters()
+  private let http: HTTPClient
+  private let logger: Logger
+  private let endpointURL: HTTPURL?
+  private let currentRegion: Mutex<String>
+
+  /// Throws `.invalidRequest` when the endpoint is not an `http(s)://host[:port][/path]` URL.
+  public init(
+    configuration: S3Configuration, httpClient: HTTPClient? = nil, logger: Logger = Logger(label: "bklogfs.s3")
+  ) throws(ObjectStoreError) {
+    if let endpoint = configuration.endpoint {
+      guard let url = HTTPURL(endpoint) else {
+        throw ObjectStoreError(.invalidRequest, "the S3 endpoint \(endpoint) is not an http:// or https:// URL")
+      }
+      endpointURL = url
+    } else {
+      endpointURL = nil
+    }
+    guard !configuration.bucket.isEmpty, !configuration.bucket.contains("/") else {
+      throw ObjectStoreError(.invalidRequest, "\"\(configuration.bucket)\" is not a bucket name")
+    }
+    self.configuration = configuration
+    identity = "s3://\(configuration.bucket)"
+    http = httpClient ?? HTTPClient(timeouts: configuration.timeouts)
+    self.logger = logger
+    currentRegion = Mutex(configuration.region)
+  }
+
+  /// The region requests are signed for and sent to: the configured one until S3 names another.
+  public var region: String { currentRegion.withLock { $0 } }
+
+  // MARK: - ObjectClient
+
+  public func listPage(_ request: ListRequest) throws(ObjectStoreError) -> ListPage {
+    counters.lists.add(1, ordering: .relaxed)
+    return try list(request, policy: RetryPolicy(maxAttempts: configuration.maxAttempts))
+  }
+
+  public func head(key: String) throws(ObjectStoreError) -> ObjectInfo {
+    counters.heads.add(1, ordering: .relaxed)
+    let policy = RetryPolicy(maxAttempts: configuration.maxAttempts)
+    return try withRetries("HEAD \(display(key))", policy) { () throws(Outcome) -> ObjectInfo in
+      let (response, _) = try exchange(method: "HEAD", key: key, query: [], headers: [], collectLimit: 0)
+      guard (200..<300).contains(response.status) else { throw classify(response, body: []) }
+      guard let length = response.headers["content-length"].flatMap({ UInt64($0) }) else {
+        throw .retry(ObjectStoreError(.invalidResponse, "the response has no Content-Length"))
+      }
+      let modified = response.headers["last-modified"].flatMap(parseHTTPDate) ?? Timestamp(seconds: 0)
+      return ObjectInfo(key: key, size: length, lastModified: modified, etag: response.headers["etag"] ?? "")
+    }
+  }
+
+  public func get(
+    key: String, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
+  ) throws(ObjectStoreError) {
+    counters.gets.add(1, ordering: .relaxed)
+    guard !range.isEmpty else { return }
+    var delivered: UInt64 = 0
+    // The ETag of the first answer: a resumed transfer must read the same object version.
+    var firstETag: String?
+    let policy = RetryPolicy(maxAttempts: configuration.maxAttempts)
+    try withRetries("GET \(display(key)) bytes \(range.lowerBound)-\(range.upperBound - 1)", policy) {
+      () throws(Outcome) in
+      let first = range.lowerBound + delivered
+      let last = range.upperBound - 1
+      var headers = [(name: "Range", value: "bytes=\(first)-\(last)")]
+      if let condition = ifMatch ?? (delivered > 0 ? firstETag : nil) {
+        headers.append((name: "If-Match", value: condition))
+      }
+      var streaming = false
+      var problem: ObjectStoreError?
+      var errorBody = [UInt8]()
+      let address = address(key: key, query: [], region: region)
+      let response: HTTPResponse
+      do throws(HTTPError) {
+        response = try http.perform(
+          HTTPRequest(method: "GET", url: address.url, headers: signedHeaders("GET", address, headers)),
+          onResponse: { head in
+            guard (200..<300).contains(head.status) else { return true }
+            if let mismatch = rangeMismatch(head, first: first, last: last) {
+              problem = mismatch
+              return false
+            }
+            if firstETag == nil { firstETag = head.headers["etag"] }
+            streaming = true
+            return true
+          },
+          onBody: { chunk in
+            guard streaming else {
+              if errorBody.count < 64 << 10 { errorBody.append(contentsOf: chunk) }
+              return true
+            }
+            guard UInt64(chunk.count) <= UInt64(range.count) - delivered else {
+              problem = ObjectStoreError(.invalidResponse, "the body is longer than the \(range.count) bytes asked for")
+              return false
+            }
+            body(chunk)
+            delivered += UInt64(chunk.count)
+            counters.bytesFetched.add(chunk.count, ordering: .relaxed)
+            return true
+          })
+      } catch {
+        // A range past the end of the object is the caller's mistake; anything else may be transient.
+        if let problem { throw problem.kind == .invalidRequest ? .fail(problem) : .retry(problem) }
+        throw transportOutcome(error)
+      }
+      guard streaming else { throw classify(response, body: errorBody) }
+      noteRegion(response)
+      if delivered < UInt64(range.count) {
+        throw .retry(ObjectStoreError(.unreachable, "the body ended after \(delivered) of \(range.count) bytes"))
+      }
+    }
+  }
+
+  // MARK: - Mount-time check
+
+  /// One ListObjectsV2 (max-keys 1) under the prefix, with a short retry budget (2 attempts, about
+  /// 10 s), so that a missing bucket, refused credentials or an unreachable endpoint fail fast with
+  /// one clear sentence.
+  public func checkBucket() throws(ObjectStoreError) {
+    counters.lists.add(1, ordering: .relaxed)
+    let quick = HTTPTimeouts(
+      connect: min(configuration.timeouts.connect, 3), stall: min(configuration.timeouts.stall, 5),
+      total: min(configuration.timeouts.total, 8))
+    let request = ListRequest(prefix: configuration.prefix, delimiter: "/", maxKeys: 1)
+    _ = try list(request, policy: RetryPolicy(maxAttempts: 2, budgetSeconds: 10, timeouts: quick))
+  }
+
+  // MARK: - Listing
+
+  private func list(_ request: ListRequest, policy: RetryPolicy) throws(ObjectStoreError) -> ListPage {
+    var query: [(String, String)] = [("list-type", "2"), ("prefix", request.prefix), ("encoding-type", "url")]
+    if let delimiter = request.delimiter, !delimiter.isEmpty { query.append(("delimiter", delimiter)) }
+    if let token = request.continuationToken { query.append(("continuation-token", token)) }
+    if let startAfter = request.startAfter { query.append(("start-after", startAfter)) }
+    if let maxKeys = request.maxKeys { query.append(("max-keys", String(maxKeys))) }
+    let what = "LIST s3://\(configuration.bucket)/\(request.prefix)"
+    return try withRetries(what, policy) { () throws(Outcome) -> ListPage in
+      let (response, body) = try exchange(
+        method: "GET", key: nil, query: query, headers: [], collectLimit: configuration.maxListBodyBytes,
+        timeouts: policy.timeouts)
+      guard response.status == 200 else { throw classify(response, body: body) }
+      noteRegion(response)
+      do throws(ObjectStoreError) {
+        return try parseListObjectsV2(body, urlEncoded: true)
+      } catch {
+        // A cut or garbled body: worth another attempt.
+        throw error.kind == .invalidResponse ? .retry(error) : .fail(error)
+      }
+    }
+  }
+
+  // MARK: - Requests
+
+  private struct Address {
+    var url: String
+    var host: String
+    /// Encoded once, as sent and signed.
+    var path: String
+    /// Encoded, sorted, as sent and signed; "" for none.
+    var query: String
+  }
+
+  private var pathStyle: Bool {
+    configuration.forcePathStyle || (endpointURL == nil && configuration.bucket.contains("."))
+  }
+
+  private func address(key: String?, query: [(String, String)], region: String) -> Address {
+    let scheme: String
+    let host: String
+    var path: String
+    if let endpointURL {
+      scheme = endpointURL.scheme
+      host = pathStyle ? endpointURL.hostHeader : "\(configuration.bucket).\(endpointURL.hostHeader)"
+      path = endpointURL.path
+      while path.hasSuffix("/") { path.removeLast() }
+    } else {
+      scheme = "https"
+      host = pathStyle ? "s3.\(region).amazonaws.com" : "\(configuration.bucket).s3.\(region).amazonaws.com"
+      path = ""
+    }
+    if pathStyle { path += "/" + awsURIEncode(configuration.bucket, encodeSlash: true) }
+    if let key {
+      path += "/" + awsURIEncode(key, encodeSlash: false)
+    } else if path.isEmpty {
+      path = "/"
+    }
+    var pieces: [(name: String, value: String)] = query.map { pair in
+      (name: awsURIEncode(pair.0, encodeSlash: true), value: awsURIEncode(pair.1, encodeSlash: true))
+    }
+    pieces.sort { lhs, rhs in lhs.name == rhs.name ? lhs.value < rhs.value : lhs.name < rhs.name }
+    let encodedQuery = pieces.map { piece in piece.name + "=" + piece.value }.joined(separator: "&")
+    let url = "\(scheme)://\(host)\(path)" + (encodedQuery.isEmpty ? "" : "?\(encodedQuery)")
+    return Address(url: url, host: host, path: path, query: encodedQuery)
+  }
+
+  /// The headers to send: Host, the signature's (when signing), then `extra` (not signed).
+  private func signedHeaders(
+    _ method: String, _ address: Address, _ extra: [(name: String, value: String)]
+  ) -> [(name: String, value: String)] {
+    let host = [(name: "Host", value: address.host)]
+    guard let credentials = configuration.credentials else { return host + extra }
+    let signer = SigV4Signer(credentials: credentials, region: region, service: "s3")
+    let request = SignableRequest(
+      method: method, path: address.path, query: address.query, headers: [(name: "host", value: address.host)],
+      payloadSHA256: emptyPayloadSHA256)
+    return host + signer.signatureHeaders(for: request, epochSeconds: epochSeconds(), addContentSHA256: true) + extra
+  }
+
+  /// One request whose body (error or listing) is collected, up to `collectLimit` bytes.
+  private func exchange(
+    method: String, key: String?, query: [(String, String)], headers: [(name: String, value: String)],
+    collectLimit: Int, timeouts: HTTPTimeouts? = nil
+  ) throws(Outcome) -> (HTTPResponse, [UInt8]) {
+    let address = address(key: key, query: query, region: region)
+    var body = [UInt8]()
+    var errorBody = false
+    do throws(HTTPError) {
+      let response = try http.perform(
+        HTTPRequest(
+          method: method, url: address.url, headers: signedHeaders(method, address, headers),
+          maxBodyBytes: max(collectLimit, 64 << 10), timeouts: timeouts),
+        onResponse: { head in
+          errorBody = !(200..<300).contains(head.status)
+          return true
+        },
+        onBody: { chunk in
+          if errorBody && body.count >= 64 << 10 { return true }
+          body.append(contentsOf: chunk)
+          return true
+        })
+      return (response, body)
+    } catch {
+      if error.kind == .tooLarge {
+        throw .fail(ObjectStoreError(.invalidResponse, "the response is larger than \(collectLimit) bytes"))
+      }
+      throw transportOutcome(error)
+    }
+  }
+
+  // MARK: - Outcomes and retries
+
+  /// How one attempt ended, when it did not succeed.
+  private enum Outcome: Error {
+    /// Final: no retry helps.
+    case fail(ObjectStoreError)
+    /// Transient: retry after a backoff.
+    case retry(ObjectStoreError)
+    /// The bucket lives in another region: switch and retry once.
+    case redirect(region: String, ObjectStoreError)
+  }
+
+  private struct RetryPolicy {
+    var maxAttempts: Int
+    var budgetSeconds: Double?
+    var timeouts: HTTPTimeouts?
+  }
+
+  private func withRetries<T>(
+    _ what: String, _ policy: RetryPolicy, _ attempt: () throws(Outcome) -> T
+  ) throws(ObjectStoreError) -> T {
+    let deadline = policy.budgetSeconds.map { monotonicSeconds() + $0 }
+    var attempts = 0
+    var redirected = false
+    while true {
+      attempts += 1
+      let final: ObjectStoreError
+      do {
+        return try attempt()
+      } catch {
+        switch error {
+        case .fail(let failure):
+          final = failure
+        case .redirect(let newRegion, let failure):
+          if redirected {
+            final = failure
+            break
+          }
+          redirected = true
+          let old = currentRegion.withLock { region in
+            defer { region = newRegion }
+            return region
+          }
+          logger.notice(
+            "s3://\(configuration.bucket) is in region \(newRegion), not \(old): using \(newRegion) from now on")
+          counters.retries.add(1, ordering: .relaxed)
+          attempts -= 1
+          continue
+        case .retry(let failure):
+          let ceiling = configuration.retryBaseDelay * Double(1 << min(attempts - 1, 30))
+          let delay = Double.random(in: 0...max(0, min(configuration.retryMaxDelay, ceiling)))
+          let inBudget = deadline.map { monotonicSeconds() + delay < $0 } ?? true
+          if attempts < policy.maxAttempts && inBudget {
+            counters.retries.add(1, ordering: .relaxed)
+            logger.debug("\(what): \(failure.message); retry \(attempts) in \(Int(delay * 1000)) ms")
+            sleepSeconds(delay)
+            continue
+          }
+          final = failure
+        }
+      }
+      counters.failures.add(1, ordering: .relaxed)
+      let suffix = attempts > 1 ? " after \(attempts) attempts" : ""
+      throw ObjectStoreError(final.kind, "\(what) failed: \(final.message)\(suffix)")
+    }
+  }
+
+  /// What a non-2xx answer means.
+  private func classify(_ response: HTTPResponse, body: [UInt8]) -> Outcome {
+    let status = response.status
+    let s3 = parseS3Error(body)
+    let code = s3?.code ?? ""
+    var reason = code.isEmpty ? "HTTP \(status)" : "\(code) (\(status))"
+    if let message = s3?.message, !message.isEmpty { reason += ": \(message)" }
+    let current = region
+    let hinted = response.headers["x-amz-bucket-region"] ?? s3?.region
+    if let hinted, !hinted.isEmpty, hinted != current {
+      return .redirect(
+        region: hinted, ObjectStoreError(.invalidResponse, "\(reason) (the bucket is in region \(hinted))"))
+    }
+    switch status {
+    case 301, 307, 308:
+      let endpoint = s3?.endpoint.map { ", use endpoint \($0)" } ?? ""
+      return .fail(ObjectStoreError(.invalidResponse, "\(reason): the bucket is elsewhere\(endpoint)"))
+    case 404:
+      return .fail(ObjectStoreError(code == "NoSuchBucket" ? .noSuchBucket : .notFound, reason))
+    case 403:
+      return .fail(ObjectStoreError(.accessDenied, reason))
+    case 412:
+      return .fail(ObjectStoreError(.preconditionFailed, reason))
+    case 416:
+      return .fail(ObjectStoreError(.invalidRequest, reason))
+    case 429, 500...599:
+      return .retry(ObjectStoreError(code == "RequestTimeout" ? .timedOut : .serverError, reason))
+    default:
+      switch code {
+      case "RequestTimeout": return .retry(ObjectStoreError(.timedOut, reason))
+      case "SlowDown", "InternalError", "ServiceUnavailable", "OperationAborted":
+        return .retry(ObjectStoreError(.serverError, reason))
+      default: return .fail(ObjectStoreError(s3?.objectStoreError.kind ?? .invalidResponse, reason))
+      }
+    }
+  }
+
+  private func transportOutcome(_ error: HTTPError) -> Outcome {
+    let origin = endpointURL?.origin ?? "S3"
+    let reason = "\(error.detail) (\(origin))"
+    switch error.kind {
+    case .connect, .resolve, .transfer: return .retry(ObjectStoreError(.unreachable, reason))
+    case .timeout: return .retry(ObjectStoreError(.timedOut, reason))
+    case .tls: return .fail(ObjectStoreError(.unreachable, reason))
+    case .tooLarge, .aborted: return .retry(ObjectStoreError(.invalidResponse, reason))
+    case .invalidRequest: return .fail(ObjectStoreError(.invalidRequest, reason))
+    }
+  }
+
+  /// A successful answer may still say the bucket is elsewhere: follow it for later requests.
+  private func noteRegion(_ response: HTTPResponse) {
+    guard let hinted = response.headers["x-amz-bucket-region"], !hinted.isEmpty else { return }
+    let old = currentRegion.withLock { region -> String? in
+      guard region != hinted else { return nil }
+      defer { region = hinted }
+      return region
+    }
+    if let old {
+      logger.notice("s3://\(configuration.bucket) is in region \(hinted), not \(old): using \(hinted) from now on")
+    }
+  }
+
+  private func display(_ key: String) -> String { "s3://\(configuration.bucket)/\(key)" }
+}
+
+/// Why a 2xx answer to `Range: bytes=first-last` is not that range; nil when it is. `.invalidRequest`
+/// when the object ends before `last` (the caller asked past the end), `.invalidResponse` otherwise.
+private func rangeMismatch(_ response: HTTPResponse, first: UInt64, last: UInt64) -> ObjectStoreError? {
+  let expectedLength = last - first + 1
+  func pastEnd(_ size: UInt64) -> ObjectStoreError {
+    ObjectStoreError(.invalidRequest, "bytes \(first)-\(last) run past the end of the object (\(size) bytes)")
+  }
+  if response.status == 206 {
+    guard let contentRange = response.headers["content-range"] else {
+      return ObjectStoreError(.invalidResponse, "a 206 answer has no Content-Range")
+    }
+    // "bytes a-b/total" (total may be "*").
+    let parts = contentRange.split(whereSeparator: { $0 == " " || $0 == "-" || $0 == "/" })
+    guard parts.count == 4, parts[0] == "bytes", UInt64(parts[1]) == first, let answeredLast = UInt64(parts[2]) else {
+      return ObjectStoreError(.invalidResponse, "asked for bytes \(first)-\(last), got Content-Range \(contentRange)")
+    }
+    if answeredLast < last, let total = UInt64(parts[3]), total == answeredLast + 1 { return pastEnd(total) }
+    guard answeredLast == last else {
+      return ObjectStoreError(.invalidResponse, "asked for bytes \(first)-\(last), got Content-Range \(contentRange)")
+    }
+    if let length = response.headers["content-length"].flatMap({ UInt64($0) }), length != expectedLength {
+      return ObjectStoreError(.invalidResponse, "asked for \(expectedLength) bytes, got Content-Length \(length)")
+    }
+    return nil
+  }
+  if response.status == 200 {
+    // The whole object: acceptable when that is exactly the range asked for.
+    let length = response.headers["content-length"].flatMap { UInt64($0) }
+    if first == 0 && length == expectedLength { return nil }
+    if first == 0, let length, length < expectedLength { return pastEnd(length) }
+    return ObjectStoreError(
+      .invalidResponse,
+      "asked for bytes \(first)-\(last), got the whole object (\(length.map(String.init) ?? "unknown") bytes)")
+  }
+  return ObjectStoreError(.invalidResponse, "asked for bytes \(first)-\(last), got HTTP \(response.status)")
+}
+
+private let emptyPayloadSHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+private func epochSeconds() -> Int64 {
+  var now = timespec()
+  clock_gettime(CLOCK_REALTIME, &now)
+  return Int64(now.tv_sec)
+}
+
+private func monotonicSeconds() -> Double {
+  var now = timespec()
+  clock_gettime(CLOCK_MONOTONIC, &now)
+  return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
+private func sleepSeconds(_ seconds: Double) {
+  guard seconds > 0 else { return }
+  var request = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - seconds.rounded(.down)) * 1e9))
+  var remaining = timespec()
+  while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+}
