@@ -1,0 +1,254 @@
+import ArgumentParser
+import BlockCache
+import FuseAdapter
+import Glibc
+import LogFS
+import Logging
+import ObjectStore
+import S3Client
+
+struct MountCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "mount",
+    abstract: "Mounts a log archive read-only at a directory.",
+    discussion: """
+      The source is an S3 bucket (--bucket NAME, or --bucket s3://NAME/PREFIX) or a local directory with the \
+      archive's layout (--archive DIR). Without --foreground the command returns once the filesystem is \
+      mounted, or fails with the reason.
+      """)
+
+  @Argument(help: "An empty directory to mount on.", completion: .directory)
+  var mountpoint: String
+
+  @OptionGroup(title: "Source") var source: SourceOptions
+  @OptionGroup(title: "S3") var s3: S3Options
+  @OptionGroup(title: "Cache") var cache: CacheOptions
+
+  @Option(help: "Seconds a directory listing is trusted before it is listed again.")
+  var directoryTTL: Double = 60
+
+  @Flag(help: "Stay in the foreground, logging to standard error, until unmounted or interrupted.")
+  var foreground = false
+
+  @Option(name: .customShort("o"), help: "A mount option for FUSE, such as allow_other (repeatable).")
+  var options: [String] = []
+
+  @Option(help: "Where a background mount writes its log (default: $XDG_STATE_HOME/bklogfs/bklogfs.log).")
+  var logFile: String?
+
+  @Option(help: "The least severe messages logged: trace, debug, info, notice, warning, error or critical.")
+  var logLevel: String = "notice"
+
+  /// Set by a background mount on the child it starts: where to report "ready" or the error.
+  @Option(help: .hidden) var readyFD: Int32?
+
+  mutating func validate() throws {
+    if source.bucket == nil && source.archive == nil {
+      throw ValidationError("Say what to mount: --bucket NAME (or s3://NAME/PREFIX) or --archive DIR.")
+    }
+    if source.bucket != nil && source.archive != nil {
+      throw ValidationError("Give --bucket or --archive, not both.")
+    }
+    if source.archive != nil && (source.prefix != nil || s3.region != nil || s3.endpoint != nil || s3.profile != nil) {
+      throw ValidationError("--prefix, --region, --endpoint and --profile apply to --bucket only.")
+    }
+    if Logger.Level(rawValue: logLevel) == nil {
+      throw ValidationError("--log-level takes trace, debug, info, notice, warning, error or critical.")
+    }
+    if directoryTTL < 0 { throw ValidationError("--directory-ttl cannot be negative.") }
+    for option in options where option.split(separator: ",").contains(where: { $0 == "rw" }) {
+      throw ValidationError("bklogfs mounts are read-only; drop the rw option.")
+    }
+  }
+
+  func run() throws {
+    if let problem = mountpointProblem(mountpoint) {
+      throw MountFailure(problem)
+    }
+    if foreground || readyFD != nil {
+      try runInForeground()
+    } else {
+      try startInBackground()
+    }
+  }
+
+  // MARK: Background
+
+  /// Starts this same command again in the foreground as a detached child, and waits on a pipe until
+  /// it says the filesystem is mounted or why it is not. Forking after threads exist is unsafe; a
+  /// fresh process is not.
+  private func startInBackground() throws {
+    let logPath = absolutePath(logFile ?? defaultLogPath())
+    try makeParentDirectory(of: logPath)
+    var pipeEnds: [Int32] = [0, 0]
+    guard pipe(&pipeEnds) == 0 else { throw MountFailure("cannot create a pipe: \(lastError())") }
+    let (readEnd, writeEnd) = (pipeEnds[0], pipeEnds[1])
+    // Only the child's descriptor 3, a duplicate, stays open across the spawn.
+    _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
+    _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
+
+    var arguments = CommandLine.arguments
+    arguments[0] = "bklogfs"
+    arguments += ["--ready-fd", "3", "--log-file", logPath]
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_adddup2(&actions, writeEnd, 3)
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_APPEND | O_CREAT, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 2, logPath, O_WRONLY | O_APPEND | O_CREAT, 0o600)
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    // POSIX_SPAWN_SETSID (a GNU extension the Glibc module does not export): the child leaves this
+    // session, so a terminal's hang-up does not reach the mount.
+    posix_spawnattr_setflags(&attributes, 0x80)
+
+    var child: pid_t = 0
+    let status = withCStrings(arguments) { argv in
+      posix_spawn(&child, "/proc/self/exe", &actions, &attributes, argv, environ)
+    }
+    close(writeEnd)
+    defer { close(readEnd) }
+    guard status == 0 else {
+      throw MountFailure("cannot start the mount process: \(String(cString: strerror(status)))")
+    }
+
+    // The child bounds its own start-up; this bound only guards against a child that hangs anyway.
+    let message = readReport(from: readEnd, timeoutSeconds: 120)
+    if message == "ready" { return }
+    if message == nil {
+      kill(child, SIGTERM)
+    }
+    var childStatus: Int32 = 0
+    waitpid(child, &childStatus, WNOHANG)
+    throw MountFailure(
+      message.map { $0.hasPrefix("error: ") ? String($0.dropFirst(7)) : $0 }
+        ?? "the mount process did not report back in time; see \(logPath)")
+  }
+
+  // MARK: Foreground
+
+  private func runInForeground() throws {
+    let logDescriptor: Int32
+    if readyFD != nil, let logFile {
+      logDescriptor = open(logFile, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+    } else {
+      logDescriptor = STDERR_FILENO
+    }
+    let level = Logger.Level(rawValue: logLevel) ?? .notice
+    LoggingSystem.bootstrap { label in
+      FileLogHandler(label: label, descriptor: logDescriptor >= 0 ? logDescriptor : STDERR_FILENO, logLevel: level)
+    }
+    let logger = Logger(label: "bklogfs")
+    do {
+      try mountAndServe(logger: logger)
+    } catch let failure as MountFailure {
+      logger.error("mount of \(mountpoint) failed: \(failure.message)")
+      report("error: \(failure.message)")
+      throw failure
+    }
+  }
+
+  private func mountAndServe(logger: Logger) throws {
+    let client: any ObjectClient
+    let fsname: String
+    var rootPrefix = ""
+    if let archive = source.archive {
+      do throws(ObjectStoreError) {
+        client = try LocalDirectoryClient(root: absolutePath(archive))
+      } catch {
+        throw MountFailure("cannot use the archive: \(error.message)")
+      }
+      fsname = client.identity
+    } else {
+      let target = try S3Target(bucketArgument: source.bucket!, prefix: source.prefix)
+      rootPrefix = target.prefix
+      let s3Client = try makeS3Client(target: target, options: s3, logger: logger)
+      do throws(ObjectStoreError) {
+        try s3Client.checkBucket()
+      } catch {
+        throw MountFailure(error.message)
+      }
+      client = s3Client
+      fsname = "s3://\(target.bucket)/\(target.prefix)"
+    }
+
+    let blockSize = 1 << 20
+    var diskCache: DiskBlockCache?
+    if client.isRemote && cache.cacheSize.bytes > 0 {
+      let directory = absolutePath(cache.cacheDir ?? defaultCacheDirectory())
+      do throws(DiskCacheError) {
+        diskCache = try DiskBlockCache(
+          directory: directory, maxBytes: cache.cacheSize.bytes, blockSize: blockSize, logger: logger)
+      } catch {
+        throw MountFailure(error.description)
+      }
+    }
+    let configuration = FilesystemConfiguration(
+      rootPrefix: rootPrefix, blockSize: blockSize, directoryTTL: directoryTTL)
+    let filesystem = LogFilesystem(
+      client: client, configuration: configuration,
+      memoryCache: MemoryBlockCache(maxBytes: cache.memoryCacheSize.bytes), diskCache: diskCache, logger: logger)
+    defer { filesystem.shutdown() }
+
+    let session: FuseSession
+    do throws(FuseError) {
+      session = try FuseSession(
+        filesystem: filesystem, mountpoint: absolutePath(mountpoint), fsname: fsname, options: options,
+        caching: KernelCaching(fileTTL: 24 * 3600, directoryTTL: directoryTTL), uid: getuid(), gid: getgid(),
+        logger: logger
+      ) { [readyFD, fsname, mountpoint] in
+        logger.notice("mounted \(fsname) on \(mountpoint)")
+        reportToParent(readyFD, "ready")
+      }
+    } catch {
+      throw MountFailure(error.description)
+    }
+    if readyFD != nil {
+      // A background mount must not keep the directory it was started from busy.
+      _ = chdir("/")
+    }
+    _ = session.run(handleSignals: true)
+    session.unmount()
+    logger.notice("unmounted \(session.mountpoint)")
+  }
+
+  private func report(_ message: String) { reportToParent(readyFD, message) }
+}
+
+/// Tells a waiting parent how the mount went; a no-op in a plain foreground mount.
+private func reportToParent(_ readyFD: Int32?, _ message: String) {
+  guard let readyFD else { return }
+  let bytes = Array((message + "\n").utf8)
+  _ = bytes.withUnsafeBytes { write(readyFD, $0.baseAddress, $0.count) }
+  close(readyFD)
+}
+
+struct SourceOptions: ParsableArguments {
+  @Option(help: "The S3 bucket holding the log archive: NAME or s3://NAME/PREFIX.")
+  var bucket: String?
+
+  @Option(help: "Show only keys under this prefix of the bucket.")
+  var prefix: String?
+
+  @Option(help: "A local directory with the archive's layout, instead of a bucket.", completion: .directory)
+  var archive: String?
+}
+
+struct CacheOptions: ParsableArguments {
+  @Option(help: "Where downloaded blocks are kept across mounts (default: $XDG_CACHE_HOME/bklogfs).")
+  var cacheDir: String?
+
+  @Option(help: "The most the disk cache may hold, such as 512M or 10G; 0 turns it off.")
+  var cacheSize = ByteSize(bytes: 4 << 30)
+
+  @Option(help: "The most the memory cache may hold.")
+  var memoryCacheSize = ByteSize(bytes: 256 << 20)
+}
+
+struct MountFailure: Error, CustomStringConvertible {
+  let message: String
+  init(_ message: String) { self.message = message }
+  var description: String { message }
+}

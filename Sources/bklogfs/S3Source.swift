@@ -1,0 +1,72 @@
+import ArgumentParser
+import Glibc
+import Logging
+import ObjectStore
+import S3Client
+
+struct S3Options: ParsableArguments {
+  @Option(help: "The bucket's region (default: AWS_REGION, the profile's region, or us-east-1).")
+  var region: String?
+
+  @Option(help: "An S3-compatible endpoint URL, such as http://127.0.0.1:9000 (default: AWS_ENDPOINT_URL).")
+  var endpoint: String?
+
+  @Option(help: "The profile in ~/.aws/credentials and ~/.aws/config to take credentials from.")
+  var profile: String?
+
+  @Flag(help: "Send requests unsigned, for a public bucket.")
+  var noSignRequest = false
+}
+
+/// The bucket and key prefix to mount, from `--bucket NAME` or `--bucket s3://NAME/PREFIX`, and `--prefix`.
+struct S3Target: Equatable {
+  let bucket: String
+  /// Empty, or ending in "/".
+  let prefix: String
+
+  init(bucketArgument: String, prefix explicitPrefix: String?) throws {
+    var name = bucketArgument
+    var prefix = ""
+    if name.hasPrefix("s3://") {
+      let rest = name.dropFirst(5)
+      let parts = rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+      name = String(parts[0])
+      prefix = parts.count > 1 ? String(parts[1]) : ""
+    }
+    guard !name.isEmpty, !name.contains("/") else {
+      throw ValidationError("\(bucketArgument) is not a bucket name; give NAME or s3://NAME/PREFIX.")
+    }
+    if let explicitPrefix {
+      guard prefix.isEmpty else { throw ValidationError("Give the prefix once: in s3://NAME/PREFIX or with --prefix.") }
+      prefix = explicitPrefix
+    }
+    while prefix.hasPrefix("/") { prefix.removeFirst() }
+    if !prefix.isEmpty && !prefix.hasSuffix("/") { prefix += "/" }
+    self.bucket = name
+    self.prefix = prefix
+  }
+}
+
+func makeS3Client(target: S3Target, options: S3Options, logger: Logger) throws -> S3ObjectClient {
+  let settings: AWSSettings
+  do throws(AWSConfigurationError) {
+    settings = try AWSEnvironment.resolve(
+      profile: options.profile, environment: AWSEnvironment.processEnvironment, homeDirectory: homeDirectory())
+  } catch {
+    throw MountFailure(error.message)
+  }
+  let credentials = options.noSignRequest ? nil : settings.credentials
+  if !options.noSignRequest && credentials == nil {
+    throw MountFailure(
+      "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, name a profile with --profile, "
+        + "or pass --no-sign-request for a public bucket")
+  }
+  let configuration = S3Configuration(
+    bucket: target.bucket, prefix: target.prefix, region: options.region ?? settings.region ?? "us-east-1",
+    endpoint: options.endpoint ?? settings.endpoint, credentials: credentials)
+  do throws(ObjectStoreError) {
+    return try S3ObjectClient(configuration: configuration, logger: logger)
+  } catch {
+    throw MountFailure(error.message)
+  }
+}
