@@ -26,8 +26,9 @@ final class ChildServer: @unchecked Sendable {
         child.wait()
     """#
 
-  /// Starts `arguments` (where "{port}" becomes a free port) and waits until the port answers HTTP.
-  init(_ arguments: [String], timeout: TimeInterval = 30) throws {
+  /// Starts `arguments` (where "{port}" becomes a free port) and waits until the port answers HTTP,
+  /// or with `probeWithRequests: false` until it accepts a connection (for a server that counts requests).
+  init(_ arguments: [String], timeout: TimeInterval = 30, probeWithRequests: Bool = true) throws {
     port = try freeLoopbackPort()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments =
@@ -37,7 +38,11 @@ final class ChildServer: @unchecked Sendable {
     let probe = HTTPClient(timeouts: HTTPTimeouts(connect: 1, stall: 2, total: 2))
     let deadline = Date().addingTimeInterval(timeout)
     while true {
-      if (try? probe.fetch(HTTPRequest(method: "HEAD", url: "http://127.0.0.1:\(port)/"))) != nil { break }
+      if probeWithRequests {
+        if (try? probe.fetch(HTTPRequest(method: "HEAD", url: "http://127.0.0.1:\(port)/"))) != nil { break }
+      } else if acceptsConnections(port: port) {
+        break
+      }
       guard Date() < deadline, process.isRunning else {
         stop()
         throw ServerError(message: "\(arguments.first ?? "server") did not answer on port \(port)")
@@ -59,6 +64,22 @@ final class ChildServer: @unchecked Sendable {
 struct ServerError: Error, CustomStringConvertible {
   var message: String
   var description: String { message }
+}
+
+/// Whether something listens on the loopback port.
+func acceptsConnections(port: Int) -> Bool {
+  let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+  guard fd >= 0 else { return false }
+  defer { close(fd) }
+  var address = sockaddr_in()
+  address.sin_family = sa_family_t(AF_INET)
+  address.sin_addr.s_addr = inet_addr("127.0.0.1")
+  address.sin_port = in_port_t(UInt16(port).bigEndian)
+  return withUnsafePointer(to: &address) { pointer in
+    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+      connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+    }
+  }
 }
 
 /// A loopback port nothing listens on (bound, then released).

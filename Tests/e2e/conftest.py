@@ -13,6 +13,7 @@ Environment:
 
 import importlib.machinery
 import importlib.util
+import contextlib
 import io
 import json
 import os
@@ -223,22 +224,19 @@ class Moto:
     log_path: Path
 
 
-@pytest.fixture(scope="session")
-def moto(tmp_path_factory):
-    """A moto_server on a free loopback port, for the whole session; killed at the end."""
+@contextlib.contextmanager
+def moto_process(log_dir, env=None):
+    """Runs a moto_server on a free loopback port until the block ends; yields (endpoint, log_path).
+
+    Readiness is checked with a TCP connect only, so no request is spent (a server started with
+    INITIAL_NO_AUTH_ACTION_COUNT counts every request)."""
     require(shutil.which("moto_server") is not None, "moto_server is not on PATH (pip install 'moto[server]')")
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError:
-        require(False, "boto3 is not installed (pip install boto3)")
-    log_dir = tmp_path_factory.mktemp("moto")
-    log_path = log_dir / "moto_server.log"
+    log_path = Path(log_dir) / "moto_server.log"
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     log = open(log_path, "wb")
     proc = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, env={**os.environ, **(env or {})})
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -252,6 +250,29 @@ def moto(tmp_path_factory):
                 if time.monotonic() > deadline:
                     pytest.fail(f"moto_server did not answer on {endpoint} within 30 s", pytrace=False)
                 time.sleep(0.1)
+        yield endpoint, log_path
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory):
+    """A moto_server on a free loopback port, for the whole session; killed at the end."""
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        require(False, "boto3 is not installed (pip install boto3)")
+    with moto_process(tmp_path_factory.mktemp("moto")) as (endpoint, log_path):
         client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
                               region_name=REGION, config=Config(retries={"max_attempts": 2}))
         deadline = time.monotonic() + 30
@@ -264,17 +285,6 @@ def moto(tmp_path_factory):
                     raise
                 time.sleep(0.2)
         yield Moto(endpoint=endpoint, client=client, log_path=log_path)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
 
 
 # ---------------------------------------------------------------- the seeded bucket
