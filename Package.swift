@@ -7,6 +7,8 @@ import PackageDescription
 //   ObjectStore                   — the object-client protocol and the local-directory client
 //   S3Client                      — SigV4, ListObjectsV2, ranged GET over HTTPTransport
 //   BlockCache                    — memory and disk block caches
+//   BuildkiteAPI                  — the Buildkite REST client over HTTPTransport
+//   Catalog                       — names learned from Buildkite, kept in SQLite
 //   LogFS                         — the filesystem core (no FUSE types)
 //   FuseAdapter                   — libfuse low-level callbacks over LogFS
 //   bklogfs                       — the command line
@@ -29,6 +31,7 @@ let package = Package(
   targets: [
     .systemLibrary(name: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
     .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+    .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
     .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto zlib", providers: [.apt(["libssl-dev", "zlib1g-dev"])]),
 
     .target(name: "Digests", dependencies: ["CCrypto"], swiftSettings: strictSettings),
@@ -43,6 +46,14 @@ let package = Package(
     .target(
       name: "S3Client",
       dependencies: ["Digests", "HTTPTransport", "ObjectStore", .product(name: "Logging", package: "swift-log")],
+      swiftSettings: strictSettings),
+    .target(
+      name: "BuildkiteAPI",
+      dependencies: ["HTTPTransport", .product(name: "Logging", package: "swift-log")],
+      swiftSettings: strictSettings),
+    .target(
+      name: "Catalog",
+      dependencies: ["CSQLite", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strictSettings),
     .target(
       name: "BlockCache",
@@ -69,6 +80,14 @@ let package = Package(
     .testTarget(name: "HTTPTransportTests", dependencies: ["HTTPTransport"], swiftSettings: strictSettings),
     .testTarget(
       name: "S3ClientTests", dependencies: ["S3Client", "ObjectStore", "HTTPTransport", "Digests"],
+      swiftSettings: strictSettings),
+    .testTarget(
+      name: "BuildkiteAPITests",
+      dependencies: ["BuildkiteAPI", "HTTPTransport", .product(name: "Logging", package: "swift-log")],
+      swiftSettings: strictSettings),
+    .testTarget(
+      name: "CatalogTests",
+      dependencies: ["Catalog", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strictSettings),
     .testTarget(
       name: "BlockCacheTests",
