@@ -34,6 +34,9 @@ private func statBuffer(_ attributes: Attributes, _ context: FuseContext) -> sta
   case .file:
     buffer.st_mode = S_IFREG | 0o444
     buffer.st_nlink = 1
+  case .symlink:
+    buffer.st_mode = S_IFLNK | 0o777
+    buffer.st_nlink = 1
   }
   buffer.st_uid = context.uid
   buffer.st_gid = context.gid
@@ -47,8 +50,9 @@ private func statBuffer(_ attributes: Attributes, _ context: FuseContext) -> sta
   return buffer
 }
 
+/// Immutable files (archived logs) are kept long; everything else for the directory TTL.
 private func ttl(_ attributes: Attributes, _ context: FuseContext) -> Double {
-  attributes.kind == .file ? context.caching.fileTTL : context.caching.directoryTTL
+  attributes.isImmutable ? context.caching.fileTTL : context.caching.directoryTTL
 }
 
 private func entryParameters(_ attributes: Attributes, _ context: FuseContext) -> fuse_entry_param {
@@ -99,6 +103,15 @@ func makeOperations() -> fuse_lowlevel_ops {
     }
   }
 
+  ops.readlink = { request, inode in
+    let context = context(request)
+    do throws(FilesystemError) {
+      _ = try context.filesystem.readLink(inode).withCString { fuse_reply_readlink(request, $0) }
+    } catch {
+      reply(request, error, context)
+    }
+  }
+
   ops.forget = { request, _, _ in fuse_reply_none(request) }
   ops.forget_multi = { request, _, _ in fuse_reply_none(request) }
 
@@ -142,9 +155,11 @@ func makeOperations() -> fuse_lowlevel_ops {
       return
     }
     do throws(FilesystemError) {
+      let immutable = try context.filesystem.attributes(of: inode).isImmutable
       info!.pointee.fh = try context.filesystem.openFile(inode)
-      // Archived logs never change: pages read once stay valid across opens.
-      info!.pointee.keep_cache = 1
+      // Archived logs never change: pages read once stay valid across opens. A file that may still
+      // change (a running job's log) is read afresh on every open.
+      info!.pointee.keep_cache = immutable ? 1 : 0
       fuse_reply_open(request, info)
     } catch {
       reply(request, error, context)

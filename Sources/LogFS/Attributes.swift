@@ -3,6 +3,7 @@ public import ObjectStore
 public enum NodeKind: Sendable, Hashable {
   case directory
   case file
+  case symlink
 }
 
 /// What `stat` shows of a node. The FUSE adapter turns it into a `struct stat`.
@@ -11,12 +12,15 @@ public struct Attributes: Sendable, Hashable {
   public var kind: NodeKind
   public var size: UInt64
   public var modified: Timestamp
+  /// Whether the node can never change, so the kernel may keep its attributes and pages.
+  public var isImmutable: Bool
 
-  public init(inode: UInt64, kind: NodeKind, size: UInt64, modified: Timestamp) {
+  public init(inode: UInt64, kind: NodeKind, size: UInt64, modified: Timestamp, isImmutable: Bool) {
     self.inode = inode
     self.kind = kind
     self.size = size
     self.modified = modified
+    self.isImmutable = isImmutable
   }
 }
 

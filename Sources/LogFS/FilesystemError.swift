@@ -25,6 +25,12 @@ public struct FilesystemError: Error, Sendable, CustomStringConvertible {
     self.init(errno: code, error.message)
   }
 
+  /// The error with what was being done in front: "listing s3://b/x/: <why>".
+  public init(_ error: ObjectStoreError, context: String) {
+    self.init(error)
+    message = "\(context) failed: \(error.message)"
+  }
+
   public var description: String { message }
 
   static func noEntry(_ what: String) -> FilesystemError { FilesystemError(errno: ENOENT, "no such entry: \(what)") }

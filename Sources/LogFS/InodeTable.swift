@@ -1,37 +1,44 @@
-import ObjectStore
-
-/// The tree as known so far: which inode stands for which key or prefix, and what each directory
-/// held when it was last listed. Inode numbers are stable for a path for the life of the mount.
-/// Not thread-safe on its own; `LogFilesystem` keeps it behind a mutex.
+/// The tree as known so far: which inode stands for which entry, and what each directory held when
+/// it was last listed. An inode number stands for one (parent, name, kind) for the life of the
+/// mount. Not thread-safe on its own; `LogFilesystem` keeps it behind a mutex.
 struct InodeTable {
   struct Node {
     let inode: UInt64
     let parent: UInt64
     let name: String
-    let kind: NodeKind
-    /// A file's full object key; a directory's prefix, ending in "/" (or empty for a bucket's root).
-    let key: String
-    var object: ObjectInfo?
+    var content: NamespaceEntry.Content
+
+    var kind: NodeKind {
+      switch content {
+      case .directory: .directory
+      case .file: .file
+      case .symlink: .symlink
+      }
+    }
   }
 
   struct Listing {
     var children: [String: UInt64] = [:]
-    /// Monotonic seconds of the last full listing; nil when never listed.
-    var listedAt: Double?
+    /// Monotonic seconds until which the last full listing is trusted; nil when never listed.
+    var trustedUntil: Double?
+  }
+
+  private struct Identity: Hashable {
+    let parent: UInt64
+    let name: String
+    let kind: NodeKind
   }
 
   static let rootInode: UInt64 = 1
 
-  private(set) var nodes: [UInt64: Node] = [:]
+  private var nodes: [UInt64: Node] = [:]
   private var listings: [UInt64: Listing] = [:]
-  private var inodeByPath: [String: UInt64] = [:]
+  private var inodeByIdentity: [Identity: UInt64] = [:]
   private var nextInode: UInt64 = 2
-  /// Keys already reported as left out, so each is logged once.
-  private(set) var reportedKeys: Set<String> = []
 
-  init(rootPrefix: String) {
+  init(rootKey: String) {
     nodes[Self.rootInode] = Node(
-      inode: Self.rootInode, parent: Self.rootInode, name: "", kind: .directory, key: rootPrefix)
+      inode: Self.rootInode, parent: Self.rootInode, name: "", content: .directory(key: rootKey))
     listings[Self.rootInode] = Listing()
   }
 
@@ -39,69 +46,40 @@ struct InodeTable {
 
   func listing(_ inode: UInt64) -> Listing? { listings[inode] }
 
-  /// The inode for a child, made on first sight.
-  private mutating func child(parent: UInt64, name: String, kind: NodeKind, key: String, object: ObjectInfo?)
-    -> UInt64
-  {
-    let path = (kind == .directory ? "d:" : "f:") + key
-    if let existing = inodeByPath[path] {
-      if let object { nodes[existing]?.object = object }
+  /// The inode for an entry of `parent`, made on first sight; a known one takes the entry's new content.
+  private mutating func inode(parent: UInt64, entry: NamespaceEntry) -> UInt64 {
+    var node = Node(inode: 0, parent: parent, name: entry.name, content: entry.content)
+    let identity = Identity(parent: parent, name: entry.name, kind: node.kind)
+    if let existing = inodeByIdentity[identity] {
+      nodes[existing]?.content = entry.content
       return existing
     }
-    let inode = nextInode
+    node = Node(inode: nextInode, parent: parent, name: entry.name, content: entry.content)
     nextInode += 1
-    nodes[inode] = Node(inode: inode, parent: parent, name: name, kind: kind, key: key, object: object)
-    if kind == .directory { listings[inode] = Listing() }
-    inodeByPath[path] = inode
-    return inode
+    nodes[node.inode] = node
+    if node.kind == .directory { listings[node.inode] = Listing() }
+    inodeByIdentity[identity] = node.inode
+    return node.inode
   }
 
-  /// Entries of one listing of `directory`, each either shown or reported as left out.
-  struct Merge {
+  /// Records a full listing of `directory`, trusted until `trustedUntil`; returns its children.
+  mutating func replaceListing(of directory: UInt64, with entries: [NamespaceEntry], trustedUntil: Double)
+    -> [String: UInt64]
+  {
     var children: [String: UInt64] = [:]
-    var leftOut: [(key: String, reason: String)] = []
+    for entry in entries { children[entry.name] = inode(parent: directory, entry: entry) }
+    listings[directory] = Listing(children: children, trustedUntil: trustedUntil)
+    return children
   }
 
-  /// Adds what a listing of `directory` returned. Directories win over files of the same name.
-  mutating func merge(directory: UInt64, page: ListPage, complete: Bool, now: Double) -> Merge {
-    guard let parent = nodes[directory] else { return Merge() }
-    let base = parent.key.utf8.count
-    var merge = Merge()
-    for prefix in page.commonPrefixes {
-      let name = String(decoding: prefix.utf8.dropFirst(base).dropLast(), as: UTF8.self)
-      if let problem = nameProblem(name) {
-        merge.leftOut.append((prefix, problem))
-        continue
-      }
-      merge.children[name] = child(parent: directory, name: name, kind: .directory, key: prefix, object: nil)
+  /// Records one entry found by a lookup, or that the name is gone (`entry` nil).
+  mutating func recordLookup(in directory: UInt64, name: String, entry: NamespaceEntry?) -> UInt64? {
+    guard let entry else {
+      listings[directory]?.children[name] = nil
+      return nil
     }
-    for object in page.objects {
-      let name = String(decoding: object.key.utf8.dropFirst(base), as: UTF8.self)
-      // A zero-byte "directory marker" named like the directory itself.
-      if name.isEmpty && object.key.hasSuffix("/") { continue }
-      if let problem = nameProblem(name) {
-        merge.leftOut.append((object.key, problem))
-        continue
-      }
-      if merge.children[name] != nil
-        || (!complete && listings[directory]?.children[name].flatMap({ nodes[$0]?.kind }) == .directory)
-      {
-        merge.leftOut.append((object.key, "a directory of the same name hides it"))
-        continue
-      }
-      merge.children[name] = child(parent: directory, name: name, kind: .file, key: object.key, object: object)
-    }
-    if complete {
-      listings[directory] = Listing(children: merge.children, listedAt: now)
-    } else {
-      listings[directory, default: Listing()].children.merge(merge.children) { _, new in new }
-    }
-    merge.leftOut = merge.leftOut.filter { reportedKeys.insert($0.key).inserted }
-    return merge
-  }
-
-  /// Forgets a child that a lookup found missing, so a stale listing does not bring it back.
-  mutating func removeChild(directory: UInt64, name: String) {
-    listings[directory]?.children[name] = nil
+    let child = inode(parent: directory, entry: entry)
+    listings[directory, default: Listing()].children[name] = child
+    return child
   }
 }

@@ -5,24 +5,22 @@ public import ObjectStore
 import Synchronization
 
 public struct FilesystemConfiguration: Sendable {
-  /// The key prefix shown as the mount's root: "" or ending in "/".
-  public var rootPrefix: String
   public var blockSize: Int
   /// Bytes per ranged GET issued by readahead.
   public var partSize: Int
   public var initialReadahead: UInt64
   public var maxReadahead: UInt64
   public var fetchThreads: Int
-  /// How long a directory listing is trusted before it is listed again, in seconds.
+  /// How long a directory listing is trusted before it is listed again, in seconds, unless the
+  /// namespace says otherwise for a listing.
   public var directoryTTL: Double
   /// The longest any reader waits for a fetch that another thread runs, in seconds.
   public var waitLimit: Double
 
   public init(
-    rootPrefix: String = "", blockSize: Int = 1 << 20, partSize: Int = 8 << 20, initialReadahead: UInt64 = 1 << 20,
+    blockSize: Int = 1 << 20, partSize: Int = 8 << 20, initialReadahead: UInt64 = 1 << 20,
     maxReadahead: UInt64 = 32 << 20, fetchThreads: Int = 8, directoryTTL: Double = 60, waitLimit: Double = 300
   ) {
-    self.rootPrefix = rootPrefix
     self.blockSize = blockSize
     self.partSize = partSize
     self.initialReadahead = initialReadahead
@@ -33,29 +31,34 @@ public struct FilesystemConfiguration: Sendable {
   }
 }
 
-/// The filesystem core: lookups, listings, opens and reads over an object store, with no FUSE types,
+/// The filesystem core: lookups, listings, opens and reads over a namespace, with no FUSE types,
 /// so tests drive it directly. Safe to call from any number of threads at once.
 public final class LogFilesystem: Sendable {
   public static let rootInode = InodeTable.rootInode
 
-  public let client: any ObjectClient
+  public let namespace: any Namespace
   public let configuration: FilesystemConfiguration
   let logger: Logger
   let mountTime: Timestamp
   let memoryCache: MemoryBlockCache
   let diskCache: DiskBlockCache?
   let counters = ReadCounters()
-  private let blocks: BlockReader?
   private let table: Mutex<InodeTable>
   private let listings: SingleFlight<UInt64, Void>
   private let handles = Mutex(HandleTable())
+  /// One block reader per remote store, made on first use.
+  private let readers = Mutex<[String: BlockReader]>([:])
+  /// What was already reported as left out of the tree, so each is logged once.
+  private let reported = Mutex<Set<String>>([])
 
   private final class OpenFile: Sendable {
-    let object: BlockReader.ObjectVersion
+    let source: FileSource
+    let size: UInt64
     let readahead: Mutex<ReadaheadState>
 
-    init(object: BlockReader.ObjectVersion, readahead: ReadaheadState) {
-      self.object = object
+    init(source: FileSource, size: UInt64, readahead: ReadaheadState) {
+      self.source = source
+      self.size = size
       self.readahead = Mutex(readahead)
     }
   }
@@ -72,10 +75,10 @@ public final class LogFilesystem: Sendable {
   }
 
   public init(
-    client: any ObjectClient, configuration: FilesystemConfiguration, memoryCache: MemoryBlockCache,
+    namespace: any Namespace, configuration: FilesystemConfiguration, memoryCache: MemoryBlockCache,
     diskCache: DiskBlockCache?, logger: Logger
   ) {
-    self.client = client
+    self.namespace = namespace
     self.configuration = configuration
     self.logger = logger
     self.memoryCache = memoryCache
@@ -83,20 +86,14 @@ public final class LogFilesystem: Sendable {
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)
     self.mountTime = Timestamp(seconds: Int64(now.tv_sec), nanoseconds: Int32(now.tv_nsec))
-    self.table = Mutex(InodeTable(rootPrefix: configuration.rootPrefix))
+    self.table = Mutex(InodeTable(rootKey: namespace.rootKey))
     self.listings = SingleFlight(waitLimit: configuration.waitLimit)
-    // A local directory is read directly: caching its blocks would only copy them.
-    self.blocks =
-      client.isRemote
-      ? BlockReader(
-        client: client, blockSize: configuration.blockSize, partSize: configuration.partSize, memory: memoryCache,
-        disk: diskCache, fetchThreads: configuration.fetchThreads, waitLimit: configuration.waitLimit,
-        counters: counters, logger: logger)
-      : nil
   }
 
   /// Stops the fetch threads; call once the filesystem is unmounted.
-  public func shutdown() { blocks?.shutdown() }
+  public func shutdown() {
+    for reader in readers.withLock({ Array($0.values) }) { reader.shutdown() }
+  }
 
   // MARK: Names
 
@@ -104,35 +101,14 @@ public final class LogFilesystem: Sendable {
     if let problem = nameProblem(name) {
       throw FilesystemError(errno: name.utf8.count > 255 ? ENAMETOOLONG : ENOENT, "cannot look up \(name): \(problem)")
     }
-    let (directory, listing) = try directoryNode(parent)
-    if let listedAt = listing.listedAt, monotonicSeconds() - listedAt < configuration.directoryTTL {
-      guard let child = listing.children[name] else { throw .noEntry(directory.key + name) }
+    let (key, listing) = try directory(parent)
+    if let trustedUntil = listing.trustedUntil, monotonicSeconds() < trustedUntil {
+      guard let child = listing.children[name] else { throw .noEntry(key + name) }
       return try attributes(of: child)
     }
-    return try lookupByListing(directory: directory, name: name)
-  }
-
-  /// Finds one name without listing its whole directory: one LIST of the keys that start with it.
-  private func lookupByListing(directory: InodeTable.Node, name: String) throws(FilesystemError) -> Attributes {
-    let target = directory.key + name
-    let asDirectory = target + "/"
-    var request = ListRequest(prefix: target, delimiter: "/")
-    var found = ListPage(objects: [], commonPrefixes: [], nextContinuationToken: nil)
-    while true {
-      let page: ListPage
-      do throws(ObjectStoreError) { page = try client.listPage(request) } catch { throw FilesystemError(error) }
-      found.objects += page.objects.filter { $0.key == target }
-      found.commonPrefixes += page.commonPrefixes.filter { $0 == asDirectory }
-      let last = [page.objects.last?.key, page.commonPrefixes.last].compactMap { $0 }.max(by: utf8Less)
-      // Keys come in byte order: once past "name/", nothing later can match.
-      guard let token = page.nextContinuationToken, let last, !utf8Less(asDirectory, last) else { break }
-      request.continuationToken = token
-    }
-    let merge = table.withLock { $0.merge(directory: directory.inode, page: found, complete: false, now: 0) }
-    report(merge)
-    guard let child = merge.children[name] else {
-      table.withLock { $0.removeChild(directory: directory.inode, name: name) }
-      throw .noEntry(target)
+    let entry = try namespace.lookup(directory: key, name: name)
+    guard let child = table.withLock({ $0.recordLookup(in: parent, name: name, entry: entry) }) else {
+      throw .noEntry(key + name)
     }
     return try attributes(of: child)
   }
@@ -145,56 +121,72 @@ public final class LogFilesystem: Sendable {
   }
 
   private func attributes(_ node: InodeTable.Node) -> Attributes {
-    switch node.kind {
+    switch node.content {
     case .directory:
-      Attributes(inode: node.inode, kind: .directory, size: 0, modified: mountTime)
-    case .file:
+      Attributes(inode: node.inode, kind: .directory, size: 0, modified: mountTime, isImmutable: false)
+    case .file(let file):
       Attributes(
-        inode: node.inode, kind: .file, size: node.object?.size ?? 0,
-        modified: node.object?.lastModified ?? mountTime)
+        inode: node.inode, kind: .file, size: file.size, modified: file.modified, isImmutable: file.isImmutable)
+    case .symlink(let target):
+      Attributes(
+        inode: node.inode, kind: .symlink, size: UInt64(target.utf8.count), modified: mountTime, isImmutable: false)
     }
   }
 
-  private func directoryNode(_ inode: UInt64) throws(FilesystemError) -> (InodeTable.Node, InodeTable.Listing) {
+  /// The target of a symbolic link.
+  public func readLink(_ inode: UInt64) throws(FilesystemError) -> String {
+    guard let node = table.withLock({ $0.node(inode) }) else {
+      throw FilesystemError(errno: ENOENT, "unknown inode \(inode)")
+    }
+    guard case .symlink(let target) = node.content else {
+      throw FilesystemError(errno: EINVAL, "\(node.name) is not a symbolic link")
+    }
+    return target
+  }
+
+  private func directory(_ inode: UInt64) throws(FilesystemError) -> (key: String, listing: InodeTable.Listing) {
     let found = table.withLock { table in table.node(inode).map { ($0, table.listing(inode)) } }
     guard let (node, listing) = found else { throw FilesystemError(errno: ENOENT, "unknown inode \(inode)") }
-    guard node.kind == .directory, let listing else {
-      throw FilesystemError(errno: ENOTDIR, "\(node.key) is not a directory")
+    guard case .directory(let key) = node.content, let listing else {
+      throw FilesystemError(errno: ENOTDIR, "\(node.name) is not a directory")
     }
-    return (node, listing)
+    return (key, listing)
   }
 
   // MARK: Directories
 
-  /// Lists the directory if its listing is missing or older than the TTL, and returns a snapshot of
+  /// Lists the directory if its listing is missing or no longer trusted, and returns a snapshot of
   /// its entries (with "." and "..") under a new handle.
   public func openDirectory(_ inode: UInt64) throws(FilesystemError) -> UInt64 {
-    var (directory, listing) = try directoryNode(inode)
-    if listing.listedAt.map({ monotonicSeconds() - $0 >= configuration.directoryTTL }) ?? true {
+    let (key, listing) = try directory(inode)
+    var children = listing.children
+    if listing.trustedUntil.map({ monotonicSeconds() >= $0 }) ?? true {
       try listings.run(inode) { () throws(FilesystemError) in
-        let page: ListPage
-        do throws(ObjectStoreError) {
-          page = try client.listAll(prefix: directory.key, delimiter: "/")
+        let result: NamespaceListing
+        do throws(FilesystemError) {
+          result = try namespace.list(directory: key)
         } catch {
-          logger.error("listing \(client.identity)/\(directory.key) failed: \(error.message)")
-          throw FilesystemError(error)
+          logger.error("\(error.message)")
+          throw error
         }
-        let merge = table.withLock { $0.merge(directory: inode, page: page, complete: true, now: monotonicSeconds()) }
-        report(merge)
+        report(result.leftOut)
+        let trustedUntil = monotonicSeconds() + (result.ttl ?? configuration.directoryTTL)
+        _ = table.withLock { $0.replaceListing(of: inode, with: result.entries, trustedUntil: trustedUntil) }
       }
-      (directory, listing) = try directoryNode(inode)
+      children = try directory(inode).listing.children
     }
-    let entries = table.withLock { table in
-      listing.children.compactMap { name, child in
+    let (entries, parent) = table.withLock { table in
+      let entries = children.compactMap { name, child in
         table.node(child).map { DirectoryEntry(name: name, attributes: attributes($0)) }
       }
-    }.sorted { utf8Less($0.name, $1.name) }
-    let parentAttributes = try attributes(of: directory.parent)
+      return (entries, table.node(inode).flatMap { table.node($0.parent) })
+    }
+    let this = try attributes(of: inode)
     let all =
       [
-        DirectoryEntry(name: ".", attributes: attributes(directory)),
-        DirectoryEntry(name: "..", attributes: parentAttributes),
-      ] + entries
+        DirectoryEntry(name: ".", attributes: this),
+        DirectoryEntry(name: "..", attributes: parent.map(attributes) ?? this),
+      ] + entries.sorted { utf8Less($0.name, $1.name) }
     return handles.withLock { handles in
       let handle = handles.allocate()
       handles.directories[handle] = all
@@ -212,9 +204,9 @@ public final class LogFilesystem: Sendable {
     _ = handles.withLock { $0.directories.removeValue(forKey: handle) }
   }
 
-  private func report(_ merge: InodeTable.Merge) {
-    for (key, reason) in merge.leftOut {
-      logger.warning("left out key \(escapedForLog(key)): \(reason)")
+  private func report(_ leftOut: [(source: String, reason: String)]) {
+    for (source, reason) in leftOut where reported.withLock({ $0.insert(source).inserted }) {
+      logger.warning("left out \(escapedForLog(source)): \(reason)")
     }
   }
 
@@ -224,15 +216,14 @@ public final class LogFilesystem: Sendable {
     guard let node = table.withLock({ $0.node(inode) }) else {
       throw FilesystemError(errno: ENOENT, "unknown inode \(inode)")
     }
-    guard node.kind == .file, let object = node.object else {
-      throw FilesystemError(errno: EISDIR, "\(node.key) is a directory")
+    guard case .file(let file) = node.content else {
+      throw FilesystemError(errno: node.kind == .directory ? EISDIR : ELOOP, "\(node.name) is not a file")
     }
-    let version = BlockReader.ObjectVersion(key: object.key, etag: object.etag, size: object.size)
     let readahead = ReadaheadState(
-      initialWindow: configuration.initialReadahead, maxWindow: configuration.maxReadahead, fileSize: object.size)
+      initialWindow: configuration.initialReadahead, maxWindow: configuration.maxReadahead, fileSize: file.size)
     return handles.withLock { handles in
       let handle = handles.allocate()
-      handles.files[handle] = OpenFile(object: version, readahead: readahead)
+      handles.files[handle] = OpenFile(source: file.source, size: file.size, readahead: readahead)
       return handle
     }
   }
@@ -240,32 +231,55 @@ public final class LogFilesystem: Sendable {
   /// Up to `count` bytes from `offset`; fewer only at the end of the file.
   public func read(_ handle: UInt64, offset: UInt64, count: Int) throws(FilesystemError) -> [UInt8] {
     guard let file = handles.withLock({ $0.files[handle] }) else { throw .badHandle }
-    let object = file.object
-    guard offset < object.size, count > 0 else { return [] }
-    let end = min(offset + UInt64(count), object.size)
-    guard let blocks else {
-      do throws(ObjectStoreError) {
-        return try client.getBytes(key: object.key, range: offset..<end, ifMatch: object.etag)
-      } catch {
-        logger.error("read of \(client.identity)/\(object.key) failed: \(error.message)")
-        throw FilesystemError(error)
+    guard offset < file.size, count > 0 else { return [] }
+    let end = min(offset + UInt64(count), file.size)
+    switch file.source {
+    case .bytes(let bytes):
+      return Array(bytes[Int(offset)..<min(Int(end), bytes.count)])
+    case .object(let client, let key, let etag):
+      guard let blocks = reader(for: client) else {
+        // A local directory is read directly: caching its blocks would only copy them.
+        do throws(ObjectStoreError) {
+          return try client.getBytes(key: key, range: offset..<end, ifMatch: etag)
+        } catch {
+          let failure = FilesystemError(error, context: "reading \(client.identity)/\(key)")
+          logger.error("\(failure.message)")
+          throw failure
+        }
       }
+      let object = BlockReader.ObjectVersion(key: key, etag: etag, size: file.size)
+      if let ahead = file.readahead.withLock({ $0.onRead(offset: offset, end: end) }) {
+        blocks.prefetch(object, offset: ahead.lowerBound, end: ahead.upperBound)
+      }
+      return try blocks.read(object, offset: offset, end: end)
     }
-    if let ahead = file.readahead.withLock({ $0.onRead(offset: offset, end: end) }) {
-      blocks.prefetch(object, offset: ahead.lowerBound, end: ahead.upperBound)
-    }
-    return try blocks.read(object, offset: offset, end: end)
   }
 
   public func releaseFile(_ handle: UInt64) {
     _ = handles.withLock { $0.files.removeValue(forKey: handle) }
   }
 
+  private func reader(for client: any ObjectClient) -> BlockReader? {
+    guard client.isRemote else { return nil }
+    return readers.withLock { readers in
+      if let reader = readers[client.identity] { return reader }
+      let reader = BlockReader(
+        client: client, blockSize: configuration.blockSize, partSize: configuration.partSize, memory: memoryCache,
+        disk: diskCache, fetchThreads: configuration.fetchThreads, waitLimit: configuration.waitLimit,
+        counters: counters, logger: logger)
+      readers[client.identity] = reader
+      return reader
+    }
+  }
+
   // MARK: Statistics
 
   /// Counters as JSON, for `bklogfs stats`.
   public func statisticsJSON() -> String {
-    let requests = client.counters.snapshot
+    let snapshots = namespace.clients.map(\.counters.snapshot)
+    func total(_ field: KeyPath<RequestCounters.Snapshot, Int>) -> Int {
+      snapshots.map { $0[keyPath: field] }.reduce(0, +)
+    }
     let memory = memoryCache.statistics
     let disk = diskCache?.statistics
     let fields: [(String, Int)] = [
@@ -280,11 +294,12 @@ public final class LogFilesystem: Sendable {
       ("corrupt_blocks", disk?.corruptBlocks ?? 0),
     ]
     let cache = fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ")
+    let source = namespace.clients.map(\.identity).joined(separator: " ")
     return """
-      {"source": "\(jsonEscaped(client.identity))", \
-      "requests": {"list": \(requests.lists), "head": \(requests.heads), "get": \(requests.gets)}, \
-      "bytes_fetched": \(requests.bytesFetched), "retries": \(requests.retries), "failures": \(requests.failures), \
-      "cache": {\(cache)}}
+      {"source": "\(jsonEscaped(source))", \
+      "requests": {"list": \(total(\.lists)), "head": \(total(\.heads)), "get": \(total(\.gets))}, \
+      "bytes_fetched": \(total(\.bytesFetched)), "retries": \(total(\.retries)), \
+      "failures": \(total(\.failures)), "cache": {\(cache)}}
       """
   }
 }

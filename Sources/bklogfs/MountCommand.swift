@@ -185,10 +185,9 @@ struct MountCommand: ParsableCommand {
         throw MountFailure(error.description)
       }
     }
-    let configuration = FilesystemConfiguration(
-      rootPrefix: rootPrefix, blockSize: blockSize, directoryTTL: directoryTTL)
+    let configuration = FilesystemConfiguration(blockSize: blockSize, directoryTTL: directoryTTL)
     let filesystem = LogFilesystem(
-      client: client, configuration: configuration,
+      namespace: ArchiveNamespace(client: client, rootPrefix: rootPrefix), configuration: configuration,
       memoryCache: MemoryBlockCache(maxBytes: cache.memoryCacheSize.bytes), diskCache: diskCache, logger: logger)
     defer { filesystem.shutdown() }
 

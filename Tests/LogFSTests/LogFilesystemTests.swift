@@ -17,11 +17,12 @@ struct Fixture {
   ) {
     self.store = store
     let configuration = FilesystemConfiguration(
-      rootPrefix: rootPrefix, blockSize: Self.blockSize, partSize: 4 * Self.blockSize,
+      blockSize: Self.blockSize, partSize: 4 * Self.blockSize,
       initialReadahead: readahead, maxReadahead: readahead * 4, fetchThreads: 2, directoryTTL: directoryTTL,
       waitLimit: 30)
     filesystem = LogFilesystem(
-      client: store, configuration: configuration, memoryCache: MemoryBlockCache(maxBytes: 1 << 20),
+      namespace: ArchiveNamespace(client: store, rootPrefix: rootPrefix), configuration: configuration,
+      memoryCache: MemoryBlockCache(maxBytes: 1 << 20),
       diskCache: disk, logger: Logger(label: "test"))
   }
 

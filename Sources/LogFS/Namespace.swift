@@ -1,0 +1,77 @@
+public import ObjectStore
+
+/// What a tree is made of: its directories' entries, and where each file's bytes come from.
+///
+/// The filesystem core asks a namespace for a directory's entries (`list`) or for one name
+/// (`lookup`); it keeps inodes, handles, caches and the kernel's view itself. The archive mirror
+/// (`ArchiveNamespace`) is one namespace; Buildkite's org/pipeline/build/job names are another.
+/// Calls run on FUSE worker threads and may block on the network; each is bounded in time.
+public protocol Namespace: Sendable {
+  /// The key of the mount's root directory.
+  var rootKey: String { get }
+
+  /// The stores this namespace reads from, for the counters `bklogfs stats` shows.
+  var clients: [any ObjectClient] { get }
+
+  /// Every entry of the directory with this key.
+  func list(directory key: String) throws(FilesystemError) -> NamespaceListing
+
+  /// One entry of the directory, or nil when it has no entry of that name. Should cost less than
+  /// a whole listing where the source allows it.
+  func lookup(directory key: String, name: String) throws(FilesystemError) -> NamespaceEntry?
+}
+
+public struct NamespaceListing: Sendable {
+  public var entries: [NamespaceEntry]
+  /// Things the source holds that cannot be shown, each with the reason: logged once each.
+  public var leftOut: [(source: String, reason: String)]
+  /// Seconds this listing may be trusted; nil for the filesystem's default.
+  public var ttl: Double?
+
+  public init(entries: [NamespaceEntry], leftOut: [(source: String, reason: String)] = [], ttl: Double? = nil) {
+    self.entries = entries
+    self.leftOut = leftOut
+    self.ttl = ttl
+  }
+}
+
+public struct NamespaceEntry: Sendable {
+  public var name: String
+  public var content: Content
+
+  public enum Content: Sendable {
+    /// A directory, with the key the namespace knows it by.
+    case directory(key: String)
+    case file(FileContent)
+    /// A symbolic link, such as a readable alias of a file in the same tree.
+    case symlink(target: String)
+  }
+
+  public init(name: String, content: Content) {
+    self.name = name
+    self.content = content
+  }
+}
+
+public struct FileContent: Sendable {
+  public var size: UInt64
+  public var modified: Timestamp
+  /// True when the bytes can never change (an archived log): the kernel may then keep the file's
+  /// attributes and pages without expiry.
+  public var isImmutable: Bool
+  public var source: FileSource
+
+  public init(size: UInt64, modified: Timestamp, isImmutable: Bool, source: FileSource) {
+    self.size = size
+    self.modified = modified
+    self.isImmutable = isImmutable
+    self.source = source
+  }
+}
+
+public enum FileSource: Sendable {
+  /// An object of a store, read in blocks (cached) when the store is remote.
+  case object(client: any ObjectClient, key: String, etag: String)
+  /// Bytes the namespace holds itself, such as a build's metadata.
+  case bytes([UInt8])
+}

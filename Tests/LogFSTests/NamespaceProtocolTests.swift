@@ -1,0 +1,132 @@
+import BlockCache
+import Glibc
+import LogFS
+import Logging
+import ObjectStore
+import Synchronization
+import Testing
+
+/// A namespace made of fixed entries, counting how often it is asked, to test what LogFS does with
+/// any namespace: symbolic links, inline bytes, per-listing TTLs and immutability.
+final class FixedNamespace: Namespace {
+  let rootKey = "/"
+  let clients: [any ObjectClient]
+  let tree: [String: [NamespaceEntry]]
+  let ttl: Double?
+  let calls = Mutex((lists: 0, lookups: 0))
+
+  init(tree: [String: [NamespaceEntry]], ttl: Double?, clients: [any ObjectClient] = []) {
+    self.tree = tree
+    self.ttl = ttl
+    self.clients = clients
+  }
+
+  func list(directory key: String) throws(FilesystemError) -> NamespaceListing {
+    calls.withLock { $0.lists += 1 }
+    guard let entries = tree[key] else { throw FilesystemError(errno: ENOENT, "no directory \(key)") }
+    return NamespaceListing(entries: entries, ttl: ttl)
+  }
+
+  func lookup(directory key: String, name: String) throws(FilesystemError) -> NamespaceEntry? {
+    calls.withLock { $0.lookups += 1 }
+    return tree[key]?.first { $0.name == name }
+  }
+}
+
+@Suite struct NamespaceProtocolTests {
+  static let metadata = Array(#"{"number": 42, "state": "passed"}"#.utf8)
+  static let store: InMemoryObjectClient = {
+    let store = InMemoryObjectClient()
+    store.put("org-uuid/pipe-uuid/build-uuid/job-uuid.log", "the log\r\n")
+    return store
+  }()
+
+  static func tree(running: Bool) -> [String: [NamespaceEntry]] {
+    let info = try! store.head(key: "org-uuid/pipe-uuid/build-uuid/job-uuid.log")
+    let log = FileContent(
+      size: info.size, modified: info.lastModified, isImmutable: !running,
+      source: .object(client: store, key: info.key, etag: info.etag))
+    return [
+      "/": [NamespaceEntry(name: "acme", content: .directory(key: "/acme"))],
+      "/acme": [NamespaceEntry(name: "42", content: .directory(key: "/acme/42"))],
+      "/acme/42": [
+        NamespaceEntry(name: "job-uuid.log", content: .file(log)),
+        NamespaceEntry(
+          name: "build.json",
+          content: .file(
+            FileContent(
+              size: UInt64(metadata.count), modified: Timestamp(seconds: 1), isImmutable: true, source: .bytes(metadata)
+            ))),
+        NamespaceEntry(name: "test-1.log", content: .symlink(target: "job-uuid.log")),
+      ],
+    ]
+  }
+
+  func filesystem(_ namespace: FixedNamespace) -> LogFilesystem {
+    LogFilesystem(
+      namespace: namespace, configuration: FilesystemConfiguration(blockSize: 4096, directoryTTL: 60),
+      memoryCache: MemoryBlockCache(maxBytes: 1 << 20), diskCache: nil, logger: Logger(label: "test"))
+  }
+
+  func resolve(_ filesystem: LogFilesystem, _ path: String) throws -> Attributes {
+    var attributes = try filesystem.attributes(of: LogFilesystem.rootInode)
+    for component in path.split(separator: "/") {
+      attributes = try filesystem.lookup(parent: attributes.inode, name: String(component))
+    }
+    return attributes
+  }
+
+  func contents(_ filesystem: LogFilesystem, _ path: String) throws -> [UInt8] {
+    let handle = try filesystem.openFile(try resolve(filesystem, path).inode)
+    defer { filesystem.releaseFile(handle) }
+    return try filesystem.read(handle, offset: 0, count: 1 << 20)
+  }
+
+  @Test func symlinksInlineBytesAndObjects() throws {
+    let filesystem = filesystem(FixedNamespace(tree: Self.tree(running: false), ttl: nil))
+    let link = try resolve(filesystem, "acme/42/test-1.log")
+    #expect(link.kind == .symlink)
+    #expect(try filesystem.readLink(link.inode) == "job-uuid.log")
+    #expect(link.size == UInt64("job-uuid.log".utf8.count))
+    #expect(try contents(filesystem, "acme/42/build.json") == Self.metadata)
+    #expect(try contents(filesystem, "acme/42/job-uuid.log") == Array("the log\r\n".utf8))
+    let notALink = #expect(throws: FilesystemError.self) {
+      try filesystem.readLink(try resolve(filesystem, "acme/42/build.json").inode)
+    }
+    #expect(notALink?.errno == EINVAL)
+    let handle = try filesystem.openDirectory(try resolve(filesystem, "acme/42").inode)
+    #expect(
+      try filesystem.readDirectory(handle, from: 0).map(\.name) == [
+        ".", "..", "build.json", "job-uuid.log", "test-1.log",
+      ])
+  }
+
+  @Test func immutabilityComesFromTheNamespace() throws {
+    let finished = filesystem(FixedNamespace(tree: Self.tree(running: false), ttl: nil))
+    #expect(try resolve(finished, "acme/42/job-uuid.log").isImmutable)
+    let running = filesystem(FixedNamespace(tree: Self.tree(running: true), ttl: nil))
+    #expect(try !resolve(running, "acme/42/job-uuid.log").isImmutable)
+    #expect(try !resolve(running, "acme").isImmutable)
+  }
+
+  @Test func aListingsOwnTTLDecidesWhenItIsListedAgain() throws {
+    let trusted = FixedNamespace(tree: Self.tree(running: false), ttl: 3600)
+    let fs = filesystem(trusted)
+    for _ in 0..<3 { fs.releaseDirectory(try fs.openDirectory(LogFilesystem.rootInode)) }
+    #expect(trusted.calls.withLock { $0.lists } == 1)
+
+    let expiring = FixedNamespace(tree: Self.tree(running: true), ttl: 0)
+    let fs2 = filesystem(expiring)
+    for _ in 0..<3 { fs2.releaseDirectory(try fs2.openDirectory(LogFilesystem.rootInode)) }
+    #expect(expiring.calls.withLock { $0.lists } == 3)
+  }
+
+  @Test func aTrustedListingAnswersLookupsWithoutAskingAgain() throws {
+    let namespace = FixedNamespace(tree: Self.tree(running: false), ttl: 3600)
+    let fs = filesystem(namespace)
+    fs.releaseDirectory(try fs.openDirectory(LogFilesystem.rootInode))
+    #expect(try resolve(fs, "acme").kind == .directory)
+    #expect(throws: FilesystemError.self) { try resolve(fs, "nope") }
+    #expect(namespace.calls.withLock { $0.lookups } == 0)
+  }
+}
