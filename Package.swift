@@ -10,6 +10,7 @@ import PackageDescription
 //   BuildkiteAPI                  — the Buildkite REST client over HTTPTransport
 //   Catalog                       — names learned from Buildkite, kept in SQLite
 //   LogFS                         — the filesystem core (no FUSE types)
+//   BuildkiteNames                — the org/pipeline/build/job tree, a LogFS namespace
 //   FuseAdapter                   — libfuse low-level callbacks over LogFS
 //   bklogfs                       — the command line
 let strictSettings: [SwiftSetting] = [
@@ -64,6 +65,12 @@ let package = Package(
       dependencies: ["ObjectStore", "BlockCache", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strictSettings),
     .target(
+      name: "BuildkiteNames",
+      dependencies: [
+        "LogFS", "BuildkiteAPI", "Catalog", "ObjectStore", .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: strictSettings),
+    .target(
       name: "FuseAdapter",
       dependencies: ["CFuse", "LogFS", "ObjectStore", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strictSettings),
@@ -85,6 +92,8 @@ let package = Package(
       name: "BuildkiteAPITests",
       dependencies: ["BuildkiteAPI", "HTTPTransport", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strictSettings),
+    .testTarget(
+      name: "BuildkiteNamesTests", dependencies: ["BuildkiteNames"], swiftSettings: strictSettings),
     .testTarget(
       name: "CatalogTests",
       dependencies: ["Catalog", .product(name: "Logging", package: "swift-log")],
