@@ -117,7 +117,8 @@ final class BlockReader: Sendable {
 
   /// Starts fetching `[offset, end)` in the background, in parts, skipping what is cached or in flight.
   func prefetch(_ object: ObjectVersion, offset: UInt64, end: UInt64) {
-    guard offset < end else { return }
+    // A suffix-only store sends the whole object on the first miss: there is nothing to read ahead.
+    guard offset < end, client.rangeSupport == .any else { return }
     let first = offset / UInt64(blockSize)
     let last = min((end - 1) / UInt64(blockSize), blockCount(object) - 1)
     guard first <= last else { return }
@@ -162,6 +163,9 @@ final class BlockReader: Sendable {
 
   /// Fetches claimed blocks: from the disk cache where it has them, else in runs of consecutive
   /// blocks from the store. Every claimed block's promise is fulfilled, with bytes or an error.
+  ///
+  /// A store that serves only suffixes is asked for a run that ends at the object's end as is (a
+  /// `tail` costs only the end); any other miss fetches the whole object once, keeping every block.
   private func fetch(_ object: ObjectVersion, _ claimed: [UInt64]) throws(FilesystemError) {
     var toFetch: [UInt64] = []
     for index in claimed {
@@ -172,15 +176,28 @@ final class BlockReader: Sendable {
         toFetch.append(index)
       }
     }
+    guard !toFetch.isEmpty else { return }
+    var runs: [[UInt64]] = []
+    for index in toFetch {
+      if let last = runs.last?.last, last + 1 == index {
+        runs[runs.count - 1].append(index)
+      } else {
+        runs.append([index])
+      }
+    }
+    let lastBlock = blockCount(object) - 1
+    if client.rangeSupport == .suffixOnly && (runs.count > 1 || runs[0].last != lastBlock) {
+      // Everything nobody fetches yet comes along: the store sends it anyway.
+      let (rest, _) = claim(
+        object, (0...lastBlock).filter { !toFetch.contains($0) && !memory.contains(blockKey(object, $0)) })
+      try fetchRun(object, (toFetch + rest).sorted(), range: 0..<object.size)
+      return
+    }
     var firstError: FilesystemError?
-    var runStart = 0
-    while runStart < toFetch.count {
-      var runEnd = runStart + 1
-      while runEnd < toFetch.count && toFetch[runEnd] == toFetch[runEnd - 1] + 1 { runEnd += 1 }
-      let run = Array(toFetch[runStart..<runEnd])
-      runStart = runEnd
+    for run in runs {
       do throws(FilesystemError) {
-        try fetchRun(object, run)
+        try fetchRun(
+          object, run, range: blockRange(object, run.first!).lowerBound..<blockRange(object, run.last!).upperBound)
       } catch {
         firstError = firstError ?? error
       }
@@ -188,37 +205,45 @@ final class BlockReader: Sendable {
     if let firstError { throw firstError }
   }
 
-  private func fetchRun(_ object: ObjectVersion, _ run: [UInt64]) throws(FilesystemError) {
-    let range = blockRange(object, run.first!).lowerBound..<blockRange(object, run.last!).upperBound
-    var next = run.first!
+  /// One GET of `range`, publishing each block of `wanted` (sorted) as its last byte arrives and
+  /// skipping the bytes of other blocks.
+  private func fetchRun(_ object: ObjectVersion, _ wanted: [UInt64], range: Range<UInt64>) throws(FilesystemError) {
+    let wantedSet = Set(wanted)
+    var published = Set<UInt64>()
+    var offset = range.lowerBound
     var buffer = [UInt8]()
     buffer.reserveCapacity(blockSize)
     do throws(ObjectStoreError) {
       try client.get(key: object.key, range: range, ifMatch: object.etag) { bytes in
         var remaining = bytes[...]
         while !remaining.isEmpty {
-          let want = blockRange(object, next).count - buffer.count
-          let take = min(want, remaining.count)
-          buffer.append(contentsOf: remaining.prefix(take))
-          remaining = remaining.dropFirst(take)
-          if buffer.count == blockRange(object, next).count {
-            counters.fetchedBlocks.add(1, ordering: .relaxed)
-            publish(object, next, buffer, toDisk: true)
-            next += 1
-            buffer.removeAll(keepingCapacity: true)
+          let index = offset / UInt64(blockSize)
+          let blockEnd = blockRange(object, index).upperBound
+          let take = Int(min(blockEnd - offset, UInt64(remaining.count)))
+          if wantedSet.contains(index) {
+            buffer.append(contentsOf: remaining.prefix(take))
+            if offset + UInt64(take) == blockEnd {
+              counters.fetchedBlocks.add(1, ordering: .relaxed)
+              publish(object, index, buffer, toDisk: true)
+              published.insert(index)
+              buffer.removeAll(keepingCapacity: true)
+            }
           }
+          remaining = remaining.dropFirst(take)
+          offset += UInt64(take)
         }
       }
     } catch {
       let failure = FilesystemError(error)
       logger.error("read of \(source)/\(object.key) failed: \(error.message)")
-      fail(object, Array(next...run.last!), failure)
+      fail(object, wanted.filter { !published.contains($0) }, failure)
       throw failure
     }
-    if next <= run.last! {
+    let missing = wanted.filter { !published.contains($0) }
+    if !missing.isEmpty {
       let failure = FilesystemError(errno: EIO, "GET of \(object.key) ended before byte \(range.upperBound)")
       logger.error("read of \(source)/\(object.key) failed: \(failure.message)")
-      fail(object, Array(next...run.last!), failure)
+      fail(object, missing, failure)
       throw failure
     }
   }

@@ -13,10 +13,14 @@ public final class InMemoryObjectClient: ObjectClient {
   private let etagSerial = Atomic<Int>(0)
   public let identity: String
   public let isRemote: Bool
+  public let rangeSupport: RangeSupport
 
-  public init(identity: String = "memory://test", isRemote: Bool = true) {
+  /// With `rangeSupport: .suffixOnly` the store refuses any range that does not end at the object's
+  /// end, as Buildkite's log endpoint does.
+  public init(identity: String = "memory://test", isRemote: Bool = true, rangeSupport: RangeSupport = .any) {
     self.identity = identity
     self.isRemote = isRemote
+    self.rangeSupport = rangeSupport
   }
 
   public func put(_ key: String, _ bytes: [UInt8], lastModified: Timestamp = Timestamp(seconds: 1_700_000_000)) {
@@ -85,6 +89,9 @@ public final class InMemoryObjectClient: ObjectClient {
       }
       guard range.upperBound <= object.info.size else {
         return .failure(ObjectStoreError(.invalidRequest, "range \(range) past the end of \(key)"))
+      }
+      if rangeSupport == .suffixOnly && range.upperBound != object.info.size {
+        return .failure(ObjectStoreError(.invalidRequest, "only suffix ranges of \(key) can be read"))
       }
       return .success(Array(object.bytes[Int(range.lowerBound)..<Int(range.upperBound)]))
     }

@@ -13,6 +13,11 @@ public protocol ObjectClient: Sendable {
   /// Requests made so far, by kind.
   var counters: RequestCounters { get }
 
+  /// Which byte ranges `get` serves at the cost of the range: any (S3, a local file), or only
+  /// suffixes, ranges that end at the object's end (Buildkite's log endpoint). Any other range of a
+  /// suffix-only store costs the whole object, so readers fetch such objects whole.
+  var rangeSupport: RangeSupport { get }
+
   /// One page of a listing: ListObjectsV2 semantics (keys in UTF-8 byte order; with a delimiter,
   /// keys holding it after the prefix are rolled up into common prefixes).
   func listPage(_ request: ListRequest) throws(ObjectStoreError) -> ListPage
@@ -28,7 +33,14 @@ public protocol ObjectClient: Sendable {
   ) throws(ObjectStoreError)
 }
 
+public enum RangeSupport: Sendable, Hashable {
+  case any
+  case suffixOnly
+}
+
 extension ObjectClient {
+  public var rangeSupport: RangeSupport { .any }
+
   /// Reads `range` into one array; for tests and small reads.
   public func getBytes(key: String, range: Range<UInt64>, ifMatch: String? = nil) throws(ObjectStoreError) -> [UInt8] {
     var bytes = [UInt8]()

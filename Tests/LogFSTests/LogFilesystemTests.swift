@@ -248,3 +248,42 @@ func removeTree(_ path: String) {
     waitpid(child, &status, 0)
   }
 }
+
+/// A store that serves only suffixes (Buildkite's log endpoint): the in-memory store refuses any
+/// other range, so these tests fail if the read path ever asks for one.
+@Suite struct SuffixOnlySourceTests {
+  func fixture(_ bytes: [UInt8]) -> Fixture {
+    let store = InMemoryObjectClient(identity: "memory://api-logs", rangeSupport: .suffixOnly)
+    store.put("org/pipe/1/job.log", bytes)
+    return Fixture(store: store, readahead: UInt64(2 * Fixture.blockSize))
+  }
+
+  @Test func aTailCostsOneSuffixRequestOfTheLastBlocks() throws {
+    let bytes = pattern(40 * Fixture.blockSize + 123)
+    let fixture = fixture(bytes)
+    let handle = try fixture.filesystem.openFile(try fixture.resolve("org/pipe/1/job.log").inode)
+    let tail = try fixture.filesystem.read(handle, offset: UInt64(bytes.count - 4096), count: 4096)
+    #expect(tail == Array(bytes.suffix(4096)))
+    #expect(fixture.store.counters.snapshot.gets == 1)
+    #expect(fixture.store.counters.snapshot.bytesFetched <= 2 * Fixture.blockSize)
+  }
+
+  @Test func anyOtherReadFetchesTheWholeObjectOnce() throws {
+    let bytes = pattern(40 * Fixture.blockSize + 123)
+    let fixture = fixture(bytes)
+    #expect(try fixture.readAll("org/pipe/1/job.log", chunk: 3000) == bytes)
+    let handle = try fixture.filesystem.openFile(try fixture.resolve("org/pipe/1/job.log").inode)
+    #expect(try fixture.filesystem.read(handle, offset: 12_345, count: 10) == Array(bytes[12_345..<12_355]))
+    #expect(fixture.store.counters.snapshot.gets == 1)
+    #expect(fixture.store.counters.snapshot.bytesFetched == bytes.count)
+  }
+
+  @Test func aTailThenAFullReadFetchesTheRestOnce() throws {
+    let bytes = pattern(20 * Fixture.blockSize)
+    let fixture = fixture(bytes)
+    let handle = try fixture.filesystem.openFile(try fixture.resolve("org/pipe/1/job.log").inode)
+    _ = try fixture.filesystem.read(handle, offset: UInt64(bytes.count - 100), count: 100)
+    #expect(try fixture.readAll("org/pipe/1/job.log", chunk: Fixture.blockSize) == bytes)
+    #expect(fixture.store.counters.snapshot.gets == 2)
+  }
+}
