@@ -1,0 +1,4 @@
+import Foundation
+import Logging
+
+let testLogger = Logger(label: "bklogfs.catalog.tests")
