@@ -11,13 +11,15 @@ import Synchronization
 /// Strings (ids, slugs, names) are stored exactly as given, as UTF-8 text bound with its byte length, so any
 /// Unicode, quotes and even embedded NULs round-trip, and lookups compare them byte for byte.
 ///
-/// Thread-safe. One SQLite connection, opened `SQLITE_OPEN_NOMUTEX`, sits behind a `Mutex`: each call takes
-/// the lock, runs its statements (prepared once, then reused) and releases it. The lock has to cover a whole
-/// bind-step-reset sequence of a cached statement anyway, so SQLite's own per-call mutex would add nothing.
-/// Lookups are index hits of microseconds; the longest hold is a batch upsert (a page of 100 builds takes
-/// milliseconds). Another process, or another `Catalog` on the same file, is handled by WAL mode (readers do not
-/// block the writer) and a busy timeout; every write transaction begins `IMMEDIATE` so it waits for the write
-/// lock rather than failing on upgrade.
+/// Thread-safe, for plain threads (FUSE workers). Each SQLite connection, opened `SQLITE_OPEN_NOMUTEX`, sits
+/// behind its own `Mutex`: a call takes a connection's lock, runs its statements (prepared once, then reused) and
+/// releases it. The lock has to cover a whole bind-step-reset sequence of a cached statement anyway, so SQLite's
+/// own per-call mutex would add nothing. A file-backed catalog has one writing connection and a few read-only
+/// ones: in WAL mode readers see the last committed state and never wait for a batch being written, so a lookup
+/// (an index hit of microseconds) is not held up by an upsert. Writes are serialised on the writer; another
+/// process, or another `Catalog` on the same file, waits for SQLite's write lock through a busy timeout, and every
+/// write transaction begins `IMMEDIATE` so it waits for the lock rather than failing on upgrade. An in-memory
+/// catalog has the one connection only.
 public final class Catalog: Sendable {
   /// The schema version this code writes and understands.
   public static var schemaVersion: Int { Int(Schema.currentVersion) }
@@ -28,7 +30,20 @@ public final class Catalog: Sendable {
   /// The database file, or nil for an in-memory catalog.
   public let path: String?
   private let logger: Logger
-  private let database: Mutex<SQLiteDatabase>
+  /// The connection that writes (and, for an in-memory catalog, also reads).
+  private let writer: Connection
+  /// Connections that only read, so lookups need not wait for a batch being written; empty in memory.
+  private let readers: [Connection]
+  private let nextReader = Atomic<Int>(0)
+
+  /// How many read-only connections a file-backed catalog opens.
+  static let readerCount = 3
+
+  /// One SQLite connection and its cached statements, used by one thread at a time.
+  private final class Connection: Sendable {
+    let database: Mutex<SQLiteDatabase>
+    init(_ database: consuming sending SQLiteDatabase) { self.database = Mutex(database) }
+  }
 
   /// Opens or creates the catalog at `path` (file mode 0600, missing parent directories created 0700), in WAL
   /// mode with a busy timeout, and brings its schema to the current version. A file written by a newer bklogfs,
@@ -38,9 +53,22 @@ public final class Catalog: Sendable {
     try CatalogFile.prepare(path: path)
     let database = try Self.open(path: path, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
     try Self.configure(database, path: path, inMemory: false, logger: logger)
+    var readers: [Connection] = []
+    for _ in 0..<Self.readerCount {
+      let reader = try Self.open(path: path, flags: SQLITE_OPEN_READWRITE)
+      do throws(SQLiteError) {
+        reader.setBusyTimeout(milliseconds: Self.busyTimeoutMilliseconds)
+        // A guard: nothing sent to a reader may write.
+        try reader.execute("PRAGMA query_only = 1", purpose: "make a connection read-only")
+      } catch {
+        throw Self.catalogError(error, path: path)
+      }
+      readers.append(Connection(reader))
+    }
     self.path = path
     self.logger = logger
-    self.database = Mutex(database)
+    self.writer = Connection(database)
+    self.readers = readers
   }
 
   private init(inMemoryWithLogger logger: Logger) throws(CatalogError) {
@@ -48,7 +76,8 @@ public final class Catalog: Sendable {
     try Self.configure(database, path: nil, inMemory: true, logger: logger)
     self.path = nil
     self.logger = logger
-    self.database = Mutex(database)
+    self.writer = Connection(database)
+    self.readers = []
   }
 
   /// A catalog that lives in memory and is gone when released; for tests.
@@ -67,7 +96,7 @@ public final class Catalog: Sendable {
   /// Inserts or replaces organizations by id; an organization already stored under the same slug with another
   /// id is replaced too (slugs are unique).
   public func upsert(organizations: [CatalogOrganization]) throws(CatalogError) {
-    try withDatabase { (db) throws(SQLiteError) in
+    try write { (db) throws(SQLiteError) in
       try db.transaction(purpose: "store organizations") { () throws(SQLiteError) in
         for organization in organizations {
           try db.run(
@@ -81,7 +110,7 @@ public final class Catalog: Sendable {
 
   /// Every organization, by slug.
   public func organizations() throws(CatalogError) -> [CatalogOrganization] {
-    try withDatabase { (db) throws(SQLiteError) in
+    try read { (db) throws(SQLiteError) in
       try db.rows(
         "SELECT \(Self.organizationColumns) FROM organizations ORDER BY slug", purpose: "list organizations",
         Self.organization)
@@ -89,7 +118,7 @@ public final class Catalog: Sendable {
   }
 
   public func organization(slug: String) throws(CatalogError) -> CatalogOrganization? {
-    try withDatabase { (db) throws(SQLiteError) in
+    try read { (db) throws(SQLiteError) in
       try db.firstRow(
         "SELECT \(Self.organizationColumns) FROM organizations WHERE slug = ?1",
         purpose: "look up an organization by slug", binding: [.text(slug)], Self.organization)
@@ -97,7 +126,7 @@ public final class Catalog: Sendable {
   }
 
   public func organization(id: String) throws(CatalogError) -> CatalogOrganization? {
-    try withDatabase { (db) throws(SQLiteError) in
+    try read { (db) throws(SQLiteError) in
       try db.firstRow(
         "SELECT \(Self.organizationColumns) FROM organizations WHERE id = ?1",
         purpose: "look up an organization by id", binding: [.text(id)], Self.organization)
@@ -116,7 +145,7 @@ public final class Catalog: Sendable {
   /// Inserts or replaces pipelines by id; a pipeline already stored under the same (organization, slug) with
   /// another id is replaced too.
   public func upsert(pipelines: [CatalogPipeline]) throws(CatalogError) {
-    try withDatabase { (db) throws(SQLiteError) in
+    try write { (db) throws(SQLiteError) in
       try db.transaction(purpose: "store pipelines") { () throws(SQLiteError) in
         for pipeline in pipelines {
           try db.run(
@@ -132,7 +161,7 @@ public final class Catalog: Sendable {
 
   /// The pipelines of an organization, by slug.
   public func pipelines(organizationSlug: String) throws(CatalogError) -> [CatalogPipeline] {
-    try withDatabase { (db) throws(SQLiteError) in
+    try read { (db) throws(SQLiteError) in
       try db.rows(
         "SELECT \(Self.pipelineColumns) FROM pipelines WHERE organization_slug = ?1 ORDER BY slug",
         purpose: "list an organization's pipelines", binding: [.text(organizationSlug)], Self.pipeline)
@@ -140,7 +169,7 @@ public final class Catalog: Sendable {
   }
 
   public func pipeline(organizationSlug: String, slug: String) throws(CatalogError) -> CatalogPipeline? {
-    try withDatabase { (db) throws(SQLiteError) in
+    try read { (db) throws(SQLiteError) in
       try db.firstRow(
         "SELECT \(Self.pipelineColumns) FROM pipelines WHERE organization_slug = ?1 AND slug = ?2",
         purpose: "look up a pipeline by slug", binding: [.text(organizationSlug), .text(slug)], Self.pipeline)
@@ -148,7 +177,7 @@ public final class Catalog: Sendable {
   }
 
   public func pipeline(id: String) throws(CatalogError) -> CatalogPipeline? {
-    try withDatabase { (db) throws(SQLiteError) in
+    try read { (db) throws(SQLiteError) in
       try db.firstRow(
         "SELECT \(Self.pipelineColumns) FROM pipelines WHERE id = ?1", purpose: "look up a pipeline by id",
         binding: [.text(id)], Self.pipeline)
@@ -194,7 +223,7 @@ public final class Catalog: Sendable {
   /// `jobs(buildID:)` returns jobs in the order of the latest copy that held them; a kept job keeps its place
   /// from the copy that last held it, ahead of a job given at the same place later.
   public func upsert(builds: [(build: CatalogBuild, jobs: [CatalogJob])]) throws(CatalogError) {
-    try withDatabase { (db) throws(SQLiteError) in
+    try write { (db) throws(SQLiteError) in
       try db.transaction(purpose: "store builds") { () throws(SQLiteError) in
         for (build, jobs) in builds {
           try Self.store(build, jobs: jobs, in: db)
@@ -247,7 +276,7 @@ public final class Catalog: Sendable {
   public func build(organizationSlug: String, pipelineSlug: String, number: Int) throws(CatalogError)
     -> CatalogBuild?
   {
-    try withDatabase { (db) throws(SQLiteError) in
+    try read { (db) throws(SQLiteError) in
       try db.firstRow(
         "SELECT \(Self.buildColumns) FROM builds WHERE organization_slug = ?1 AND pipeline_slug = ?2 AND number = ?3",
         purpose: "look up a build by number",
@@ -256,7 +285,7 @@ public final class Catalog: Sendable {
   }
 
   public func build(id: String) throws(CatalogError) -> CatalogBuild? {
-    try withDatabase { (db) throws(SQLiteError) in
+    try read { (db) throws(SQLiteError) in
       try db.firstRow(
         "SELECT \(Self.buildColumns) FROM builds WHERE id = ?1", purpose: "look up a build by id",
         binding: [.text(id)], Self.build)
@@ -268,7 +297,7 @@ public final class Catalog: Sendable {
     -> [CatalogBuild]
   {
     guard limit > 0 else { return [] }
-    return try withDatabase { (db) throws(SQLiteError) in
+    return try read { (db) throws(SQLiteError) in
       try db.rows(
         """
         SELECT \(Self.buildColumns) FROM builds
@@ -285,7 +314,7 @@ public final class Catalog: Sendable {
 
   /// The jobs of a build, in the order the API listed them (see `upsert(builds:)`).
   public func jobs(buildID: String) throws(CatalogError) -> [CatalogJob] {
-    try withDatabase { (db) throws(SQLiteError) in
+    try read { (db) throws(SQLiteError) in
       try db.rows(
         "SELECT \(Self.jobColumns) FROM jobs WHERE build_id = ?1 ORDER BY position, rowid",
         purpose: "list a build's jobs", binding: [.text(buildID)], Self.job)
@@ -293,7 +322,7 @@ public final class Catalog: Sendable {
   }
 
   public func job(id: String) throws(CatalogError) -> CatalogJob? {
-    try withDatabase { (db) throws(SQLiteError) in
+    try read { (db) throws(SQLiteError) in
       try db.firstRow(
         "SELECT \(Self.jobColumns) FROM jobs WHERE id = ?1", purpose: "look up a job by id", binding: [.text(id)],
         Self.job)
@@ -302,7 +331,7 @@ public final class Catalog: Sendable {
 
   /// Records the size of a finished job's log. A job the catalog does not hold is ignored.
   public func setLogSize(jobID: String, size: Int64) throws(CatalogError) {
-    try withDatabase { (db) throws(SQLiteError) in
+    try write { (db) throws(SQLiteError) in
       try db.run(
         "UPDATE jobs SET log_size = ?2 WHERE id = ?1", purpose: "record a job's log size",
         binding: [.text(jobID), .integer(size)])
@@ -314,7 +343,7 @@ public final class Catalog: Sendable {
   /// When the listing `key` (any string, e.g. "pipelines:acme" or "builds:acme/web") was last fetched whole, in
   /// seconds since the epoch, or nil if never.
   public func listingFetchedAt(_ key: String) throws(CatalogError) -> Int64? {
-    try withDatabase { (db) throws(SQLiteError) in
+    try read { (db) throws(SQLiteError) in
       try db.firstRow(
         "SELECT fetched_at FROM listings WHERE key = ?1", purpose: "look up when a listing was fetched",
         binding: [.text(key)]
@@ -323,7 +352,7 @@ public final class Catalog: Sendable {
   }
 
   public func setListingFetched(_ key: String, at time: Int64) throws(CatalogError) {
-    try withDatabase { (db) throws(SQLiteError) in
+    try write { (db) throws(SQLiteError) in
       try db.run(
         """
         INSERT INTO listings (key, fetched_at) VALUES (?1, ?2)
@@ -335,17 +364,37 @@ public final class Catalog: Sendable {
 
   // MARK: Access
 
-  /// Runs `body` with the connection, under the lock; a SQLite error becomes a `CatalogError` naming the catalog.
-  private func withDatabase<Result: Sendable>(
+  /// Runs `body` with the writing connection, under its lock.
+  private func write<Result: Sendable>(
     _ body: (SQLiteDatabase) throws(SQLiteError) -> Result
   ) throws(CatalogError) -> Result {
-    let outcome: Swift.Result<Result, SQLiteError> = database.withLock { db in
-      do throws(SQLiteError) {
-        return .success(try body(db))
-      } catch {
-        return .failure(error)
-      }
+    let result = writer.database.withLock { db -> Swift.Result<Result, SQLiteError> in
+      do throws(SQLiteError) { return .success(try body(db)) } catch { return .failure(error) }
     }
+    return try outcome(result)
+  }
+
+  /// Runs `body` (which must only read) with a reading connection: the first one free, else waits for one in
+  /// turn. An in-memory catalog reads through its one connection.
+  private func read<Result: Sendable>(
+    _ body: (SQLiteDatabase) throws(SQLiteError) -> Result
+  ) throws(CatalogError) -> Result {
+    if readers.isEmpty { return try write(body) }
+    for reader in readers {
+      let result = reader.database.withLockIfAvailable { db -> Swift.Result<Result, SQLiteError> in
+        do throws(SQLiteError) { return .success(try body(db)) } catch { return .failure(error) }
+      }
+      if let result { return try outcome(result) }
+    }
+    let index = nextReader.wrappingAdd(1, ordering: .relaxed).oldValue % readers.count
+    let result = readers[index].database.withLock { db -> Swift.Result<Result, SQLiteError> in
+      do throws(SQLiteError) { return .success(try body(db)) } catch { return .failure(error) }
+    }
+    return try outcome(result)
+  }
+
+  /// The result, or a `CatalogError` naming the catalog for a SQLite error.
+  private func outcome<Result>(_ outcome: Swift.Result<Result, SQLiteError>) throws(CatalogError) -> Result {
     switch outcome {
     case .success(let result): return result
     case .failure(let error): throw Self.catalogError(error, path: path)

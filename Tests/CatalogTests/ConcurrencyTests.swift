@@ -67,4 +67,49 @@ import Testing
       }
     }
   }
+
+  /// Lookups go to read-only connections, so they keep being answered while a large batch is written.
+  @Test func lookupsDoNotWaitForABatch() throws {
+    try withTemporaryDirectory { directory in
+      let catalog = try Catalog(path: directory + "/catalog.sqlite", logger: testLogger)
+      let known = build(1)
+      try catalog.upsert(builds: [(known, [job("known", build: known)])])
+      let pairs = (2...5_001).map { number -> (build: CatalogBuild, jobs: [CatalogJob]) in
+        let b = build(number)
+        return (b, (0..<5).map { job("job-\(number)-\($0)", build: b) })
+      }
+      let done = Atomic<Bool>(false)
+      let writeError = Mutex<String?>(nil)
+      let group = DispatchGroup()
+      group.enter()
+      Thread {
+        defer {
+          done.store(true, ordering: .releasing)
+          group.leave()
+        }
+        do { try catalog.upsert(builds: pairs) } catch { writeError.withLock { $0 = "\(error)" } }
+      }.start()
+      let clock = ContinuousClock()
+      var lookups = 0
+      var slowest = Duration.zero
+      var sawPartialBatch = false
+      while !done.load(ordering: .acquiring) {
+        let started = clock.now
+        let found = try catalog.build(id: known.id)
+        let latest = try catalog.builds(organizationSlug: "acme", pipelineSlug: "web", limit: 1, before: nil)
+        slowest = max(slowest, clock.now - started)
+        #expect(found == known)
+        // A reader sees either none of the batch or all of it.
+        if let number = latest.first?.number, number != 1 && number != 5_001 { sawPartialBatch = true }
+        lookups += 1
+      }
+      group.wait()
+      #expect(writeError.withLock { $0 } == nil)
+      #expect(!sawPartialBatch)
+      #expect(lookups > 0)
+      #expect(
+        try catalog.builds(organizationSlug: "acme", pipelineSlug: "web", limit: 1, before: nil).first?.number == 5_001)
+      print("Catalog: \(lookups) lookups answered during a 5,000-build write; the slowest took \(slowest)")
+    }
+  }
 }
