@@ -504,6 +504,12 @@ public final class Catalog: Sendable {
     guard try userVersion(db) < current else { return }
     try db.transaction(purpose: "upgrade the schema") { () throws(SQLiteError) in
       let version = try userVersion(db)
+      if version > current {
+        // Another process with a newer bklogfs upgraded the file since it was checked.
+        throw SQLiteError(
+          code: SQLITE_ERROR, message: "a newer bklogfs upgraded it meanwhile (schema version \(version))",
+          purpose: "upgrade the schema")
+      }
       guard version < current else { return }
       for index in Int(version)..<Int(current) {
         try db.execute(Schema.migrations[index], purpose: "upgrade the schema to version \(index + 1)")
