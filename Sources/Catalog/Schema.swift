@@ -1,0 +1,67 @@
+/// The catalog's schema, versioned by SQLite's `user_version` and marked as ours by `application_id`.
+///
+/// `migrations[i]` brings a database from version `i` to `i + 1`; the current version is `migrations.count`.
+/// A database whose version is higher than that was written by a newer bklogfs and is refused, never downgraded.
+enum Schema {
+  /// `PRAGMA application_id` of a bklogfs catalog: "bklg" in ASCII.
+  static let applicationID: Int32 = 0x626b_6c67
+
+  static var currentVersion: Int32 { Int32(migrations.count) }
+
+  static let migrations: [String] = [
+    // Version 1.
+    """
+    CREATE TABLE organizations (
+      id TEXT NOT NULL PRIMARY KEY,
+      slug TEXT NOT NULL,
+      name TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX organizations_by_slug ON organizations (slug);
+
+    CREATE TABLE pipelines (
+      id TEXT NOT NULL PRIMARY KEY,
+      organization_slug TEXT NOT NULL,
+      slug TEXT NOT NULL,
+      name TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX pipelines_by_slug ON pipelines (organization_slug, slug);
+
+    CREATE TABLE builds (
+      id TEXT NOT NULL PRIMARY KEY,
+      organization_slug TEXT NOT NULL,
+      pipeline_slug TEXT NOT NULL,
+      number INTEGER NOT NULL,
+      state TEXT NOT NULL,
+      created_at INTEGER,
+      finished_at INTEGER,
+      is_finished INTEGER NOT NULL,
+      json BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX builds_by_number ON builds (organization_slug, pipeline_slug, number);
+
+    CREATE TABLE jobs (
+      id TEXT NOT NULL PRIMARY KEY,
+      build_id TEXT NOT NULL,
+      position INTEGER NOT NULL,
+      type TEXT NOT NULL,
+      name TEXT,
+      step_key TEXT,
+      state TEXT,
+      parallel_group_index INTEGER,
+      parallel_group_total INTEGER,
+      retried INTEGER NOT NULL,
+      retried_in_job_id TEXT,
+      retries_count INTEGER,
+      started_at INTEGER,
+      finished_at INTEGER,
+      log_size INTEGER
+    );
+    CREATE INDEX jobs_by_build ON jobs (build_id, position);
+
+    CREATE TABLE listings (
+      key TEXT NOT NULL PRIMARY KEY,
+      fetched_at INTEGER NOT NULL
+    );
+    """
+  ]
+}
