@@ -1,0 +1,391 @@
+#!/usr/bin/env python3
+"""A deterministic "world" of Buildkite orgs, pipelines, builds, jobs and logs for the fake API.
+
+`build_world(seed, testdata_dir, ...)` returns a JSON-able dict; `python3 world.py OUT.json` writes one.
+The server (server.py) loads such a file. Helpers at the bottom (`find_build`, `job_ids`, `log_bytes`,
+`SPECIAL`) let tests find the interesting builds without hard-coding UUIDs.
+
+Layout (see README.md for the table):
+  org "acme"
+    pipeline "web-app"   many generated builds (default 300, numbers with a few gaps), for pagination
+    pipeline "tools"     special builds 1..6: job types, retries, parallel, empty/deleted logs, running, no jobs
+  org "buildkite"
+    pipeline "buildkite-cli"  the real build from build.json (number 584), ids and fields kept as they are
+  org "empty-org"        no pipelines
+
+URLs are not stored: the server renders `url`, `web_url`, `log_url`, ... against its own address.
+"""
+
+import argparse
+import base64
+import datetime as dt
+import json
+import os
+import random
+import sys
+import uuid
+from pathlib import Path
+
+ALL_SCOPES = ["read_organizations", "read_pipelines", "read_builds", "read_build_logs"]
+
+# Names the tests use; the numbers are stable for any seed.
+SPECIAL = {
+    "org": "acme",
+    "pipeline": "tools",
+    "job_types": 1,       # script (real log), waiter, manual (block), trigger, 3 parallel script jobs
+    "retried": 2,         # a step retried twice (3 attempts) and a step retried once
+    "empty_deleted": 3,   # a script job with an empty log, one whose log was deleted (404)
+    "running": 4,         # running build: a growing log, a scheduled job; finish it with /__fake__/finish-build
+    "no_jobs": 5,         # a build with no jobs at all
+    "big_log": 6,         # a script job whose log is the largest real log (npm.raw)
+    "big_pipeline": "web-app",
+    "real_org": "buildkite",
+    "real_pipeline": "buildkite-cli",
+    "real_number": 584,
+}
+
+TOKENS = {
+    # value: what it may do. `user` is the owner: the per-user rate limit is shared by a user's tokens.
+    "bkua_fake_full": {"scopes": ALL_SCOPES, "user": "alice", "organizations": ["acme", "buildkite", "empty-org"]},
+    "bkua_fake_full_alice2": {"scopes": ALL_SCOPES, "user": "alice", "organizations": ["acme", "buildkite", "empty-org"]},
+    "bkua_fake_bob": {"scopes": ALL_SCOPES, "user": "bob", "organizations": ["acme"]},
+    "bkua_fake_no_logs": {"scopes": ["read_organizations", "read_pipelines", "read_builds"], "user": "carol",
+                          "organizations": ["acme", "buildkite"]},
+    "bkua_fake_orgs_only": {"scopes": ["read_organizations"], "user": "dave", "organizations": ["acme"]},
+    "bkua_fake_no_builds": {"scopes": ["read_organizations", "read_pipelines", "read_build_logs"], "user": "erin",
+                            "organizations": ["acme"]},
+}
+
+
+def default_testdata_dir():
+    env = os.environ.get("BKLOGFS_TESTDATA")
+    if env:
+        return Path(env)
+    repo_root = Path(__file__).resolve().parents[2]
+    return (repo_root.parent / "shared" / "testdata").resolve()
+
+
+def iso(t):
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def b64(data):
+    return base64.b64encode(data).decode("ascii")
+
+
+class _Gen:
+    def __init__(self, seed):
+        self.rng = random.Random(seed)
+
+    def uuid(self):
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def sha(self):
+        return "%040x" % self.rng.getrandbits(160)
+
+
+def _user(gen, name):
+    return {"id": gen.uuid(), "name": name.capitalize(), "email": f"{name}@example.com",
+            "avatar_url": "https://www.gravatar.com/avatar/00000000000000000000000000000000",
+            "created_at": "2020-01-01T00:00:00.000Z"}
+
+
+def _gql(kind, ident):
+    return base64.b64encode(f"{kind}---{ident}".encode()).decode()
+
+
+def _script_job(gen, name, step_key, state, t0, *, exit_status=0, parallel=None, retried=False, retried_in=None,
+                retries_count=None, retry_type=None, started=True, finished=True):
+    jid = gen.uuid()
+    job = {
+        "id": jid, "graphql_id": _gql("Job", jid), "type": "script", "name": name, "step_key": step_key,
+        "step": {"id": gen.uuid(), "signature": None}, "priority": {"number": 0}, "agent_query_rules": ["queue=default"],
+        "state": state, "command": f"scripts/{step_key or 'run'}.sh", "soft_failed": False,
+        "exit_status": exit_status if finished else None, "signal": None, "signal_reason": None, "artifact_paths": "",
+        "agent": ({"id": gen.uuid(), "name": "agent-" + gen.uuid()[:8]} if started else None),
+        "created_at": iso(t0), "scheduled_at": iso(t0), "runnable_at": iso(t0 + dt.timedelta(seconds=1)),
+        "started_at": iso(t0 + dt.timedelta(seconds=5)) if started else None,
+        "finished_at": iso(t0 + dt.timedelta(seconds=65)) if finished else None,
+        "expired_at": None, "retried": retried, "retried_in_job_id": retried_in, "retries_count": retries_count,
+        "retry_source": None, "retry_type": retry_type,
+        "parallel_group_index": parallel[0] if parallel else None,
+        "parallel_group_total": parallel[1] if parallel else None,
+        "matrix": None, "retried_by": None, "cluster_id": None, "cluster_url": None,
+        "cluster_queue_id": None, "cluster_queue_url": None,
+    }
+    return job
+
+
+def _waiter_job(gen):
+    jid = gen.uuid()
+    return {"id": jid, "graphql_id": _gql("Job", jid), "type": "waiter"}
+
+
+def _manual_job(gen, t0):
+    jid = gen.uuid()
+    return {"id": jid, "graphql_id": _gql("Job", jid), "type": "manual", "label": ":rocket: Deploy?",
+            "step_key": "approve-deploy", "state": "unblocked", "unblocked_by": None,
+            "unblocked_at": iso(t0 + dt.timedelta(seconds=120)), "unblockable": False}
+
+
+def _trigger_job(gen, t0, target):
+    jid = gen.uuid()
+    return {"id": jid, "graphql_id": _gql("Job", jid), "type": "trigger", "name": "Deploy to production",
+            "step_key": "deploy-production", "state": "passed", "async": False, "created_at": iso(t0),
+            "scheduled_at": iso(t0), "runnable_at": iso(t0 + dt.timedelta(seconds=1)),
+            "started_at": iso(t0 + dt.timedelta(seconds=2)), "finished_at": iso(t0 + dt.timedelta(seconds=90)),
+            "triggered_build": target}
+
+
+def _generated_log(number, name, t0, lines=6):
+    """A small log in the agent's format: bk;t markers, a section header, CRLF."""
+    ms = int(t0.timestamp() * 1000)
+    out = []
+    out.append(f"\x1b_bk;t={ms}\x07--- :hammer: {name} (build {number})\r\n")
+    for i in range(lines):
+        out.append(f"\x1b_bk;t={ms + 100 * (i + 1)}\x07build {number} {name}: line {i + 1} \x1b[32mok\x1b[0m\r\n")
+    out.append(f"\x1b_bk;t={ms + 100 * (lines + 1)}\x07+++ :white_check_mark: done\r\n")
+    return "".join(out).encode()
+
+
+def _build(gen, number, t0, state, branch, message, jobs, *, creator, finished=True, source="webhook"):
+    bid = gen.uuid()
+    started = t0 + dt.timedelta(seconds=3)
+    return {
+        "id": bid, "graphql_id": _gql("Build", bid), "number": number, "state": state,
+        "cancel_reason": None, "blocked": False, "blocked_state": "", "message": message, "commit": gen.sha(),
+        "branch": branch, "tag": None, "env": {}, "source": source, "author": {}, "creator": creator,
+        "created_at": iso(t0), "scheduled_at": iso(t0), "started_at": iso(started),
+        "failing_at": None, "finished_at": iso(t0 + dt.timedelta(minutes=3)) if finished else None,
+        "meta_data": {}, "pull_request": {}, "merge_queue": None, "rebuilt_from": None,
+        "jobs": jobs, "cluster_id": None, "cluster_url": None,
+    }
+
+
+def _pipeline(gen, slug, name, repo, created_at, creator):
+    pid = gen.uuid()
+    return {
+        "id": pid, "graphql_id": _gql("Pipeline", pid), "name": name, "slug": slug, "description": None,
+        "repository": repo, "cluster_id": None, "pipeline_template_uuid": None, "branch_configuration": None,
+        "default_branch": "main",
+        "provider": {"id": "github", "webhook_url": "", "settings": {"trigger_mode": "code", "repository": repo}},
+        "skip_queued_branch_builds": False, "skip_queued_branch_builds_filter": None,
+        "cancel_running_branch_builds": False, "cancel_running_branch_builds_filter": None, "allow_rebuilds": True,
+        "badge_url": f"https://badge.buildkite.com/{gen.uuid().replace('-', '')}.svg", "created_by": creator,
+        "created_at": created_at, "archived_at": None, "env": None, "scheduled_builds_count": 0,
+        "running_builds_count": 0, "scheduled_jobs_count": 0, "running_jobs_count": 0, "waiting_jobs_count": 0,
+        "visibility": "private", "tags": None, "emoji": None, "color": None, "configuration": "", "steps": [],
+        "cluster_url": None,
+        "builds": [],
+    }
+
+
+def _org(gen, slug, name, created_at):
+    oid = gen.uuid()
+    return {"id": oid, "graphql_id": _gql("Organization", oid), "name": name, "slug": slug,
+            "created_at": created_at, "pipelines": []}
+
+
+def build_world(seed=1, testdata_dir=None, *, big_builds=300, deep_listing_limit=1000, org_rate_limit=200,
+                user_rate_limit=50, rate_window_seconds=60, running_log_chunks=5):
+    """The world as a dict (see the module docstring). Deterministic for a given seed and testdata."""
+    testdata = Path(testdata_dir) if testdata_dir else default_testdata_dir()
+    logs_dir = testdata / "buildkite" / "logs"
+    real_logs = sorted(p for p in logs_dir.glob("*.raw")) if logs_dir.is_dir() else []
+    if not real_logs:
+        raise FileNotFoundError(f"no real Buildkite logs in {logs_dir} (set BKLOGFS_TESTDATA)")
+    build_json = testdata / "buildkite" / "build.json"
+    real_builds = json.loads(build_json.read_text())
+
+    gen = _Gen(seed)
+    users = {name: _user(gen, name) for name in sorted({t["user"] for t in TOKENS.values()})}
+    creator = {k: users["alice"][k] for k in ("id", "name", "email", "avatar_url", "created_at")}
+    logs = {}  # job id -> {"path": ...} | {"base64": ...} | {"deleted": true} | {"growing": {...}}
+    small_real = [p for p in real_logs if p.stat().st_size < 64 * 1024]
+    biggest = max(real_logs, key=lambda p: p.stat().st_size)
+
+    acme = _org(gen, "acme", "Acme Inc", "2019-03-01T00:00:00.000Z")
+    web = _pipeline(gen, "web-app", "Web App", "git@github.com:acme/web-app.git", "2019-03-02T00:00:00.000Z", creator)
+    tools = _pipeline(gen, "tools", "Tools", "git@github.com:acme/tools.git", "2019-04-01T00:00:00.000Z", creator)
+
+    # ---- web-app: many ordinary builds, newest first when listed. Numbers have a few gaps.
+    base = dt.datetime(2024, 6, 1, tzinfo=dt.timezone.utc)
+    number = 0
+    for i in range(big_builds):
+        number += 2 if i in (17, 101) else 1  # gaps, as Buildkite numbers may have
+        t0 = base + dt.timedelta(minutes=30 * number)
+        branch = "main" if number % 7 else f"feature/topic-{number % 5}"
+        state = "failed" if number % 11 == 0 else "passed"
+        jobs = []
+        j1 = _script_job(gen, ":rspec: Test", "test", state, t0, exit_status=1 if state == "failed" else 0)
+        logs[j1["id"]] = {"base64": b64(_generated_log(number, "Test", t0))}
+        jobs.append(j1)
+        jobs.append(_waiter_job(gen))
+        j2 = _script_job(gen, ":package: Build", "build", "passed", t0 + dt.timedelta(minutes=2))
+        logs[j2["id"]] = {"path": str(small_real[number % len(small_real)])}
+        jobs.append(j2)
+        b = _build(gen, number, t0, state, branch, f"Change number {number}", jobs, creator=creator)
+        web["builds"].append(b)
+
+    # ---- tools: the special builds
+    t = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.timezone.utc)
+
+    # 1: every job type, and a parallel step
+    jobs = []
+    j = _script_job(gen, ":curl: Fetch", "fetch", "passed", t)
+    logs[j["id"]] = {"path": str(logs_dir / "curl.raw") if (logs_dir / "curl.raw").exists() else str(real_logs[0])}
+    jobs.append(j)
+    jobs.append(_waiter_job(gen))
+    for k in range(3):
+        j = _script_job(gen, f":rspec: Specs %n", "specs", "passed", t + dt.timedelta(minutes=1), parallel=(k, 3))
+        j["name"] = f":rspec: Specs {k + 1}/3"
+        logs[j["id"]] = {"base64": b64(_generated_log(1, f"Specs shard {k + 1} of 3", t, lines=3 + k))}
+        jobs.append(j)
+    jobs.append(_manual_job(gen, t))
+    target = web["builds"][-1]
+    jobs.append(_trigger_job(gen, t + dt.timedelta(minutes=3), {
+        "id": target["id"], "number": target["number"], "org": "acme", "pipeline": "web-app"}))
+    tools["builds"].append(_build(gen, 1, t, "passed", "main", "Every job type", jobs, creator=creator))
+
+    # 2: retries. Step "flaky": attempt 1 failed -> attempt 2 failed -> attempt 3 passed. Step "lint": 1 retry.
+    t2 = t + dt.timedelta(hours=1)
+    a3 = _script_job(gen, ":bug: Flaky", "flaky", "passed", t2 + dt.timedelta(minutes=4), retries_count=2,
+                     retry_type="manual")
+    a2 = _script_job(gen, ":bug: Flaky", "flaky", "failed", t2 + dt.timedelta(minutes=2), exit_status=1,
+                     retried=True, retried_in=a3["id"], retries_count=1, retry_type="automatic")
+    a1 = _script_job(gen, ":bug: Flaky", "flaky", "failed", t2, exit_status=1, retried=True, retried_in=a2["id"])
+    for n, a in enumerate((a1, a2, a3), 1):
+        logs[a["id"]] = {"base64": b64(_generated_log(2, f"Flaky attempt {n}", t2, lines=2 + n))}
+    l2 = _script_job(gen, ":lint-roller: Lint", "lint", "passed", t2 + dt.timedelta(minutes=3), retries_count=1,
+                     retry_type="automatic")
+    l1 = _script_job(gen, ":lint-roller: Lint", "lint", "failed", t2, exit_status=2, retried=True,
+                     retried_in=l2["id"])
+    logs[l1["id"]] = {"path": str(logs_dir / "rustfmt.raw") if (logs_dir / "rustfmt.raw").exists() else str(real_logs[0])}
+    logs[l2["id"]] = {"base64": b64(_generated_log(2, "Lint again", t2))}
+    # stored in step order, every attempt; the server hides retried ones unless include_retried_jobs
+    tools["builds"].append(_build(gen, 2, t2, "passed", "main", "Retries", [a1, a2, a3, l1, l2], creator=creator))
+
+    # 3: an empty log and a deleted log
+    t3 = t + dt.timedelta(hours=2)
+    e = _script_job(gen, "Quiet", "quiet", "passed", t3)
+    logs[e["id"]] = {"base64": ""}
+    d = _script_job(gen, "Purged", "purged", "passed", t3)
+    logs[d["id"]] = {"deleted": True}
+    ok = _script_job(gen, "Weather", "weather", "passed", t3)
+    logs[ok["id"]] = {"path": str(logs_dir / "weather.raw") if (logs_dir / "weather.raw").exists() else str(real_logs[0])}
+    tools["builds"].append(_build(gen, 3, t3, "passed", "main", "Empty and deleted logs", [e, d, ok], creator=creator))
+
+    # 4: a running build; its running job's log grows by one chunk per GET until the build is finished
+    t4 = t + dt.timedelta(hours=3)
+    done = _script_job(gen, "Setup", "setup", "passed", t4)
+    logs[done["id"]] = {"path": str(logs_dir / "homer.raw") if (logs_dir / "homer.raw").exists() else str(real_logs[0])}
+    run = _script_job(gen, "Long test", "long-test", "running", t4 + dt.timedelta(minutes=1), finished=False)
+    ms = int(t4.timestamp() * 1000)
+    chunks = [f"\x1b_bk;t={ms + 1000 * (c + 1)}\x07progress chunk {c + 1}: {'.' * (10 + c)}\r\n".encode()
+              for c in range(running_log_chunks)]
+    logs[run["id"]] = {"growing": {
+        "initial_base64": b64(f"\x1b_bk;t={ms}\x07--- :hourglass: Long test\r\n".encode()),
+        "chunks_base64": [b64(c) for c in chunks],
+        "final_base64": b64(f"\x1b_bk;t={ms + 1000 * (running_log_chunks + 1)}\x07+++ finished\r\n".encode()),
+    }}
+    queued = _script_job(gen, "Later", "later", "scheduled", t4 + dt.timedelta(minutes=1), started=False,
+                         finished=False)
+    logs[queued["id"]] = {"base64": ""}
+    tools["builds"].append(_build(gen, 4, t4, "running", "main", "Still running", [done, run, queued],
+                                  creator=creator, finished=False))
+
+    # 5: no jobs at all
+    t5 = t + dt.timedelta(hours=4)
+    tools["builds"].append(_build(gen, 5, t5, "canceled", "main", "Canceled before any job", [], creator=creator))
+
+    # 6: the biggest real log
+    t6 = t + dt.timedelta(hours=5)
+    big = _script_job(gen, ":npm: Install", "npm", "passed", t6)
+    logs[big["id"]] = {"path": str(biggest)}
+    tools["builds"].append(_build(gen, 6, t6, "passed", "main", "Big log", [big], creator=creator))
+
+    acme["pipelines"] = [web, tools]
+
+    # ---- the real build, as build.json has it
+    real = real_builds[0]
+    rp = dict(real["pipeline"])
+    real_pipeline = dict(rp)
+    real_pipeline["builds"] = [dict(real)]
+    bk_org = _org(gen, "buildkite", "Buildkite", "2013-09-01T00:00:00.000Z")
+    bk_org["pipelines"] = [real_pipeline]
+
+    empty = _org(gen, "empty-org", "Empty Org", "2023-01-01T00:00:00.000Z")
+
+    return {
+        "version": 1,
+        "seed": seed,
+        "settings": {
+            "per_page_default": 30, "per_page_max": 100, "deep_listing_limit": deep_listing_limit,
+            "org_rate_limit": org_rate_limit, "user_rate_limit": user_rate_limit,
+            "rate_window_seconds": rate_window_seconds,
+        },
+        "users": users,
+        "tokens": TOKENS,
+        "organizations": [acme, bk_org, empty],
+        "logs": logs,
+        "real_build_source": str(build_json),
+    }
+
+
+# ---------------------------------------------------------------- helpers for tests
+
+
+def find_org(world, slug):
+    return next(o for o in world["organizations"] if o["slug"] == slug)
+
+
+def find_pipeline(world, org, slug):
+    return next(p for p in find_org(world, org)["pipelines"] if p["slug"] == slug)
+
+
+def find_build(world, org, pipeline, number):
+    return next(b for b in find_pipeline(world, org, pipeline)["builds"] if b["number"] == number)
+
+
+def job_ids(world, org, pipeline, number, **match):
+    """Ids of the build's stored jobs (every attempt) whose fields equal `match`."""
+    b = find_build(world, org, pipeline, number)
+    return [j["id"] for j in b["jobs"] if all(j.get(k) == v for k, v in match.items())]
+
+
+def log_bytes(world, job_id, fetches=0):
+    """The bytes the server serves for a job's log (None: deleted/missing).
+
+    For the growing log of a running job, `fetches` is how many GETs have already been served."""
+    spec = world["logs"].get(job_id)
+    if spec is None or spec.get("deleted"):
+        return None
+    if "path" in spec:
+        return Path(spec["path"]).read_bytes()
+    if "base64" in spec:
+        return base64.b64decode(spec["base64"])
+    g = spec["growing"]
+    chunks = [base64.b64decode(c) for c in g["chunks_base64"]]
+    return base64.b64decode(g["initial_base64"]) + b"".join(chunks[:fetches])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Write a fake Buildkite world as JSON.")
+    ap.add_argument("out", help="output file (JSON)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--testdata", default=None, help="default: $BKLOGFS_TESTDATA or ../shared/testdata")
+    ap.add_argument("--big-builds", type=int, default=300, help="builds in acme/web-app")
+    ap.add_argument("--deep-listing-limit", type=int, default=1000)
+    ap.add_argument("--org-rate-limit", type=int, default=200)
+    ap.add_argument("--user-rate-limit", type=int, default=50)
+    ap.add_argument("--rate-window", type=float, default=60.0, help="seconds per rate-limit window")
+    args = ap.parse_args(argv)
+    world = build_world(args.seed, args.testdata, big_builds=args.big_builds,
+                        deep_listing_limit=args.deep_listing_limit, org_rate_limit=args.org_rate_limit,
+                        user_rate_limit=args.user_rate_limit, rate_window_seconds=args.rate_window)
+    Path(args.out).write_text(json.dumps(world, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
