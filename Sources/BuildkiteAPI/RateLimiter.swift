@@ -41,7 +41,9 @@ public struct RateLimitHeaders: Sendable, Hashable {
   }
 
   /// Reads the headers from lower-cased response headers; `Retry-After` (seconds) stands in for a
-  /// missing `RateLimit-Reset`.
+  /// missing `RateLimit-Reset`. When the answer also carries a per-user budget
+  /// (`RateLimit-User-Remaining`, `-Limit`, `-Reset`, as the per-org and per-user limits apply at
+  /// once), the budget with fewer requests left is the one that binds, and is the one returned.
   public init(headers: [String: String]) {
     func number(_ name: String) -> Double? {
       guard let text = headers[name]?.split(separator: ",").first else { return nil }
@@ -50,6 +52,16 @@ public struct RateLimitHeaders: Sendable, Hashable {
     remaining = number("ratelimit-remaining").map { Int($0) }
     limit = number("ratelimit-limit").map { Int($0) }
     reset = number("ratelimit-reset") ?? number("retry-after")
+    if let userRemaining = number("ratelimit-user-remaining").map({ Int($0) }) {
+      let userReset = number("ratelimit-user-reset")
+      if remaining == nil || userRemaining < remaining!
+        || (userRemaining == remaining! && (userReset ?? 0) > (reset ?? 0))
+      {
+        remaining = userRemaining
+        limit = number("ratelimit-user-limit").map { Int($0) } ?? limit
+        reset = userReset ?? reset
+      }
+    }
   }
 
   public var isEmpty: Bool { remaining == nil && limit == nil && reset == nil }
