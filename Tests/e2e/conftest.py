@@ -535,3 +535,128 @@ def stat_delta(before, after, *path):
 def read_file(path):
     with open(path, "rb") as f:
         return f.read()
+
+
+# ---------------------------------------------------------------- fake Buildkite API (Tests/fake_buildkite)
+
+
+FAKE_BK_DIR = REPO_ROOT / "Tests" / "fake_buildkite"
+
+
+def load_fake_buildkite_world():
+    """Tests/fake_buildkite/world.py as a module (build_world, SPECIAL, TOKENS, find_build, job_ids, log_bytes)."""
+    spec = importlib.util.spec_from_file_location("fake_buildkite_world", FAKE_BK_DIR / "world.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class FakeBuildkite:
+    base_url: str
+    world: dict
+    log_path: Path
+    token: str = "bkua_fake_full"
+
+    @property
+    def api(self):
+        return self.base_url + "/v2"
+
+    def request(self, method, path, *, token=None, headers=None, body=None, timeout=10):
+        """One HTTP request (path relative to the server or absolute URL); returns (status, headers, body bytes)."""
+        import http.client
+        from urllib.parse import urlsplit
+        url = path if path.startswith("http") else self.base_url + path
+        parts = urlsplit(url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        try:
+            h = dict(headers or {})
+            tok = self.token if token is None else token
+            if tok:
+                h["Authorization"] = f"Bearer {tok}"
+            data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
+            conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body=data, headers=h)
+            resp = conn.getresponse()
+            return resp.status, resp.headers, resp.read()
+        finally:
+            conn.close()
+
+    def get_json(self, path, **kw):
+        status, headers, body = self.request("GET", path, **kw)
+        assert status == 200, f"GET {path} -> {status}: {body[:300]!r}"
+        return json.loads(body), headers
+
+    def control(self, name, **body):
+        status, _, data = self.request("POST", f"/__fake__/{name}", token="", body=body)
+        assert status == 200, f"/__fake__/{name} -> {status}: {data[:300]!r}"
+        return json.loads(data)
+
+    def counters(self):
+        status, _, data = self.request("GET", "/__fake__/requests", token="")
+        assert status == 200
+        return json.loads(data)
+
+
+@contextlib.contextmanager
+def fake_buildkite_process(work_dir, *, world=None, server_args=(), **world_kwargs):
+    """Runs Tests/fake_buildkite/server.py on a free loopback port until the block ends; yields FakeBuildkite.
+
+    The server gets --exit-on-stdin-close, and is SIGTERMed (then SIGKILLed) at the end, also on failure."""
+    import importlib.util as _ilu
+    import sys
+    require(_ilu.find_spec("flask") is not None, "Flask is not installed (pip install flask)")
+    logs_dir = testdata_dir() / "buildkite" / "logs"
+    require(logs_dir.is_dir() and (testdata_dir() / "buildkite" / "build.json").is_file(),
+            f"no Buildkite testdata in {testdata_dir()} (set BKLOGFS_TESTDATA)")
+    work_dir = Path(work_dir)
+    if world is None:
+        world = load_fake_buildkite_world().build_world(1, testdata_dir(), **world_kwargs)
+    world_path = work_dir / "world.json"
+    world_path.write_text(json.dumps(world))
+    port_file = work_dir / "port"
+    log_path = work_dir / "fake_buildkite.log"
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([sys.executable, str(FAKE_BK_DIR / "server.py"), "--world", str(world_path), "--port", "0",
+                             "--port-file", str(port_file), "--exit-on-stdin-close", *map(str, server_args)],
+                            stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if proc.poll() is not None:
+                pytest.fail(f"fake Buildkite server exited with {proc.returncode}: "
+                            f"{log_path.read_text(errors='replace')[-2000:]}", pytrace=False)
+            if time.monotonic() > deadline:
+                pytest.fail("fake Buildkite server did not start within 20 s", pytrace=False)
+            time.sleep(0.05)
+        port = int(port_file.read_text().strip())
+        yield FakeBuildkite(base_url=f"http://127.0.0.1:{port}", world=world, log_path=log_path)
+    finally:
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def fake_buildkite_session(tmp_path_factory):
+    """One fake Buildkite server for the session, with budgets high enough that tests never hit them."""
+    with fake_buildkite_process(tmp_path_factory.mktemp("fake-buildkite"),
+                                server_args=["--org-rate-limit", "100000", "--user-rate-limit", "100000"]) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_buildkite(fake_buildkite_session):
+    """The session's fake Buildkite server, reset to its world (builds, logs, counters, budgets, faults) first."""
+    fake_buildkite_session.control("reset")
+    return fake_buildkite_session
