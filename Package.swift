@@ -83,14 +83,18 @@ let package = Package(
       ],
       swiftSettings: strictSettings),
 
+    // Helpers shared by test targets (child servers on loopback, moto_server, test data); only test
+    // targets depend on it.
+    .target(name: "TestSupport", dependencies: ["HTTPTransport"], path: "Tests/TestSupport", swiftSettings: strictSettings),
+
     .testTarget(name: "DigestsTests", dependencies: ["Digests"], swiftSettings: strictSettings),
     .testTarget(name: "HTTPTransportTests", dependencies: ["HTTPTransport"], swiftSettings: strictSettings),
     .testTarget(
-      name: "S3ClientTests", dependencies: ["S3Client", "ObjectStore", "HTTPTransport", "Digests"],
+      name: "S3ClientTests", dependencies: ["S3Client", "ObjectStore", "HTTPTransport", "Digests", "TestSupport"],
       swiftSettings: strictSettings),
     .testTarget(
       name: "BuildkiteAPITests",
-      dependencies: ["BuildkiteAPI", "HTTPTransport", .product(name: "Logging", package: "swift-log")],
+      dependencies: ["BuildkiteAPI", "HTTPTransport", "TestSupport", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strictSettings),
     .testTarget(
       name: "BuildkiteNamesTests", dependencies: ["BuildkiteNames"], swiftSettings: strictSettings),

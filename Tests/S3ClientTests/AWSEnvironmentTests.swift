@@ -1,6 +1,7 @@
 import Foundation
 import S3Client
 import Testing
+import TestSupport
 
 @Suite struct AWSEnvironmentTests {
   /// A temporary home with `.aws/credentials` and `.aws/config`.

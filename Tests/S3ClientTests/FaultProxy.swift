@@ -1,3 +1,5 @@
+import TestSupport
+
 /// A loopback proxy in front of moto that misbehaves on purpose, once or a few times:
 /// - `slowdown N`: the first N requests answer 503 SlowDown;
 /// - `cut`: the first successful GET sends half its body, then the connection is dropped;

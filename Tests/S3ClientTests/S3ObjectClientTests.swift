@@ -3,6 +3,7 @@ import HTTPTransport
 import ObjectStore
 import S3Client
 import Testing
+import TestSupport
 
 /// Integration tests against a real `moto_server` on loopback (and fault proxies in front of it).
 @Suite struct S3ObjectClientTests {

@@ -2,6 +2,7 @@ import Digests
 import Foundation
 import S3Client
 import Testing
+import TestSupport
 
 /// The AWS SigV4 test suite (aws-c-auth's `aws-signing-test-suite/v4`), `header-*` files only
 /// (presigned `query-*` URLs are not something this client makes).

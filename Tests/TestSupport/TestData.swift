@@ -1,27 +1,27 @@
-import Foundation
-import Testing
+public import Foundation
+public import Testing
 
 /// Where the project's third-party test data lives (see ../shared/testdata/NOTICE.md), and what a
 /// test does when it is absent: under `CI=true` it fails; otherwise it says it was skipped.
 ///
 /// The root is `$BKLOGFS_TESTDATA` when set, else `../shared/testdata` beside the package root
 /// (the package root being three levels above this file).
-enum TestData {
-  static var root: URL {
+public enum TestData {
+  public static var root: URL {
     if let configured = ProcessInfo.processInfo.environment["BKLOGFS_TESTDATA"], !configured.isEmpty {
       return URL(fileURLWithPath: configured).standardizedFileURL
     }
     let packageRoot = URL(fileURLWithPath: #filePath)
-      .deletingLastPathComponent()  // S3ClientTests
+      .deletingLastPathComponent()  // TestSupport
       .deletingLastPathComponent()  // Tests
       .deletingLastPathComponent()  // package root
     return packageRoot.appendingPathComponent("../shared/testdata").standardizedFileURL
   }
 
-  static var isCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+  public static var isCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
 
   /// The folder `name` under the root when it exists (no issue recorded). For test arguments.
-  static func existingDirectory(_ name: String) -> URL? {
+  public static func existingDirectory(_ name: String) -> URL? {
     let url = root.appendingPathComponent(name)
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue
@@ -31,7 +31,7 @@ enum TestData {
 
   /// The folder `name` under the root, or nil when it is missing: then, under `CI=true`, an issue
   /// is recorded (the test fails); otherwise a "skipped" line is printed and the caller returns.
-  static func require(_ name: String, sourceLocation: SourceLocation = #_sourceLocation) -> URL? {
+  public static func require(_ name: String, sourceLocation: SourceLocation = #_sourceLocation) -> URL? {
     if let url = existingDirectory(name) { return url }
     let path = root.appendingPathComponent(name).path
     if isCI {
@@ -44,7 +44,7 @@ enum TestData {
     return nil
   }
 
-  static func text(_ url: URL) throws -> String {
+  public static func text(_ url: URL) throws -> String {
     let data = try Data(contentsOf: url)
     guard let text = String(data: data, encoding: .utf8) else {
       throw CocoaError(.fileReadInapplicableStringEncoding)

@@ -1,0 +1,188 @@
+/// The byte ranges of the elements of a top-level JSON array, each an exact value (objects with their
+/// braces, strings with their quotes); nil when `bytes` is not an array. It only finds boundaries: the
+/// elements are decoded afterwards, which rejects anything malformed inside them.
+func jsonArrayElements(_ bytes: [UInt8]) -> [Range<Int>]? {
+  var index = skipSpace(bytes, 0)
+  guard index < bytes.count, bytes[index] == UInt8(ascii: "[") else { return nil }
+  index = skipSpace(bytes, index + 1)
+  var ranges: [Range<Int>] = []
+  if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
+    return skipSpace(bytes, index + 1) == bytes.count ? [] : nil
+  }
+  while index < bytes.count {
+    guard let end = valueEnd(bytes, index) else { return nil }
+    ranges.append(index..<end)
+    index = skipSpace(bytes, end)
+    guard index < bytes.count else { return nil }
+    if bytes[index] == UInt8(ascii: ",") {
+      index = skipSpace(bytes, index + 1)
+      continue
+    }
+    guard bytes[index] == UInt8(ascii: "]") else { return nil }
+    return skipSpace(bytes, index + 1) == bytes.count ? ranges : nil
+  }
+  return nil
+}
+
+/// `bytes` without leading and trailing JSON whitespace.
+func trimmedJSON(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
+  var slice = bytes
+  while let first = slice.first, isSpace(first) { slice = slice.dropFirst() }
+  while let last = slice.last, isSpace(last) { slice = slice.dropLast() }
+  return Array(slice)
+}
+
+private func isSpace(_ byte: UInt8) -> Bool {
+  byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09
+}
+
+private func skipSpace(_ bytes: [UInt8], _ start: Int) -> Int {
+  var index = start
+  while index < bytes.count, isSpace(bytes[index]) { index += 1 }
+  return index
+}
+
+/// The index just past the JSON value starting at `start`; nil when it does not end.
+private func valueEnd(_ bytes: [UInt8], _ start: Int) -> Int? {
+  guard start < bytes.count else { return nil }
+  switch bytes[start] {
+  case UInt8(ascii: "\""):
+    return stringEnd(bytes, start)
+  case UInt8(ascii: "{"), UInt8(ascii: "["):
+    var depth = 0
+    var index = start
+    while index < bytes.count {
+      switch bytes[index] {
+      case UInt8(ascii: "\""):
+        guard let end = stringEnd(bytes, index) else { return nil }
+        index = end
+        continue
+      case UInt8(ascii: "{"), UInt8(ascii: "["):
+        depth += 1
+      case UInt8(ascii: "}"), UInt8(ascii: "]"):
+        depth -= 1
+        if depth == 0 { return index + 1 }
+      default:
+        break
+      }
+      index += 1
+    }
+    return nil
+  default:
+    var index = start
+    while index < bytes.count {
+      let byte = bytes[index]
+      if byte == UInt8(ascii: ",") || byte == UInt8(ascii: "]") || byte == UInt8(ascii: "}") || isSpace(byte) {
+        break
+      }
+      index += 1
+    }
+    return index > start ? index : nil
+  }
+}
+
+/// The index just past the string whose opening quote is at `start`.
+private func stringEnd(_ bytes: [UInt8], _ start: Int) -> Int? {
+  var index = start + 1
+  while index < bytes.count {
+    switch bytes[index] {
+    case UInt8(ascii: "\\"): index += 2
+    case UInt8(ascii: "\""): return index + 1
+    default: index += 1
+    }
+  }
+  return nil
+}
+
+// MARK: - ISO 8601 times
+
+/// Seconds since the Unix epoch for an ISO 8601 / RFC 3339 time such as `2024-05-16T00:55:26.401Z` or
+/// `2024-05-16T10:55:26+10:00` (a space may stand for the `T`; fractions of any length); nil otherwise.
+public func parseISO8601(_ text: String) -> Double? {
+  let bytes = Array(text.utf8)
+  var index = 0
+  func number(_ digits: Int) -> Int? {
+    guard index + digits <= bytes.count else { return nil }
+    var value = 0
+    for byte in bytes[index..<index + digits] {
+      guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+      value = value * 10 + Int(byte - UInt8(ascii: "0"))
+    }
+    index += digits
+    return value
+  }
+  func expect(_ characters: String) -> Bool {
+    guard index < bytes.count, characters.utf8.contains(bytes[index]) else { return false }
+    index += 1
+    return true
+  }
+  guard let year = number(4), expect("-"), let month = number(2), expect("-"), let day = number(2),
+    expect("Tt "), let hour = number(2), expect(":"), let minute = number(2), expect(":"),
+    let second = number(2)
+  else { return nil }
+  guard (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second <= 60 else { return nil }
+  var fraction = 0.0
+  if index < bytes.count, bytes[index] == UInt8(ascii: ".") || bytes[index] == UInt8(ascii: ",") {
+    index += 1
+    var scale = 0.1
+    let start = index
+    while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
+      fraction += Double(bytes[index] - UInt8(ascii: "0")) * scale
+      scale /= 10
+      index += 1
+    }
+    guard index > start else { return nil }
+  }
+  var offset = 0
+  if expect("Zz") {
+  } else if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+    let sign = bytes[index] == UInt8(ascii: "-") ? -1 : 1
+    index += 1
+    guard let hours = number(2) else { return nil }
+    _ = expect(":")
+    guard let minutes = number(2) else { return nil }
+    offset = sign * (hours * 3600 + minutes * 60)
+  } else {
+    return nil
+  }
+  guard index == bytes.count else { return nil }
+  let days = daysFromCivil(year: year, month: month, day: day)
+  let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset
+  return Double(seconds) + fraction
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds) for seconds since the Unix epoch.
+public func formatISO8601(_ epochSeconds: Double) -> String {
+  let total = Int(epochSeconds.rounded(.down))
+  let days = total >= 0 ? total / 86_400 : (total - 86_399) / 86_400
+  let secondOfDay = total - days * 86_400
+  let (year, month, day) = civilFromDays(days)
+  func pad(_ value: Int, _ width: Int) -> String {
+    let digits = String(value)
+    return String(repeating: "0", count: max(0, width - digits.count)) + digits
+  }
+  return
+    "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2))Z"
+}
+
+/// Days since 1970-01-01 in the proleptic Gregorian calendar (Howard Hinnant's algorithm).
+private func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
+  let y = month <= 2 ? year - 1 : year
+  let era = (y >= 0 ? y : y - 399) / 400
+  let yearOfEra = y - era * 400
+  let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+  let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+  return era * 146_097 + dayOfEra - 719_468
+}
+
+private func civilFromDays(_ days: Int) -> (year: Int, month: Int, day: Int) {
+  let z = days + 719_468
+  let era = (z >= 0 ? z : z - 146_096) / 146_097
+  let dayOfEra = z - era * 146_097
+  let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+  let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+  let mp = (5 * dayOfYear + 2) / 153
+  let day = dayOfYear - (153 * mp + 2) / 5 + 1
+  let month = mp < 10 ? mp + 3 : mp - 9
+  return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+}
