@@ -77,7 +77,8 @@ let package = Package(
     .executableTarget(
       name: "bklogfs",
       dependencies: [
-        "FuseAdapter", "LogFS", "S3Client", "ObjectStore", "BlockCache", "HTTPTransport",
+        "FuseAdapter", "LogFS", "S3Client", "ObjectStore", "BlockCache", "HTTPTransport", "BuildkiteNames",
+        "BuildkiteAPI", "Catalog",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -85,7 +86,8 @@ let package = Package(
 
     // Helpers shared by test targets (child servers on loopback, moto_server, test data); only test
     // targets depend on it.
-    .target(name: "TestSupport", dependencies: ["HTTPTransport"], path: "Tests/TestSupport", swiftSettings: strictSettings),
+    .target(
+      name: "TestSupport", dependencies: ["HTTPTransport"], path: "Tests/TestSupport", swiftSettings: strictSettings),
 
     .testTarget(name: "DigestsTests", dependencies: ["Digests"], swiftSettings: strictSettings),
     .testTarget(name: "HTTPTransportTests", dependencies: ["HTTPTransport"], swiftSettings: strictSettings),

@@ -30,7 +30,7 @@ public struct DirectoryEntry: Sendable, Hashable {
 }
 
 /// Why a key or prefix cannot be shown as a file name, or nil when it can.
-func nameProblem(_ name: String) -> String? {
+public func nameProblem(_ name: String) -> String? {
   let bytes = name.utf8
   if bytes.isEmpty { return "its name is empty (a doubled or trailing \"/\")" }
   if name == "." || name == ".." { return "\"\(name)\" cannot be a file name" }

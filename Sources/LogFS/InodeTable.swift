@@ -21,6 +21,8 @@ struct InodeTable {
     var children: [String: UInt64] = [:]
     /// Monotonic seconds until which the last full listing is trusted; nil when never listed.
     var trustedUntil: Double?
+    /// Whether the listing holds every name of the directory.
+    var isComplete = true
   }
 
   private struct Identity: Hashable {
@@ -63,12 +65,12 @@ struct InodeTable {
   }
 
   /// Records a full listing of `directory`, trusted until `trustedUntil`; returns its children.
-  mutating func replaceListing(of directory: UInt64, with entries: [NamespaceEntry], trustedUntil: Double)
-    -> [String: UInt64]
-  {
+  mutating func replaceListing(
+    of directory: UInt64, with entries: [NamespaceEntry], trustedUntil: Double, isComplete: Bool
+  ) -> [String: UInt64] {
     var children: [String: UInt64] = [:]
     for entry in entries { children[entry.name] = inode(parent: directory, entry: entry) }
-    listings[directory] = Listing(children: children, trustedUntil: trustedUntil)
+    listings[directory] = Listing(children: children, trustedUntil: trustedUntil, isComplete: isComplete)
     return children
   }
 

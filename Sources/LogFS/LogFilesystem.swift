@@ -103,8 +103,8 @@ public final class LogFilesystem: Sendable {
     }
     let (key, listing) = try directory(parent)
     if let trustedUntil = listing.trustedUntil, monotonicSeconds() < trustedUntil {
-      guard let child = listing.children[name] else { throw .noEntry(key + name) }
-      return try attributes(of: child)
+      if let child = listing.children[name] { return try attributes(of: child) }
+      if listing.isComplete { throw .noEntry(key + name) }
     }
     let entry = try namespace.lookup(directory: key, name: name)
     guard let child = table.withLock({ $0.recordLookup(in: parent, name: name, entry: entry) }) else {
@@ -171,7 +171,9 @@ public final class LogFilesystem: Sendable {
         }
         report(result.leftOut)
         let trustedUntil = monotonicSeconds() + (result.ttl ?? configuration.directoryTTL)
-        _ = table.withLock { $0.replaceListing(of: inode, with: result.entries, trustedUntil: trustedUntil) }
+        _ = table.withLock {
+          $0.replaceListing(of: inode, with: result.entries, trustedUntil: trustedUntil, isComplete: result.isComplete)
+        }
       }
       children = try directory(inode).listing.children
     }

@@ -27,11 +27,18 @@ public struct NamespaceListing: Sendable {
   public var leftOut: [(source: String, reason: String)]
   /// Seconds this listing may be trusted; nil for the filesystem's default.
   public var ttl: Double?
+  /// False when the directory holds more than it lists (a pipeline's builds beyond the newest few):
+  /// a name the listing lacks is then looked up rather than taken as missing.
+  public var isComplete: Bool
 
-  public init(entries: [NamespaceEntry], leftOut: [(source: String, reason: String)] = [], ttl: Double? = nil) {
+  public init(
+    entries: [NamespaceEntry], leftOut: [(source: String, reason: String)] = [], ttl: Double? = nil,
+    isComplete: Bool = true
+  ) {
     self.entries = entries
     self.leftOut = leftOut
     self.ttl = ttl
+    self.isComplete = isComplete
   }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BlockCache
+import BuildkiteNames
 import FuseAdapter
 import Glibc
 import LogFS
@@ -22,6 +23,7 @@ struct MountCommand: ParsableCommand {
 
   @OptionGroup(title: "Source") var source: SourceOptions
   @OptionGroup(title: "S3") var s3: S3Options
+  @OptionGroup(title: "Buildkite") var buildkite: BuildkiteOptions
   @OptionGroup(title: "Cache") var cache: CacheOptions
 
   @Option(help: "Seconds a directory listing is trusted before it is listed again.")
@@ -43,9 +45,20 @@ struct MountCommand: ParsableCommand {
   @Option(help: .hidden) var readyFD: Int32?
 
   mutating func validate() throws {
-    if source.bucket == nil && source.archive == nil {
-      throw ValidationError("Say what to mount: --bucket NAME (or s3://NAME/PREFIX) or --archive DIR.")
+    let usesAPI = buildkite.apiTokenFile != nil || (source.bucket == nil && source.archive == nil)
+    if usesAPI && source.bucket == nil && source.archive == nil && buildkite.apiTokenFile == nil
+      && environmentValue("BUILDKITE_API_TOKEN") == nil
+    {
+      throw ValidationError(
+        "Say what to mount: --bucket NAME (or s3://NAME/PREFIX), --archive DIR, or Buildkite's names with --api-token-file FILE or BUILDKITE_API_TOKEN."
+      )
     }
+    if buildkite.apiTokenFile != nil && (source.bucket != nil || source.archive != nil) {
+      throw ValidationError(
+        "This version shows Buildkite's names with logs from Buildkite's storage only: give --api-token-file without --bucket or --archive."
+      )
+    }
+    if buildkite.recentBuilds < 1 { throw ValidationError("--recent-builds must be at least 1.") }
     if source.bucket != nil && source.archive != nil {
       throw ValidationError("Give --bucket or --archive, not both.")
     }
@@ -151,33 +164,42 @@ struct MountCommand: ParsableCommand {
   }
 
   private func mountAndServe(logger: Logger) throws {
-    let client: any ObjectClient
+    let cacheDirectory = absolutePath(cache.cacheDir ?? defaultCacheDirectory())
+    let namespace: any Namespace
     let fsname: String
-    var rootPrefix = ""
     if let archive = source.archive {
+      let client: LocalDirectoryClient
       do throws(ObjectStoreError) {
         client = try LocalDirectoryClient(root: absolutePath(archive))
       } catch {
         throw MountFailure("cannot use the archive: \(error.message)")
       }
+      namespace = ArchiveNamespace(client: client, rootPrefix: "")
       fsname = client.identity
-    } else {
-      let target = try S3Target(bucketArgument: source.bucket!, prefix: source.prefix)
-      rootPrefix = target.prefix
+    } else if let bucket = source.bucket {
+      let target = try S3Target(bucketArgument: bucket, prefix: source.prefix)
       let s3Client = try makeS3Client(target: target, options: s3, logger: logger)
       do throws(ObjectStoreError) {
         try s3Client.checkBucket()
       } catch {
         throw MountFailure(error.message)
       }
-      client = s3Client
+      namespace = ArchiveNamespace(client: s3Client, rootPrefix: target.prefix)
       fsname = "s3://\(target.bucket)/\(target.prefix)"
+    } else {
+      guard let token = try buildkite.token() else {
+        throw MountFailure("no Buildkite API token: give --api-token-file FILE or set BUILDKITE_API_TOKEN")
+      }
+      let names = try makeBuildkiteNamespace(
+        token: token, options: buildkite, cacheDirectory: cacheDirectory, directoryTTL: directoryTTL, logger: logger)
+      namespace = names
+      fsname = names.logStore.identity
     }
 
     let blockSize = 1 << 20
     var diskCache: DiskBlockCache?
-    if client.isRemote && cache.cacheSize.bytes > 0 {
-      let directory = absolutePath(cache.cacheDir ?? defaultCacheDirectory())
+    if namespace.clients.contains(where: \.isRemote) && cache.cacheSize.bytes > 0 {
+      let directory = cacheDirectory
       do throws(DiskCacheError) {
         diskCache = try DiskBlockCache(
           directory: directory, maxBytes: cache.cacheSize.bytes, blockSize: blockSize, logger: logger)
@@ -187,7 +209,7 @@ struct MountCommand: ParsableCommand {
     }
     let configuration = FilesystemConfiguration(blockSize: blockSize, directoryTTL: directoryTTL)
     let filesystem = LogFilesystem(
-      namespace: ArchiveNamespace(client: client, rootPrefix: rootPrefix), configuration: configuration,
+      namespace: namespace, configuration: configuration,
       memoryCache: MemoryBlockCache(maxBytes: cache.memoryCacheSize.bytes), diskCache: diskCache, logger: logger)
     defer { filesystem.shutdown() }
 

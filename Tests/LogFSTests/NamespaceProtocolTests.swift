@@ -130,3 +130,35 @@ final class FixedNamespace: Namespace {
     #expect(namespace.calls.withLock { $0.lookups } == 0)
   }
 }
+
+/// A directory that lists only some of its names, as a pipeline lists only its newest builds.
+final class WindowNamespace: Namespace {
+  let rootKey = "/"
+  let clients: [any ObjectClient] = []
+  let lookups = Mutex(0)
+
+  func list(directory key: String) throws(FilesystemError) -> NamespaceListing {
+    NamespaceListing(
+      entries: [NamespaceEntry(name: "302", content: .directory(key: "/302"))], ttl: 3600, isComplete: false)
+  }
+
+  func lookup(directory key: String, name: String) throws(FilesystemError) -> NamespaceEntry? {
+    lookups.withLock { $0 += 1 }
+    return name == "50" ? NamespaceEntry(name: "50", content: .directory(key: "/50")) : nil
+  }
+}
+
+@Suite struct PartialListingTests {
+  @Test func namesBeyondAPartialListingAreLookedUp() throws {
+    let namespace = WindowNamespace()
+    let fs = LogFilesystem(
+      namespace: namespace, configuration: FilesystemConfiguration(), memoryCache: MemoryBlockCache(maxBytes: 1 << 20),
+      diskCache: nil, logger: Logger(label: "test"))
+    fs.releaseDirectory(try fs.openDirectory(LogFilesystem.rootInode))
+    #expect(try fs.lookup(parent: LogFilesystem.rootInode, name: "302").kind == .directory)
+    #expect(namespace.lookups.withLock { $0 } == 0)
+    #expect(try fs.lookup(parent: LogFilesystem.rootInode, name: "50").kind == .directory)
+    #expect(throws: FilesystemError.self) { try fs.lookup(parent: LogFilesystem.rootInode, name: "49") }
+    #expect(namespace.lookups.withLock { $0 } == 2)
+  }
+}

@@ -1,7 +1,7 @@
 import Foundation
 import S3Client
-import Testing
 import TestSupport
+import Testing
 
 @Suite struct AWSEnvironmentTests {
   /// A temporary home with `.aws/credentials` and `.aws/config`.

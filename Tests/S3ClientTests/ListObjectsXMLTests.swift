@@ -1,7 +1,7 @@
 import ObjectStore
 import S3Client
-import Testing
 import TestSupport
+import Testing
 
 /// A ListObjectsV2 page in the shape S3 sends (API reference, ListObjectsV2 "Response Syntax" and
 /// examples): prolog, namespace, one line, entity-quoted ETags, extra elements the client ignores.

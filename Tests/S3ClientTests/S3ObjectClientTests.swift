@@ -2,8 +2,8 @@ import Foundation
 import HTTPTransport
 import ObjectStore
 import S3Client
-import Testing
 import TestSupport
+import Testing
 
 /// Integration tests against a real `moto_server` on loopback (and fault proxies in front of it).
 @Suite struct S3ObjectClientTests {

@@ -2,8 +2,8 @@ import Digests
 import Foundation
 import HTTPTransport
 import S3Client
-import Testing
 import TestSupport
+import Testing
 
 let testCredentials = AWSCredentials(accessKeyID: "AKIDTESTING", secretAccessKey: "testing-secret")
 

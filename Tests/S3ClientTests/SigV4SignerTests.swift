@@ -1,8 +1,8 @@
 import Digests
 import Foundation
 import S3Client
-import Testing
 import TestSupport
+import Testing
 
 /// The AWS SigV4 test suite (aws-c-auth's `aws-signing-test-suite/v4`), `header-*` files only
 /// (presigned `query-*` URLs are not something this client makes).

@@ -2,8 +2,8 @@ import Foundation
 import HTTPTransport
 import ObjectStore
 import S3Client
-import Testing
 import TestSupport
+import Testing
 
 /// The signer against an independent verifier: a moto_server that enforces IAM authentication
 /// (INITIAL_NO_AUTH_ACTION_COUNT) knows only the access key it issued and checks every request's

@@ -1,0 +1,341 @@
+public import BuildkiteAPI
+public import Catalog
+import Glibc
+public import LogFS
+public import Logging
+public import ObjectStore
+
+public struct BuildkiteNamesConfiguration: Sendable {
+  /// How many of a pipeline's newest builds its directory lists; older builds are reached by number.
+  public var recentBuilds: Int
+  /// Seconds a listing of organizations, pipelines or a pipeline's builds, or a running build, is
+  /// trusted, here and across remounts (the catalog keeps when each was fetched).
+  public var listingTTL: Double
+  /// Seconds a finished build's directory is trusted: it never changes but for a later retry.
+  public var finishedBuildTTL: Double
+
+  public init(recentBuilds: Int = 100, listingTTL: Double = 60, finishedBuildTTL: Double = 24 * 3600) {
+    self.recentBuilds = recentBuilds
+    self.listingTTL = listingTTL
+    self.finishedBuildTTL = finishedBuildTTL
+  }
+}
+
+/// Buildkite's names as a tree: `/{org}/{pipeline}/{build number}/`, holding each script job's log
+/// as `{job uuid}.log` (every attempt of a retried job), a readable alias of each (a symbolic
+/// link, see `jobAliases`), and `build.json`, the build as the API gave it.
+///
+/// Names come from the catalog when it holds them fresh enough, else from the API (and are then
+/// kept in the catalog). When the API cannot be reached, what the catalog holds is served and a
+/// warning logged; only what it lacks fails. Logs come from Buildkite's storage (`BuildkiteLogStore`).
+public final class BuildkiteNamespace: Namespace {
+  public let rootKey = "/"
+  public let api: BuildkiteClient
+  public let catalog: Catalog
+  public let logStore: BuildkiteLogStore
+  public let configuration: BuildkiteNamesConfiguration
+  let logger: Logger
+
+  public var clients: [any ObjectClient] { [logStore] }
+
+  public init(
+    api: BuildkiteClient, catalog: Catalog, logStore: BuildkiteLogStore, configuration: BuildkiteNamesConfiguration,
+    logger: Logger
+  ) {
+    self.api = api
+    self.catalog = catalog
+    self.logStore = logStore
+    self.configuration = configuration
+    self.logger = logger
+  }
+
+  // MARK: Namespace
+
+  public func list(directory key: String) throws(FilesystemError) -> NamespaceListing {
+    let path = key.split(separator: "/").map(String.init)
+    switch path.count {
+    case 0: return try organizationsListing()
+    case 1: return try pipelinesListing(organization: path[0])
+    case 2: return try buildsListing(organization: path[0], pipeline: path[1])
+    case 3:
+      guard let number = Int(path[2]) else { throw FilesystemError(errno: ENOENT, "no build \(key)") }
+      return try buildListing(organization: path[0], pipeline: path[1], number: number)
+    default:
+      throw FilesystemError(errno: ENOENT, "no directory \(key)")
+    }
+  }
+
+  public func lookup(directory key: String, name: String) throws(FilesystemError) -> NamespaceEntry? {
+    let path = key.split(separator: "/").map(String.init)
+    if path.count == 2 {
+      // A build by number, listed or not: one request the first time, none after.
+      guard let number = canonicalNumber(name) else { return nil }
+      guard try buildRecord(organization: path[0], pipeline: path[1], number: number) != nil else { return nil }
+      return NamespaceEntry(name: name, content: .directory(key: "/\(path[0])/\(path[1])/\(number)"))
+    }
+    return try list(directory: key).entries.first { $0.name == name }
+  }
+
+  // MARK: Levels
+
+  private func organizationsListing() throws(FilesystemError) -> NamespaceListing {
+    let organizations = try fresh(
+      listing: "organizations",
+      cached: { () throws(CatalogError) in try catalog.organizations() },
+      fetch: { () throws(FilesystemError) in
+        let found = try call("listing organizations") { () throws(BuildkiteError) in try api.organizations() }
+        try store { () throws(CatalogError) in
+          try catalog.upsert(organizations: found.map { CatalogOrganization(id: $0.id, slug: $0.slug, name: $0.name) })
+        }
+      })
+    return directories(organizations.map(\.slug), under: "", ttl: configuration.listingTTL)
+  }
+
+  private func pipelinesListing(organization: String) throws(FilesystemError) -> NamespaceListing {
+    let pipelines = try fresh(
+      listing: "pipelines:\(organization)",
+      cached: { () throws(CatalogError) in try catalog.pipelines(organizationSlug: organization) },
+      fetch: { () throws(FilesystemError) in
+        let found = try call("listing the pipelines of \(organization)") { () throws(BuildkiteError) in
+          try api.pipelines(organization: organization)
+        }
+        try store { () throws(CatalogError) in
+          try catalog.upsert(
+            pipelines: found.map {
+              CatalogPipeline(id: $0.id, organizationSlug: organization, slug: $0.slug, name: $0.name)
+            })
+        }
+      })
+    if pipelines.isEmpty, try stored({ () throws(CatalogError) in try catalog.organization(slug: organization) }) == nil
+    {
+      throw FilesystemError(errno: ENOENT, "no organization \(organization)")
+    }
+    return directories(pipelines.map(\.slug), under: "/\(organization)", ttl: configuration.listingTTL)
+  }
+
+  private func buildsListing(organization: String, pipeline: String) throws(FilesystemError) -> NamespaceListing {
+    let limit = configuration.recentBuilds
+    let builds = try fresh(
+      listing: "builds:\(organization)/\(pipeline)",
+      cached: { () throws(CatalogError) in
+        try catalog.builds(organizationSlug: organization, pipelineSlug: pipeline, limit: limit, before: nil)
+      },
+      fetch: { () throws(FilesystemError) in
+        var page = 1
+        var fetched = 0
+        while fetched < limit {
+          let query = BuildQuery(includeRetriedJobs: true, page: page, perPage: min(100, limit - fetched))
+          let (builds, next) = try call("listing the builds of \(organization)/\(pipeline)") {
+            () throws(BuildkiteError) in
+            try api.builds(organization: organization, pipeline: pipeline, query: query)
+          }
+          try store { () throws(CatalogError) in
+            try catalog.upsert(builds: builds.map { record($0, organization: organization, pipeline: pipeline) })
+          }
+          fetched += builds.count
+          guard let next, !builds.isEmpty else { break }
+          page = next
+        }
+      })
+    var listing = directories(
+      builds.map { String($0.number) }, under: "/\(organization)/\(pipeline)", ttl: configuration.listingTTL)
+    // Older builds exist beyond the window: they are found by number.
+    listing.isComplete = false
+    return listing
+  }
+
+  private func buildListing(organization: String, pipeline: String, number: Int) throws(FilesystemError)
+    -> NamespaceListing
+  {
+    guard let build = try buildRecord(organization: organization, pipeline: pipeline, number: number) else {
+      throw FilesystemError(errno: ENOENT, "no build \(organization)/\(pipeline)/\(number)")
+    }
+    let jobs = try stored { () throws(CatalogError) in try catalog.jobs(buildID: build.id) }.filter {
+      $0.type == "script"
+    }
+    var entries: [NamespaceEntry] = []
+    var leftOut: [(source: String, reason: String)] = []
+    var logNames: [String: String] = [:]
+    let modified = Timestamp(seconds: build.finishedAt ?? build.createdAt ?? 0)
+    for job in jobs {
+      let key = BuildkiteLogStore.key(organization: organization, pipeline: pipeline, number: number, job: job.id)
+      let finished = build.isFinished && job.finishedAt != nil
+      var size = finished ? job.logSize.map { UInt64($0) } : nil
+      if size == nil {
+        do throws(ObjectStoreError) {
+          size = try logStore.head(key: key).size
+        } catch  where error.kind == .notFound {
+          leftOut.append(
+            ("the log of job \(job.id) in \(organization)/\(pipeline)/\(number)", "Buildkite has no log for it"))
+          continue
+        } catch {
+          throw FilesystemError(error, context: "sizing the log of job \(job.id)")
+        }
+        if finished, let size {
+          try store { () throws(CatalogError) in try catalog.setLogSize(jobID: job.id, size: Int64(size)) }
+        }
+      }
+      let name = "\(job.id).log"
+      guard nameProblem(job.id) == nil else {
+        leftOut.append(("job \(job.id)", "its ID cannot be a file name"))
+        continue
+      }
+      logNames[job.id] = name
+      let content = FileContent(
+        size: size!, modified: Timestamp(seconds: job.finishedAt ?? build.createdAt ?? 0), isImmutable: finished,
+        source: .object(client: logStore, key: key, etag: BuildkiteLogStore.etag(size: size!)))
+      entries.append(NamespaceEntry(name: name, content: .file(content)))
+    }
+    let named = jobs.filter { logNames[$0.id] != nil }
+    let aliases = jobAliases(
+      named.map {
+        JobAliasInput(
+          id: $0.id, name: $0.name, stepKey: $0.stepKey, parallelGroupIndex: $0.parallelGroupIndex,
+          parallelGroupTotal: $0.parallelGroupTotal, retriedInJobID: $0.retriedInJobID)
+      }, reserved: Set(logNames.values).union(["build.json"]))
+    for job in named {
+      if let alias = aliases[job.id], let target = logNames[job.id] {
+        entries.append(NamespaceEntry(name: alias, content: .symlink(target: target)))
+      }
+    }
+    entries.append(
+      NamespaceEntry(
+        name: "build.json",
+        content: .file(
+          FileContent(
+            size: UInt64(build.json.count), modified: modified, isImmutable: build.isFinished,
+            source: .bytes(build.json)
+          ))))
+    return NamespaceListing(
+      entries: entries, leftOut: leftOut,
+      ttl: build.isFinished ? configuration.finishedBuildTTL : configuration.listingTTL)
+  }
+
+  // MARK: Catalog and API
+
+  /// A build from the catalog, or from the API when the catalog lacks it or it was still running
+  /// when last seen (and its record is older than the listing TTL).
+  private func buildRecord(organization: String, pipeline: String, number: Int) throws(FilesystemError)
+    -> CatalogBuild?
+  {
+    let cached = try stored { () throws(CatalogError) in
+      try catalog.build(organizationSlug: organization, pipelineSlug: pipeline, number: number)
+    }
+    let listing = "build:\(organization)/\(pipeline)/\(number)"
+    if let cached {
+      let fetchedAt = try stored { () throws(CatalogError) in try catalog.listingFetchedAt(listing) }
+      if cached.isFinished || isFresh(fetchedAt) { return cached }
+    }
+    let build: Build
+    do throws(BuildkiteError) {
+      build = try api.build(organization: organization, pipeline: pipeline, number: number, includeRetriedJobs: true)
+    } catch  where error.kind == .notFound {
+      return nil
+    } catch  where cached != nil && isOffline(error) {
+      logger.warning("serving build \(organization)/\(pipeline)/\(number) from the catalog: \(error.message)")
+      return cached
+    } catch {
+      throw FilesystemError(ObjectStoreError(error), context: "fetching build \(organization)/\(pipeline)/\(number)")
+    }
+    try store { () throws(CatalogError) in
+      try catalog.upsert(builds: [record(build, organization: organization, pipeline: pipeline)])
+      try catalog.setListingFetched(listing, at: now())
+    }
+    return try stored { () throws(CatalogError) in
+      try catalog.build(organizationSlug: organization, pipelineSlug: pipeline, number: number)
+    }
+  }
+
+  /// What the catalog holds for a listing, fetched again first when older than the TTL; when the
+  /// API cannot be reached, the catalog's copy is served if it has one.
+  private func fresh<Item>(
+    listing: String, cached: () throws(CatalogError) -> [Item], fetch: () throws(FilesystemError) -> Void
+  ) throws(FilesystemError) -> [Item] {
+    let fetchedAt = try stored { () throws(CatalogError) in try catalog.listingFetchedAt(listing) }
+    if !isFresh(fetchedAt) {
+      do throws(FilesystemError) {
+        try fetch()
+        try store { () throws(CatalogError) in try catalog.setListingFetched(listing, at: now()) }
+      } catch  where fetchedAt != nil && (error.errno == EIO || error.errno == ETIMEDOUT) {
+        logger.warning("serving \(listing) from the catalog: \(error.message)")
+      }
+    }
+    return try stored(cached)
+  }
+
+  private func isFresh(_ fetchedAt: Int64?) -> Bool {
+    guard let fetchedAt else { return false }
+    return Double(now() - fetchedAt) < configuration.listingTTL
+  }
+
+  private func isOffline(_ error: BuildkiteError) -> Bool {
+    switch error.kind {
+    case .unreachable, .timedOut, .server, .rateLimited: true
+    default: false
+    }
+  }
+
+  private func call<Result>(_ what: String, _ body: () throws(BuildkiteError) -> Result) throws(FilesystemError)
+    -> Result
+  {
+    do throws(BuildkiteError) {
+      return try body()
+    } catch {
+      throw FilesystemError(ObjectStoreError(error), context: what)
+    }
+  }
+
+  private func stored<Result>(_ body: () throws(CatalogError) -> Result) throws(FilesystemError) -> Result {
+    do throws(CatalogError) {
+      return try body()
+    } catch {
+      throw FilesystemError(errno: EIO, "the catalog failed: \(error.description)")
+    }
+  }
+
+  private func store(_ body: () throws(CatalogError) -> Void) throws(FilesystemError) {
+    try stored(body)
+  }
+
+  private func record(_ build: Build, organization: String, pipeline: String) -> (
+    build: CatalogBuild, jobs: [CatalogJob]
+  ) {
+    let catalogBuild = CatalogBuild(
+      id: build.id, organizationSlug: organization, pipelineSlug: pipeline, number: build.number, state: build.state,
+      createdAt: build.createdAt.map { Int64($0) }, finishedAt: build.finishedAt.map { Int64($0) },
+      isFinished: build.isFinished, json: build.raw)
+    let jobs = build.jobs.map {
+      CatalogJob(
+        id: $0.id, buildID: build.id, type: $0.type, name: $0.name, stepKey: $0.stepKey, state: $0.state,
+        parallelGroupIndex: $0.parallelGroupIndex, parallelGroupTotal: $0.parallelGroupTotal, retried: $0.retried,
+        retriedInJobID: $0.retriedInJobID, retriesCount: $0.retriesCount, startedAt: $0.startedAt.map { Int64($0) },
+        finishedAt: $0.finishedAt.map { Int64($0) })
+    }
+    return (catalogBuild, jobs)
+  }
+
+  private func directories(_ names: [String], under parent: String, ttl: Double) -> NamespaceListing {
+    var entries: [NamespaceEntry] = []
+    var leftOut: [(source: String, reason: String)] = []
+    for name in names {
+      if let problem = nameProblem(name) {
+        leftOut.append(("\(parent)/\(name)", problem))
+      } else {
+        entries.append(NamespaceEntry(name: name, content: .directory(key: "\(parent)/\(name)")))
+      }
+    }
+    return NamespaceListing(entries: entries, leftOut: leftOut, ttl: ttl)
+  }
+
+  private func now() -> Int64 {
+    var time = timespec()
+    clock_gettime(CLOCK_REALTIME, &time)
+    return Int64(time.tv_sec)
+  }
+}
+
+/// A build number as Buildkite writes it (no sign, no leading zero), so each build has one name.
+func canonicalNumber(_ name: String) -> Int? {
+  guard let number = Int(name), number >= 0, String(number) == name else { return nil }
+  return number
+}

@@ -1,0 +1,93 @@
+import ArgumentParser
+import BuildkiteAPI
+import BuildkiteNames
+import Catalog
+import Glibc
+import Logging
+import ObjectStore
+
+struct BuildkiteOptions: ParsableArguments {
+  @Option(
+    help:
+      "A file holding a Buildkite API token, to show logs by organization, pipeline and build number (or set BUILDKITE_API_TOKEN).",
+    completion: .file())
+  var apiTokenFile: String?
+
+  @Option(help: "The Buildkite REST API's base URL.")
+  var apiEndpoint: String = "https://api.buildkite.com/v2"
+
+  @Option(help: "How many of a pipeline's newest builds its directory lists; older ones are reached by number.")
+  var recentBuilds: Int = 100
+
+  @Option(help: "Where names learned from Buildkite are kept (default: catalog.sqlite in the cache directory).")
+  var catalog: String?
+
+  /// The token from the file or the environment, or nil when neither gives one.
+  func token() throws -> String? {
+    if let apiTokenFile {
+      let path = absolutePath(apiTokenFile)
+      let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+      guard descriptor >= 0 else { throw MountFailure("cannot read the API token file \(path): \(lastError())") }
+      defer { close(descriptor) }
+      var bytes = [UInt8](repeating: 0, count: 4096)
+      let count = read(descriptor, &bytes, bytes.count)
+      guard count > 0 else { throw MountFailure("the API token file \(path) is empty") }
+      let token = String(decoding: bytes[..<count], as: UTF8.self).trimmingWhitespace()
+      guard !token.isEmpty else { throw MountFailure("the API token file \(path) is empty") }
+      return token
+    }
+    return environmentValue("BUILDKITE_API_TOKEN")?.trimmingWhitespace()
+  }
+}
+
+extension String {
+  fileprivate func trimmingWhitespace() -> String {
+    var text = Substring(self)
+    while let first = text.first, first.isWhitespace { text.removeFirst() }
+    while let last = text.last, last.isWhitespace { text.removeLast() }
+    return String(text)
+  }
+}
+
+/// The tree of Buildkite's names, over the API and the catalog. The token is checked with one
+/// request; if the API cannot be reached but the catalog knows names, the mount goes ahead on them.
+func makeBuildkiteNamespace(
+  token: String, options: BuildkiteOptions, cacheDirectory: String, directoryTTL: Double, logger: Logger
+) throws -> BuildkiteNamespace {
+  let api: BuildkiteClient
+  do throws(BuildkiteError) {
+    api = try BuildkiteClient(
+      configuration: BuildkiteConfiguration(baseURL: options.apiEndpoint, token: token), logger: logger)
+  } catch {
+    throw MountFailure(error.message)
+  }
+  let catalogPath = absolutePath(options.catalog ?? cacheDirectory + "/catalog.sqlite")
+  let catalog: Catalog
+  do throws(CatalogError) {
+    catalog = try Catalog(path: catalogPath, logger: logger)
+  } catch {
+    throw MountFailure(error.description)
+  }
+  // The first mount checks the token with one request; later mounts trust the catalog, so a remount
+  // of finished builds asks the API nothing (a refused token then shows on the first request made).
+  let known = (try? catalog.organizations()) ?? []
+  do throws(BuildkiteError) {
+    if known.isEmpty { _ = try api.organizations() }
+  } catch {
+    switch error.kind {
+    case .unreachable, .timedOut, .server:
+      guard !known.isEmpty else {
+        throw MountFailure("the Buildkite API cannot be reached and the catalog knows no names yet: \(error.message)")
+      }
+      logger.warning("the Buildkite API cannot be reached; serving the \(known.count) organizations the catalog knows")
+    case .unauthorized:
+      throw MountFailure("the Buildkite API token was refused (\(error.message))")
+    default:
+      throw MountFailure(error.message)
+    }
+  }
+  return BuildkiteNamespace(
+    api: api, catalog: catalog, logStore: BuildkiteLogStore(api: api),
+    configuration: BuildkiteNamesConfiguration(recentBuilds: options.recentBuilds, listingTTL: directoryTTL),
+    logger: logger)
+}

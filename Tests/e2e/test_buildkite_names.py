@@ -1,0 +1,150 @@
+"""End-to-end: Buildkite's names through a real FUSE mount, against the project's fake Buildkite API.
+
+The tree is /{org}/{pipeline}/{build number}/ with each script job's log as {job uuid}.log (every
+attempt), readable aliases as symbolic links, and build.json. Logs come from Buildkite's storage
+through the API. Costs are read from the fake's own request counters.
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import is_mounted, load_fake_buildkite_world, read_file, run_bklogfs
+
+WORLD = load_fake_buildkite_world()
+SPECIAL = WORLD.SPECIAL
+ORG, PIPE = SPECIAL["org"], SPECIAL["pipeline"]
+
+
+def names_args(fake, tmp_path, token="bkua_fake_full", *extra):
+    token_file = tmp_path / f"token-{token}"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    return ["--api-token-file", str(token_file), "--api-endpoint", fake.api, *extra]
+
+
+def script_jobs(fake, number, pipeline=PIPE):
+    build = WORLD.find_build(fake.world, ORG, pipeline, number)
+    return [j for j in build["jobs"] if j.get("type") == "script"]
+
+
+def log_requests(fake):
+    return [r for r in fake.counters()["log_requests"] if r["method"] == "GET"]
+
+
+def test_orgs_pipelines_and_the_listing_window(mount, fake_buildkite, tmp_path):
+    m = mount(_source_args=names_args(fake_buildkite, tmp_path, "bkua_fake_full", "--recent-builds", "20"))
+    assert {ORG, "empty-org", SPECIAL["real_org"]} <= set(os.listdir(m.path))
+    assert {PIPE, SPECIAL["big_pipeline"]} <= set(os.listdir(m / ORG))
+    assert sorted(map(int, os.listdir(m / ORG / PIPE))) == [1, 2, 3, 4, 5, 6]
+    big = sorted(map(int, os.listdir(m / ORG / SPECIAL["big_pipeline"])))
+    assert len(big) == 20 and big[-1] == 302, big
+
+
+def test_every_attempt_is_a_file_and_aliases_are_links(mount, fake_buildkite, tmp_path):
+    m = mount(_source_args=names_args(fake_buildkite, tmp_path))
+    build = m / ORG / PIPE / str(SPECIAL["retried"])
+    jobs = script_jobs(fake_buildkite, SPECIAL["retried"])
+    files = {p.name for p in build.iterdir() if p.is_file() and not p.is_symlink()}
+    assert files == {f"{j['id']}.log" for j in jobs} | {"build.json"}
+    for job in jobs:
+        assert read_file(build / f"{job['id']}.log") == WORLD.log_bytes(fake_buildkite.world, job["id"])
+    links = {p.name: os.readlink(p) for p in build.iterdir() if p.is_symlink()}
+    assert set(links) == {"flaky.log", "flaky.attempt1.log", "flaky.attempt2.log", "lint.log", "lint.attempt1.log"}
+    latest = next(j for j in jobs if j.get("step_key", j.get("name")) == "flaky" and not j.get("retried"))
+    assert links["flaky.log"] == f"{latest['id']}.log"
+    assert read_file(build / "flaky.log") == read_file(build / links["flaky.log"])
+    # grep -r and find do not follow the links: no log is counted twice.
+    listed = subprocess.run(["grep", "-rlc", "", str(build)], capture_output=True, text=True).stdout.split()
+    assert sorted(Path(p).name for p in listed) == sorted(files)
+    found = subprocess.run(["find", str(build), "-type", "f"], capture_output=True, text=True).stdout.split()
+    assert len(found) == len(files)
+
+
+def test_only_script_jobs_have_files_and_build_json_answers_jq(mount, fake_buildkite, tmp_path):
+    m = mount(_source_args=names_args(fake_buildkite, tmp_path))
+    number = SPECIAL["job_types"]
+    build = m / ORG / PIPE / str(number)
+    all_jobs = WORLD.find_build(fake_buildkite.world, ORG, PIPE, number)["jobs"]
+    names = set(os.listdir(build))
+    for job in all_jobs:
+        assert (f"{job['id']}.log" in names) == (job["type"] == "script"), job["type"]
+    data = json.loads(read_file(build / "build.json"))
+    assert data["number"] == number
+    assert {j["id"] for j in data["jobs"]} >= {j["id"] for j in all_jobs if not j.get("retried")}
+    # The three parallel shards have their own aliases.
+    assert {"specs-1.log", "specs-2.log", "specs-3.log"} <= names
+
+
+def test_a_build_outside_the_listing_is_found_by_number(mount, fake_buildkite, tmp_path):
+    m = mount(_source_args=names_args(fake_buildkite, tmp_path, "bkua_fake_full", "--recent-builds", "5"))
+    pipeline = SPECIAL["big_pipeline"]
+    assert "50" not in os.listdir(m / ORG / pipeline)
+    fake_buildkite.control("reset-counters")
+    job = script_jobs(fake_buildkite, 50, pipeline)[0]
+    assert read_file(m / ORG / pipeline / "50" / f"{job['id']}.log") == WORLD.log_bytes(fake_buildkite.world, job["id"])
+    endpoints = fake_buildkite.counters()["endpoints"]
+    assert endpoints.get("GET /v2/organizations/{org}/pipelines/{pipeline}/builds/{number}") == 1, endpoints
+    assert not (m / ORG / pipeline / "18").exists(), "build 18 was skipped in the world and must not exist"
+
+
+def test_tail_of_an_api_log_is_one_suffix_request(mount, fake_buildkite, tmp_path):
+    m = mount(_source_args=names_args(fake_buildkite, tmp_path))
+    build = m / ORG / PIPE / str(SPECIAL["big_log"])
+    job = script_jobs(fake_buildkite, SPECIAL["big_log"])[0]
+    path = build / f"{job['id']}.log"
+    size = path.stat().st_size  # the listing learns the size (one HEAD per job, kept in the catalog)
+    expected = WORLD.log_bytes(fake_buildkite.world, job["id"])
+    assert size == len(expected)
+    fake_buildkite.control("reset-counters")
+    tail = subprocess.run(["tail", "-c", "100", str(path)], capture_output=True, check=True).stdout
+    assert tail == expected[-100:]
+    gets = log_requests(fake_buildkite)
+    assert len(gets) == 1, gets
+    assert gets[0]["range"].startswith("bytes=-") and gets[0]["status"] == 206, gets
+
+
+def test_a_remount_makes_no_api_call_for_finished_builds(mount, fake_buildkite, tmp_path):
+    m = mount(_source_args=names_args(fake_buildkite, tmp_path))
+    build = m / ORG / PIPE / str(SPECIAL["retried"])
+    before = {p.name: read_file(p) for p in sorted(build.iterdir())}
+    m.unmount()
+    fake_buildkite.control("reset-counters")
+    again = m.remount()
+    after = {p.name: read_file(p) for p in sorted((again / ORG / PIPE / str(SPECIAL["retried"])).iterdir())}
+    assert after == before
+    assert fake_buildkite.counters()["total"] == 0, fake_buildkite.counters()["endpoints"]
+
+
+def test_empty_and_deleted_logs(mount, fake_buildkite, tmp_path):
+    m = mount(_source_args=names_args(fake_buildkite, tmp_path))
+    number = SPECIAL["empty_deleted"]
+    build = m / ORG / PIPE / str(number)
+    names = set(os.listdir(build))
+    jobs = {j.get("step_key") or j.get("name"): j for j in script_jobs(fake_buildkite, number)}
+    quiet, purged = jobs["quiet"], jobs["purged"]
+    assert (build / f"{quiet['id']}.log").stat().st_size == 0
+    assert read_file(build / f"{quiet['id']}.log") == b""
+    assert f"{purged['id']}.log" not in names, "a deleted log is left out of the listing"
+    assert "left out" in Path(m.factory.tmp_path / f"bklogfs{m.factory.count}.log").read_text()
+
+
+def test_a_refused_token_stops_the_mount(mount, fake_buildkite, tmp_path):
+    m = mount(_source_args=names_args(fake_buildkite, tmp_path, "bkua_wrong_token"), check=False)
+    assert m.result.returncode != 0
+    message = m.result.stderr.strip()
+    assert "token was refused" in message and "\n" not in message, message
+    assert "bkua_wrong_token" not in m.result.stderr
+    assert not is_mounted(m.path)
+
+
+def test_a_token_without_the_log_scope_reads_names_but_not_logs(mount, fake_buildkite, tmp_path):
+    m = mount(_source_args=names_args(fake_buildkite, tmp_path, "bkua_fake_no_logs"))
+    build = m / ORG / PIPE / str(SPECIAL["retried"])
+    with pytest.raises(PermissionError):
+        os.listdir(build)  # sizing the logs needs read_build_logs
+    log = Path(m.factory.tmp_path / f"bklogfs{m.factory.count}.log").read_text()
+    assert "read_build_logs" in log
