@@ -15,9 +15,11 @@ public final class BuildkiteLogStore: ObjectClient {
   public let rangeSupport = RangeSupport.suffixOnly
   public let counters = RequestCounters()
 
+  /// The identity (which names cached blocks) is the same whatever the endpoint: a job's UUID names
+  /// its log everywhere, so blocks cached through a proxy serve a direct mount too.
   public init(api: BuildkiteClient) {
     self.api = api
-    self.identity = "buildkite:" + api.baseURL
+    self.identity = "buildkite:logs"
   }
 
   struct LogKey {

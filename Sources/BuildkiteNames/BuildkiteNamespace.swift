@@ -4,6 +4,7 @@ import Glibc
 public import LogFS
 public import Logging
 public import ObjectStore
+import Synchronization
 
 public struct BuildkiteNamesConfiguration: Sendable {
   /// How many of a pipeline's newest builds its directory lists; older builds are reached by number.
@@ -35,6 +36,10 @@ public final class BuildkiteNamespace: Namespace {
   public let logStore: BuildkiteLogStore
   public let configuration: BuildkiteNamesConfiguration
   let logger: Logger
+  /// Until when (epoch seconds) the API is taken as unreachable: within that time, names the catalog
+  /// holds are served without asking, so an offline `ls` does not wait out retries every time.
+  private let offlineUntil = Mutex<Int64>(0)
+  static let offlinePause: Int64 = 30
 
   public var clients: [any ObjectClient] { [logStore] }
 
@@ -224,7 +229,7 @@ public final class BuildkiteNamespace: Namespace {
     let listing = "build:\(organization)/\(pipeline)/\(number)"
     if let cached {
       let fetchedAt = try stored { () throws(CatalogError) in try catalog.listingFetchedAt(listing) }
-      if cached.isFinished || isFresh(fetchedAt) { return cached }
+      if cached.isFinished || isFresh(fetchedAt) || isOffline { return cached }
     }
     let build: Build
     do throws(BuildkiteError) {
@@ -232,6 +237,7 @@ public final class BuildkiteNamespace: Namespace {
     } catch  where error.kind == .notFound {
       return nil
     } catch  where cached != nil && isOffline(error) {
+      markOffline()
       logger.warning("serving build \(organization)/\(pipeline)/\(number) from the catalog: \(error.message)")
       return cached
     } catch {
@@ -252,11 +258,12 @@ public final class BuildkiteNamespace: Namespace {
     listing: String, cached: () throws(CatalogError) -> [Item], fetch: () throws(FilesystemError) -> Void
   ) throws(FilesystemError) -> [Item] {
     let fetchedAt = try stored { () throws(CatalogError) in try catalog.listingFetchedAt(listing) }
-    if !isFresh(fetchedAt) {
+    if !isFresh(fetchedAt) && !(fetchedAt != nil && isOffline) {
       do throws(FilesystemError) {
         try fetch()
         try store { () throws(CatalogError) in try catalog.setListingFetched(listing, at: now()) }
       } catch  where fetchedAt != nil && (error.errno == EIO || error.errno == ETIMEDOUT) {
+        markOffline()
         logger.warning("serving \(listing) from the catalog: \(error.message)")
       }
     }
@@ -266,6 +273,13 @@ public final class BuildkiteNamespace: Namespace {
   private func isFresh(_ fetchedAt: Int64?) -> Bool {
     guard let fetchedAt else { return false }
     return Double(now() - fetchedAt) < configuration.listingTTL
+  }
+
+  private var isOffline: Bool { now() < offlineUntil.withLock { $0 } }
+
+  private func markOffline() {
+    let until = now() + Self.offlinePause
+    offlineUntil.withLock { $0 = max($0, until) }
   }
 
   private func isOffline(_ error: BuildkiteError) -> Bool {

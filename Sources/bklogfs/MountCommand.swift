@@ -1,5 +1,6 @@
 import ArgumentParser
 import BlockCache
+import BuildkiteAPI
 import BuildkiteNames
 import FuseAdapter
 import Glibc
@@ -193,7 +194,7 @@ struct MountCommand: ParsableCommand {
       let names = try makeBuildkiteNamespace(
         token: token, options: buildkite, cacheDirectory: cacheDirectory, directoryTTL: directoryTTL, logger: logger)
       namespace = names
-      fsname = names.logStore.identity
+      fsname = "buildkite:" + names.api.baseURL
     }
 
     let blockSize = 1 << 20

@@ -148,3 +148,24 @@ def test_a_token_without_the_log_scope_reads_names_but_not_logs(mount, fake_buil
         os.listdir(build)  # sizing the logs needs read_build_logs
     log = Path(m.factory.tmp_path / f"bklogfs{m.factory.count}.log").read_text()
     assert "read_build_logs" in log
+
+
+def test_an_offline_remount_serves_what_was_cached(mount, fake_buildkite, tmp_path):
+    from conftest import closed_port
+
+    m = mount(_source_args=names_args(fake_buildkite, tmp_path))
+    build = m / ORG / PIPE / str(SPECIAL["retried"])
+    before = {p.name: read_file(p) for p in sorted(build.iterdir())}
+    big_log = m / ORG / PIPE / str(SPECIAL["big_log"])
+    os.listdir(big_log)  # names known, log never read
+    m.unmount()
+    # The same cache and catalog, an API that cannot be reached, and every listing out of date.
+    offline = ["--api-token-file", str(tmp_path / "token-bkua_fake_full"),
+               "--api-endpoint", f"http://127.0.0.1:{closed_port()}/v2", "--directory-ttl", "0"]
+    again = mount(cache_dir=m.cache_dir, _source_args=offline)
+    assert ORG in os.listdir(again.path)
+    build = again / ORG / PIPE / str(SPECIAL["retried"])
+    assert {p.name: read_file(p) for p in sorted(build.iterdir())} == before
+    job = script_jobs(fake_buildkite, SPECIAL["big_log"])[0]
+    with pytest.raises(OSError):
+        read_file(again / ORG / PIPE / str(SPECIAL["big_log"]) / f"{job['id']}.log")
