@@ -224,6 +224,19 @@ class Moto:
     log_path: Path
 
 
+def stop_process_group(proc):
+    """SIGTERM to a server started with start_new_session, then SIGKILL if it lingers."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
 @contextlib.contextmanager
 def moto_process(log_dir, env=None):
     """Runs a moto_server on a free loopback port until the block ends; yields (endpoint, log_path).
@@ -252,15 +265,7 @@ def moto_process(log_dir, env=None):
                 time.sleep(0.1)
         yield endpoint, log_path
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_process_group(proc)
         log.close()
 
 
@@ -635,15 +640,7 @@ def fake_buildkite_process(work_dir, *, world=None, server_args=(), **world_kwar
             proc.stdin.close()
         except OSError:
             pass
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_process_group(proc)
         log.close()
 
 
