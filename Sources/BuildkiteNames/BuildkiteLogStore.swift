@@ -7,7 +7,9 @@ import Synchronization
 ///
 /// The log endpoint serves only suffix ranges (`Range: bytes=-N`), so the store says so and the
 /// read path fetches a log whole, once, except for reads of its end. ETags are made here from the
-/// size (`"size-N"`), so a log whose size changed is never mixed with its cached blocks.
+/// size, so a log whose size changed is never mixed with its cached blocks: `"size-N"` for a
+/// finished job's log, which must be exactly N bytes, and `"grow-N"` for a running job's, of which
+/// the first N bytes are served however much it has grown since (its end is then not a suffix).
 public final class BuildkiteLogStore: ObjectClient {
   public let api: BuildkiteClient
   public let identity: String
@@ -34,6 +36,7 @@ public final class BuildkiteLogStore: ObjectClient {
   }
 
   static func etag(size: UInt64) -> String { "\"size-\(size)\"" }
+  static func growingETag(size: UInt64) -> String { "\"grow-\(size)\"" }
 
   private func parse(_ key: String) throws(ObjectStoreError) -> LogKey {
     let parts = key.split(separator: "/", omittingEmptySubsequences: false)
@@ -71,6 +74,7 @@ public final class BuildkiteLogStore: ObjectClient {
     counters.gets.add(1, ordering: .relaxed)
     let log = try parse(key)
     let expectedSize = ifMatch.flatMap(Self.size(fromETag:))
+    let growing = ifMatch.flatMap(Self.size(fromGrowingETag:))
     do {
       if let expectedSize, range.upperBound == expectedSize {
         // The end of the log: one suffix request.
@@ -96,6 +100,9 @@ public final class BuildkiteLogStore: ObjectClient {
         }
       }
       counters.bytesFetched.add(Int(offset), ordering: .relaxed)
+      if let growing, offset < growing {
+        throw ObjectStoreError(.preconditionFailed, "the log of job \(log.job) is shorter than it was")
+      }
       if let expectedSize, offset != expectedSize {
         throw ObjectStoreError(.preconditionFailed, "the log of job \(log.job) changed size while mounted")
       }
@@ -116,6 +123,11 @@ public final class BuildkiteLogStore: ObjectClient {
 
   static func size(fromETag etag: String) -> UInt64? {
     guard etag.hasPrefix("\"size-"), etag.hasSuffix("\"") else { return nil }
+    return UInt64(etag.dropFirst(6).dropLast())
+  }
+
+  static func size(fromGrowingETag etag: String) -> UInt64? {
+    guard etag.hasPrefix("\"grow-"), etag.hasSuffix("\"") else { return nil }
     return UInt64(etag.dropFirst(6).dropLast())
   }
 }

@@ -28,12 +28,16 @@ public struct BuildkiteNamesConfiguration: Sendable {
 ///
 /// Names come from the catalog when it holds them fresh enough, else from the API (and are then
 /// kept in the catalog). When the API cannot be reached, what the catalog holds is served and a
-/// warning logged; only what it lacks fails. Logs come from Buildkite's storage (`BuildkiteLogStore`).
+/// warning logged; only what it lacks fails. A job's log comes from the organization's private
+/// archive when it holds it (found by UUIDs: one listing per build), else from Buildkite's
+/// storage (`BuildkiteLogStore`).
 public final class BuildkiteNamespace: Namespace {
   public let rootKey = "/"
   public let api: BuildkiteClient
   public let catalog: Catalog
   public let logStore: BuildkiteLogStore
+  /// The private log archive (an S3 bucket or a local directory) and the key prefix it lives under.
+  public let archive: (client: any ObjectClient, prefix: String)?
   public let configuration: BuildkiteNamesConfiguration
   let logger: Logger
   /// Until when (epoch seconds) the API is taken as unreachable: within that time, names the catalog
@@ -41,15 +45,17 @@ public final class BuildkiteNamespace: Namespace {
   private let offlineUntil = Mutex<Int64>(0)
   static let offlinePause: Int64 = 30
 
-  public var clients: [any ObjectClient] { [logStore] }
+  public var clients: [any ObjectClient] { [logStore] + (archive.map { [$0.client] } ?? []) }
 
   public init(
-    api: BuildkiteClient, catalog: Catalog, logStore: BuildkiteLogStore, configuration: BuildkiteNamesConfiguration,
+    api: BuildkiteClient, catalog: Catalog, logStore: BuildkiteLogStore,
+    archive: (client: any ObjectClient, prefix: String)? = nil, configuration: BuildkiteNamesConfiguration,
     logger: Logger
   ) {
     self.api = api
     self.catalog = catalog
     self.logStore = logStore
+    self.archive = archive
     self.configuration = configuration
     self.logger = logger
   }
@@ -162,7 +168,18 @@ public final class BuildkiteNamespace: Namespace {
     var leftOut: [(source: String, reason: String)] = []
     var logNames: [String: String] = [:]
     let modified = Timestamp(seconds: build.finishedAt ?? build.createdAt ?? 0)
+    let archived = try archivedLogs(of: build, organization: organization, pipeline: pipeline)
     for job in jobs {
+      if let archive, let object = archived[job.id], nameProblem(job.id) == nil {
+        // The archive's copy: final once written, sized by the listing, no API request.
+        let name = "\(job.id).log"
+        logNames[job.id] = name
+        let content = FileContent(
+          size: object.size, modified: object.lastModified, isImmutable: true,
+          source: .object(client: archive.client, key: object.key, etag: object.etag))
+        entries.append(NamespaceEntry(name: name, content: .file(content)))
+        continue
+      }
       let key = BuildkiteLogStore.key(organization: organization, pipeline: pipeline, number: number, job: job.id)
       let finished = build.isFinished && job.finishedAt != nil
       var size = finished ? job.logSize.map { UInt64($0) } : nil
@@ -188,7 +205,9 @@ public final class BuildkiteNamespace: Namespace {
       logNames[job.id] = name
       let content = FileContent(
         size: size!, modified: Timestamp(seconds: job.finishedAt ?? build.createdAt ?? 0), isImmutable: finished,
-        source: .object(client: logStore, key: key, etag: BuildkiteLogStore.etag(size: size!)))
+        source: .object(
+          client: logStore, key: key,
+          etag: finished ? BuildkiteLogStore.etag(size: size!) : BuildkiteLogStore.growingETag(size: size!)))
       entries.append(NamespaceEntry(name: name, content: .file(content)))
     }
     let named = jobs.filter { logNames[$0.id] != nil }
@@ -214,6 +233,39 @@ public final class BuildkiteNamespace: Namespace {
     return NamespaceListing(
       entries: entries, leftOut: leftOut,
       ttl: build.isFinished ? configuration.finishedBuildTTL : configuration.listingTTL)
+  }
+
+  // MARK: Archive
+
+  /// The logs the private archive holds for a build, by job UUID: one listing of
+  /// `{org}/{pipeline}/{build}/`, or of the older layout `{pipeline}/{build}/` when that is empty.
+  /// An archive that fails to answer is logged and passed over: the API serves the logs instead.
+  private func archivedLogs(of build: CatalogBuild, organization: String, pipeline: String) throws(FilesystemError)
+    -> [String: ObjectInfo]
+  {
+    guard let archive else { return [:] }
+    let organizationID = try stored { () throws(CatalogError) in try catalog.organization(slug: organization)?.id }
+    let pipelineID = try stored { () throws(CatalogError) in
+      try catalog.pipeline(organizationSlug: organization, slug: pipeline)?.id
+    }
+    guard let pipelineID else { return [:] }
+    var prefixes = ["\(archive.prefix)\(pipelineID)/\(build.id)/"]
+    if let organizationID { prefixes.insert("\(archive.prefix)\(organizationID)/\(pipelineID)/\(build.id)/", at: 0) }
+    for prefix in prefixes {
+      let page: ListPage
+      do throws(ObjectStoreError) {
+        page = try archive.client.listAll(prefix: prefix, delimiter: "/")
+      } catch {
+        logger.warning("the archive could not be listed at \(prefix), reading logs from Buildkite: \(error.message)")
+        return [:]
+      }
+      var found: [String: ObjectInfo] = [:]
+      for object in page.objects where object.key.hasSuffix(".log") {
+        found[String(decoding: object.key.utf8.dropFirst(prefix.utf8.count).dropLast(4), as: UTF8.self)] = object
+      }
+      if !found.isEmpty { return found }
+    }
+    return [:]
   }
 
   // MARK: Catalog and API

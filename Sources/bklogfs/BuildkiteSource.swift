@@ -52,7 +52,8 @@ extension String {
 /// The tree of Buildkite's names, over the API and the catalog. The token is checked with one
 /// request; if the API cannot be reached but the catalog knows names, the mount goes ahead on them.
 func makeBuildkiteNamespace(
-  token: String, options: BuildkiteOptions, cacheDirectory: String, directoryTTL: Double, logger: Logger
+  token: String, options: BuildkiteOptions, archive: (client: any ObjectClient, prefix: String)?,
+  cacheDirectory: String, directoryTTL: Double, logger: Logger
 ) throws -> BuildkiteNamespace {
   let api: BuildkiteClient
   do throws(BuildkiteError) {
@@ -87,7 +88,7 @@ func makeBuildkiteNamespace(
     }
   }
   return BuildkiteNamespace(
-    api: api, catalog: catalog, logStore: BuildkiteLogStore(api: api),
+    api: api, catalog: catalog, logStore: BuildkiteLogStore(api: api), archive: archive,
     configuration: BuildkiteNamesConfiguration(recentBuilds: options.recentBuilds, listingTTL: directoryTTL),
     logger: logger)
 }

@@ -46,17 +46,11 @@ struct MountCommand: ParsableCommand {
   @Option(help: .hidden) var readyFD: Int32?
 
   mutating func validate() throws {
-    let usesAPI = buildkite.apiTokenFile != nil || (source.bucket == nil && source.archive == nil)
-    if usesAPI && source.bucket == nil && source.archive == nil && buildkite.apiTokenFile == nil
+    if source.bucket == nil && source.archive == nil && buildkite.apiTokenFile == nil
       && environmentValue("BUILDKITE_API_TOKEN") == nil
     {
       throw ValidationError(
         "Say what to mount: --bucket NAME (or s3://NAME/PREFIX), --archive DIR, or Buildkite's names with --api-token-file FILE or BUILDKITE_API_TOKEN."
-      )
-    }
-    if buildkite.apiTokenFile != nil && (source.bucket != nil || source.archive != nil) {
-      throw ValidationError(
-        "This version shows Buildkite's names with logs from Buildkite's storage only: give --api-token-file without --bucket or --archive."
       )
     }
     if buildkite.recentBuilds < 1 { throw ValidationError("--recent-builds must be at least 1.") }
@@ -166,17 +160,15 @@ struct MountCommand: ParsableCommand {
 
   private func mountAndServe(logger: Logger) throws {
     let cacheDirectory = absolutePath(cache.cacheDir ?? defaultCacheDirectory())
-    let namespace: any Namespace
-    let fsname: String
-    if let archive = source.archive {
-      let client: LocalDirectoryClient
+    // The archive, if any: a local directory or a bucket, with the key prefix it lives under.
+    var archive: (client: any ObjectClient, prefix: String, fsname: String)?
+    if let directory = source.archive {
       do throws(ObjectStoreError) {
-        client = try LocalDirectoryClient(root: absolutePath(archive))
+        let client = try LocalDirectoryClient(root: absolutePath(directory))
+        archive = (client, "", client.identity)
       } catch {
         throw MountFailure("cannot use the archive: \(error.message)")
       }
-      namespace = ArchiveNamespace(client: client, rootPrefix: "")
-      fsname = client.identity
     } else if let bucket = source.bucket {
       let target = try S3Target(bucketArgument: bucket, prefix: source.prefix)
       let s3Client = try makeS3Client(target: target, options: s3, logger: logger)
@@ -185,16 +177,23 @@ struct MountCommand: ParsableCommand {
       } catch {
         throw MountFailure(error.message)
       }
-      namespace = ArchiveNamespace(client: s3Client, rootPrefix: target.prefix)
-      fsname = "s3://\(target.bucket)/\(target.prefix)"
-    } else {
-      guard let token = try buildkite.token() else {
-        throw MountFailure("no Buildkite API token: give --api-token-file FILE or set BUILDKITE_API_TOKEN")
-      }
+      archive = (s3Client, target.prefix, "s3://\(target.bucket)/\(target.prefix)")
+    }
+
+    let namespace: any Namespace
+    let fsname: String
+    if let token = try buildkite.token() {
+      // With a token, the tree is Buildkite's names; the archive, if given, serves the logs it holds.
       let names = try makeBuildkiteNamespace(
-        token: token, options: buildkite, cacheDirectory: cacheDirectory, directoryTTL: directoryTTL, logger: logger)
+        token: token, options: buildkite, archive: archive.map { ($0.client, $0.prefix) },
+        cacheDirectory: cacheDirectory, directoryTTL: directoryTTL, logger: logger)
       namespace = names
       fsname = "buildkite:" + names.api.baseURL
+    } else if let archive {
+      namespace = ArchiveNamespace(client: archive.client, rootPrefix: archive.prefix)
+      fsname = archive.fsname
+    } else {
+      throw MountFailure("no Buildkite API token: give --api-token-file FILE or set BUILDKITE_API_TOKEN")
     }
 
     let blockSize = 1 << 20

@@ -169,3 +169,72 @@ def test_an_offline_remount_serves_what_was_cached(mount, fake_buildkite, tmp_pa
     job = script_jobs(fake_buildkite, SPECIAL["big_log"])[0]
     with pytest.raises(OSError):
         read_file(again / ORG / PIPE / str(SPECIAL["big_log"]) / f"{job['id']}.log")
+
+
+def test_logs_come_from_the_private_archive_when_it_holds_them(mount, fake_buildkite, moto, tmp_path):
+    """Jobs in the archive (new layout for one build, the older org-less layout for another) are read
+    from S3, sized by its listing, with no log request to the API; the others come from the API."""
+    import uuid
+
+    world = fake_buildkite.world
+    org_id = WORLD.find_org(world, ORG)["id"]
+    pipe_id = WORLD.find_pipeline(world, ORG, PIPE)["id"]
+    bucket = f"names-archive-{uuid.uuid4().hex[:8]}"
+    moto.client.create_bucket(Bucket=bucket)
+    retried = WORLD.find_build(world, ORG, PIPE, SPECIAL["retried"])
+    archived = [j for j in script_jobs(fake_buildkite, SPECIAL["retried"])][:3]
+    for job in archived:
+        moto.client.put_object(Bucket=bucket, Key=f"{org_id}/{pipe_id}/{retried['id']}/{job['id']}.log",
+                               Body=b"from the archive: " + job["id"].encode())
+    legacy = WORLD.find_build(world, ORG, PIPE, SPECIAL["job_types"])
+    legacy_job = script_jobs(fake_buildkite, SPECIAL["job_types"])[0]
+    moto.client.put_object(Bucket=bucket, Key=f"{pipe_id}/{legacy['id']}/{legacy_job['id']}.log",
+                           Body=b"from the older layout")
+
+    m = mount(_source_args=names_args(fake_buildkite, tmp_path) + [
+        "--bucket", bucket, "--endpoint", moto.endpoint, "--region", "us-east-1"])
+    fake_buildkite.control("reset-counters")
+    build = m / ORG / PIPE / str(SPECIAL["retried"])
+    for job in script_jobs(fake_buildkite, SPECIAL["retried"]):
+        path = build / f"{job['id']}.log"
+        if job in archived:
+            expected = b"from the archive: " + job["id"].encode()
+        else:
+            expected = WORLD.log_bytes(world, job["id"])
+        assert path.stat().st_size == len(expected)
+        assert read_file(path) == expected
+    assert read_file(m / ORG / PIPE / str(SPECIAL["job_types"]) / f"{legacy_job['id']}.log") == b"from the older layout"
+    asked = {r["path"].split("/jobs/")[1].split("/")[0] for r in fake_buildkite.counters()["log_requests"]}
+    assert not asked & {j["id"] for j in archived}, "an archived log was asked of the API"
+    assert legacy_job["id"] not in asked
+    assert asked, "the jobs the archive lacks should come from the API"
+
+
+def test_a_running_build_is_read_fresh_and_settles_when_it_finishes(mount, fake_buildkite, tmp_path):
+    import time
+
+    m = mount(_source_args=names_args(fake_buildkite, tmp_path, "bkua_fake_full", "--directory-ttl", "1"))
+    number = SPECIAL["running"]
+    build_dir = m / ORG / PIPE / str(number)
+    running = next(j for j in script_jobs(fake_buildkite, number) if j.get("state") == "running")
+    path = build_dir / f"{running['id']}.log"
+    world = fake_buildkite.world
+    # stat and read agree, though the log grows with every GET the API answers.
+    first = read_file(path)
+    assert len(first) == path.stat().st_size
+    assert first == WORLD.log_bytes(world, running["id"], fetches=0)
+    assert json.loads(read_file(build_dir / "build.json"))["state"] == "running"
+    # After the listing's short TTL the log is longer, and read afresh (no stale page cache).
+    time.sleep(1.5)
+    os.listdir(build_dir)
+    second = read_file(path)
+    assert len(second) == path.stat().st_size
+    assert len(second) > len(first) and second.startswith(first)
+    # Once the build finishes, the next listing shows the final log, which is then immutable.
+    fake_buildkite.control("finish-build", org=ORG, pipeline=PIPE, number=number)
+    time.sleep(1.5)
+    os.listdir(build_dir)
+    assert json.loads(read_file(build_dir / "build.json"))["state"] != "running"
+    final = read_file(path)
+    assert len(final) == path.stat().st_size
+    assert final.startswith(second)
