@@ -102,15 +102,17 @@ let package = Package(
       name: "BuildkiteNamesTests", dependencies: ["BuildkiteNames"], swiftSettings: strictSettings),
     .testTarget(
       name: "CatalogTests",
-      dependencies: ["Catalog", .product(name: "Logging", package: "swift-log")],
+      dependencies: ["Catalog", "TestSupport", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strictSettings),
     .testTarget(
       name: "BlockCacheTests",
-      dependencies: ["BlockCache", "ObjectStore", .product(name: "Logging", package: "swift-log")],
+      dependencies: ["BlockCache", "ObjectStore", "TestSupport", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strictSettings),
     .testTarget(
       name: "LogFSTests",
-      dependencies: ["LogFS", "ObjectStore", "BlockCache", .product(name: "Logging", package: "swift-log")],
+      dependencies: [
+        "LogFS", "ObjectStore", "BlockCache", "TestSupport", .product(name: "Logging", package: "swift-log"),
+      ],
       swiftSettings: strictSettings),
   ]
 )

@@ -1,6 +1,7 @@
 import BlockCache
 import Foundation
 import Glibc
+import TestSupport
 import Testing
 
 @Suite struct DiskBlockCacheTests {

@@ -3,34 +3,12 @@ import Foundation
 import Glibc
 import Logging
 import Synchronization
+import TestSupport
 
 let testLogger = Logger(label: "BlockCacheTests")
 
-/// A fresh directory under /tmp, removed when `body` returns or throws.
-func withTemporaryDirectory<T>(_ body: (String) throws -> T) throws -> T {
-  let path = try makeTemporaryDirectory()
-  defer { try? FileManager.default.removeItem(atPath: path) }
-  return try body(path)
-}
-
-func withTemporaryDirectory<T>(_ body: (String) async throws -> T) async throws -> T {
-  let path = try makeTemporaryDirectory()
-  defer { try? FileManager.default.removeItem(atPath: path) }
-  return try await body(path)
-}
-
 struct TestSetupError: Error, CustomStringConvertible {
   var description: String
-}
-
-private func makeTemporaryDirectory() throws -> String {
-  var template = Array("/tmp/bklogfs-blockcache-test-XXXXXX".utf8CString)
-  let path = template.withUnsafeMutableBufferPointer { buffer -> String? in
-    guard let result = mkdtemp(buffer.baseAddress!) else { return nil }
-    return String(cString: result)
-  }
-  guard let path else { throw TestSetupError(description: "mkdtemp failed: errno \(errno)") }
-  return path
 }
 
 func key(_ name: String, index: UInt64 = 0, etag: String = "\"etag-1\"") -> BlockKey {

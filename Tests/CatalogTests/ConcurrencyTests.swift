@@ -1,6 +1,7 @@
 import Catalog
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 
 @Suite struct ConcurrencyTests {

@@ -1,6 +1,7 @@
 import Catalog
 import Foundation
 import Glibc
+import TestSupport
 import Testing
 
 @Suite struct FileTests {

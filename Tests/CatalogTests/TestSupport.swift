@@ -2,21 +2,9 @@ import Catalog
 import Foundation
 import Glibc
 import Logging
+import TestSupport
 
 let testLogger = Logger(label: "bklogfs.catalog.tests")
-
-/// Runs `body` with a fresh directory under /tmp, removed afterwards whether `body` succeeds or throws.
-func withTemporaryDirectory<Result>(_ body: (String) throws -> Result) throws -> Result {
-  var template = Array("/tmp/bklogfs-catalog-tests.XXXXXX".utf8CString)
-  let directory = try template.withUnsafeMutableBufferPointer { buffer -> String in
-    guard let pointer = mkdtemp(buffer.baseAddress!) else {
-      throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
-    }
-    return String(cString: pointer)
-  }
-  defer { try? FileManager.default.removeItem(atPath: directory) }
-  return try body(directory)
-}
 
 /// The permission bits of `path`.
 func permissions(_ path: String) throws -> mode_t {

@@ -3,6 +3,7 @@ import Glibc
 import LogFS
 import Logging
 import ObjectStore
+import TestSupport
 import Testing
 
 /// A filesystem over an in-memory store, with small blocks so tests see many of them.
@@ -182,8 +183,10 @@ func pattern(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
   }
 
   @Test func theDiskCacheServesARemount() throws {
-    let directory = try temporaryDirectory()
-    defer { removeTree(directory) }
+    try withTemporaryDirectory { directory in try diskCacheServesARemount(directory) }
+  }
+
+  func diskCacheServesARemount(_ directory: String) throws {
     let store = InMemoryObjectClient()
     let bytes = pattern(10 * Fixture.blockSize + 17)
     store.put("c.log", bytes)
@@ -229,23 +232,6 @@ func pattern(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
     let json = fixture.filesystem.statisticsJSON()
     #expect(json.contains("\"get\": 1"))
     #expect(json.contains("\"misses\": 1"))
-  }
-}
-
-func temporaryDirectory() throws -> String {
-  var template = Array("/tmp/bklogfs-test-XXXXXX".utf8CString)
-  guard let made = mkdtemp(&template) else { throw FilesystemError(errno: errno, "mkdtemp failed") }
-  return String(cString: made)
-}
-
-func removeTree(_ path: String) {
-  var child: pid_t = 0
-  let words: [String] = ["rm", "-rf", path]
-  let arguments: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
-  defer { arguments.forEach { free($0) } }
-  if posix_spawnp(&child, "rm", nil, nil, arguments, environ) == 0 {
-    var status: Int32 = 0
-    waitpid(child, &status, 0)
   }
 }
 
