@@ -142,6 +142,11 @@ public final class BuildkiteNamespace: Namespace {
           }
           try store { () throws(CatalogError) in
             try catalog.upsert(builds: builds.map { record($0, organization: organization, pipeline: pipeline) })
+            // Each build came with its jobs: its own record is as fresh as this listing.
+            let fetched = now()
+            for build in builds where !build.isFinished {
+              try catalog.setListingFetched(buildListingKey(organization, pipeline, build.number), at: fetched)
+            }
           }
           fetched += builds.count
           guard let next, !builds.isEmpty else { break }
@@ -278,7 +283,7 @@ public final class BuildkiteNamespace: Namespace {
     let cached = try stored { () throws(CatalogError) in
       try catalog.build(organizationSlug: organization, pipelineSlug: pipeline, number: number)
     }
-    let listing = "build:\(organization)/\(pipeline)/\(number)"
+    let listing = buildListingKey(organization, pipeline, number)
     if let cached {
       let fetchedAt = try stored { () throws(CatalogError) in try catalog.listingFetchedAt(listing) }
       if cached.isFinished || isFresh(fetchedAt) || isOffline { return cached }
@@ -398,6 +403,11 @@ public final class BuildkiteNamespace: Namespace {
     clock_gettime(CLOCK_REALTIME, &time)
     return Int64(time.tv_sec)
   }
+}
+
+/// The catalog's key for when a build's own record was last fetched.
+func buildListingKey(_ organization: String, _ pipeline: String, _ number: Int) -> String {
+  "build:\(organization)/\(pipeline)/\(number)"
 }
 
 /// A build number as Buildkite writes it (no sign, no leading zero), so each build has one name.

@@ -73,7 +73,15 @@ func makeBuildkiteNamespace(
   // of finished builds asks the API nothing (a refused token then shows on the first request made).
   let known = (try? catalog.organizations()) ?? []
   do throws(BuildkiteError) {
-    if known.isEmpty { _ = try api.organizations() }
+    if known.isEmpty {
+      // The answer is the root's listing too: keep it, so the first `ls` asks nothing more.
+      let organizations = try api.organizations()
+      var now = timespec()
+      clock_gettime(CLOCK_REALTIME, &now)
+      try? catalog.upsert(
+        organizations: organizations.map { CatalogOrganization(id: $0.id, slug: $0.slug, name: $0.name) })
+      try? catalog.setListingFetched("organizations", at: Int64(now.tv_sec))
+    }
   } catch {
     switch error.kind {
     case .unreachable, .timedOut, .server:
