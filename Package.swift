@@ -67,7 +67,7 @@ let package = Package(
     .target(
       name: "BuildkiteNames",
       dependencies: [
-        "LogFS", "BuildkiteAPI", "Catalog", "ObjectStore", .product(name: "Logging", package: "swift-log"),
+        "LogFS", "BuildkiteAPI", "Catalog", "ObjectStore", "Digests", .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: strictSettings),
     .target(

@@ -127,6 +127,13 @@ public struct Job: Sendable, Hashable, Decodable {
   }
 }
 
+extension Job {
+  /// Decodes one job object (an API answer, or a build export's `jobs/job-{uuid}.json`).
+  public init(json: [UInt8]) throws(BuildkiteError) {
+    self = try decodeJSON(Job.self, json, what: "job")
+  }
+}
+
 /// A build with its jobs, and the JSON object the API gave for it (`raw`), byte for byte.
 public struct Build: Sendable, Hashable {
   public var id: String

@@ -1,5 +1,6 @@
 public import BuildkiteAPI
 public import Catalog
+import Digests
 import Glibc
 public import LogFS
 public import Logging
@@ -38,6 +39,8 @@ public final class BuildkiteNamespace: Namespace {
   public let logStore: BuildkiteLogStore
   /// The private log archive (an S3 bucket or a local directory) and the key prefix it lives under.
   public let archive: (client: any ObjectClient, prefix: String)?
+  /// The build exports (the folder holding `org={uuid}/` folders), for builds past retention.
+  public let exports: (client: any ObjectClient, prefix: String)?
   public let configuration: BuildkiteNamesConfiguration
   let logger: Logger
   /// Until when (epoch seconds) the API is taken as unreachable: within that time, names the catalog
@@ -45,17 +48,21 @@ public final class BuildkiteNamespace: Namespace {
   private let offlineUntil = Mutex<Int64>(0)
   static let offlinePause: Int64 = 30
 
-  public var clients: [any ObjectClient] { [logStore] + (archive.map { [$0.client] } ?? []) }
+  public var clients: [any ObjectClient] {
+    [logStore] + (archive.map { [$0.client] } ?? []) + (exports.map { [$0.client] } ?? [])
+  }
 
   public init(
     api: BuildkiteClient, catalog: Catalog, logStore: BuildkiteLogStore,
-    archive: (client: any ObjectClient, prefix: String)? = nil, configuration: BuildkiteNamesConfiguration,
+    archive: (client: any ObjectClient, prefix: String)? = nil,
+    exports: (client: any ObjectClient, prefix: String)? = nil, configuration: BuildkiteNamesConfiguration,
     logger: Logger
   ) {
     self.api = api
     self.catalog = catalog
     self.logStore = logStore
     self.archive = archive
+    self.exports = exports
     self.configuration = configuration
     self.logger = logger
   }
@@ -173,15 +180,15 @@ public final class BuildkiteNamespace: Namespace {
     var leftOut: [(source: String, reason: String)] = []
     var logNames: [String: String] = [:]
     let modified = Timestamp(seconds: build.finishedAt ?? build.createdAt ?? 0)
-    let archived = try archivedLogs(of: build, organization: organization, pipeline: pipeline)
+    let stored = try storedLogs(of: build, organization: organization, pipeline: pipeline)
     for job in jobs {
-      if let archive, let object = archived[job.id], nameProblem(job.id) == nil {
-        // The archive's copy: final once written, sized by the listing, no API request.
+      if let (client, object) = stored[job.id], nameProblem(job.id) == nil {
+        // The archive's or the export's copy: final once written, sized by the listing, no API request.
         let name = "\(job.id).log"
         logNames[job.id] = name
         let content = FileContent(
           size: object.size, modified: object.lastModified, isImmutable: true,
-          source: .object(client: archive.client, key: object.key, etag: object.etag))
+          source: .object(client: client, key: object.key, etag: object.etag))
         entries.append(NamespaceEntry(name: name, content: .file(content)))
         continue
       }
@@ -240,7 +247,134 @@ public final class BuildkiteNamespace: Namespace {
       ttl: build.isFinished ? configuration.finishedBuildTTL : configuration.listingTTL)
   }
 
-  // MARK: Archive
+  // MARK: Archive and exports
+
+  /// The logs the archive, else the build's export, holds for a build, by job UUID.
+  private func storedLogs(of build: CatalogBuild, organization: String, pipeline: String) throws(FilesystemError)
+    -> [String: (any ObjectClient, ObjectInfo)]
+  {
+    var found: [String: (any ObjectClient, ObjectInfo)] = [:]
+    if let exports,
+      let folder = try stored({ () throws(CatalogError) in try catalog.exportLocation(buildID: build.id) })
+    {
+      do throws(ObjectStoreError) {
+        let page = try exports.client.listAll(prefix: folder + "jobs/", delimiter: "/")
+        for object in page.objects {
+          let name = String(decoding: object.key.utf8.dropFirst(folder.utf8.count + 5), as: UTF8.self)
+          if name.hasPrefix("job-") && name.hasSuffix(".log") {
+            found[String(name.dropFirst(4).dropLast(4))] = (exports.client, object)
+          }
+        }
+      } catch {
+        logger.warning("the export of build \(build.id) could not be listed: \(error.message)")
+      }
+    }
+    if let archive {
+      for (job, object) in try archivedLogs(of: build, organization: organization, pipeline: pipeline) {
+        found[job] = (archive.client, object)
+      }
+    }
+    return found
+  }
+
+  /// A build the API no longer has (past retention), from the build exports. The first time a
+  /// pipeline needs one, its export folders are found with one listing of the organization's exports
+  /// and each of its builds' `build.json.gz` is read once; the catalog keeps them all.
+  private func exportedBuild(organization: String, pipeline: String, number: Int) throws(FilesystemError)
+    -> CatalogBuild?
+  {
+    guard let exports else { return nil }
+    let scanned = "exports:\(organization)/\(pipeline)"
+    let fetchedAt = try stored { () throws(CatalogError) in try catalog.listingFetchedAt(scanned) }
+    if !isFresh(fetchedAt) {
+      try scanExports(exports, organization: organization, pipeline: pipeline)
+      try store { () throws(CatalogError) in try catalog.setListingFetched(scanned, at: now()) }
+    }
+    return try stored { () throws(CatalogError) in
+      try catalog.build(organizationSlug: organization, pipelineSlug: pipeline, number: number)
+    }
+  }
+
+  private func scanExports(
+    _ exports: (client: any ObjectClient, prefix: String), organization: String, pipeline: String
+  )
+    throws(FilesystemError)
+  {
+    guard
+      let organizationID = try stored({ () throws(CatalogError) in try catalog.organization(slug: organization)?.id }),
+      let pipelineID = try stored({ () throws(CatalogError) in
+        try catalog.pipeline(organizationSlug: organization, slug: pipeline)?.id
+      })
+    else {
+      logger.warning("cannot look in the build exports for \(organization)/\(pipeline): its UUIDs are not known yet")
+      return
+    }
+    let page: ListPage
+    do throws(ObjectStoreError) {
+      page = try exports.client.listAll(prefix: "\(exports.prefix)org=\(organizationID)/", delimiter: nil)
+    } catch {
+      throw FilesystemError(error, context: "listing the build exports of \(organization)")
+    }
+    let marker = "/pipeline=\(pipelineID)/build="
+    let keys = Set(page.objects.map(\.key))
+    let folders = page.objects.filter { $0.key.hasSuffix("/build.json.gz") && $0.key.contains(marker) }
+    logger.info(
+      "the build exports of \(organization) hold \(page.objects.count) objects, \(folders.count) builds of \(pipeline)")
+    for object in page.objects where object.key.hasSuffix("/build.json.gz") && object.key.contains(marker) {
+      let folder = String(object.key.dropLast("build.json.gz".count))
+      do throws(FilesystemError) {
+        let build = try exportedBuildObject(exports.client, object, folder: folder, keys: keys)
+        try store { () throws(CatalogError) in
+          try catalog.upsert(builds: [record(build, organization: organization, pipeline: pipeline)])
+          try catalog.setExportLocation(buildID: build.id, location: folder)
+        }
+      } catch {
+        logger.warning("left out the export \(folder): \(error.message)")
+      }
+    }
+  }
+
+  /// One export folder's build, with its jobs from the build or from `jobs/job-{uuid}.json.gz`.
+  private func exportedBuildObject(_ client: any ObjectClient, _ object: ObjectInfo, folder: String, keys: Set<String>)
+    throws(FilesystemError) -> Build
+  {
+    func json(_ key: String, size: UInt64) throws(FilesystemError) -> [UInt8] {
+      let compressed: [UInt8]
+      do throws(ObjectStoreError) {
+        compressed = try client.getBytes(key: key, range: 0..<size)
+      } catch {
+        throw FilesystemError(error, context: "reading \(key)")
+      }
+      do throws(GzipError) {
+        return try Gzip.decompress(compressed, limit: 64 << 20)
+      } catch {
+        throw FilesystemError(errno: EIO, "\(key): \(error.description)")
+      }
+    }
+    var build: Build
+    let buildJSON = try json(object.key, size: object.size)
+    do throws(BuildkiteError) {
+      build = try Build(json: buildJSON)
+    } catch {
+      throw FilesystemError(errno: EIO, "\(object.key) is not a build: \(error.message)")
+    }
+    if build.jobs.isEmpty {
+      let jobKeys = keys.filter { $0.hasPrefix(folder + "jobs/job-") && $0.hasSuffix(".json.gz") }.sorted()
+      for key in jobKeys {
+        let size: UInt64
+        do throws(ObjectStoreError) { size = try client.head(key: key).size } catch {
+          throw FilesystemError(error, context: "reading \(key)")
+        }
+        let jobJSON = try json(key, size: size)
+        do throws(BuildkiteError) {
+          build.jobs.append(try Job(json: jobJSON))
+        } catch {
+          throw FilesystemError(errno: EIO, "\(key) is not a job: \(error.message)")
+        }
+      }
+    }
+    return build
+  }
 
   /// The logs the private archive holds for a build, by job UUID: one listing of
   /// `{org}/{pipeline}/{build}/`, or of the older layout `{pipeline}/{build}/` when that is empty.
@@ -292,7 +426,8 @@ public final class BuildkiteNamespace: Namespace {
     do throws(BuildkiteError) {
       build = try api.build(organization: organization, pipeline: pipeline, number: number, includeRetriedJobs: true)
     } catch  where error.kind == .notFound {
-      return nil
+      // Past retention, perhaps: the build exports may hold it.
+      return try exportedBuild(organization: organization, pipeline: pipeline, number: number)
     } catch  where cached != nil && isOffline(error) {
       markOffline()
       logger.warning("serving build \(organization)/\(pipeline)/\(number) from the catalog: \(error.message)")

@@ -351,6 +351,27 @@ public final class Catalog: Sendable {
     }
   }
 
+  /// Where the build exports hold a build (its folder's key prefix), when it was found there.
+  public func exportLocation(buildID: String) throws(CatalogError) -> String? {
+    try read { (db) throws(SQLiteError) in
+      try db.firstRow(
+        "SELECT location FROM build_exports WHERE build_id = ?1", purpose: "look up a build's export folder",
+        binding: [.text(buildID)]
+      ) { row in row.text(0) } ?? nil
+    }
+  }
+
+  public func setExportLocation(buildID: String, location: String) throws(CatalogError) {
+    try write { (db) throws(SQLiteError) in
+      try db.run(
+        """
+        INSERT INTO build_exports (build_id, location) VALUES (?1, ?2)
+        ON CONFLICT (build_id) DO UPDATE SET location = excluded.location
+        """,
+        purpose: "record a build's export folder", binding: [.text(buildID), .text(location)])
+    }
+  }
+
   public func setListingFetched(_ key: String, at time: Int64) throws(CatalogError) {
     try write { (db) throws(SQLiteError) in
       try db.run(

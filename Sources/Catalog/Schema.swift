@@ -62,6 +62,13 @@ enum Schema {
       key TEXT NOT NULL PRIMARY KEY,
       fetched_at INTEGER NOT NULL
     );
+    """,
+    // Version 2: where a build past retention was found in the build exports.
     """
+    CREATE TABLE build_exports (
+      build_id TEXT NOT NULL PRIMARY KEY,
+      location TEXT NOT NULL
+    );
+    """,
   ]
 }

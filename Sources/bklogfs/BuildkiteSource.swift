@@ -22,6 +22,11 @@ struct BuildkiteOptions: ParsableArguments {
   @Option(help: "Where names learned from Buildkite are kept (default: catalog.sqlite in the cache directory).")
   var catalog: String?
 
+  @Option(
+    help: "Buildkite's build exports, s3://BUCKET/PREFIX (the folder holding org=… folders), for builds past retention."
+  )
+  var exports: String?
+
   /// The token from the file or the environment, or nil when neither gives one.
   func token() throws -> String? {
     if let apiTokenFile {
@@ -53,7 +58,7 @@ extension String {
 /// request; if the API cannot be reached but the catalog knows names, the mount goes ahead on them.
 func makeBuildkiteNamespace(
   token: String, options: BuildkiteOptions, archive: (client: any ObjectClient, prefix: String)?,
-  cacheDirectory: String, directoryTTL: Double, logger: Logger
+  exports: (client: any ObjectClient, prefix: String)?, cacheDirectory: String, directoryTTL: Double, logger: Logger
 ) throws -> BuildkiteNamespace {
   let api: BuildkiteClient
   do throws(BuildkiteError) {
@@ -96,7 +101,7 @@ func makeBuildkiteNamespace(
     }
   }
   return BuildkiteNamespace(
-    api: api, catalog: catalog, logStore: BuildkiteLogStore(api: api), archive: archive,
+    api: api, catalog: catalog, logStore: BuildkiteLogStore(api: api), archive: archive, exports: exports,
     configuration: BuildkiteNamesConfiguration(recentBuilds: options.recentBuilds, listingTTL: directoryTTL),
     logger: logger)
 }

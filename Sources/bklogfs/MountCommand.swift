@@ -180,15 +180,29 @@ struct MountCommand: ParsableCommand {
       archive = (s3Client, target.prefix, "s3://\(target.bucket)/\(target.prefix)")
     }
 
+    var exports: (client: any ObjectClient, prefix: String)?
+    if let location = buildkite.exports {
+      let target = try S3Target(bucketArgument: location, prefix: nil)
+      let client = try makeS3Client(target: target, options: s3, logger: logger)
+      do throws(ObjectStoreError) {
+        try client.checkBucket()
+      } catch {
+        throw MountFailure("cannot use the build exports: \(error.message)")
+      }
+      exports = (client, target.prefix)
+    }
+
     let namespace: any Namespace
     let fsname: String
     if let token = try buildkite.token() {
       // With a token, the tree is Buildkite's names; the archive, if given, serves the logs it holds.
       let names = try makeBuildkiteNamespace(
-        token: token, options: buildkite, archive: archive.map { ($0.client, $0.prefix) },
+        token: token, options: buildkite, archive: archive.map { ($0.client, $0.prefix) }, exports: exports,
         cacheDirectory: cacheDirectory, directoryTTL: directoryTTL, logger: logger)
       namespace = names
       fsname = "buildkite:" + names.api.baseURL
+    } else if buildkite.exports != nil {
+      throw MountFailure("--exports gives names to builds past retention: it needs a Buildkite API token too")
     } else if let archive {
       namespace = ArchiveNamespace(client: archive.client, rootPrefix: archive.prefix)
       fsname = archive.fsname

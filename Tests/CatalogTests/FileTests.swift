@@ -126,3 +126,46 @@ import Testing
     }
   }
 }
+
+@Suite struct ExportLocationTests {
+  @Test func exportLocationsRoundTripAndPersist() throws {
+    try withTemporaryDirectory { directory in
+      let path = directory + "/catalog.sqlite"
+      do {
+        let catalog = try Catalog(path: path, logger: testLogger)
+        #expect(try catalog.exportLocation(buildID: "b1") == nil)
+        try catalog.setExportLocation(buildID: "b1", location: "org=o/date=2024-01-02/pipeline=p/build=b1/")
+        try catalog.setExportLocation(buildID: "b1", location: "org=o/date=2024-01-03/pipeline=p/build=b1/")
+      }
+      let catalog = try Catalog(path: path, logger: testLogger)
+      #expect(try catalog.exportLocation(buildID: "b1") == "org=o/date=2024-01-03/pipeline=p/build=b1/")
+    }
+  }
+
+  /// A catalog written by the first version of the schema is brought to the current one in place.
+  @Test func aVersionOneCatalogIsUpgradedKeepingItsNames() throws {
+    try withTemporaryDirectory { directory in
+      let path = directory + "/catalog.sqlite"
+      do {
+        let catalog = try Catalog(path: path, logger: testLogger)
+        try catalog.upsert(organizations: [organization(1, slug: "acme")])
+      }
+      // Back to version 1, as an older bklogfs left it.
+      let downgrade = Process()
+      downgrade.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+      downgrade.arguments = [
+        "python3", "-c",
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('DROP TABLE build_exports'); "
+          + "c.execute('PRAGMA user_version = 1'); c.commit()",
+        path,
+      ]
+      try downgrade.run()
+      downgrade.waitUntilExit()
+      try #require(downgrade.terminationStatus == 0)
+      let catalog = try Catalog(path: path, logger: testLogger)
+      #expect(try catalog.organization(slug: "acme") == organization(1, slug: "acme"))
+      try catalog.setExportLocation(buildID: "b", location: "x/")
+      #expect(try catalog.exportLocation(buildID: "b") == "x/")
+    }
+  }
+}

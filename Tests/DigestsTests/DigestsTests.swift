@@ -21,3 +21,26 @@ import Testing
     #expect(both == whole)
   }
 }
+
+@Suite struct GzipTests {
+  /// `printf 'hello, build exports\n' | gzip -n`
+  let sample: [UInt8] = [
+    0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0xcb, 0x48, 0xcd, 0xc9, 0xc9, 0xd7, 0x51, 0x48, 0x2a,
+    0xcd, 0xcc, 0x49, 0x51, 0x48, 0xad, 0x28, 0xc8, 0x2f, 0x2a, 0x29, 0xe6, 0x02, 0x00, 0x85, 0x0b, 0xfc, 0xa0, 0x15,
+    0x00, 0x00, 0x00,
+  ]
+
+  @Test func decompressesAndChecks() throws {
+    #expect(Gzip.isGzip(sample))
+    #expect(try Gzip.decompress(sample, limit: 1 << 20) == Array("hello, build exports\n".utf8))
+  }
+
+  @Test func refusesDamageTruncationAndBombs() {
+    #expect(throws: GzipError.self) { try Gzip.decompress(Array(sample.dropLast(5)), limit: 1 << 20) }
+    var damaged = sample
+    damaged[15] ^= 0xff
+    #expect(throws: GzipError.self) { try Gzip.decompress(damaged, limit: 1 << 20) }
+    #expect(throws: GzipError.self) { try Gzip.decompress(sample, limit: 5) }
+    #expect(throws: GzipError.self) { try Gzip.decompress(Array("not gzip".utf8), limit: 1 << 20) }
+  }
+}

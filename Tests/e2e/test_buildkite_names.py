@@ -238,3 +238,44 @@ def test_a_running_build_is_read_fresh_and_settles_when_it_finishes(mount, fake_
     final = read_file(path)
     assert len(final) == path.stat().st_size
     assert final.startswith(second)
+
+
+def test_a_build_past_retention_gets_its_names_from_the_build_exports(mount, fake_buildkite, moto, tmp_path):
+    """Export a build in Buildkite's layout (gzipped build JSON, jobs' JSON and logs), delete it from
+    the API, and find it by number: names from the export, logs from the export's job logs."""
+    import gzip
+    import uuid
+
+    world = fake_buildkite.world
+    number = SPECIAL["retried"]
+    org_id = WORLD.find_org(world, ORG)["id"]
+    pipe_id = WORLD.find_pipeline(world, ORG, PIPE)["id"]
+    build, _ = fake_buildkite.get_json(f"/v2/organizations/{ORG}/pipelines/{PIPE}/builds/{number}"
+                                        "?include_retried_jobs=true")
+    jobs = build.pop("jobs")  # an export keeps its jobs in jobs/job-{uuid}.json.gz
+    bucket = f"exports-{uuid.uuid4().hex[:8]}"
+    moto.client.create_bucket(Bucket=bucket)
+    folder = f"buildkite/build-exports/org={org_id}/date=2024-05-01/pipeline={pipe_id}/build={build['id']}/"
+    moto.client.put_object(Bucket=bucket, Key=folder + "build.json.gz", Body=gzip.compress(json.dumps(build).encode()))
+    exported = {}
+    for job in jobs:
+        moto.client.put_object(Bucket=bucket, Key=folder + f"jobs/job-{job['id']}.json.gz",
+                               Body=gzip.compress(json.dumps(job).encode()))
+        if job["type"] == "script":
+            exported[job["id"]] = f"exported log of {job['id']}\r\n".encode()
+            moto.client.put_object(Bucket=bucket, Key=folder + f"jobs/job-{job['id']}.log", Body=exported[job["id"]])
+    # A build of another pipeline in the same export, which the scan must pass over.
+    moto.client.put_object(Bucket=bucket, Key=f"buildkite/build-exports/org={org_id}/date=2024-05-01/"
+                           f"pipeline=00000000-other/build=00000000-0000/build.json.gz", Body=b"not even gzip")
+    fake_buildkite.control("delete-build", org=ORG, pipeline=PIPE, number=number)
+
+    m = mount(_source_args=names_args(fake_buildkite, tmp_path) + [
+        "--exports", f"s3://{bucket}/buildkite/build-exports/", "--endpoint", moto.endpoint, "--region", "us-east-1"])
+    directory = m / ORG / PIPE / str(number)
+    names = set(os.listdir(directory))
+    assert {f"{job_id}.log" for job_id in exported} | {"build.json", "flaky.log", "lint.log"} <= names
+    for job_id, body in exported.items():
+        assert read_file(directory / f"{job_id}.log") == body
+    assert json.loads(read_file(directory / "build.json"))["number"] == number
+    asked = {r["path"] for r in fake_buildkite.counters()["log_requests"]}
+    assert not asked, f"logs of an exported build were asked of the API: {asked}"
