@@ -42,6 +42,10 @@ def test_orgs_pipelines_and_the_listing_window(mount, fake_buildkite, tmp_path):
     assert sorted(map(int, os.listdir(m / ORG / PIPE))) == [1, 2, 3, 4, 5, 6]
     big = sorted(map(int, os.listdir(m / ORG / SPECIAL["big_pipeline"])))
     assert len(big) == 20 and big[-1] == 302, big
+    # Unknown names are ENOENT, at every level.
+    for missing in ("no-such-org", f"{ORG}/no-such-pipeline", f"{ORG}/{PIPE}/999999", f"{ORG}/{PIPE}/007"):
+        with pytest.raises(FileNotFoundError):
+            os.stat(m / missing)
 
 
 def test_every_attempt_is_a_file_and_aliases_are_links(mount, fake_buildkite, tmp_path):
