@@ -80,26 +80,12 @@ final class BlockReader: Sendable {
       }
     }
     if !missing.isEmpty {
-      // Claim what nobody fetches yet, fetch that here, then wait for the rest.
-      let (claimed, waiting) = claim(object, missing)
+      // Claim what nobody fetches yet, fetch that here, then wait for the rest. Every missing block
+      // has a promise (ours or another reader's), which keeps its bytes even if memory evicts them.
+      let (claimed, promises) = claim(object, missing)
       try fetch(object, claimed)
       for index in missing {
-        if let bytes = memory.get(blockKey(object, index)) {
-          blocks[index] = bytes
-          continue
-        }
-        let promise = waiting[index] ?? inFlight.withLock { $0[blockKey(object, index)] }
-        if let promise {
-          blocks[index] = try promise.wait(seconds: waitLimit, what: "block \(index) of \(object.key)")
-        } else {
-          // Published and already evicted from memory: fetch it again.
-          let (again, _) = claim(object, [index])
-          try fetch(object, again)
-          guard let bytes = memory.get(blockKey(object, index)) else {
-            throw FilesystemError(errno: EIO, "block \(index) of \(object.key) was lost from the cache")
-          }
-          blocks[index] = bytes
-        }
+        blocks[index] = try promises[index]!.wait(seconds: waitLimit, what: "block \(index) of \(object.key)")
       }
     }
     var result = [UInt8]()
@@ -141,7 +127,7 @@ final class BlockReader: Sendable {
   }
 
   /// Registers promises for the blocks nobody is fetching; returns those (ours to fetch) and the
-  /// promises of the blocks others are fetching.
+  /// promise of every block asked for, ours and others'.
   private func claim(_ object: ObjectVersion, _ indices: [UInt64]) -> ([UInt64], [UInt64: Promise<[UInt8]>]) {
     inFlight.withLock { inFlight in
       var claimed: [UInt64] = []
