@@ -3,6 +3,7 @@ import BuildkiteAPI
 import BuildkiteNames
 import Catalog
 import Glibc
+import LogFS
 import Logging
 import ObjectStore
 
@@ -74,34 +75,24 @@ func makeBuildkiteNamespace(
   } catch {
     throw MountFailure(error.description)
   }
-  // The first mount checks the token with one request; later mounts trust the catalog, so a remount
-  // of finished builds asks the API nothing (a refused token then shows on the first request made).
-  let known = (try? catalog.organizations()) ?? []
-  do throws(BuildkiteError) {
-    if known.isEmpty {
-      // The answer is the root's listing too: keep it, so the first `ls` asks nothing more.
-      let organizations = try api.organizations()
-      var now = timespec()
-      clock_gettime(CLOCK_REALTIME, &now)
-      try? catalog.upsert(
-        organizations: organizations.map { CatalogOrganization(id: $0.id, slug: $0.slug, name: $0.name) })
-      try? catalog.setListingFetched("organizations", at: Int64(now.tv_sec))
-    }
-  } catch {
-    switch error.kind {
-    case .unreachable, .timedOut, .server:
-      guard !known.isEmpty else {
-        throw MountFailure("the Buildkite API cannot be reached and the catalog knows no names yet: \(error.message)")
-      }
-      logger.warning("the Buildkite API cannot be reached; serving the \(known.count) organizations the catalog knows")
-    case .unauthorized:
-      throw MountFailure("the Buildkite API token was refused (\(error.message))")
-    default:
-      throw MountFailure(error.message)
-    }
-  }
-  return BuildkiteNamespace(
+  let names = BuildkiteNamespace(
     api: api, catalog: catalog, logStore: BuildkiteLogStore(api: api), archive: archive, exports: exports,
     configuration: BuildkiteNamesConfiguration(recentBuilds: options.recentBuilds, listingTTL: directoryTTL),
     logger: logger)
+  // The first mount checks the token by listing the root (one request, kept in the catalog, so the
+  // first `ls` asks nothing more). Later mounts trust the catalog, so a remount of finished builds
+  // asks the API nothing; a refused token then shows on the first request made.
+  if ((try? catalog.organizations()) ?? []).isEmpty {
+    do throws(FilesystemError) {
+      _ = try names.list(directory: names.rootKey)
+    } catch {
+      switch error.errno {
+      case EACCES: throw MountFailure("the Buildkite API token was refused (\(error.message))")
+      case EIO, ETIMEDOUT:
+        throw MountFailure("the Buildkite API cannot be reached and the catalog knows no names yet: \(error.message)")
+      default: throw MountFailure(error.message)
+      }
+    }
+  }
+  return names
 }
