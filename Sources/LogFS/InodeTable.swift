@@ -8,13 +8,7 @@ struct InodeTable {
     let name: String
     var content: NamespaceEntry.Content
 
-    var kind: NodeKind {
-      switch content {
-      case .directory: .directory
-      case .file: .file
-      case .symlink: .symlink
-      }
-    }
+    var kind: NodeKind { content.kind }
   }
 
   struct Listing {
@@ -50,13 +44,12 @@ struct InodeTable {
 
   /// The inode for an entry of `parent`, made on first sight; a known one takes the entry's new content.
   private mutating func inode(parent: UInt64, entry: NamespaceEntry) -> UInt64 {
-    var node = Node(inode: 0, parent: parent, name: entry.name, content: entry.content)
-    let identity = Identity(parent: parent, name: entry.name, kind: node.kind)
+    let identity = Identity(parent: parent, name: entry.name, kind: entry.content.kind)
     if let existing = inodeByIdentity[identity] {
       nodes[existing]?.content = entry.content
       return existing
     }
-    node = Node(inode: nextInode, parent: parent, name: entry.name, content: entry.content)
+    let node = Node(inode: nextInode, parent: parent, name: entry.name, content: entry.content)
     nextInode += 1
     nodes[node.inode] = node
     if node.kind == .directory { listings[node.inode] = Listing() }

@@ -60,6 +60,16 @@ public struct NamespaceEntry: Sendable {
   }
 }
 
+extension NamespaceEntry.Content {
+  public var kind: NodeKind {
+    switch self {
+    case .directory: .directory
+    case .file: .file
+    case .symlink: .symlink
+    }
+  }
+}
+
 public struct FileContent: Sendable {
   public var size: UInt64
   public var modified: Timestamp
