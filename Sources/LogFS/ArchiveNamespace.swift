@@ -1,20 +1,31 @@
 public import ObjectStore
+import Synchronization
 
 /// The tree of an object store's keys, split at "/": `org/pipeline/build/job.log` is that file.
 /// Directory keys are prefixes ending in "/" (the root's is the mount's prefix, possibly empty).
+///
+/// A remote store's directories are listed a subtree at a time where that is cheaper: see
+/// `SubtreeListings`.
 public struct ArchiveNamespace: Namespace {
   public let client: any ObjectClient
   public let rootKey: String
+  private let subtrees: SubtreeListings?
 
   public var clients: [any ObjectClient] { [client] }
 
-  /// `rootPrefix` is empty or ends in "/".
-  public init(client: any ObjectClient, rootPrefix: String) {
+  /// `rootPrefix` is empty or ends in "/". Listings learned ahead of time from a subtree listing are
+  /// used for at most `listingFreshness` seconds (the directory TTL); 0 turns subtree listing off.
+  public init(client: any ObjectClient, rootPrefix: String, listingFreshness: Double = 60) {
     self.client = client
     self.rootKey = rootPrefix
+    self.subtrees = client.isRemote && listingFreshness > 0 ? SubtreeListings(freshness: listingFreshness) : nil
   }
 
   public func list(directory key: String) throws(FilesystemError) -> NamespaceListing {
+    if let subtrees, key != rootKey {
+      if let listing = subtrees.take(key) { return listing }
+      if let listing = try listSubtree(from: key, subtrees) { return listing }
+    }
     let page: ListPage
     do throws(ObjectStoreError) {
       page = try client.listAll(prefix: key, delimiter: "/")
@@ -27,6 +38,7 @@ public struct ArchiveNamespace: Namespace {
   /// Lists only the keys that start with the name (`prefix=dir/name`), stopping once past
   /// `dir/name/`: one request, whatever the size of the directory.
   public func lookup(directory key: String, name: String) throws(FilesystemError) -> NamespaceEntry? {
+    if let listing = subtrees?.peek(key) { return listing.entries.first { $0.name == name } }
     let target = key + name
     let asDirectory = target + "/"
     var request = ListRequest(prefix: target, delimiter: "/")
@@ -82,5 +94,129 @@ public struct ArchiveNamespace: Namespace {
       entries.append(NamespaceEntry(name: name, content: .file(content)))
     }
     return NamespaceListing(entries: entries, leftOut: leftOut)
+  }
+
+  /// Lists the keys from directory `key` on, across its later siblings, without a delimiter, in
+  /// pages of up to 1,000 keys. Every directory the pages cover to its end (the directory itself,
+  /// and those after it that a walk such as `find` or `grep -r` enters next) is known whole from
+  /// them. A directory of files only is paged to its end (as many pages as a delimiter listing);
+  /// one with subdirectories is given one page. Returns the directory's listing when the pages
+  /// covered all of it, else nil (the caller lists it by delimiter); the other directories covered
+  /// are kept for later calls.
+  private func listSubtree(from key: String, _ subtrees: SubtreeListings) throws(FilesystemError) -> NamespaceListing? {
+    guard let parent = parentKey(of: key) else { return nil }
+    var request = ListRequest(prefix: parent, delimiter: nil, startAfter: key)
+    var page = ListPage(objects: [], commonPrefixes: [], nextContinuationToken: nil)
+    while true {
+      let next: ListPage
+      do throws(ObjectStoreError) {
+        next = try client.listPage(request)
+      } catch {
+        throw FilesystemError(error, context: "listing \(client.identity)/\(key)")
+      }
+      page.objects += next.objects
+      page.nextContinuationToken = next.nextContinuationToken
+      guard let token = next.nextContinuationToken, let last = next.objects.last?.key,
+        last.utf8.starts(with: key.utf8)
+      else { break }
+      // Still inside the directory. While it holds only files, the next page costs what a
+      // delimiter listing's would; once it has subdirectories, their subtrees could be large.
+      let inside = last.utf8.dropFirst(key.utf8.count)
+      if inside.contains(UInt8(ascii: "/")) { break }
+      request = ListRequest(prefix: parent, delimiter: nil, continuationToken: token)
+    }
+    var pages: [String: ListPage] = [:]
+    var order: [String] = []
+    let parentLength = parent.utf8.count
+    for object in page.objects {
+      // Each directory between the parent and the object holds the next directory down, or the object.
+      let bytes = Array(object.key.utf8)
+      let slashes = bytes.indices.filter { $0 >= parentLength && bytes[$0] == UInt8(ascii: "/") }
+      for (level, slash) in slashes.enumerated() {
+        let directory = String(decoding: bytes[...slash], as: UTF8.self)
+        if pages[directory] == nil {
+          pages[directory] = ListPage(objects: [], commonPrefixes: [], nextContinuationToken: nil)
+          order.append(directory)
+        }
+        if level + 1 < slashes.count {
+          let child = String(decoding: bytes[...slashes[level + 1]], as: UTF8.self)
+          if pages[directory]!.commonPrefixes.last != child { pages[directory]!.commonPrefixes.append(child) }
+        } else {
+          pages[directory]!.objects.append(object)
+        }
+      }
+    }
+    // Keys come in byte order, so a directory is whole unless the page stopped inside it.
+    let lastKey = page.objects.last?.key
+    func isWhole(_ directory: String) -> Bool {
+      page.nextContinuationToken == nil || !(lastKey?.utf8.starts(with: directory.utf8) ?? false)
+    }
+    var found: NamespaceListing?
+    var learned: [(String, NamespaceListing)] = []
+    for directory in order where isWhole(directory) {
+      let listing = entries(of: pages[directory]!, in: directory)
+      if directory == key { found = listing } else { learned.append((directory, listing)) }
+    }
+    subtrees.store(learned)
+    return found
+  }
+}
+
+/// The key of the directory holding directory `key` ("a/b/" is in "a/"), or nil for a top-level key.
+private func parentKey(of key: String) -> String? {
+  let bytes = key.utf8.dropLast()
+  guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return "" }
+  return String(key.utf8[key.utf8.startIndex...slash])
+}
+
+/// Directory listings learned from subtree listings before anyone asked for them, kept until a
+/// directory is opened (each is handed out once: the filesystem then trusts it for its TTL) or
+/// until they are `freshness` seconds old.
+///
+/// A walk of a big tree (`find`, `du`, `grep -r`, `rsync`) opens directories in name order, which
+/// is the order of their keys: one delimiter-less page of 1,000 keys lists every directory it
+/// covers, so the walk costs about one request per 1,000 keys rather than one per directory,
+/// as goofys does it.
+final class SubtreeListings: Sendable {
+  private struct Learned {
+    var listing: NamespaceListing
+    var learnedAt: Double
+  }
+
+  let freshness: Double
+  /// The most listings kept; a walk consumes them about as fast as pages arrive.
+  let capacity = 100_000
+  private let learned = Mutex<[String: Learned]>([:])
+
+  init(freshness: Double) { self.freshness = freshness }
+
+  func store(_ listings: [(String, NamespaceListing)]) {
+    guard !listings.isEmpty else { return }
+    let now = monotonicSeconds()
+    learned.withLock { learned in
+      if learned.count + listings.count > capacity {
+        learned = learned.filter { now - $0.value.learnedAt < freshness }
+        if learned.count + listings.count > capacity { learned.removeAll() }
+      }
+      for (key, listing) in listings { learned[key] = Learned(listing: listing, learnedAt: now) }
+    }
+  }
+
+  /// The listing of `key` if one was learned recently, handed out once.
+  func take(_ key: String) -> NamespaceListing? {
+    let now = monotonicSeconds()
+    return learned.withLock { learned in
+      guard let found = learned.removeValue(forKey: key), now - found.learnedAt < freshness else { return nil }
+      return found.listing
+    }
+  }
+
+  /// The listing of `key` if one was learned recently, kept for a later `take`.
+  func peek(_ key: String) -> NamespaceListing? {
+    let now = monotonicSeconds()
+    return learned.withLock { learned in
+      guard let found = learned[key], now - found.learnedAt < freshness else { return nil }
+      return found.listing
+    }
   }
 }

@@ -1,3 +1,5 @@
+import ObjectStore
+
 /// The tree as known so far: which inode stands for which entry, and what each directory held when
 /// it was last listed. An inode number stands for one (parent, name, kind) for the life of the
 /// mount. Not thread-safe on its own; `LogFilesystem` keeps it behind a mutex.
@@ -17,6 +19,19 @@ struct InodeTable {
     var trustedUntil: Double?
     /// Whether the listing holds every name of the directory.
     var isComplete = true
+    /// The names of the last full listing, in byte order (the order readdir gives them).
+    var order: [String] = []
+
+    /// The position of `name` in `order`, if it is there.
+    func position(of name: String) -> Int? {
+      var low = 0
+      var high = order.count
+      while low < high {
+        let middle = (low + high) / 2
+        if utf8Less(order[middle], name) { low = middle + 1 } else { high = middle }
+      }
+      return low < order.count && order[low] == name ? low : nil
+    }
   }
 
   private struct Identity: Hashable {
@@ -63,7 +78,9 @@ struct InodeTable {
   ) -> [String: UInt64] {
     var children: [String: UInt64] = [:]
     for entry in entries { children[entry.name] = inode(parent: directory, entry: entry) }
-    listings[directory] = Listing(children: children, trustedUntil: trustedUntil, isComplete: isComplete)
+    listings[directory] = Listing(
+      children: children, trustedUntil: trustedUntil, isComplete: isComplete,
+      order: children.keys.sorted(by: utf8Less))
     return children
   }
 

@@ -16,10 +16,15 @@ public struct FilesystemConfiguration: Sendable {
   public var directoryTTL: Double
   /// The longest any reader waits for a fetch that another thread runs, in seconds.
   public var waitLimit: Double
+  /// Files of a directory fetched ahead of a walk through it: the first window, and the most it
+  /// grows to (0 turns walk prefetch off). Each file ahead costs at most `initialReadahead` bytes.
+  public var initialWalkAhead: Int
+  public var maxWalkAhead: Int
 
   public init(
     blockSize: Int = 1 << 20, partSize: Int = 8 << 20, initialReadahead: UInt64 = 1 << 20,
-    maxReadahead: UInt64 = 32 << 20, fetchThreads: Int = 8, directoryTTL: Double = 60, waitLimit: Double = 300
+    maxReadahead: UInt64 = 32 << 20, fetchThreads: Int = 8, directoryTTL: Double = 60, waitLimit: Double = 300,
+    initialWalkAhead: Int = 4, maxWalkAhead: Int = 16
   ) {
     self.blockSize = blockSize
     self.partSize = partSize
@@ -28,6 +33,8 @@ public struct FilesystemConfiguration: Sendable {
     self.fetchThreads = fetchThreads
     self.directoryTTL = directoryTTL
     self.waitLimit = waitLimit
+    self.initialWalkAhead = initialWalkAhead
+    self.maxWalkAhead = maxWalkAhead
   }
 }
 
@@ -48,6 +55,8 @@ public final class LogFilesystem: Sendable {
   private let handles = Mutex(HandleTable())
   /// One block reader per remote store, made on first use.
   private let readers = Mutex<[String: BlockReader]>([:])
+  /// The walk through each directory whose files are being opened, by the directory's inode.
+  private let walks = Mutex<[UInt64: WalkState]>([:])
   /// What was already reported as left out of the tree, so each is logged once.
   private let reported = Mutex<Set<String>>([])
 
@@ -223,6 +232,7 @@ public final class LogFilesystem: Sendable {
     }
     let readahead = ReadaheadState(
       initialWindow: configuration.initialReadahead, maxWindow: configuration.maxReadahead, fileSize: file.size)
+    followWalk(node)
     return handles.withLock { handles in
       let handle = handles.allocate()
       handles.files[handle] = OpenFile(source: file.source, size: file.size, readahead: readahead)
@@ -251,9 +261,38 @@ public final class LogFilesystem: Sendable {
       }
       let object = BlockReader.ObjectVersion(key: key, etag: etag, size: file.size)
       if let ahead = file.readahead.withLock({ $0.onRead(offset: offset, end: end) }) {
-        blocks.prefetch(object, offset: ahead.lowerBound, end: ahead.upperBound)
+        // The blocks this read needs are fetched on this thread, not queued behind other fetches.
+        let blockSize = UInt64(configuration.blockSize)
+        let pastThisRead = ((end - 1) / blockSize + 1) * blockSize
+        blocks.prefetch(object, offset: max(ahead.lowerBound, pastThisRead), end: ahead.upperBound)
       }
       return try blocks.read(object, offset: offset, end: end)
+    }
+  }
+
+  /// Fetches the start of the next files of the directory when opens go through it in order.
+  private func followWalk(_ node: InodeTable.Node) {
+    guard configuration.maxWalkAhead > 0 else { return }
+    let ahead: [(any ObjectClient, BlockReader.ObjectVersion)] = table.withLock { table in
+      guard let listing = table.listing(node.parent), let index = listing.position(of: node.name) else { return [] }
+      let range = walks.withLock { walks in
+        if walks[node.parent] == nil && walks.count >= 1024 { walks.removeAll() }
+        return walks[
+          node.parent,
+          default: WalkState(
+            initialWindow: configuration.initialWalkAhead, maxWindow: configuration.maxWalkAhead)
+        ].onOpen(index: index, count: listing.order.count)
+      }
+      guard let range else { return [] }
+      return range.compactMap { position in
+        guard let inode = listing.children[listing.order[position]], let next = table.node(inode),
+          case .file(let file) = next.content, case .object(let client, let key, let etag) = file.source
+        else { return nil }
+        return (client, BlockReader.ObjectVersion(key: key, etag: etag, size: file.size))
+      }
+    }
+    for (client, object) in ahead {
+      reader(for: client)?.prefetch(object, offset: 0, end: min(object.size, configuration.initialReadahead))
     }
   }
 

@@ -43,3 +43,48 @@ public struct ReadaheadState: Sendable, Hashable {
     return start < target ? start..<target : nil
   }
 }
+
+/// Decides which files of a directory to fetch ahead of a walk through it (`grep -r`, `rsync`,
+/// `tar`), from the order in which its files are opened. A pure state machine, like
+/// `ReadaheadState`: entries are numbered in listing (name) order.
+///
+/// Opening the first entry starts a walk, and opening the entry after the one opened last continues
+/// it: the window
+/// of entries fetched ahead starts at `initialWindow` and doubles with each step up to `maxWindow`,
+/// so a walk soon has many small files in flight while one `cat` of a first file costs little.
+/// Any other open (a jump) ends the walk.
+public struct WalkState: Sendable, Hashable {
+  public let initialWindow: Int
+  public let maxWindow: Int
+
+  /// The entry opened last, if any.
+  public private(set) var lastOpened: Int?
+  public private(set) var window = 0
+  /// Entries below this index have been fetched ahead (or opened).
+  public private(set) var requestedEnd = 0
+
+  public init(initialWindow: Int, maxWindow: Int) {
+    self.initialWindow = max(1, initialWindow)
+    self.maxWindow = max(self.initialWindow, maxWindow)
+  }
+
+  /// Records an open of entry `index` of `count`; returns the entries to fetch ahead, if any.
+  public mutating func onOpen(index: Int, count: Int) -> Range<Int>? {
+    defer { lastOpened = index }
+    if index == 0 {
+      // A walk (re)starts at the first entry.
+      window = 0
+      requestedEnd = 0
+    }
+    guard index == 0 || lastOpened == index - 1 else {
+      window = 0
+      requestedEnd = index + 1
+      return nil
+    }
+    window = window == 0 ? initialWindow : min(window * 2, maxWindow)
+    let start = max(requestedEnd, index + 1)
+    let end = min(index + 1 + window, count)
+    requestedEnd = max(requestedEnd, end)
+    return start < end ? start..<end : nil
+  }
+}

@@ -204,7 +204,8 @@ struct MountCommand: ParsableCommand {
     } else if buildkite.exports != nil {
       throw MountFailure("--exports gives names to builds past retention: it needs a Buildkite API token too")
     } else if let archive {
-      namespace = ArchiveNamespace(client: archive.client, rootPrefix: archive.prefix)
+      namespace = ArchiveNamespace(
+        client: archive.client, rootPrefix: archive.prefix, listingFreshness: directoryTTL)
       fsname = archive.fsname
     } else {
       throw MountFailure("no Buildkite API token: give --api-token-file FILE or set BUILDKITE_API_TOKEN")

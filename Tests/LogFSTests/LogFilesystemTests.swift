@@ -14,15 +14,16 @@ struct Fixture {
 
   init(
     store: InMemoryObjectClient = InMemoryObjectClient(), rootPrefix: String = "", disk: DiskBlockCache? = nil,
-    readahead: UInt64 = 0, directoryTTL: Double = 60
+    readahead: UInt64 = 0, directoryTTL: Double = 60, listingFreshness: Double = 60, walkAhead: Int = 0
   ) {
     self.store = store
     let configuration = FilesystemConfiguration(
       blockSize: Self.blockSize, partSize: 4 * Self.blockSize,
       initialReadahead: readahead, maxReadahead: readahead * 4, fetchThreads: 2, directoryTTL: directoryTTL,
-      waitLimit: 30)
+      waitLimit: 30, initialWalkAhead: min(2, walkAhead), maxWalkAhead: walkAhead)
     filesystem = LogFilesystem(
-      namespace: ArchiveNamespace(client: store, rootPrefix: rootPrefix), configuration: configuration,
+      namespace: ArchiveNamespace(client: store, rootPrefix: rootPrefix, listingFreshness: listingFreshness),
+      configuration: configuration,
       memoryCache: MemoryBlockCache(maxBytes: 1 << 20),
       diskCache: disk, logger: Logger(label: "test"))
   }

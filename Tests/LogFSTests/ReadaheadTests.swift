@@ -63,3 +63,26 @@ import Testing
     #expect(state.onRead(offset: 4096, end: 8192) == nil)
   }
 }
+
+@Suite struct WalkStateTests {
+  @Test func inOrderOpensGetAGrowingWindow() {
+    var state = WalkState(initialWindow: 2, maxWindow: 8)
+    var ranges: [Range<Int>?] = []
+    for index in 0..<6 { ranges.append(state.onOpen(index: index, count: 100)) }
+    #expect(ranges == [1..<3, 3..<6, 6..<11, 11..<12, 12..<13, 13..<14])
+  }
+
+  @Test func aJumpEndsTheWalkAndTheWindowStopsAtTheEnd() {
+    var state = WalkState(initialWindow: 2, maxWindow: 8)
+    #expect(state.onOpen(index: 5, count: 10) == nil)
+    #expect(state.onOpen(index: 6, count: 10) == 7..<9)
+    #expect(state.onOpen(index: 2, count: 10) == nil)
+    #expect(state.window == 0)
+    #expect(state.onOpen(index: 3, count: 10) == 4..<6)
+    #expect(state.onOpen(index: 4, count: 10) == 6..<9)
+    #expect(state.onOpen(index: 5, count: 10) == 9..<10)
+    #expect(state.onOpen(index: 9, count: 10) == nil)
+    // Back to the first entry: a new walk.
+    #expect(state.onOpen(index: 0, count: 10) == 1..<3)
+  }
+}

@@ -1,0 +1,119 @@
+import Glibc
+import LogFS
+import ObjectStore
+import Testing
+
+/// Walks of a tree (`find`, `du`, `grep -r`): directories listed a subtree at a time, and the next
+/// files of a directory fetched ahead of the walker.
+@Suite struct SubtreeListingTests {
+  /// 12 builds of 10 logs (120 keys) under one pipeline, plus a sibling pipeline.
+  func seeded(pageSize: Int, listingFreshness: Double = 60) -> Fixture {
+    let fixture = Fixture(listingFreshness: listingFreshness)
+    fixture.store.setPageSize(pageSize)
+    for build in 0..<12 {
+      for job in 0..<10 { fixture.store.put("org/pipe/b\(build < 10 ? "0" : "")\(build)/job-\(job).log", "x") }
+    }
+    fixture.store.put("org/zzz/b00/job.log", "y")
+    return fixture
+  }
+
+  func walk(_ fixture: Fixture, _ path: String) throws -> [String] {
+    var found: [String] = []
+    for name in try fixture.names(path) where name != "." && name != ".." {
+      let child = path.isEmpty ? name : path + "/" + name
+      found.append(child)
+      if try fixture.resolve(child).kind == .directory { found += try walk(fixture, child) }
+    }
+    return found
+  }
+
+  @Test func aWalkCostsAboutOneListPerPageOfKeys() throws {
+    let fixture = seeded(pageSize: 50)
+    let files = try walk(fixture, "").filter { $0.hasSuffix(".log") }
+    #expect(files.count == 121)
+    #expect(files.contains("org/pipe/b07/job-3.log") && files.contains("org/zzz/b00/job.log"))
+    // By delimiter this walk costs 16 LISTs (root, org, 2 pipelines, 13 builds). Subtree pages of 50
+    // keys cover the builds: the root, org and the pipelines (bigger than a page) cost one more each.
+    let lists = fixture.store.counters.snapshot.lists
+    #expect(lists <= 9, "\(lists) LISTs")
+  }
+
+  @Test(arguments: [3, 7, 50, 1000]) func aWalkSeesTheSameTreeAsDelimiterListings(pageSize: Int) throws {
+    let subtree = seeded(pageSize: pageSize)
+    let plain = seeded(pageSize: pageSize, listingFreshness: 0)
+    #expect(try walk(subtree, "") == walk(plain, ""))
+    // Never more than one extra page per directory with subdirectories (root, org, 2 pipelines).
+    #expect(subtree.store.counters.snapshot.lists <= plain.store.counters.snapshot.lists + 4)
+  }
+
+  @Test func directoriesAPageCoveredCostNothing() throws {
+    let fixture = seeded(pageSize: 1000)
+    _ = try fixture.names("")
+    let before = fixture.store.counters.snapshot.lists
+    // One page from the organization on covers it, its pipelines and all their builds.
+    #expect(try fixture.names("org").count == 4)
+    #expect(try fixture.names("org/pipe").count == 14)
+    #expect(try fixture.names("org/pipe/b03").count == 12)
+    #expect(try fixture.names("org/pipe/b11").count == 12)
+    #expect(fixture.store.counters.snapshot.lists == before + 1)
+  }
+
+  @Test func aDirectoryOfFilesIsPagedToItsEnd() throws {
+    let fixture = seeded(pageSize: 4)
+    for path in ["", "org", "org/pipe"] { _ = try fixture.names(path) }
+    let before = fixture.store.counters.snapshot.lists
+    // 10 files in pages of 4: 3 pages, as by delimiter; the third also covers most of b04.
+    #expect(try fixture.names("org/pipe/b03").count == 12)
+    #expect(fixture.store.counters.snapshot.lists == before + 3)
+  }
+
+  @Test func learnedListingsExpire() throws {
+    let fixture = seeded(pageSize: 1000, listingFreshness: 0.05)
+    for path in ["", "org", "org/pipe", "org/pipe/b03"] { _ = try fixture.names(path) }
+    let before = fixture.store.counters.snapshot.lists
+    fixture.store.put("org/pipe/b11/new.log", "n")
+    usleep(100_000)
+    #expect(try fixture.names("org/pipe/b11").contains("new.log"))
+    #expect(fixture.store.counters.snapshot.lists == before + 1)
+  }
+}
+
+@Suite struct WalkPrefetchTests {
+  func seeded() -> Fixture {
+    let fixture = Fixture(readahead: UInt64(Fixture.blockSize), walkAhead: 8)
+    for job in 0..<20 {
+      fixture.store.put("build/job-\(job < 10 ? "0" : "")\(job).log", pattern(3000, seed: UInt8(job)))
+    }
+    return fixture
+  }
+
+  func waitForGets(_ fixture: Fixture, atLeast count: Int) {
+    for _ in 0..<200 where fixture.store.counters.snapshot.gets < count { usleep(10_000) }
+  }
+
+  @Test func openingFilesInOrderFetchesTheNextOnesAhead() throws {
+    let fixture = seeded()
+    _ = try fixture.names("build")
+    for job in 0..<20 {
+      let name = "build/job-\(job < 10 ? "0" : "")\(job).log"
+      #expect(try fixture.readAll(name) == pattern(3000, seed: UInt8(job)))
+    }
+    // Every file was fetched once, all but the first ahead of the walker.
+    #expect(fixture.store.counters.snapshot.gets == 20)
+    let stats = fixture.filesystem.statisticsJSON()
+    #expect(stats.contains("\"prefetched_blocks\": 19"), "\(stats)")
+  }
+
+  @Test func aSingleOpenFetchesLittleAndAJumpNothing() throws {
+    let fixture = seeded()
+    _ = try fixture.names("build")
+    _ = try fixture.readAll("build/job-07.log")
+    usleep(50_000)
+    #expect(fixture.store.counters.snapshot.gets == 1)
+    // The first file of a directory may start a walk: only the first window (2 files) comes ahead.
+    _ = try fixture.readAll("build/job-00.log")
+    waitForGets(fixture, atLeast: 4)
+    usleep(50_000)
+    #expect(fixture.store.counters.snapshot.gets == 4)
+  }
+}
