@@ -49,9 +49,9 @@ public struct ReadaheadState: Sendable, Hashable {
 /// `ReadaheadState`: entries are numbered in listing (name) order.
 ///
 /// Opening the first entry starts a walk, and opening the entry after the one opened last continues
-/// it: the window
-/// of entries fetched ahead starts at `initialWindow` and doubles with each step up to `maxWindow`,
-/// so a walk soon has many small files in flight while one `cat` of a first file costs little.
+/// it: the window of entries fetched ahead starts at `initialWindow` and doubles with each step up
+/// to `maxWindow`, so a walk soon has many small files in flight while one `cat` of a first file
+/// costs little.
 /// Any other open (a jump) ends the walk.
 public struct WalkState: Sendable, Hashable {
   public let initialWindow: Int
