@@ -4,7 +4,7 @@
 /// A reader that continues where it left off is sequential: each such read doubles the window of
 /// bytes fetched ahead of it, from `initialWindow` up to `maxWindow`, so a `cat` or `grep` soon has
 /// several parts in flight while a reader that jumps (`tail`, `less` seeking) gets only what it asked
-/// for. The kernel may deliver a sequential reader's requests slightly out of order (its own readahead
+/// for. The window is topped up once half of it is used, in one run of half a window or more. The kernel may deliver a sequential reader's requests slightly out of order (its own readahead
 /// runs several reads at once), so a read that lands inside the region already requested, or just
 /// behind the furthest read, still counts as sequential.
 public struct ReadaheadState: Sendable, Hashable {
@@ -37,6 +37,9 @@ public struct ReadaheadState: Sendable, Hashable {
       return nil
     }
     window = window == 0 ? initialWindow : min(window * 2, maxWindow)
+    // Top the window up only once the reader has used half of it, so readahead goes out in runs
+    // of half a window (parts of several blocks), not a block per read.
+    if requestedEnd > furthestEnd && requestedEnd - furthestEnd > window / 2 { return nil }
     let target = min(furthestEnd + window, fileSize)
     let start = max(requestedEnd, furthestEnd)
     requestedEnd = max(requestedEnd, target)

@@ -9,14 +9,29 @@ import Testing
     var windows: [UInt64] = []
     var offset: UInt64 = 0
     for _ in 0..<8 {
-      let ahead = state.onRead(offset: offset, end: offset + 128 * 1024)
-      #expect(ahead != nil)
+      _ = state.onRead(offset: offset, end: offset + 128 * 1024)
       windows.append(state.window)
       offset += 128 * 1024
     }
     #expect(windows == [mib, 2 * mib, 4 * mib, 8 * mib, 8 * mib, 8 * mib, 8 * mib, 8 * mib])
-    // Never asks twice for the same bytes.
-    #expect(state.requestedEnd == offset + 8 * mib)
+    #expect(state.requestedEnd == 4 * 128 * 1024 + 8 * mib)
+  }
+
+  @Test func aFullWindowIsToppedUpInRunsOfHalfAWindow() {
+    var state = ReadaheadState(initialWindow: mib, maxWindow: 8 * mib, fileSize: 1024 * mib)
+    var runs: [UInt64] = []
+    var offset: UInt64 = 0
+    while offset < 64 * mib {
+      if let ahead = state.onRead(offset: offset, end: offset + 256 * 1024) {
+        runs.append(ahead.upperBound - ahead.lowerBound)
+      }
+      offset += 256 * 1024
+      // Never further ahead than the window.
+      #expect(state.requestedEnd <= offset + 8 * mib)
+    }
+    // A few growing runs, then one run of half the window (plus the last read) per half window read.
+    #expect(runs.count < 24, "\(runs)")
+    #expect(runs.dropFirst(6).allSatisfy { $0 >= 4 * mib }, "\(runs)")
   }
 
   @Test func prefetchRangesDoNotOverlap() {
