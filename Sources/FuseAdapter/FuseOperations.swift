@@ -169,8 +169,9 @@ func makeOperations() -> fuse_lowlevel_ops {
   ops.read = { request, _, size, offset, info in
     let context = context(request)
     do throws(FilesystemError) {
-      let bytes = try context.filesystem.read(info!.pointee.fh, offset: UInt64(offset), count: size)
-      bytes.withUnsafeBytes { _ = fuse_reply_buf(request, $0.baseAddress, $0.count) }
+      let pieces = try context.filesystem.readPieces(info!.pointee.fh, offset: UInt64(offset), count: size)
+      var vectors: [iovec] = []
+      withIOVectors(pieces[...], &vectors) { _ = fuse_reply_iov(request, $0.baseAddress, Int32($0.count)) }
     } catch {
       reply(request, error, context)
     }
@@ -276,4 +277,18 @@ public func readStatistics(mountpoint: String) throws(FuseError) -> String {
     return String(decoding: buffer[..<count], as: UTF8.self)
   }
   throw FuseError(description: "the counters of \(mountpoint) kept changing size")
+}
+
+/// Calls `body` with an iovec for each piece, each valid for the whole call.
+private func withIOVectors(
+  _ pieces: ArraySlice<ArraySlice<UInt8>>, _ vectors: inout [iovec], _ body: (UnsafeBufferPointer<iovec>) -> Void
+) {
+  guard let piece = pieces.first else {
+    vectors.withUnsafeBufferPointer(body)
+    return
+  }
+  piece.withUnsafeBytes { bytes in
+    vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count))
+    withIOVectors(pieces.dropFirst(), &vectors, body)
+  }
 }

@@ -64,8 +64,9 @@ final class BlockReader: Sendable {
     return start..<min(start + UInt64(blockSize), object.size)
   }
 
-  /// Reads `[offset, end)` of `object`, blocking until the bytes are there.
-  func read(_ object: ObjectVersion, offset: UInt64, end: UInt64) throws(FilesystemError) -> [UInt8] {
+  /// Reads `[offset, end)` of `object`, blocking until the bytes are there: slices of the cached
+  /// blocks, in order, so the bytes are not copied on their way to the kernel.
+  func read(_ object: ObjectVersion, offset: UInt64, end: UInt64) throws(FilesystemError) -> [ArraySlice<UInt8>] {
     guard offset < end else { return [] }
     let first = offset / UInt64(blockSize)
     let last = (end - 1) / UInt64(blockSize)
@@ -88,17 +89,17 @@ final class BlockReader: Sendable {
         blocks[index] = try promises[index]!.wait(seconds: waitLimit, what: "block \(index) of \(object.key)")
       }
     }
-    var result = [UInt8]()
-    result.reserveCapacity(Int(end - offset))
+    var pieces: [ArraySlice<UInt8>] = []
+    pieces.reserveCapacity(Int(last - first) + 1)
     for index in first...last {
       let block = blocks[index]!
       let blockStart = index * UInt64(blockSize)
       let from = Int(max(offset, blockStart) - blockStart)
       let to = Int(min(end, blockStart + UInt64(block.count)) - blockStart)
       guard from <= to else { throw FilesystemError(errno: EIO, "block \(index) of \(object.key) is short") }
-      result.append(contentsOf: block[from..<to])
+      pieces.append(block[from..<to])
     }
-    return result
+    return pieces
   }
 
   /// Starts fetching `[offset, end)` in the background, in parts, skipping what is cached or in flight.

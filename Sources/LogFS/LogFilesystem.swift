@@ -242,17 +242,22 @@ public final class LogFilesystem: Sendable {
 
   /// Up to `count` bytes from `offset`; fewer only at the end of the file.
   public func read(_ handle: UInt64, offset: UInt64, count: Int) throws(FilesystemError) -> [UInt8] {
+    Array(try readPieces(handle, offset: offset, count: count).joined())
+  }
+
+  /// What `read` returns, as pieces to be sent in order: slices of cached blocks, not copies.
+  public func readPieces(_ handle: UInt64, offset: UInt64, count: Int) throws(FilesystemError) -> [ArraySlice<UInt8>] {
     guard let file = handles.withLock({ $0.files[handle] }) else { throw .badHandle }
     guard offset < file.size, count > 0 else { return [] }
     let end = min(offset + UInt64(count), file.size)
     switch file.source {
     case .bytes(let bytes):
-      return Array(bytes[Int(offset)..<min(Int(end), bytes.count)])
+      return [bytes[Int(offset)..<min(Int(end), bytes.count)]]
     case .object(let client, let key, let etag):
       guard let blocks = reader(for: client) else {
         // A local directory is read directly: caching its blocks would only copy them.
         do throws(ObjectStoreError) {
-          return try client.getBytes(key: key, range: offset..<end, ifMatch: etag)
+          return [try client.getBytes(key: key, range: offset..<end, ifMatch: etag)[...]]
         } catch {
           let failure = FilesystemError(error, context: "reading \(client.identity)/\(key)")
           logger.error("\(failure.message)")
