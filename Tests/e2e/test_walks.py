@@ -1,0 +1,63 @@
+"""End-to-end: walks of a big tree (find, du, grep -r) list a subtree per page of keys and fetch
+the next files of a directory ahead of the walker."""
+
+import random
+import subprocess
+from types import SimpleNamespace
+
+import pytest
+
+PIPELINES, BUILDS, JOBS = 2, 30, 20
+
+
+@pytest.fixture(scope="module")
+def walk_bucket(moto):
+    """A bucket of 1,200 small logs: 1 organization, 2 pipelines, 30 builds each, 20 jobs each."""
+    rng = random.Random(77)
+    name = "bk-walk-%08x" % rng.getrandbits(32)
+    moto.client.create_bucket(Bucket=name)
+    bodies = {}
+    for p in range(PIPELINES):
+        for b in range(BUILDS):
+            for j in range(JOBS):
+                key = f"org/pipeline-{p}/build-{b:03d}/job-{j:02d}.log"
+                body = "".join(f"_bk;t={1700000000000 + i} step {j} line {i} {'MATCH' if i == j else 'ok'}\n"
+                               for i in range(rng.randint(20, 120))).encode()
+                moto.client.put_object(Bucket=name, Key=key, Body=body)
+                bodies[key] = body
+    return SimpleNamespace(name=name, endpoint=moto.endpoint, bodies=bodies)
+
+
+def run(cmd, cwd=None):
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_find_and_du_cost_about_one_list_per_page_of_keys(mount, walk_bucket):
+    m = mount(bucket=walk_bucket)
+    before = m.stats()["requests"]["list"]
+    files = run(["find", str(m.path), "-type", "f"]).splitlines()
+    assert len(files) == len(walk_bucket.bodies)
+    lists = m.stats()["requests"]["list"] - before
+    # By delimiter this walk costs 64 LISTs (root, organization, 2 pipelines, 60 builds). With
+    # subtree pages of 1,000 keys: the root, the organization, two pages of keys and at most one
+    # more for each of the directories with subdirectories.
+    assert lists <= 8, f"find over {len(files)} keys in 60 builds made {lists} LISTs"
+    du = run(["du", "-s", "--apparent-size", "--block-size=1", str(m.path)])
+    assert int(du.split()[0]) >= sum(len(b) for b in walk_bucket.bodies.values())
+    assert m.stats()["requests"]["list"] - before == lists, "du after find must be served from the listings"
+
+
+def test_grep_r_fetches_the_next_files_ahead_and_each_once(mount, walk_bucket):
+    m = mount(bucket=walk_bucket)
+    pipeline = m / "org" / "pipeline-1"
+    found = sorted(run(["grep", "-rl", "MATCH", "."], cwd=pipeline).splitlines())
+    expected = sorted("./" + k.split("/", 2)[2] for k, body in walk_bucket.bodies.items()
+                      if k.startswith("org/pipeline-1/") and b"MATCH" in body)
+    assert found == expected
+    s = m.stats()
+    files = BUILDS * JOBS
+    assert s["requests"]["get"] == files, "every file is fetched exactly once"
+    # All but the first file or two of each build come ahead of grep.
+    assert s["cache"]["prefetched_blocks"] >= files - 2 * BUILDS, s
