@@ -238,9 +238,10 @@ final class BlockReader: Sendable {
   private func publish(_ object: ObjectVersion, _ index: UInt64, _ bytes: [UInt8], toDisk: Bool) {
     let key = blockKey(object, index)
     memory.put(key, bytes)
-    if toDisk { disk?.put(key, bytes) }
     let promise = inFlight.withLock { $0.removeValue(forKey: key) }
     promise?.fulfil(.success(bytes))
+    // Readers waiting for the block have it before it is written to disk.
+    if toDisk { disk?.put(key, bytes) }
   }
 
   private func fail(_ object: ObjectVersion, _ indices: [UInt64], _ error: FilesystemError) {

@@ -26,6 +26,7 @@ struct MountCommand: ParsableCommand {
   @OptionGroup(title: "S3") var s3: S3Options
   @OptionGroup(title: "Buildkite") var buildkite: BuildkiteOptions
   @OptionGroup(title: "Cache") var cache: CacheOptions
+  @OptionGroup(title: "Reading") var reading: ReadingOptions
 
   @Option(help: "Seconds a directory listing is trusted before it is listed again.")
   var directoryTTL: Double = 60
@@ -64,6 +65,8 @@ struct MountCommand: ParsableCommand {
       throw ValidationError("--log-level takes trace, debug, info, notice, warning, error or critical.")
     }
     if directoryTTL < 0 { throw ValidationError("--directory-ttl cannot be negative.") }
+    if reading.partSize.bytes < 1 << 20 { throw ValidationError("--part-size must be at least 1M.") }
+    if reading.readahead.bytes < 1 << 20 { throw ValidationError("--readahead must be at least 1M.") }
     for option in options where option.split(separator: ",").contains(where: { $0 == "rw" }) {
       throw ValidationError("bklogfs mounts are read-only; drop the rw option.")
     }
@@ -222,7 +225,9 @@ struct MountCommand: ParsableCommand {
         throw MountFailure(error.description)
       }
     }
-    let configuration = FilesystemConfiguration(blockSize: blockSize, directoryTTL: directoryTTL)
+    let configuration = FilesystemConfiguration(
+      blockSize: blockSize, partSize: reading.partSize.bytes, maxReadahead: UInt64(reading.readahead.bytes),
+      directoryTTL: directoryTTL)
     let filesystem = LogFilesystem(
       namespace: namespace, configuration: configuration,
       memoryCache: MemoryBlockCache(maxBytes: cache.memoryCacheSize.bytes), diskCache: diskCache, logger: logger)
@@ -281,6 +286,14 @@ struct CacheOptions: ParsableArguments {
 
   @Option(help: "The most the memory cache may hold.")
   var memoryCacheSize = ByteSize(bytes: 256 << 20)
+}
+
+struct ReadingOptions: ParsableArguments {
+  @Option(help: "The most one ranged GET of readahead asks for.")
+  var partSize = ByteSize(bytes: 8 << 20)
+
+  @Option(help: "The most a sequential reader's readahead fetches ahead of it.")
+  var readahead = ByteSize(bytes: 32 << 20)
 }
 
 struct MountFailure: Error, CustomStringConvertible {
