@@ -77,8 +77,13 @@ struct MountCommand: ParsableCommand {
       throw MountFailure(problem)
     }
     if foreground || readyFD != nil {
+      // The tunables are read at start-up: a foreground mount starts itself again, once, with them.
+      if readyFD == nil && setMallocTunablesForChildren() {
+        _ = withCStrings(CommandLine.arguments) { execv("/proc/self/exe", $0) }
+      }
       try runInForeground()
     } else {
+      _ = setMallocTunablesForChildren()
       try startInBackground()
     }
   }

@@ -94,3 +94,24 @@ def test_signal_to_a_foreground_mount_unmounts_cleanly(bklogfs_bin, seeded_bucke
         force_unmount(mnt)
         kill_pids(daemon_pids(bklogfs_bin, mnt))
         log.close()
+
+
+def _environ(pid):
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        return dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+
+
+def test_the_daemon_runs_with_huge_page_malloc_unless_the_user_tunes_malloc(mount, seeded_bucket, bklogfs_bin):
+    m = mount()
+    (pid,) = daemon_pids(bklogfs_bin, m.path)
+    assert b"glibc.malloc.hugetlb=1" in _environ(pid).get(b"GLIBC_TUNABLES", b""), _environ(pid)
+    m.unmount()
+    os.environ["GLIBC_TUNABLES"] = "glibc.malloc.arena_max=3"
+    try:
+        m = mount()
+    finally:
+        del os.environ["GLIBC_TUNABLES"]
+    (pid,) = daemon_pids(bklogfs_bin, m.path)
+    assert _environ(pid).get(b"GLIBC_TUNABLES") == b"glibc.malloc.arena_max=3"
+    key = seeded_bucket.real_keys[0]
+    assert read_file(m / key) == read_file(seeded_bucket.path(key))
