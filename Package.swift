@@ -106,7 +106,7 @@ let package = Package(
       swiftSettings: strictSettings),
     .testTarget(
       name: "BlockCacheTests",
-      dependencies: ["BlockCache", "ObjectStore", "TestSupport", .product(name: "Logging", package: "swift-log")],
+      dependencies: ["BlockCache", "Digests", "ObjectStore", "TestSupport", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strictSettings),
     .testTarget(
       name: "LogFSTests",

@@ -367,7 +367,7 @@ public final class DiskBlockCache: Sendable {
       }
       guard fixed.headerLength <= size else { return .failure(.truncated) }
       guard fixed.headerLength == headerLength else { return .failure(.wrongIdentity) }
-      guard BlockFileFormat.checksum(ofHeader: header) == fixed.headerChecksum else {
+      guard BlockFileFormat.checksum(ofHeader: header, version: fixed.version) == fixed.headerChecksum else {
         return .failure(.headerChecksum)
       }
       guard header[BlockFileFormat.fixedHeaderLength...].elementsEqual(identity) else {
@@ -379,7 +379,7 @@ public final class DiskBlockCache: Sendable {
       }
       let data = try readBytes(fd, count: fixed.dataLength, at: headerLength, path: path)
       guard data.count == fixed.dataLength else { return .failure(.truncated) }
-      guard data.withUnsafeBytes({ BlockFileFormat.checksum(ofData: $0) }) == fixed.dataChecksum else {
+      guard data.withUnsafeBytes({ BlockFileFormat.checksum($0, version: fixed.version) }) == fixed.dataChecksum else {
         return .failure(.dataChecksum)
       }
       return .success(data)
@@ -551,7 +551,7 @@ public final class DiskBlockCache: Sendable {
         header.removeLast(header.count - fixed.headerLength)
       }
       guard header.count == fixed.headerLength else { return .failure(.damaged(.truncated)) }
-      guard BlockFileFormat.checksum(ofHeader: header) == fixed.headerChecksum else {
+      guard BlockFileFormat.checksum(ofHeader: header, version: fixed.version) == fixed.headerChecksum else {
         return .failure(.damaged(.headerChecksum))
       }
       let identity = header[BlockFileFormat.fixedHeaderLength...]

@@ -62,6 +62,23 @@ public enum CRC32 {
   }
 }
 
+/// CRC-32C (Castagnoli), computed with the processor's instruction where it has one (x86-64 with
+/// SSE 4.2); `isAvailable` says whether it does. The disk cache prefers it to CRC-32 for speed.
+public enum CRC32C {
+  public static let isAvailable = ccrypto_crc32c_available() != 0
+
+  /// The checksum of the buffer; only where `isAvailable`.
+  public static func checksum(_ buffer: UnsafeRawBufferPointer, continuing previous: UInt32 = 0) -> UInt32 {
+    precondition(isAvailable, "CRC-32C needs SSE 4.2")
+    guard let base = buffer.baseAddress else { return previous }
+    return ccrypto_crc32c(previous, base, buffer.count)
+  }
+
+  public static func checksum(_ bytes: [UInt8]) -> UInt32 {
+    bytes.withUnsafeBytes { checksum($0) }
+  }
+}
+
 /// Lower-case hexadecimal, as SigV4 and cache file names want it.
 public func hex(_ bytes: some Sequence<UInt8>) -> String {
   let digits = Array("0123456789abcdef".utf8)

@@ -1,4 +1,5 @@
 import BlockCache
+import Digests
 import Foundation
 import Glibc
 import TestSupport
@@ -201,6 +202,39 @@ import Testing
       #expect(cache.get(key("a")) == blockBytes(1, count: 200))
       statistics = cache.statistics
       #expect(statistics.blocks == 2)
+    }
+  }
+
+  /// Rewrites a block file as format version 1 (CRC-32 checksums), as an older bklogfs wrote it.
+  func rewriteAsVersion1(_ path: String) throws {
+    var bytes = try readFile(path)
+    let headerLength = Int(bytes[12]) | Int(bytes[13]) << 8 | Int(bytes[14]) << 16 | Int(bytes[15]) << 24
+    func store(_ value: UInt32, at offset: Int) {
+      for index in 0..<4 { bytes[offset + index] = UInt8(truncatingIfNeeded: value >> (8 * index)) }
+    }
+    store(1, at: 8)
+    store(bytes[headerLength...].withUnsafeBytes { CRC32.checksum($0) }, at: 24)
+    let first = bytes[0..<28].withUnsafeBytes { CRC32.checksum($0) }
+    store(bytes[32..<headerLength].withUnsafeBytes { CRC32.checksum($0, continuing: first) }, at: 28)
+    try overwriteFile(path, bytes)
+  }
+
+  @Test func blocksOfFormatVersion1AreReadAndChecked() throws {
+    try withTemporaryDirectory { directory in
+      let cache = try open(directory)
+      cache.put(key("a"), blockBytes(1, count: 200))
+      cache.put(key("b"), blockBytes(2, count: 200))
+      try rewriteAsVersion1(cache.filePath(for: key("a")))
+      // A version-1 file with a flipped data byte fails its CRC-32.
+      try rewriteAsVersion1(cache.filePath(for: key("b")))
+      var damaged = try readFile(cache.filePath(for: key("b")))
+      damaged[damaged.count - 1] ^= 0x01
+      try overwriteFile(cache.filePath(for: key("b")), damaged)
+
+      let reopened = try open(directory)
+      #expect(reopened.get(key("a")) == blockBytes(1, count: 200))
+      #expect(reopened.get(key("b")) == nil)
+      #expect(reopened.statistics.corruptBlocks == 1)
     }
   }
 

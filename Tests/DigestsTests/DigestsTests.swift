@@ -15,6 +15,20 @@ import Testing
   @Test func crc32MatchesTheCheckValue() {
     // The standard check value of CRC-32 over "123456789".
     #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
+    #if arch(x86_64)
+      #expect(CRC32C.isAvailable, "every x86-64 processor since 2008 has SSE 4.2")
+    #endif
+    if CRC32C.isAvailable {
+      // The check value of CRC-32C (RFC 3720), whole and in pieces of every length up to 8 and more.
+      #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+      let text = Array("The quick brown fox jumps over the lazy dog, twice over".utf8)
+      for split in 0...text.count {
+        let first = text[..<split].withUnsafeBytes { CRC32C.checksum($0) }
+        let both = text[split...].withUnsafeBytes { CRC32C.checksum($0, continuing: first) }
+        #expect(both == CRC32C.checksum(text))
+      }
+      #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
+    }
     let whole = CRC32.checksum(Array("123456789".utf8))
     let first = Array("1234".utf8).withUnsafeBytes { CRC32.checksum($0) }
     let both = Array("56789".utf8).withUnsafeBytes { CRC32.checksum($0, continuing: first) }
