@@ -45,6 +45,9 @@ public final class DiskBlockCache: Sendable {
   private struct State: Sendable {
     var index = LRUList<String, Entry>()
     var statistics = BlockCacheStatistics()
+    /// Bytes of files being written: counted against `maxBytes` before they are written, so the
+    /// files on disk never exceed it, even with many writers at once.
+    var reserved = 0
     var lastWriteFailureLog: Int? = nil
     var suppressedWriteFailures = 0
   }
@@ -180,12 +183,18 @@ public final class DiskBlockCache: Sendable {
     }
     let identity = BlockIdentity.encode(key, blockSize: blockSize)
     let hash = BlockIdentity.hash(identity)
-    let header = bytes.withUnsafeBytes { BlockFileFormat.header(identity: identity, data: $0) }
-    let fileSize = header.count + bytes.count
+    let fileSize = BlockFileFormat.fixedHeaderLength + identity.count + bytes.count
     guard fileSize <= maxBytes else { return }
 
-    let present = state.withLock { $0.index.touch(hash) != nil }
-    if present { return }
+    // Make room first: evict until what is stored and being written, this file included, fits.
+    let reservation: (reserved: Bool, failures: [SystemCallError]) = state.withLock { state in
+      guard state.index.touch(hash) == nil, state.reserved + fileSize <= maxBytes else { return (false, []) }
+      state.reserved += fileSize
+      return (true, evict(&state))
+    }
+    logEvictionFailures(reservation.failures)
+    guard reservation.reserved else { return }
+    let header = bytes.withUnsafeBytes { BlockFileFormat.header(identity: identity, data: $0) }
 
     let subdirectory = blocksDirectory + "/" + String(hash.prefix(2))
     let counter = temporaryCounter.wrappingAdd(1, ordering: .relaxed).newValue
@@ -195,12 +204,14 @@ public final class DiskBlockCache: Sendable {
       try Self.writeFile(temporaryPath, header: header, data: bytes, subdirectory: subdirectory)
     } catch {
       try? FileSystem.unlink(temporaryPath)
+      state.withLock { $0.reserved -= fileSize }
       logWriteFailure("\(error)")
       return
     }
 
     let now = FileSystem.now()
     let outcome: Result<[SystemCallError], SystemCallError> = state.withLock { state in
+      state.reserved -= fileSize
       do throws(SystemCallError) {
         try FileSystem.rename(temporaryPath, finalPath)
       } catch {
@@ -254,7 +265,7 @@ public final class DiskBlockCache: Sendable {
   /// Evicts least recently used blocks until the total fits. Runs under the lock; returns failures to log after.
   private func evict(_ state: inout State) -> [SystemCallError] {
     var failures: [SystemCallError] = []
-    while state.statistics.bytes > maxBytes, let (hash, entry) = state.index.removeOldest() {
+    while state.statistics.bytes + state.reserved > maxBytes, let (hash, entry) = state.index.removeOldest() {
       state.statistics.bytes -= entry.size
       state.statistics.blocks -= 1
       state.statistics.evictions += 1

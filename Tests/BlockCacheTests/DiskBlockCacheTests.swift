@@ -355,10 +355,20 @@ import Testing
       let hits = CounterBox()
       let overBound = CounterBox()
       let deadline = ContinuousClock.now + .milliseconds(700)
-      await runOnThreads(8) { thread in
+      let onDiskOverBound = CounterBox()
+      let samples = CounterBox()
+      await runOnThreads(9) { thread in
         var random = SystemRandomNumberGenerator()
         var step = 0
         while ContinuousClock.now < deadline {
+          if thread == 8 {
+            // Files being written count too: space is reserved before a file is written.
+            if let files = try? filesUnder(directory + "/cache") {
+              samples.add()
+              if files.map(\.size).reduce(0, +) > maxBytes { onDiskOverBound.add() }
+            }
+            continue
+          }
           step += 1
           let index = Int.random(in: 0..<16, using: &random)
           let expected = blockBytes(index, count: 50 + index * 9)
@@ -374,6 +384,8 @@ import Testing
       }
       #expect(wrong.value == 0)
       #expect(overBound.value == 0)
+      #expect(onDiskOverBound.value == 0, "\(onDiskOverBound.value) of \(samples.value) samples over the bound")
+      #expect(samples.value > 0)
       #expect(hits.value > 0)
       let statistics = cache.statistics
       #expect(statistics.corruptBlocks == 0)
