@@ -127,6 +127,16 @@ final class BlockReader: Sendable {
     }
   }
 
+  /// Drops the blocks within `[offset, end)` from the memory cache, where the disk cache keeps
+  /// them and a block can be fetched alone again: not for a store that serves only suffixes, whose
+  /// blocks cost a whole-object GET to get back, nor without a disk cache.
+  func release(_ object: ObjectVersion, offset: UInt64, end: UInt64) {
+    guard offset < end, disk != nil, client.rangeSupport == .any else { return }
+    for index in (offset / UInt64(blockSize))..<((end - 1) / UInt64(blockSize) + 1) {
+      memory.remove(blockKey(object, index))
+    }
+  }
+
   /// Registers promises for the blocks nobody is fetching; returns those (ours to fetch) and the
   /// promise of every block asked for, ours and others'.
   private func claim(_ object: ObjectVersion, _ indices: [UInt64]) -> ([UInt64], [UInt64: Promise<[UInt8]>]) {

@@ -265,13 +265,21 @@ public final class LogFilesystem: Sendable {
         }
       }
       let object = BlockReader.ObjectVersion(key: key, etag: etag, size: file.size)
-      if let ahead = file.readahead.withLock({ $0.onRead(offset: offset, end: end) }) {
+      let blockSize = UInt64(configuration.blockSize)
+      let (ahead, consumed) = file.readahead.withLock { state in
+        (state.onRead(offset: offset, end: end), state.consumed(blockSize: blockSize, keepBlocks: 2))
+      }
+      if let ahead {
         // The blocks this read needs are fetched on this thread, not queued behind other fetches.
-        let blockSize = UInt64(configuration.blockSize)
         let pastThisRead = ((end - 1) / blockSize + 1) * blockSize
         blocks.prefetch(object, offset: max(ahead.lowerBound, pastThisRead), end: ahead.upperBound)
       }
-      return try blocks.read(object, offset: offset, end: end)
+      let pieces = try blocks.read(object, offset: offset, end: end)
+      // What a sequential reader has read is in the kernel's page cache and the disk cache: its
+      // blocks leave the memory cache, whose buffers then serve the next blocks instead of fresh
+      // memory (doc/ARCHITECTURE.md).
+      if let consumed { blocks.release(object, offset: consumed.lowerBound, end: consumed.upperBound) }
+      return pieces
     }
   }
 
@@ -319,6 +327,9 @@ public final class LogFilesystem: Sendable {
   }
 
   // MARK: Statistics
+
+  /// The bytes the memory cache holds.
+  public var memoryBytes: Int { memoryCache.statistics.bytes }
 
   /// Counters as JSON, for `bklogfs stats`.
   public func statisticsJSON() -> String {

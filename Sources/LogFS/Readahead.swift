@@ -25,6 +25,27 @@ public struct ReadaheadState: Sendable, Hashable {
     self.fileSize = fileSize
   }
 
+  /// Bytes below this offset were handed back by `consumed`.
+  public private(set) var releasedEnd: UInt64 = 0
+  /// Where the current sequential run began (the offset of the last jump).
+  public private(set) var runStart: UInt64 = 0
+
+  /// For a sequential reader, the bytes it has read and will not read again, in whole blocks,
+  /// `keepBlocks` blocks behind its furthest read (the kernel may still send a few reads slightly
+  /// out of order): their blocks can leave the memory cache, since the kernel's page cache holds
+  /// what was read. Each byte is returned once; nothing for a reader that jumps.
+  public mutating func consumed(blockSize: UInt64, keepBlocks: UInt64) -> Range<UInt64>? {
+    guard window > 0 else { return nil }
+    let keep = (keepBlocks + 1) * blockSize
+    guard furthestEnd > keep else { return nil }
+    let end = (furthestEnd / blockSize) * blockSize - keepBlocks * blockSize
+    // Only what this run read: from the first whole block after the jump that started it.
+    let start = max(releasedEnd, (runStart + blockSize - 1) / blockSize * blockSize)
+    guard end > start else { return nil }
+    releasedEnd = end
+    return start..<end
+  }
+
   /// Records a read of `[offset, end)` and returns the byte range to fetch ahead, if any.
   public mutating func onRead(offset: UInt64, end: UInt64) -> Range<UInt64>? {
     let sequential =
@@ -34,6 +55,7 @@ public struct ReadaheadState: Sendable, Hashable {
     guard sequential else {
       window = 0
       requestedEnd = end
+      runStart = offset
       return nil
     }
     window = window == 0 ? initialWindow : min(window * 2, maxWindow)

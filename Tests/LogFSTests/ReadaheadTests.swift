@@ -79,6 +79,39 @@ import Testing
   }
 }
 
+@Suite struct ConsumedBlocksTests {
+  let mib: UInt64 = 1 << 20
+
+  @Test func aSequentialReaderHandsBackWholeBlocksTwoBehindEachOnce() {
+    var state = ReadaheadState(initialWindow: mib, maxWindow: 8 * mib, fileSize: 64 * mib)
+    var released: [Range<UInt64>] = []
+    var offset: UInt64 = 0
+    while offset < 8 * mib {
+      _ = state.onRead(offset: offset, end: offset + 128 * 1024)
+      if let range = state.consumed(blockSize: mib, keepBlocks: 2) { released.append(range) }
+      offset += 128 * 1024
+    }
+    // Read up to 8 MiB: blocks 0 to 5 are handed back, each once, in order.
+    #expect(released.first?.lowerBound == 0)
+    #expect(released.last?.upperBound == 6 * mib)
+    #expect(zip(released, released.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
+  }
+
+  @Test func aJumpingReaderHandsBackNothingAndANewRunOnlyWhatItRead() {
+    var state = ReadaheadState(initialWindow: mib, maxWindow: 8 * mib, fileSize: 1024 * mib)
+    // A jump into the middle of block 500.
+    #expect(state.onRead(offset: 500 * mib + 4096, end: 500 * mib + 8192) == nil)
+    #expect(state.consumed(blockSize: mib, keepBlocks: 2) == nil)
+    var offset = 500 * mib + 8192
+    while offset < 510 * mib {
+      _ = state.onRead(offset: offset, end: offset + 128 * 1024)
+      offset += 128 * 1024
+    }
+    // Block 500 was read only in part: the run hands back blocks 501 to 507.
+    #expect(state.consumed(blockSize: mib, keepBlocks: 2) == (501 * mib)..<(508 * mib))
+  }
+}
+
 @Suite struct WalkStateTests {
   @Test func inOrderOpensGetAGrowingWindow() {
     var state = WalkState(initialWindow: 2, maxWindow: 8)

@@ -1,6 +1,9 @@
+import BlockCache
 import Glibc
 import LogFS
+import Logging
 import ObjectStore
+import TestSupport
 import Testing
 
 /// Walks of a tree (`find`, `du`, `grep -r`): directories listed a subtree at a time, and the next
@@ -115,5 +118,32 @@ import Testing
     waitForGets(fixture, atLeast: 4)
     usleep(50_000)
     #expect(fixture.store.counters.snapshot.gets == 4)
+  }
+}
+
+@Suite struct ConsumedBlocksLeaveMemoryTests {
+  @Test func aSequentialReaderLeavesLittleInMemoryAndRereadsComeFromDisk() throws {
+    try withTemporaryDirectory { directory in
+      let disk = try DiskBlockCache(
+        directory: directory, maxBytes: 1 << 24, blockSize: Fixture.blockSize, logger: Logger(label: "test"))
+      let fixture = Fixture(disk: disk, readahead: UInt64(2 * Fixture.blockSize))
+      let bytes = pattern(64 * Fixture.blockSize)
+      fixture.store.put("seq.log", bytes)
+      #expect(try fixture.readAll("seq.log", chunk: 1024) == bytes)
+      let gets = fixture.store.counters.snapshot.gets
+      // The window (8 blocks at most) and the 2 blocks kept behind the reader, not all 64.
+      let memory = fixture.filesystem.memoryBytes
+      #expect(memory <= 12 * Fixture.blockSize, "\(memory) bytes left in memory")
+      #expect(try fixture.readAll("seq.log", chunk: 4096) == bytes)
+      #expect(fixture.store.counters.snapshot.gets == gets)
+    }
+  }
+
+  @Test func withoutADiskCacheBlocksStayInMemory() throws {
+    let fixture = Fixture(readahead: UInt64(2 * Fixture.blockSize))
+    let bytes = pattern(64 * Fixture.blockSize)
+    fixture.store.put("seq.log", bytes)
+    #expect(try fixture.readAll("seq.log", chunk: 1024) == bytes)
+    #expect(fixture.filesystem.memoryBytes == bytes.count)
   }
 }
