@@ -42,9 +42,15 @@ writes made over HTTP (PUT) then reach one worker only, so use N = 1 for a peer 
 HTTP. When the server listens it prints `s3peer: ready http://HOST:PORT` and writes PORT to
 --port-file. SIGTERM or SIGINT stops it.
 
+The server counts every request by kind (LIST, GET, HEAD, PUT, OTHER, and the ranged GETs) and the
+response body bytes it actually sent (a response its client abandoned counts what left, not its
+Content-Length): GET /__stats returns them as JSON, once no response is still being sent, and
+GET /__reset returns them and zeroes them.
+
 --check times, against this peer (or stock moto with --stock) in this process, signed GETs of a
-160 MiB object over loopback: the whole object, a 1 MiB range in its middle, a 1-byte range and a
-64 KiB suffix range, each the median of several requests, and prints them (JSON with --json).
+160 MiB object over loopback (the whole object, a 1 MiB range in its middle, a 1-byte range and a
+64 KiB suffix range) and ListObjectsV2 pages of a bucket of 20,000 keys, each the median of several
+requests, and prints them (JSON with --json).
 """
 
 import argparse
@@ -383,38 +389,71 @@ def classify(method, path, query):
 
 
 class Counters:
-    """Requests and response body bytes by kind, in shared memory so forked workers add to one set."""
+    """Requests and response body bytes by kind, and requests in flight, in shared memory so forked
+    workers add to one set."""
+
+    IN_FLIGHT = 2 * len(KINDS) + 1
 
     def __init__(self):
         import multiprocessing
 
         self.lock = multiprocessing.Lock()
-        self.values = multiprocessing.RawArray("q", 2 * len(KINDS) + 1)
+        self.values = multiprocessing.RawArray("q", 2 * len(KINDS) + 2)
 
-    def add(self, kind, nbytes, ranged):
-        i = KINDS.index(kind)
+    def started(self, kind, ranged):
         with self.lock:
-            self.values[i] += 1
-            self.values[len(KINDS) + i] += nbytes
+            self.values[KINDS.index(kind)] += 1
             if ranged:
                 self.values[2 * len(KINDS)] += 1
+            self.values[self.IN_FLIGHT] += 1
 
-    def snapshot(self, reset=False):
+    def finished(self, kind, nbytes):
+        with self.lock:
+            self.values[len(KINDS) + KINDS.index(kind)] += nbytes
+            self.values[self.IN_FLIGHT] -= 1
+
+    def snapshot(self, reset=False, settle=2.0):
+        """The counters, once no response is still being sent (waiting at most `settle` seconds:
+        a client that has read a whole response may ask before its byte count is added)."""
+        deadline = time.monotonic() + settle
+        while self.values[self.IN_FLIGHT] > 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
         with self.lock:
             v = list(self.values)
             if reset:
-                for i in range(len(v)):
+                for i in range(self.IN_FLIGHT):
                     self.values[i] = 0
         n = len(KINDS)
         return {"requests": dict(zip(KINDS, v[:n])), "bytes": dict(zip(KINDS, v[n:2 * n])),
-                "ranged_get": v[2 * n], "body_bytes": sum(v[n:2 * n])}
+                "ranged_get": v[2 * n], "body_bytes": sum(v[n:2 * n]), "in_flight": v[self.IN_FLIGHT]}
+
+
+_sent = threading.local()
+
+
+def count_socket_writes():
+    """Makes the server's socket writer send with send(2) in a loop and note how many bytes of its
+    last write left, so a response its client abandoned counts the bytes actually sent, not its
+    Content-Length. (The stock writer uses sendall, which cannot say.)"""
+    import socketserver
+
+    def write(self, b):
+        with memoryview(b) as view:
+            total, sent = view.nbytes, 0
+            try:
+                while sent < total:
+                    sent += self._sock.send(view[sent:])
+            finally:
+                _sent.last = sent
+            return total
+
+    socketserver._SocketWriter.write = write
 
 
 def counting(app, counters):
-    """WSGI middleware: counts each request and its response body bytes; answers GET /__stats
-    (the counters as JSON) and GET /__reset (the same, then zeroes them) itself. A response is
-    counted when its headers are sent, from its Content-Length, so a client that has read the whole
-    response always finds it counted; one without a Content-Length is counted as its body ends."""
+    """WSGI middleware: counts each request when it arrives, and its response body's bytes as they
+    are sent; answers GET /__stats (the counters as JSON) and GET /__reset (the same, then zeroes
+    them) itself."""
 
     def wrapped(environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -424,40 +463,42 @@ def counting(app, counters):
             return [body]
         method = environ.get("REQUEST_METHOD", "")
         kind = classify(method, path, environ.get("QUERY_STRING", ""))
-        ranged = kind == "GET" and "HTTP_RANGE" in environ
-        state = {"counted": False}
-
-        def start(status, headers, exc_info=None):
-            length = next((v for k, v in headers if k.lower() == "content-length"), None)
-            if method == "HEAD" or length is not None:
-                counters.add(kind, 0 if method == "HEAD" else int(length), ranged)
-                state["counted"] = True
-            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
-
-        return _CountedBody(app(environ, start), counters, kind, ranged, state)
+        counters.started(kind, kind == "GET" and "HTTP_RANGE" in environ)
+        try:
+            inner = app(environ, start_response)
+        except BaseException:
+            counters.finished(kind, 0)
+            raise
+        return _CountedBody(inner, counters, kind, method == "HEAD")
 
     return wrapped
 
 
 class _CountedBody:
-    """Passes a WSGI body through unchanged; counts it as it closes if its headers did not."""
+    """Passes a WSGI body through unchanged, adding up the bytes the server wrote of it: each piece
+    whose write returned, and of a piece whose write failed (the client went away) what left."""
 
-    def __init__(self, inner, counters, kind, ranged, state):
-        self.inner, self.counters, self.kind, self.ranged, self.state = inner, counters, kind, ranged, state
+    def __init__(self, inner, counters, kind, head):
+        self.inner, self.counters, self.kind, self.head = inner, counters, kind, head
         self.nbytes = 0
+        self.pending = 0
 
     def __iter__(self):
         for chunk in self.inner:
-            self.nbytes += len(chunk)
+            self.pending = len(chunk)
+            _sent.last = 0
             yield chunk
+            self.nbytes += len(chunk)
+            self.pending = 0
 
     def close(self):
         try:
             if hasattr(self.inner, "close"):
                 self.inner.close()
         finally:
-            if not self.state["counted"]:
-                self.counters.add(self.kind, self.nbytes, self.ranged)
+            if self.pending:
+                self.nbytes += min(getattr(_sent, "last", 0), self.pending)
+            self.counters.finished(self.kind, 0 if self.head else self.nbytes)
 
 
 def warm_up(app, buckets):
@@ -533,6 +574,7 @@ def run_server(args):
             seed_from_dir(bucket, seeds[i], log=lambda m: print(m, flush=True))
     app = make_app()
     warm_up(app, buckets)
+    count_socket_writes()
     app = counting(app, Counters())
     sock = listen(args.host, args.port)
     port = sock.getsockname()[1]
