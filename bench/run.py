@@ -1127,10 +1127,13 @@ def render_markdown(report):
         for s in systems:
             c = cells.get(s)
             text = cell_text(c, wl.unit, cfg["run_timeout"])
+            ratios = []
             if c and s != "bklogfs" and bk and (r := ratio(c, bk)) is not None:
-                text += f"<br>{r:.2f}× bklogfs"
-            if c and s == "bklogfs" and wl.limit and (r := ratio(c, cells.get(wl.limit))) is not None:
-                text += f"<br>{r:.2f}× {wl.limit}"
+                ratios.append(f"{r:.2f}× bklogfs")
+            if c and s in FS_SYSTEMS and wl.limit and (r := ratio(c, cells.get(wl.limit))) is not None:
+                ratios.append(f"{r:.2f}× {wl.limit}")
+            if ratios:
+                text += "<br>" + ", ".join(ratios)
             if c and c.get("error"):
                 notes.append(f"{n}/{s}: {c['error']}")
             if c and c.get("note"):
