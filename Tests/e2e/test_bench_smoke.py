@@ -1,0 +1,260 @@
+"""The benchmark's smoke run (scripts/bench --smoke), so the script does not rot, and the two pieces
+it stands on: the S3 peer (bench/s3peer.py), whose listings must be moto's, and the latency proxy
+(bench/latency_proxy.py). Speed is never asserted here: the benchmark is not a pass/fail test."""
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from conftest import IN_CI, REPO_ROOT, require, require_fuse
+
+BENCH = REPO_ROOT / "bench"
+SMOKE_BUDGET = 600  # seconds; the smoke run takes well under two minutes
+
+
+def wait_port_file(path, proc, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"{proc.args[1]} exited with {proc.returncode}: {proc.stdout.read().decode(errors='replace')}")
+        if path.exists() and path.read_text().strip():
+            return int(path.read_text())
+        time.sleep(0.05)
+    pytest.fail(f"{proc.args[1]} wrote no port file within {timeout} s")
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_bench_smoke(bklogfs_bin, tmp_path):
+    """scripts/bench --smoke's driver, with the binary under test: a figure for every workload from
+    bklogfs, curl and the local copy (and s3fs and rclone, which CI installs), and bklogfs's answers
+    equal to the local copy's."""
+    require_fuse()
+    require(shutil.which("curl") is not None, "curl is not installed")
+    require(os.geteuid() == 0, "the benchmark drops the page cache, which needs root")
+    require(importlib.util.find_spec("moto") is not None, "moto is not installed (pip install 'moto[server]')")
+    if IN_CI:
+        for tool in ("s3fs", "rclone"):
+            require(shutil.which(tool) is not None, f"{tool} is not installed (scripts/setup installs it)")
+        require(_has_matplotlib(), "matplotlib is not installed (scripts/setup installs it)")
+    out = tmp_path / "out"
+    started = time.monotonic()
+    r = subprocess.run([sys.executable, str(BENCH / "run.py"), "--smoke", "--out", str(out), "--bklogfs-bin", bklogfs_bin,
+                        "--cache-root", str(tmp_path / "cache")],
+                       capture_output=True, text=True, timeout=SMOKE_BUDGET, cwd=REPO_ROOT)
+    elapsed = time.monotonic() - started
+    assert r.returncode == 0, f"bench/run.py --smoke exited {r.returncode}:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+    print(f"smoke run took {elapsed:.0f} s")
+    report = json.loads((out / "results.json").read_text())
+    results = report["results"]
+    systems = ["bklogfs", "curl", "local"] + [s for s in ("s3fs", "rclone") if IN_CI or shutil.which(s)]
+    problems = []
+    for n in range(1, 9):
+        cells = results.get(str(n), {})
+        for s in systems:
+            cell = cells.get(s)
+            if cell is None:
+                problems.append(f"workload {n}: no {s} cell")
+            elif cell.get("error") or cell.get("timed_out"):
+                problems.append(f"workload {n}, {s}: {cell.get('error') or cell.get('note')}")
+            elif not isinstance(cell.get("median"), (int, float)) or cell["median"] <= 0:
+                problems.append(f"workload {n}, {s}: no figure ({cell.get('median')!r})")
+        local_answers = [run.get("answer") for run in cells.get("local", {}).get("runs", [])]
+        for s in systems:
+            for run in cells.get(s, {}).get("runs", []):
+                if s in ("bklogfs", "s3fs", "rclone") and local_answers and local_answers[0] is not None:
+                    if run.get("answer") != local_answers[0]:
+                        problems.append(f"workload {n}, {s}: answered {run.get('answer')!r}, "
+                                        f"the local copy {local_answers[0]!r}")
+    assert not problems, "\n".join(problems) + "\n\n" + r.stdout[-3000:]
+    # what bklogfs read is what the archive holds: workload 1's count, workload 4's bytes
+    assert results["1"]["bklogfs"]["runs"][0]["answer"] == results["1"]["local"]["runs"][0]["answer"]
+    assert results["4"]["bklogfs"]["runs"][0]["answer"] == results["4"]["curl"]["runs"][0]["answer"]
+    for n in range(1, 9):
+        assert report["workloads"][str(n)]["target_result"]["text"], f"workload {n} has no target line"
+    table = (out / "results.md").read_text()
+    assert "| workload |" in table and "8. Peak RSS" in table
+    if _has_matplotlib():
+        assert (out / "benchmarks.png").stat().st_size > 10_000
+    assert "patched" in report["peer_check"] and "error" not in report["peer_check"]["patched"]
+    assert report["peer_check"]["patched"]["results"]["1 MiB range"]["median_ms"] > 0
+
+
+def _has_matplotlib():
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+LISTING_PROBE = r'''
+import json, re, sys
+from urllib.parse import quote
+sys.path.insert(0, sys.argv[2])
+import s3peer
+if sys.argv[1] == "patched":
+    s3peer.apply_patches()
+s3peer.create_bucket("probe")
+names = {"a", "a/", "a//b", "a b/c.log", "a/b/c.log", "a/b/d.log", "a/c.log", "b&<>/'q\".log", "dir/",
+         "dir/x", "\u65e5\u672c/\u8a9e.log", "z+%20/y.log", "zz"}
+names |= {f"org/p{p}/b{b:02d}/j{j}.log" for p in range(2) for b in range(12) for j in range(3)}
+for n in sorted(names):
+    s3peer.put_object("probe", n, n.encode(), mtime=1700000000 + len(n))
+app = s3peer.make_app()
+from werkzeug.test import EnvironBuilder, run_wsgi_app
+out = []
+for query in json.loads(sys.argv[3]):
+    pages, current = [], query
+    for _ in range(200):
+        url = "http://127.0.0.1:1/probe?" + current
+        env = EnvironBuilder(path="/probe", query_string=current, base_url="http://127.0.0.1:1",
+                             headers=s3peer.signed_headers("GET", url)).get_environ()
+        body, status, _ = run_wsgi_app(app, env)
+        text = b"".join(body).decode()
+        raw = text
+        text = re.sub(r"<(NextContinuationToken|NextMarker)>.*?</\1>", r"<\1/>", text)
+        pages.append((status, text))
+        m = re.search(r"<NextContinuationToken>(.*?)</NextContinuationToken>", raw) or \
+            re.search(r"<NextMarker>(.*?)</NextMarker>", raw)
+        if "<IsTruncated>true" not in raw or not m:
+            break
+        token = m.group(1).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+        key = "continuation-token" if "list-type=2" in query else "marker"
+        current = f"{query}&{key}={quote(token, safe='')}"
+    out.append(pages)
+json.dump(out, sys.stdout)
+'''
+
+
+def test_peer_listings_are_moto_listings():
+    """The peer's fast ListObjectsV2 gives, page by page, the same documents as stock moto (but for
+    the continuation tokens' values), with and without a delimiter, prefix, start-after,
+    encoding-type=url, fetch-owner and small max-keys; and its ListObjects (v1) too where moto follows
+    S3 (moto's v1 does not count common prefixes towards max-keys; the peer does, as S3 does)."""
+    queries = []
+    for prefix in ("", "a", "a/", "org/", "org/p1/", "\u65e5\u672c/", "nothing"):
+        for delimiter in ("", "/"):
+            for max_keys in ("", "5"):
+                for extra in ("", "encoding-type=url", "fetch-owner=true", "start-after=a%20b%2F"):
+                    parts = ["list-type=2", f"prefix={prefix}" if prefix else "",
+                             f"delimiter={delimiter}" if delimiter else "", f"max-keys={max_keys}" if max_keys else "",
+                             extra]
+                    queries.append("&".join(p for p in parts if p))
+    v1 = [q.replace("list-type=2&", "").replace("list-type=2", "") for q in queries
+          if "start-after" not in q and "fetch-owner" not in q and not ("delimiter" in q and "max-keys" in q)]
+    queries += [q for q in v1 if q]
+    from urllib.parse import quote
+
+    queries = [q.replace("\u65e5\u672c/", quote("\u65e5\u672c/")) for q in queries]
+
+    def listings(kind):
+        r = subprocess.run([sys.executable, "-c", LISTING_PROBE, kind, str(BENCH), json.dumps(queries)],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return json.loads(r.stdout)
+
+    patched, stock = listings("patched"), listings("stock")
+    differ = [(q, p, s) for q, p, s in zip(queries, patched, stock) if p != s]
+    assert not differ, "\n".join(f"{q}:\n  peer:  {p}\n  stock: {s}" for q, p, s in differ[:3])
+
+
+@pytest.fixture
+def peer_and_proxy(tmp_path):
+    """The peer seeded from a small directory, and the proxy in front of it with a 30 ms delay."""
+    seed = tmp_path / "seed"
+    (seed / "o" / "p").mkdir(parents=True)
+    big = bytes(range(256)) * (3 * 4096 + 7)  # 3 MiB and a bit
+    (seed / "o" / "p" / "big.log").write_bytes(big)
+    (seed / "o" / "p" / "small.log").write_bytes(b"hello\r\n")
+    peer = subprocess.Popen([sys.executable, str(BENCH / "s3peer.py"), "--bucket", "bench-probe", "--seed-dir", str(seed),
+                             "--port-file", str(tmp_path / "peer.port"), "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proxy = None
+    try:
+        peer_port = wait_port_file(tmp_path / "peer.port", peer)
+        proxy = subprocess.Popen([sys.executable, str(BENCH / "latency_proxy.py"), "--upstream", f"127.0.0.1:{peer_port}",
+                                  "--port-file", str(tmp_path / "proxy.port"), "--delay-ms", "30"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proxy_port = wait_port_file(tmp_path / "proxy.port", proxy)
+        yield peer_port, proxy_port, big
+    finally:
+        for p in (proxy, peer):
+            if p is not None:
+                stop(p)
+
+
+def signed(method, url, headers=None):
+    sys.path.insert(0, str(BENCH))
+    import s3peer
+
+    return s3peer.signed_headers(method, url, headers)
+
+
+def http_exchange(sock, method, path, port, headers=None):
+    """One request on an open keep-alive socket; returns (status, headers, body, seconds)."""
+    url = f"http://127.0.0.1:{port}{path}"
+    hdrs = signed(method, url, headers)
+    hdrs["Host"] = f"127.0.0.1:{port}"
+    request = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
+    started = time.perf_counter()
+    sock.sendall(request.encode())
+    f = sock.makefile("rb")
+    status = int(f.readline().split()[1])
+    head = {}
+    while True:
+        line = f.readline().decode().strip()
+        if not line:
+            break
+        k, _, v = line.partition(":")
+        head[k.strip().lower()] = v.strip()
+    length = 0 if method == "HEAD" else int(head.get("content-length", 0))
+    body = f.read(length)
+    return status, head, body, time.perf_counter() - started
+
+
+def test_peer_and_proxy_serve_s3_over_keep_alive(peer_and_proxy):
+    """Through the proxy, on one connection: ranges (suffix too), If-Match (412 on a wrong ETag),
+    HEAD and a LIST, each held until 30 ms after it was sent; the counters say what happened."""
+    peer_port, proxy_port, big = peer_and_proxy
+    urllib.request.urlopen(f"http://127.0.0.1:{peer_port}/__reset").read()
+    key = "/bench-probe/o/p/big.log"
+    with socket.create_connection(("127.0.0.1", proxy_port)) as sock:
+        status, head, body, t = http_exchange(sock, "HEAD", key, proxy_port)
+        assert status == 200 and int(head["content-length"]) == len(big) and t >= 0.03
+        etag = head["etag"]
+        status, head, body, t = http_exchange(sock, "GET", key, proxy_port, {"Range": "bytes=1048576-2097151"})
+        assert status == 206 and body == big[1048576:2097152] and t >= 0.03
+        assert head["content-range"] == f"bytes 1048576-2097151/{len(big)}"
+        status, _, body, _ = http_exchange(sock, "GET", key, proxy_port, {"Range": "bytes=-1000"})
+        assert status == 206 and body == big[-1000:]
+        status, _, body, _ = http_exchange(sock, "GET", key, proxy_port, {"Range": "bytes=3145000-", "If-Match": etag})
+        assert status == 206 and body == big[3145000:]
+        status, _, _, _ = http_exchange(sock, "GET", key, proxy_port, {"Range": "bytes=0-9", "If-Match": '"0000"'})
+        assert status == 412
+        status, _, body, _ = http_exchange(sock, "GET", key, proxy_port)
+        assert status == 200 and hashlib.sha256(body).digest() == hashlib.sha256(big).digest()
+        status, _, body, _ = http_exchange(sock, "GET", "/bench-probe?list-type=2&prefix=o/&delimiter=/", proxy_port)
+        assert status == 200 and b"<Prefix>o/p/</Prefix>" in body
+    stats = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{peer_port}/__stats").read())
+    assert stats["requests"] == {"LIST": 1, "GET": 5, "HEAD": 1, "PUT": 0, "OTHER": 0}, stats
+    assert stats["ranged_get"] == 4
+    proxy_stats = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{proxy_port}/__stats").read())
+    # one connection carried all seven requests; the second is the one asking for these counters
+    assert proxy_stats["requests"] == stats["requests"] and proxy_stats["connections"] == 2, proxy_stats
+    data_bytes = 1048576 + 1000 + (len(big) - 3145000) + len(big)
+    error_bytes = stats["bytes"]["GET"] - data_bytes  # the 412's XML body
+    assert 0 < error_bytes < 2000, stats
+    assert proxy_stats["bytes"] == stats["bytes"], (proxy_stats, stats)

@@ -1,0 +1,1445 @@
+#!/usr/bin/env python3
+"""The benchmark of issue 4: bklogfs side by side with s3fs, rclone mount, curl GETs (the physical
+limit) and a local copy (the page-cache limit), on one S3 peer and one data set, in one run.
+
+Usually started by scripts/bench, which installs what is missing and builds bklogfs first:
+
+    scripts/bench                          # the full benchmark (5 runs of every workload and system)
+    scripts/bench --smoke                  # tiny data, one run, output to a temporary directory
+    scripts/bench --systems bklogfs,curl --workloads 1,4 --runs 3
+    scripts/bench --write-doc              # also rewrite doc/BENCHMARKS.md's results and doc/benchmarks.png
+
+What it does, in order: makes (or reuses) the data set (bench/dataset.py), runs the peer's check
+(bench/s3peer.py --check, and stock moto's for comparison), starts the peer seeded with the data
+set and the latency proxy in front of it (bench/latency_proxy.py), then for each workload and
+system does the runs, and writes results.json, results.md and benchmarks.png to the output
+directory. doc/BENCHMARKS.md says what each workload does and how each figure is taken.
+"""
+
+import argparse
+import contextlib
+import datetime
+import hashlib
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+import dataset  # noqa: E402
+
+MiB = 1 << 20
+REGION = "us-east-1"
+# Test credentials for the loopback peer, which accepts any. They go to the tools through the
+# environment or files of mode 0600, never on a command line, and are never printed.
+ACCESS_KEY = "bench-access-key"
+SECRET_KEY = "bench-secret-key"
+BUCKET = "bklogfs-bench"
+SYSTEMS = ("bklogfs", "s3fs", "rclone", "curl", "local")
+FS_SYSTEMS = ("bklogfs", "s3fs", "rclone")
+W8_MEMORY_CACHE = "64M"
+W8_CACHE_SIZE = "256M"
+PARALLEL = 8  # workload 7's readers
+CURL_PARALLEL = 16  # workload 5's curl transfers at once
+
+
+def log(msg):
+    print(f"bench: {msg}", flush=True)
+
+
+class BenchError(Exception):
+    """A failure that stops one cell (workload x system) with a sentence."""
+
+
+class RunTimeout(Exception):
+    pass
+
+
+# ------------------------------------------------------------------ processes and mounts
+
+
+def unescape_mount_field(s):
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
+
+
+def mounted_paths():
+    with open("/proc/mounts", encoding="utf-8", errors="surrogateescape") as f:
+        return {unescape_mount_field(line.split()[1]) for line in f if line.strip()}
+
+
+def is_mounted(path):
+    return os.path.abspath(str(path)) in mounted_paths()
+
+
+def force_unmount(path):
+    """fusermount3 -u, then lazily. Never raises; True when nothing is mounted there any more."""
+    path = str(path)
+    for args in (["fusermount3", "-u", path], ["fusermount3", "-uz", path], ["umount", "-l", path]):
+        if not is_mounted(path):
+            return True
+        with contextlib.suppress(subprocess.TimeoutExpired, FileNotFoundError):
+            subprocess.run(args, capture_output=True, timeout=20)
+    return not is_mounted(path)
+
+
+def pids_with_arg(program, arg):
+    """Processes whose argv[0] ends in program and whose argv holds arg."""
+    out = []
+    want = str(arg).encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == os.path.basename(program).encode() and want in argv:
+            out.append(int(entry))
+    return out
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[-1][:1] != "Z"
+    except OSError:
+        return False
+
+
+def kill_pids(pids, grace=5.0):
+    for p in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for p in pids:
+        if alive(p):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+
+
+def proc_status(pid):
+    fields = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                fields[name] = value.strip()
+    except OSError:
+        pass
+    return fields
+
+
+def kib_field(status, name):
+    value = status.get(name, "0 kB").split()[0]
+    return int(value) * 1024
+
+
+def mapped_files(pid):
+    """The regular files a process has mapped (its binary, its libraries)."""
+    out = set()
+    with contextlib.suppress(OSError):
+        with open(f"/proc/{pid}/maps") as f:
+            for line in f:
+                parts = line.split(None, 5)
+                if len(parts) == 6 and parts[5].startswith("/") and not parts[5].rstrip().endswith("(deleted)"):
+                    out.add(parts[5].rstrip("\n"))
+    return out
+
+
+def children_of(pid):
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(") ", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+    return out
+
+
+def disk_usage(path):
+    """(bytes as du -s counts them: allocated blocks of files and directories, apparent bytes of files)."""
+    used = apparent = 0
+    stack = [str(path)]
+    while stack:
+        d = stack.pop()
+        try:
+            st = os.lstat(d)
+            used += st.st_blocks * 512
+            with os.scandir(d) as it:
+                for e in it:
+                    try:
+                        if e.is_dir(follow_symlinks=False):
+                            stack.append(e.path)
+                        else:
+                            st = e.stat(follow_symlinks=False)
+                            used += st.st_blocks * 512
+                            apparent += st.st_size
+                    except OSError:
+                        pass
+        except OSError:
+            pass
+    return used, apparent
+
+
+class Janitor:
+    """Everything the bench started or mounted, undone at exit, on failure and on Ctrl-C."""
+
+    def __init__(self):
+        self.mounts = []  # (path, pids getter)
+        self.procs = []
+
+    def add_proc(self, proc):
+        self.procs.append(proc)
+        return proc
+
+    def add_mount(self, mount):
+        self.mounts.append(mount)
+
+    def cleanup(self):
+        for m in list(reversed(self.mounts)):
+            with contextlib.suppress(Exception):
+                m.force_down()
+        for p in reversed(self.procs):
+            stop_group(p)
+
+
+def stop_group(proc, grace=10):
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace)
+
+
+# ------------------------------------------------------------------ servers
+
+
+def wait_port_file(path, proc, what, timeout=600):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"bench: {what} exited with status {proc.returncode}; see its log")
+        try:
+            port = int(Path(path).read_text().strip())
+            return port
+        except (OSError, ValueError):
+            time.sleep(0.1)
+    raise SystemExit(f"bench: {what} did not start within {timeout} s")
+
+
+class Servers:
+    """The seeded S3 peer and the latency proxy in front of it."""
+
+    def __init__(self, janitor, run_dir, data, delay_ms, workers):
+        self.janitor = janitor
+        logs = run_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        peer_port_file = run_dir / "peer.port"
+        proxy_port_file = run_dir / "proxy.port"
+        log(f"starting the S3 peer ({workers} worker{'s' if workers > 1 else ''}), seeded with "
+            f"{len(data.manifest['sizes'])} objects")
+        self.peer = janitor.add_proc(subprocess.Popen(
+            [sys.executable, str(HERE / "s3peer.py"), "--bucket", BUCKET, "--seed-dir", str(data.root),
+             "--port-file", str(peer_port_file), "--workers", str(workers)],
+            stdout=open(logs / "s3peer.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True))
+        self.peer_port = wait_port_file(peer_port_file, self.peer, "the S3 peer (bench/s3peer.py)")
+        self.proxy = janitor.add_proc(subprocess.Popen(
+            [sys.executable, str(HERE / "latency_proxy.py"), "--upstream", f"127.0.0.1:{self.peer_port}",
+             "--port-file", str(proxy_port_file), "--delay-ms", str(delay_ms)],
+            stdout=open(logs / "latency_proxy.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True))
+        self.proxy_port = wait_port_file(proxy_port_file, self.proxy, "the latency proxy (bench/latency_proxy.py)")
+        self.delay_ms = delay_ms
+        log(f"S3 peer on 127.0.0.1:{self.peer_port}; latency proxy ({delay_ms:g} ms) on 127.0.0.1:{self.proxy_port}")
+
+    def endpoint(self, latency):
+        return f"http://127.0.0.1:{self.proxy_port if latency else self.peer_port}"
+
+    def _control(self, path):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.peer_port}{path}", timeout=30) as r:
+            return json.loads(r.read())
+
+    def reset_counters(self):
+        self._control("/__reset")
+
+    def counters(self):
+        return self._control("/__stats")
+
+
+# ------------------------------------------------------------------ systems
+
+
+class Mount:
+    """One mount of a FUSE system, at a mountpoint, over an endpoint, with a cache directory."""
+
+    def __init__(self, bench, system, mnt, cache_dir, endpoint, extra):
+        self.bench, self.system, self.path, self.cache_dir = bench, system, Path(mnt), Path(cache_dir)
+        self.endpoint, self.extra = endpoint, extra
+        self.proc = None
+        self.pids = []
+
+    def up(self):
+        b = self.bench
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        logfile = b.run_dir / "logs" / f"{self.system}-{b.next_id()}.log"
+        b.janitor.add_mount(self)
+        if self.system == "bklogfs":
+            args = [b.bklogfs_bin, "mount", str(self.path), "--bucket", BUCKET, "--endpoint", self.endpoint,
+                    "--region", REGION, "--cache-dir", str(self.cache_dir), "--log-file", str(logfile),
+                    *self.extra, *b.bklogfs_args]
+            r = subprocess.run(args, capture_output=True, text=True, timeout=120, env=b.tool_env)
+            if r.returncode != 0:
+                raise BenchError(f"bklogfs mount failed ({r.returncode}): {(r.stderr or r.stdout).strip()}")
+            self.pids = pids_with_arg(b.bklogfs_bin, self.path)
+        elif self.system == "s3fs":
+            opts = ["ro", f"url={self.endpoint}", "use_path_request_style", f"passwd_file={b.s3fs_passwd}",
+                    f"use_cache={self.cache_dir}", f"endpoint={REGION}", *self.extra, *b.s3fs_options]
+            self.proc = subprocess.Popen(["s3fs", BUCKET, str(self.path), "-f", "-o", ",".join(opts)],
+                                         stdout=open(logfile, "wb"), stderr=subprocess.STDOUT,
+                                         start_new_session=True, env=b.tool_env)
+            self.pids = [self.proc.pid]
+        elif self.system == "rclone":
+            self.proc = subprocess.Popen(
+                ["rclone", "mount", f"bench:{BUCKET}", str(self.path), "--read-only", "--vfs-cache-mode", "full",
+                 "--cache-dir", str(self.cache_dir), "--config", str(b.rclone_config),
+                 "--s3-endpoint", self.endpoint, "--log-file", str(logfile), "--log-level", "NOTICE", *self.extra,
+                 *b.rclone_args],
+                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True, env=b.tool_env)
+            self.pids = [self.proc.pid]
+        if self.proc is not None:
+            deadline = time.monotonic() + 60
+            while not is_mounted(self.path):
+                if self.proc.poll() is not None:
+                    tail = Path(logfile).read_text(errors="replace")[-1500:] if Path(logfile).exists() else ""
+                    raise BenchError(f"{self.system} exited with {self.proc.returncode} before mounting: {tail.strip()}")
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{self.system} did not mount within 60 s")
+                time.sleep(0.05)
+            os.listdir(self.path)  # answers
+        if not is_mounted(self.path):
+            raise BenchError(f"{self.system}: {self.path} is not mounted")
+        return self
+
+    def daemon_pid(self):
+        pids = [p for p in self.pids if alive(p)]
+        return pids[0] if pids else None
+
+    def stats(self):
+        if self.system != "bklogfs":
+            return None
+        r = subprocess.run([self.bench.bklogfs_bin, "stats", str(self.path)], capture_output=True, text=True,
+                           timeout=30)
+        if r.returncode != 0:
+            return {"error": r.stderr.strip()}
+        try:
+            return json.loads(r.stdout)
+        except ValueError:
+            return {"error": "unparsable: " + r.stdout[:200]}
+
+    def down(self):
+        """Unmount the ordinary way and wait for the daemon to exit."""
+        unmounted = True
+        if is_mounted(self.path):
+            cmd = ([self.bench.bklogfs_bin, "unmount", str(self.path)] if self.system == "bklogfs"
+                   else ["fusermount3", "-u", str(self.path)])
+            try:
+                unmounted = subprocess.run(cmd, capture_output=True, timeout=60).returncode == 0
+            except subprocess.TimeoutExpired:
+                unmounted = False
+        deadline = time.monotonic() + (20 if unmounted else 0)
+        while any(alive(p) for p in self.pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.force_down()
+
+    def force_down(self):
+        kill_pids([p for p in self.pids if alive(p)], grace=5)
+        if self.proc is not None:
+            stop_group(self.proc, grace=5)
+        force_unmount(self.path)
+        if self in self.bench.janitor.mounts:
+            self.bench.janitor.mounts.remove(self)
+
+
+# ------------------------------------------------------------------ the bench
+
+
+class Run:
+    """One timed run: its figure, and what was counted."""
+
+    def __init__(self, value, seconds=None, **extra):
+        self.value = value
+        self.seconds = value if seconds is None else seconds
+        self.extra = extra
+
+    def as_dict(self):
+        return {"value": self.value, "seconds": self.seconds, **self.extra}
+
+
+class Bench:
+    def __init__(self, args, data, servers, janitor, run_dir):
+        self.args, self.data, self.servers, self.janitor, self.run_dir = args, data, servers, janitor, run_dir
+        self.bklogfs_bin = args.bklogfs_bin
+        self.bklogfs_args = shlex.split(args.bklogfs_args or "")
+        self.s3fs_options = [o for o in (args.s3fs_options or "").split(",") if o]
+        self.rclone_args = shlex.split(args.rclone_args or "")
+        self.timeout = args.run_timeout
+        self._ids = 0
+        self.can_drop = True
+        self.tool_env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+                         "AWS_REGION": REGION}
+        # The endpoints are plain HTTP on loopback. rclone refuses to start at all when AWS_CA_BUNDLE
+        # is set (LoadCustomCABundleError), and this machine's environment sets it.
+        for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_CA_BUNDLE",
+                    "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+            self.tool_env.pop(var, None)
+        secrets = run_dir / "secrets"
+        secrets.mkdir(mode=0o700, exist_ok=True)
+        self.s3fs_passwd = secrets / "s3fs-passwd"
+        self.s3fs_passwd.write_text(f"{ACCESS_KEY}:{SECRET_KEY}\n")
+        os.chmod(self.s3fs_passwd, 0o600)
+        self.rclone_config = secrets / "rclone.conf"
+        self.rclone_config.write_text(
+            "[bench]\ntype = s3\nprovider = Other\n"
+            f"access_key_id = {ACCESS_KEY}\nsecret_access_key = {SECRET_KEY}\nregion = {REGION}\n"
+            "force_path_style = true\n")
+        os.chmod(self.rclone_config, 0o600)
+        self.curl_config = secrets / "curl.conf"
+        self.curl_config.write_text(f'user = "{ACCESS_KEY}:{SECRET_KEY}"\naws-sigv4 = "aws:amz:{REGION}:s3"\n'
+                                    'silent\nshow-error\nfail\n')
+        os.chmod(self.curl_config, 0o600)
+
+    def next_id(self):
+        self._ids += 1
+        return self._ids
+
+    # ---- helpers
+
+    def drop_caches(self, mount=None):
+        """Drops the page cache, dentries and inodes, then reads back the code that runs the
+        measurement: the tools' binaries and libraries, and the files mapped by the peer, the proxy
+        and the mount's daemon. A cold run should fetch the data cold, not page in grep, curl or the
+        daemon's own code from disk."""
+        subprocess.run(["sync"], check=False)
+        try:
+            with open("/proc/sys/vm/drop_caches", "w") as f:
+                f.write("3\n")
+        except OSError:
+            self.can_drop = False
+            return
+        pids = [self.servers.proxy.pid, self.servers.peer.pid, *children_of(self.servers.peer.pid)]
+        if mount is not None:
+            pids += [p for p in mount.pids if alive(p)]
+        for path in sorted({f for pid in pids for f in mapped_files(pid)}):
+            with contextlib.suppress(OSError), open(path, "rb") as f:
+                while f.read(1 << 20):
+                    pass
+        for tool in ("grep", "cat", "tail", "stat", "find", "du", "wc", "curl", "bash"):
+            subprocess.run([tool, "--version"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+    def url(self, rel, latency):
+        return f"{self.servers.endpoint(latency)}/{BUCKET}/{urllib.parse.quote(rel)}"
+
+    def curl(self, *args):
+        return ["curl", "-K", str(self.curl_config), *args]
+
+    def timed(self, cmd, *, shell=False, timeout=None, discard=False, watch_memory=False):
+        """Runs cmd; returns (seconds, stdout bytes, peak RSS in bytes or None). With discard, stdout
+        goes to /dev/null. With watch_memory, the command's VmHWM is sampled every 10 ms (rusage's
+        maxrss would report the Python process it was forked from). The command's process group is
+        killed and RunTimeout raised when it passes the time budget."""
+        timeout = self.timeout if timeout is None else timeout
+        with tempfile.TemporaryFile(dir=self.run_dir) as out, tempfile.TemporaryFile(dir=self.run_dir) as err:
+            argv = ["bash", "-c", cmd] if shell else cmd
+            result = {"hwm": 0}
+            started = time.perf_counter()
+            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL if discard else out, stderr=err,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+
+            def reap():
+                _, status, _ = os.wait4(proc.pid, 0)
+                result["elapsed"] = time.perf_counter() - started
+                result["status"] = os.waitstatus_to_exitcode(status)
+
+            def watch():
+                while "status" not in result:
+                    hwm = kib_field(proc_status(proc.pid), "VmHWM")
+                    result["hwm"] = max(result["hwm"], hwm)
+                    time.sleep(0.01)
+
+            waiter = threading.Thread(target=reap, daemon=True)
+            waiter.start()
+            if watch_memory:
+                threading.Thread(target=watch, daemon=True).start()
+            try:
+                waiter.join(timeout)
+            except BaseException:  # Ctrl-C or SIGTERM: the command must not outlive the bench
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                raise
+            if waiter.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                waiter.join(30)
+                proc.returncode = -9
+                raise RunTimeout()
+            proc.returncode = result["status"]
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read(), err.read()
+        if result["status"] != 0:
+            shown = cmd if shell else " ".join(map(shlex.quote, cmd))
+            raise BenchError(f"`{shown}` exited with {result['status']}: {stderr.decode(errors='replace').strip()[-600:]}")
+        return result["elapsed"], stdout, (result["hwm"] if watch_memory else None)
+
+    def fresh_cache(self, system):
+        cache = self.run_dir / "cache" / system
+        shutil.rmtree(cache, ignore_errors=True)
+        cache.mkdir(parents=True)
+        return cache
+
+    def mount(self, system, latency, keep_cache=False, extra=()):
+        cache = self.run_dir / "cache" / system
+        if not keep_cache:
+            cache = self.fresh_cache(system)
+        mnt = self.run_dir / "mnt" / system
+        if is_mounted(mnt):
+            force_unmount(mnt)
+        return Mount(self, system, mnt, cache, self.servers.endpoint(latency), list(extra)).up()
+
+    @contextlib.contextmanager
+    def mounted(self, system, latency, keep_cache=False, extra=()):
+        m = self.mount(system, latency, keep_cache, extra)
+        try:
+            yield m
+        finally:
+            m.down()
+
+    def counted(self, fn, mount=None):
+        """Resets the peer's counters, runs fn, and returns (fn's result, the counters, bklogfs's stats)."""
+        self.servers.reset_counters()
+        value = fn()
+        counters = self.servers.counters()
+        stats = mount.stats() if mount is not None else None
+        return value, counters, stats
+
+    def check_count(self, got, want, what):
+        if got != want:
+            raise BenchError(f"wrong result: {what} gave {got}, the local copy has {want}")
+
+
+def grep_count(stdout):
+    return int(stdout.decode().strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------ workloads
+
+
+class Workload:
+    number = 0
+    title = ""
+    latency = False
+    unit = "s"
+    limit = None  # the system whose figure is the limit for this workload
+    target = ""
+
+    def setup(self, b, system):
+        return {}
+
+    def run(self, b, system, state):
+        raise NotImplementedError
+
+    def teardown(self, b, system, state):
+        m = state.get("mount")
+        if m is not None:
+            m.down()
+
+
+def timed_fs_or_local(b, system, rel, latency, command, *, drop=True, mount=None, keep_cache=False):
+    """A cold run of command(path) on system: a fresh mount (unless one is given), caches dropped,
+    counters reset, command timed. Returns (seconds, stdout, counters, stats, maxrss)."""
+    if system == "local":
+        if drop:
+            b.drop_caches()
+        t, out, rss = b.timed(command(str(b.data.path(rel))), shell=True)
+        return t, out, None, None, rss
+    ctx = contextlib.nullcontext(mount) if mount is not None else b.mounted(system, latency, keep_cache)
+    with ctx as m:
+        if drop:
+            b.drop_caches(m)
+        (t, out, rss), counters, stats = b.counted(lambda: b.timed(command(str(m.path / rel)), shell=True), m)
+        return t, out, counters, stats, rss
+
+
+def grep_c(path):
+    return f"grep -c {dataset.MATCH_WORD} {shlex.quote(str(path))}"
+
+
+def grep_big_log(b, system, *, drop=True, mount=None, keep_cache=False):
+    """`grep -c` of the first big log on a filesystem or the local copy, its count checked."""
+    rel = b.data.big[0]
+    t, out, counters, stats, _ = timed_fs_or_local(b, system, rel, False, grep_c, drop=drop, mount=mount,
+                                                   keep_cache=keep_cache)
+    b.check_count(grep_count(out), b.data.matches(rel), "grep -c")
+    return Run(t, counters=counters, bklogfs_stats=stats, answer=grep_count(out))
+
+
+def curl_grep_big_log(b):
+    """What a `grep -c` costs without a filesystem's cache: fetch the object again and grep it."""
+    rel = b.data.big[0]
+    b.drop_caches()
+    (t, out, _), counters, _ = b.counted(lambda: b.timed(
+        f"{shlex.join(b.curl(b.url(rel, False)))} | grep -c {dataset.MATCH_WORD}", shell=True))
+    b.check_count(grep_count(out), b.data.matches(rel), "curl | grep -c")
+    return Run(t, counters=counters, answer=grep_count(out))
+
+
+class W1(Workload):
+    number, title, limit = 1, "Cold `grep -c` over one {big} log", "curl"
+    target = "bklogfs within 1.5x of curl fetching the object to /dev/null"
+
+    def run(self, b, system, state):
+        if system == "curl":
+            b.drop_caches()
+            url = b.url(b.data.big[0], False)
+            (t, _, _), counters, _ = b.counted(lambda: b.timed(b.curl("-o", "/dev/null", url)))
+            return Run(t, counters=counters)
+        return grep_big_log(b, system)
+
+
+class W2(Workload):
+    number, title, limit = 2, "Warm `grep -c` of the same {big} log, same mount", "local"
+    target = "bklogfs within 1.3x of the local copy (page cache warm)"
+
+    def setup(self, b, system):
+        if system == "local":
+            b.timed(grep_c(b.data.path(b.data.big[0])), shell=True)
+            return {}
+        if system == "curl":
+            return {}
+        m = b.mount(system, False)
+        b.drop_caches(m)
+        b.timed(grep_c(m.path / b.data.big[0]), shell=True)  # the first, cold read warms it
+        return {"mount": m}
+
+    def run(self, b, system, state):
+        if system == "curl":
+            return curl_grep_big_log(b)
+        return grep_big_log(b, system, drop=False, mount=state.get("mount"))
+
+
+class W3(Workload):
+    number, title, limit = 3, "Remount, page cache dropped, disk cache warm: `grep -c` of the {big} log", "local"
+    target = "bklogfs within 2x of the local copy (page cache dropped)"
+
+    def setup(self, b, system):
+        if system in FS_SYSTEMS:
+            with b.mounted(system, False) as m:
+                b.timed(f"cat {shlex.quote(str(m.path / b.data.big[0]))} > /dev/null", shell=True)
+        return {}
+
+    def run(self, b, system, state):
+        if system == "curl":
+            return curl_grep_big_log(b)
+        return grep_big_log(b, system, keep_cache=True)
+
+
+class W4(Workload):
+    number, title, latency, limit = 4, "(L) Cold `tail -c 65536` of a {huge} log", True, "curl"
+    target = "bklogfs: at most 2 GETs and 2 MiB transferred; time within 2x of one ranged GET (curl)"
+
+    def run(self, b, system, state):
+        rel = b.data.huge
+        with open(b.data.path(rel), "rb") as f:
+            f.seek(-65536, os.SEEK_END)
+            want = f.read()
+        if system == "curl":
+            b.drop_caches()
+            (t, out, _), counters, _ = b.counted(lambda: b.timed(b.curl("-r", "-65536", b.url(rel, True))))
+            if out != want:
+                raise BenchError(f"wrong result: curl -r -65536 returned {len(out)} bytes that differ from the local copy")
+            return Run(t, counters=counters, answer=hashlib.sha256(out).hexdigest())
+        if system == "local":
+            b.drop_caches()
+            t, out, _ = b.timed(["tail", "-c", "65536", str(b.data.path(rel))])
+            if out != want:
+                raise BenchError("wrong result: tail -c 65536 of the local copy differs from its last 64 KiB")
+            return Run(t, answer=hashlib.sha256(out).hexdigest())
+        with b.mounted(system, True) as m:
+            b.drop_caches(m)
+            path = str(m.path / rel)
+            (lookup_t, _, _), lookup_counters, _ = b.counted(lambda: b.timed(["stat", "-c", "%s", path]))
+            (t, out, _), counters, stats = b.counted(lambda: b.timed(["tail", "-c", "65536", path]), m)
+        if out != want:
+            raise BenchError(f"wrong result: tail -c 65536 returned {len(out)} bytes that differ from the local copy")
+        return Run(t, counters=counters, bklogfs_stats=stats, lookup_seconds=lookup_t, lookup_counters=lookup_counters,
+                   answer=hashlib.sha256(out).hexdigest())
+
+
+class W5(Workload):
+    number, title, latency = 5, "(L) Cold `grep -r` over {medium_count} logs of {medium} in {medium_builds} builds", True
+    target = "bklogfs at least 5x faster than the best of s3fs and rclone"
+    limit = "curl"
+
+    def run(self, b, system, state):
+        rel_dir = b.data.medium_dir
+        files = b.data.files_under(rel_dir)
+        want = b.data.matches_under(rel_dir)
+        if system == "curl":
+            cfg = b.run_dir / "w5-urls.conf"
+            cfg.write_text("".join(f'url = "{b.url(rel, True)}"\noutput = "/dev/null"\n' for rel in files))
+            b.drop_caches()
+            (t, _, _), counters, _ = b.counted(lambda: b.timed(
+                b.curl("--parallel", "--parallel-max", str(CURL_PARALLEL), "-K", str(cfg))))
+            if counters["requests"]["GET"] != len(files):
+                raise BenchError(f"curl made {counters['requests']['GET']} GETs for {len(files)} objects")
+            return Run(t, counters=counters, answer=f"{len(files)} objects")
+        t, out, counters, stats, _ = timed_fs_or_local(
+            b, system, rel_dir, True, lambda p: f"grep -r -c {dataset.MATCH_WORD} {shlex.quote(p)}")
+        lines = out.decode(errors="replace").splitlines()
+        got = sum(int(line.rsplit(":", 1)[1]) for line in lines)
+        b.check_count(len(lines), len(files), "grep -r -c (files)")
+        b.check_count(got, want, "grep -r -c (matching lines)")
+        return Run(t, counters=counters, bklogfs_stats=stats, answer=f"{len(lines)} files, {got} lines")
+
+
+class W6(Workload):
+    number, title, latency = 6, "(L) Cold `find -type f | wc -l` then `du -s` over {small_count} logs", True
+    target = "bklogfs at least 5x faster than the best of s3fs and rclone, and about one LIST per 1,000 keys"
+    limit = "curl"
+
+    def run(self, b, system, state):
+        rel_dir = b.data.small_dir
+        want = len(b.data.files_under(rel_dir))
+        if system == "curl":
+            b.drop_caches()
+
+            def list_all():
+                token, keys, started = None, 0, time.perf_counter()
+                while True:
+                    query = {"list-type": "2", "prefix": rel_dir + "/"}
+                    if token:
+                        query["continuation-token"] = token
+                    url = f"{b.servers.endpoint(True)}/{BUCKET}?{urllib.parse.urlencode(query)}"
+                    _, body, _ = b.timed(b.curl(url))
+                    text = body.decode()
+                    keys += text.count("<Key>")
+                    m = re.search(r"<NextContinuationToken>([^<]+)</NextContinuationToken>", text)
+                    if not m:
+                        return time.perf_counter() - started, keys
+                    token = m.group(1)
+
+            (t, keys), counters, _ = b.counted(list_all)
+            b.check_count(keys, want, "a paged ListObjectsV2")
+            return Run(t, counters=counters, answer=keys)
+        cmd = lambda p: f"find {shlex.quote(p)} -type f | wc -l; du -s {shlex.quote(p)}"  # noqa: E731
+        t, out, counters, stats, _ = timed_fs_or_local(b, system, rel_dir, True, cmd)
+        lines = out.decode().split("\n")
+        b.check_count(int(lines[0].strip()), want, "find -type f | wc -l")
+        return Run(t, counters=counters, bklogfs_stats=stats, answer=int(lines[0].strip()),
+                   du=lines[1].split()[0] if len(lines) > 1 else None)
+
+
+class W7(Workload):
+    number, title, limit = 7, f"{PARALLEL} parallel readers, each `cat` of a different {{big}} log, cold", "curl"
+    target = f"bklogfs within 1.5x of {PARALLEL} parallel curls (aggregate throughput)"
+
+    def run(self, b, system, state):
+        rels = (b.data.big * PARALLEL)[:PARALLEL]
+        total = sum(b.data.size(r) for r in rels)
+        if system == "curl":
+            curls = all_at_once([shlex.join(b.curl("-o", "/dev/null", b.url(r, False))) for r in rels])
+            b.drop_caches()
+            (t, _, _), counters, _ = b.counted(lambda: b.timed(curls, shell=True))
+            return Run(t, counters=counters, mib_per_s=round(total / MiB / t, 1))
+
+        def script(root):
+            return all_at_once([f"cat {shlex.quote(str(Path(root) / r))} > /dev/null" for r in rels])
+
+        if system == "local":
+            b.drop_caches()
+            t, _, _ = b.timed(script(b.data.root), shell=True)
+            return Run(t, mib_per_s=round(total / MiB / t, 1))
+        with b.mounted(system, False) as m:
+            b.drop_caches(m)
+            (t, _, _), counters, stats = b.counted(lambda: b.timed(script(m.path), shell=True), m)
+        return Run(t, counters=counters, bklogfs_stats=stats, mib_per_s=round(total / MiB / t, 1))
+
+
+def all_at_once(commands):
+    """A bash script that starts every command at once and fails if any of them fails."""
+    starts = "".join(f"{c} & pids+=($!); " for c in commands)
+    return f'pids=(); {starts}for p in "${{pids[@]}}"; do wait "$p" || exit 1; done'
+
+
+class W8(Workload):
+    number, title, unit = 8, "Peak RSS while streaming (`cat`) the {huge} log, cold", "MiB"
+    target = (f"bklogfs (--memory-cache-size {W8_MEMORY_CACHE}, --cache-size {W8_CACHE_SIZE}): peak RSS under "
+              f"{W8_MEMORY_CACHE} + 150 MiB; disk cache never above {W8_CACHE_SIZE} + one 1 MiB block")
+
+    def run(self, b, system, state):
+        rel = b.data.huge
+        if system == "curl":
+            b.drop_caches()
+            (t, _, rss), counters, _ = b.counted(
+                lambda: b.timed(b.curl("-o", "/dev/null", b.url(rel, False)), watch_memory=True))
+            return Run(round(rss / MiB, 1), seconds=t, counters=counters)
+        if system == "local":
+            b.drop_caches()
+            t, _, rss = b.timed(["cat", str(b.data.path(rel))], discard=True, watch_memory=True)
+            return Run(round(rss / MiB, 1), seconds=t)
+        extra = ["--memory-cache-size", W8_MEMORY_CACHE, "--cache-size", W8_CACHE_SIZE] if system == "bklogfs" else []
+        with b.mounted(system, False, extra=extra) as m:
+            pid = m.daemon_pid()
+            if pid is None:
+                raise BenchError(f"no {system} daemon process found for {m.path}")
+            b.drop_caches(m)
+            samples = {"disk_max": 0, "apparent_max": 0, "rss_max": 0, "n": 0}
+            stop = threading.Event()
+
+            def sample():
+                while not stop.is_set():
+                    used, apparent = disk_usage(m.cache_dir)
+                    rss = kib_field(proc_status(pid), "VmRSS")
+                    samples["disk_max"] = max(samples["disk_max"], used)
+                    samples["apparent_max"] = max(samples["apparent_max"], apparent)
+                    samples["rss_max"] = max(samples["rss_max"], rss)
+                    samples["n"] += 1
+                    stop.wait(0.05)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            try:
+                (t, _, _), counters, stats = b.counted(
+                    lambda: b.timed(f"cat {shlex.quote(str(m.path / rel))} > /dev/null", shell=True), m)
+            finally:
+                stop.set()
+                sampler.join()
+            used, apparent = disk_usage(m.cache_dir)
+            hwm = kib_field(proc_status(pid), "VmHWM")
+        return Run(round(hwm / MiB, 1), seconds=t, counters=counters, bklogfs_stats=stats,
+                   disk_cache_max_mib=round(max(samples["disk_max"], used) / MiB, 2),
+                   disk_cache_apparent_max_mib=round(max(samples["apparent_max"], apparent) / MiB, 2),
+                   rss_sampled_max_mib=round(samples["rss_max"] / MiB, 1), samples=samples["n"])
+
+
+WORKLOADS = {w.number: w for w in (W1(), W2(), W3(), W4(), W5(), W6(), W7(), W8())}
+
+
+def size_text(n):
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:g} {unit}"
+    return f"{n} bytes"
+
+
+def title_for(wl, spec):
+    """The workload's title with the data set's sizes (the smoke data set's are smaller)."""
+    return wl.title.format(big=size_text(spec.big_size), huge=size_text(spec.huge_size),
+                           medium=size_text(spec.medium_size), medium_count=f"{spec.medium_count:,}",
+                           medium_builds=spec.medium_builds, small_count=f"{spec.small_count:,}")
+
+
+# ------------------------------------------------------------------ running cells
+
+
+def summarize(runs, unit):
+    values = [r["value"] for r in runs]
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def run_cell(b, wl, system, runs):
+    cell = {"workload": wl.number, "system": system, "unit": wl.unit, "runs": [], "timed_out": False, "error": None}
+    log(f"workload {wl.number}, {system}: {runs} run{'s' if runs > 1 else ''}")
+    state = {}
+    try:
+        state = wl.setup(b, system) or {}
+        for i in range(runs):
+            r = wl.run(b, system, state)
+            cell["runs"].append(r.as_dict())
+            shown = f"{r.value:.3f} s" if wl.unit == "s" else f"{r.value} {wl.unit} ({r.seconds:.2f} s)"
+            log(f"  run {i + 1}: {shown}")
+    except RunTimeout:
+        cell["timed_out"] = True
+        done = len(cell["runs"])
+        cell["note"] = (f"a run took over {b.timeout:g} s; stopped after {done} complete run{'s' if done != 1 else ''} "
+                        f"and skipped the rest")
+        log(f"  over the {b.timeout:g} s budget: skipping the remaining runs")
+    except BenchError as e:
+        cell["error"] = str(e)
+        log(f"  FAILED: {e}")
+    finally:
+        try:
+            wl.teardown(b, system, state)
+        except Exception as e:  # noqa: BLE001 - a failed teardown must not hide the cell's result
+            log(f"  teardown: {e}")
+        for m in list(b.janitor.mounts):
+            m.force_down()
+    if cell["runs"]:
+        cell.update(summarize(cell["runs"], wl.unit))
+    return cell
+
+
+# ------------------------------------------------------------------ machine and report
+
+
+def first_line(cmd):
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        return (r.stdout or r.stderr).strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return None
+
+
+def machine_info(args):
+    info = {"cpu": None, "cores": os.cpu_count(), "memory_gib": None, "kernel": platform.release(), "os": None}
+    with contextlib.suppress(OSError):
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    with contextlib.suppress(OSError):
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                info["memory_gib"] = round(int(line.split()[1]) / (1 << 20), 1)
+    with contextlib.suppress(OSError):
+        for line in open("/etc/os-release"):
+            if line.startswith("PRETTY_NAME="):
+                info["os"] = line.split("=", 1)[1].strip().strip('"')
+    try:
+        import moto
+
+        moto_version = moto.__version__
+    except ImportError:
+        moto_version = None
+    commit = first_line(["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"])
+    dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    info["versions"] = {
+        "bklogfs": f"{commit}{' (with uncommitted changes)' if dirty else ''}" if commit else None,
+        "bklogfs_binary": args.bklogfs_bin,
+        "s3fs": first_line(["s3fs", "--version"]) if shutil.which("s3fs") else None,
+        "rclone": first_line(["rclone", "version"]) if shutil.which("rclone") else None,
+        "curl": first_line(["curl", "--version"]),
+        "moto": moto_version,
+        "python": platform.python_version(),
+        "grep": first_line(["grep", "--version"]),
+    }
+    return info
+
+
+def peer_check(args):
+    """The peer's --check, and stock moto's for comparison (skipped with --no-stock-check)."""
+    out = {}
+    for stock in ([False] if args.no_stock_check else [False, True]):
+        cmd = [sys.executable, str(HERE / "s3peer.py"), "--check", "--json"]
+        if stock:
+            cmd.append("--stock")
+        label = "stock" if stock else "patched"
+        log(f"peer check ({'stock moto' if stock else 'bench/s3peer.py'})")
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            out[label] = {"error": (r.stderr or r.stdout).strip()[-800:]}
+        else:
+            out[label] = json.loads(r.stdout)
+    return out
+
+
+def fmt_value(v, unit):
+    if unit == "s":
+        if v >= 100:
+            return f"{v:.0f} s"
+        if v >= 1:
+            return f"{v:.2f} s"
+        return f"{v * 1000:.0f} ms" if v >= 0.01 else f"{v * 1000:.1f} ms"
+    return f"{v:.0f} {unit}" if v >= 100 else f"{v:.1f} {unit}"
+
+
+def cell_text(cell, unit, timeout):
+    if cell is None:
+        return "—"
+    if cell.get("skipped"):
+        return "not run"
+    parts = []
+    if cell.get("runs"):
+        lo, hi = cell["min"], cell["max"]
+        rng = f" [{fmt_value(lo, unit)}–{fmt_value(hi, unit)}]" if cell["n"] > 1 else ""
+        parts.append(f"{fmt_value(cell['median'], unit)}{rng}")
+    if cell.get("timed_out"):
+        parts.append(f"> {timeout:g} s" + (f" ({cell['n']} runs done)" if cell.get("runs") else ""))
+    if cell.get("error"):
+        parts.append("failed")
+    return "; ".join(parts) if parts else "—"
+
+
+def ratio(a, b):
+    if not a or not b or not a.get("runs") or not b.get("runs") or b["median"] == 0:
+        return None
+    return a["median"] / b["median"]
+
+
+def evaluate(results, wl, config):
+    """Whether bklogfs met the workload's target: (text, met: True/False/None)."""
+    cells = results.get(wl.number, {})
+    bk = cells.get("bklogfs")
+    if not bk or not bk.get("runs"):
+        return "no bklogfs figure", None
+
+    def within(factor, other):
+        r = ratio(bk, cells.get(other))
+        if r is None:
+            return f"no {other} figure", None
+        return f"bklogfs / {other} = {r:.2f} (target ≤ {factor})", r <= factor
+
+    if wl.number == 1:
+        return within(1.5, "curl")
+    if wl.number == 2:
+        return within(1.3, "local")
+    if wl.number == 3:
+        return within(2.0, "local")
+    if wl.number == 4:
+        text, met = within(2.0, "curl")
+        median_run = sorted(bk["runs"], key=lambda r: r["value"])[len(bk["runs"]) // 2]
+        gets = median_run.get("counters", {}).get("requests", {}).get("GET")
+        nbytes = median_run.get("counters", {}).get("body_bytes")
+        if gets is not None:
+            text += f"; {gets} GET{'s' if gets != 1 else ''}, {nbytes / MiB:.2f} MiB (target ≤ 2, ≤ 2 MiB)"
+            met = bool(met) and gets <= 2 and nbytes <= 2 * MiB if met is not None else False
+        return text, met
+    if wl.number in (5, 6):
+        rivals = [c for s in ("s3fs", "rclone") if (c := cells.get(s)) and (c.get("runs") or c.get("timed_out"))]
+        if not rivals:
+            text, met = "no s3fs or rclone figure", None
+        else:
+            # a rival that ran out of time counts as the time budget, and its ratio as a lower bound
+            best, bound = min((c["median"], False) if c.get("runs") and not c.get("timed_out")
+                              else (config["run_timeout"], True) for c in rivals)
+            r = best / bk["median"]
+            text = f"best of s3fs, rclone / bklogfs = {'≥ ' if bound else ''}{r:.1f} (target ≥ 5)"
+            met = r >= 5
+        if wl.number == 6:
+            median_run = sorted(bk["runs"], key=lambda r: r["value"])[len(bk["runs"]) // 2]
+            lists = median_run.get("counters", {}).get("requests", {}).get("LIST")
+            keys = config["small_count"]
+            allowed = -(-keys // 1000) + 4  # one a 1,000 keys, plus one for each level above the builds
+            if lists is not None:
+                text += f"; {lists} LISTs for {keys} keys (target ≤ {allowed})"
+                met = (met if met is not None else True) and lists <= allowed
+        return text, met
+    if wl.number == 7:
+        return within(1.5, "curl")
+    if wl.number == 8:
+        median_run = sorted(bk["runs"], key=lambda r: r["value"])[len(bk["runs"]) // 2]
+        mem = parse_size(W8_MEMORY_CACHE) / MiB
+        cache = parse_size(W8_CACHE_SIZE) / MiB
+        rss = max(r["value"] for r in bk["runs"])
+        disk = max(r.get("disk_cache_max_mib", 0) for r in bk["runs"])
+        apparent = max(r.get("disk_cache_apparent_max_mib", 0) for r in bk["runs"])
+        text = (f"peak RSS {rss:.0f} MiB (target < {mem + 150:.0f}); disk cache at most {disk:.1f} MiB by du "
+                f"(target ≤ {cache + 1:.0f}; its files' sizes add up to {apparent:.1f} MiB)")
+        return text, rss < mem + 150 and disk <= cache + 1
+    return "", None
+
+
+def parse_size(s):
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    s = s.strip().upper().rstrip("B").rstrip("I")
+    return int(float(s[:-1]) * units[s[-1]]) if s[-1] in units else int(s)
+
+
+def report_title(report, n):
+    entry = report["workloads"].get(n) or report["workloads"].get(str(n))
+    return entry["title"] if entry else WORKLOADS[n].title
+
+
+def render_markdown(report):
+    cfg = report["config"]
+    results = {int(k): v for k, v in report["results"].items()}
+    systems = [s for s in SYSTEMS if any(s in cells for cells in results.values())]
+    lines = []
+    m = report["machine"]
+    lines.append(f"Run on {report['date']} with `{report['command']}`.")
+    lines.append("")
+    lines.append(f"- Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gib')} GiB RAM, "
+                 f"Linux {m.get('kernel')}, {m.get('os')}")
+    v = m["versions"]
+    lines.append(f"- bklogfs {v.get('bklogfs')}; {v.get('s3fs') or 's3fs: not installed'}; "
+                 f"{v.get('rclone') or 'rclone: not installed'}; {v.get('curl')}; moto {v.get('moto')}; "
+                 f"Python {v.get('python')}")
+    lines.append(f"- Data set `{cfg['dataset']}`: {cfg['data_summary']}")
+    lines.append(f"- {cfg['runs']} run{'s' if cfg['runs'] != 1 else ''} of each figure (median [min–max]); "
+                 f"latency proxy delay {cfg['delay_ms']:g} ms for the (L) workloads; time budget "
+                 f"{cfg['run_timeout']:g} s a run; page cache dropped: {'yes' if cfg['page_cache_dropped'] else 'NO (not root)'}")
+    extra_flags = [f"{name} `{cfg[key]}`" for name, key in (("bklogfs mount", "bklogfs_args"),
+                   ("s3fs -o", "s3fs_options"), ("rclone mount", "rclone_args")) if cfg.get(key)]
+    if extra_flags:
+        lines.append("- Extra flags: " + "; ".join(extra_flags))
+    if report.get("skipped_systems"):
+        for s, why in report["skipped_systems"].items():
+            lines.append(f"- {s}: {why}")
+    pc = report.get("peer_check", {})
+    for label in ("patched", "stock"):
+        c = pc.get(label)
+        if not c:
+            continue
+        if "error" in c:
+            lines.append(f"- Peer check ({label}): failed: {c['error']}")
+            continue
+        r = c["results"]
+        keys = [k for k in r if k.startswith("LIST 1000")]
+        lines.append(
+            f"- Peer check, {c['peer']}, {c['object_bytes'] // MiB} MiB object: whole GET "
+            f"{r['whole object']['median_ms']:.0f} ms, 1 MiB range {r['1 MiB range']['median_ms']:.1f} ms, 1-byte range "
+            f"{r['1-byte range']['median_ms']:.1f} ms, 64 KiB suffix {r['64 KiB suffix range']['median_ms']:.1f} ms"
+            + (f", {keys[0]} keys {r[keys[0]]['median_ms']:.0f} ms" if keys else ""))
+    lines.append("")
+    header = "| workload | " + " | ".join(systems) + " | target: bklogfs vs the limit | met |"
+    lines.append(header)
+    lines.append("|" + "---|" * (len(systems) + 3))
+    notes = []
+    for n in sorted(results):
+        wl = WORKLOADS[n]
+        cells = results[n]
+        bk = cells.get("bklogfs")
+        row = [f"{n}. {report_title(report, n)}"]
+        for s in systems:
+            c = cells.get(s)
+            text = cell_text(c, wl.unit, cfg["run_timeout"])
+            ratios = []
+            if c and s != "bklogfs" and bk and (r := ratio(c, bk)) is not None:
+                ratios.append(f"{r:.2f}× bklogfs")
+            if c and s in FS_SYSTEMS and wl.limit and (r := ratio(c, cells.get(wl.limit))) is not None:
+                ratios.append(f"{r:.2f}× {wl.limit}")
+            if ratios:
+                text += "<br>" + ", ".join(ratios)
+            if c and c.get("error"):
+                notes.append(f"{n}/{s}: {c['error']}")
+            if c and c.get("note"):
+                notes.append(f"{n}/{s}: {c['note']}")
+            row.append(text)
+        text, met = evaluate(results, wl, cfg)
+        row.append(f"{wl.target}: {text}" if text else wl.target)
+        row.append({True: "yes", False: "**no**", None: "n/a"}[met])
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    lines.append("")
+    # requests
+    lines.append("Requests the S3 peer answered during the timed command (median run): GET / LIST / HEAD, and "
+                 "response body bytes.")
+    lines.append("")
+    lines.append("| workload | " + " | ".join(s for s in systems if s != "local") + " |")
+    lines.append("|" + "---|" * (len([s for s in systems if s != "local"]) + 1))
+    for n in sorted(results):
+        row = [str(n)]
+        for s in systems:
+            if s == "local":
+                continue
+            c = results[n].get(s)
+            if not c or not c.get("runs"):
+                row.append("—")
+                continue
+            median_run = sorted(c["runs"], key=lambda r: r["value"])[len(c["runs"]) // 2]
+            k = median_run.get("counters")
+            if not k:
+                row.append("—")
+                continue
+            q = k["requests"]
+            row.append(f"{q['GET']} / {q['LIST']} / {q['HEAD']}, {k['body_bytes'] / MiB:.1f} MiB")
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    w4 = results.get(4, {})
+    extra = []
+    for s in FS_SYSTEMS:
+        c = w4.get(s)
+        if c and c.get("runs"):
+            lk = [r.get("lookup_seconds") for r in c["runs"] if r.get("lookup_seconds") is not None]
+            lc = c["runs"][0].get("lookup_counters", {}).get("requests", {})
+            if lk:
+                extra.append(f"{s} {fmt_value(statistics.median(lk), 's')} ({lc.get('LIST', 0)} LIST, "
+                             f"{lc.get('HEAD', 0)} HEAD, {lc.get('GET', 0)} GET)")
+    if extra:
+        lines.append("Workload 4 times `tail` after an untimed `stat` of the file, as curl is handed the key; the "
+                     "cold `stat` of the 4-level path took " + "; ".join(extra) + ".")
+        lines.append("")
+    w8 = results.get(8, {})
+    extra = []
+    for s in FS_SYSTEMS:
+        c = w8.get(s)
+        if c and c.get("runs"):
+            extra.append(f"{s}: disk cache at most {max(r.get('disk_cache_max_mib', 0) for r in c['runs']):.1f} MiB "
+                         f"(apparent {max(r.get('disk_cache_apparent_max_mib', 0) for r in c['runs']):.1f} MiB), "
+                         f"{statistics.median(r['seconds'] for r in c['runs']):.2f} s")
+    if extra:
+        lines.append("Workload 8, sampled every 50 ms while streaming: " + "; ".join(extra) + ". s3fs and rclone run "
+                     "with their default cache limits.")
+        lines.append("")
+    if notes:
+        lines.append("Notes:")
+        lines.append("")
+        for note in notes:
+            lines.append(f"- {note}")
+        lines.append("")
+    lines.append("![benchmark chart](benchmarks.png)")
+    return "\n".join(lines) + "\n"
+
+
+def render_chart(report, path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib is not installed (pip install matplotlib): no chart")
+        return False
+    results = {int(k): v for k, v in report["results"].items()}
+    cfg = report["config"]
+    colors = {"bklogfs": "#1f77b4", "s3fs": "#ff7f0e", "rclone": "#2ca02c", "curl": "#7f7f7f", "local": "#bcbd22"}
+    nums = sorted(results)
+    cols = min(4, len(nums))
+    rows = -(-len(nums) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(nums):]:
+        ax.axis("off")
+    for ax, n in zip(axes.flat, nums):
+        wl = WORKLOADS[n]
+        names, medians, los, his, hatches = [], [], [], [], []
+        for s in SYSTEMS:
+            c = results[n].get(s)
+            if not c or (not c.get("runs") and not c.get("timed_out")):
+                continue
+            names.append(s)
+            if c.get("runs") and not c.get("timed_out"):
+                medians.append(c["median"])
+                los.append(c["median"] - c["min"])
+                his.append(c["max"] - c["median"])
+                hatches.append("")
+            else:
+                medians.append(cfg["run_timeout"])
+                los.append(0)
+                his.append(0)
+                hatches.append("//")
+        bars = ax.bar(names, medians, yerr=[los, his], capsize=3, color=[colors[s] for s in names])
+        for bar, hatch, med in zip(bars, hatches, medians):
+            bar.set_hatch(hatch)
+            ax.annotate(("> " if hatch else "") + fmt_value(med, wl.unit), (bar.get_x() + bar.get_width() / 2, med),
+                        ha="center", va="bottom", fontsize=7)
+        ax.set_title(f"{n}. {report_title(report, n)}".replace("`", ""), fontsize=8, wrap=True)
+        ax.set_ylabel("peak RSS, MiB" if wl.unit == "MiB" else "seconds (lower is better)", fontsize=7)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(f"bklogfs benchmark ({cfg['dataset']} data set, median of {cfg['runs']}, min–max bars)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+DOC_BEGIN = "<!-- BEGIN GENERATED RESULTS: scripts/bench --write-doc rewrites this part -->"
+DOC_END = "<!-- END GENERATED RESULTS -->"
+
+
+def write_doc(markdown, chart):
+    doc = REPO_ROOT / "doc" / "BENCHMARKS.md"
+    text = doc.read_text()
+    if DOC_BEGIN not in text or DOC_END not in text:
+        raise SystemExit(f"bench: {doc} has no generated-results markers; not rewriting it")
+    head, rest = text.split(DOC_BEGIN, 1)
+    _, tail = rest.split(DOC_END, 1)
+    doc.write_text(head + DOC_BEGIN + "\n\n" + markdown + "\n" + DOC_END + tail)
+    if chart and chart.exists():
+        shutil.copyfile(chart, REPO_ROOT / "doc" / "benchmarks.png")
+    log(f"wrote {doc} and doc/benchmarks.png")
+
+
+# ------------------------------------------------------------------ main
+
+
+def parse_list(text, allowed, what):
+    if not text:
+        return list(allowed)
+    out = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        value = int(item) if isinstance(next(iter(allowed)), int) else item
+        if value not in allowed:
+            raise SystemExit(f"bench: unknown {what} {item!r}; choose from {', '.join(map(str, allowed))}")
+        out.append(value)
+    return out
+
+
+def default_bklogfs_bin():
+    env = os.environ.get("BKLOGFS_BIN")
+    if env:
+        return env
+    return str(REPO_ROOT / ".build" / "release" / "bklogfs")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny data, one run, 5 ms latency, output to a temporary directory")
+    parser.add_argument("--runs", type=int, help="runs of each figure (default 5; 1 with --smoke)")
+    parser.add_argument("--systems", help=f"comma-separated, from {','.join(SYSTEMS)} (default: all installed)")
+    parser.add_argument("--workloads", help="comma-separated numbers, from 1-8 (default: all)")
+    parser.add_argument("--only", help="comma-separated WORKLOAD:SYSTEM cells, e.g. 1:bklogfs,4:curl")
+    parser.add_argument("--delay-ms", type=float, help="the proxy's delay for (L) workloads (default 20; 5 with --smoke)")
+    parser.add_argument("--run-timeout", type=float, help="a run's time budget in seconds (default 300; 60 with --smoke)")
+    parser.add_argument("--bklogfs-bin", default=default_bklogfs_bin(),
+                        help="the bklogfs binary (default: $BKLOGFS_BIN, else .build/release/bklogfs)")
+    parser.add_argument("--bklogfs-args", default="", help="extra `bklogfs mount` flags, one shell-quoted string")
+    parser.add_argument("--s3fs-options", default="", help="extra s3fs -o options, comma-separated")
+    parser.add_argument("--rclone-args", default="", help="extra `rclone mount` flags, one shell-quoted string")
+    parser.add_argument("--cache-root", default=os.environ.get("BENCH_CACHE_ROOT", "/var/tmp/bklogfs-bench"),
+                        help="where the data set is kept between runs, and the run's mounts and caches live")
+    parser.add_argument("--out", help="output directory (default: CACHE_ROOT/results-DATE, or a temporary one with --smoke)")
+    parser.add_argument("--write-doc", action="store_true", help="also rewrite doc/BENCHMARKS.md's results and doc/benchmarks.png")
+    parser.add_argument("--peer-workers", type=int, default=2, help="forked S3 peer processes (default 2)")
+    parser.add_argument("--no-peer-check", action="store_true", help="skip the peer's check")
+    parser.add_argument("--no-stock-check", action="store_true", help="skip stock moto's check (default with --smoke)")
+    args = parser.parse_args(argv)
+
+    spec = dataset.SMOKE if args.smoke else dataset.FULL
+    args.runs = args.runs or (1 if args.smoke else 5)
+    args.delay_ms = args.delay_ms if args.delay_ms is not None else (5.0 if args.smoke else 20.0)
+    args.run_timeout = args.run_timeout or (60.0 if args.smoke else 300.0)
+    if args.smoke:
+        args.no_stock_check = True
+    if args.runs < 1:
+        raise SystemExit("bench: --runs must be at least 1")
+
+    workloads = parse_list(args.workloads, tuple(WORKLOADS), "workload")
+    systems = parse_list(args.systems, SYSTEMS, "system")
+    only = None
+    if args.only:
+        only = set()
+        for pair in args.only.split(","):
+            w, _, s = pair.partition(":")
+            if not w.strip().isdigit() or int(w) not in WORKLOADS or s.strip() not in SYSTEMS:
+                raise SystemExit(f"bench: --only wants WORKLOAD:SYSTEM pairs like 1:bklogfs, not {pair!r}")
+            only.add((int(w), s.strip()))
+        workloads = sorted({w for w, _ in only})
+        systems = [s for s in SYSTEMS if any(s == x for _, x in only)]
+
+    skipped = {}
+    for tool in ("s3fs", "rclone"):
+        if tool in systems and not shutil.which(tool):
+            skipped[tool] = f"not installed (apt-get install {tool}): left out"
+            systems.remove(tool)
+    if not shutil.which("curl") and "curl" in systems:
+        skipped["curl"] = "not installed: left out"
+        systems.remove("curl")
+    if any(s in systems for s in FS_SYSTEMS):
+        if not os.path.exists("/dev/fuse") or not shutil.which("fusermount3"):
+            raise SystemExit("bench: FUSE is not usable here (/dev/fuse and fusermount3 are needed)")
+    if "bklogfs" in systems and not os.access(args.bklogfs_bin, os.X_OK):
+        raise SystemExit(f"bench: no bklogfs binary at {args.bklogfs_bin} (build it with `swift build -c release`, "
+                         f"or pass --bklogfs-bin)")
+
+    cache_root = Path(args.cache_root)
+    cache_root.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    if args.out:
+        out_dir = Path(args.out)
+    elif args.smoke:
+        out_dir = Path(tempfile.mkdtemp(prefix="bklogfs-bench-smoke-"))
+    else:
+        out_dir = cache_root / f"results-{stamp}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=cache_root))
+
+    janitor = Janitor()
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt()
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGINT too: a background job ignores it
+        signal.signal(signum, on_signal)
+    started = time.monotonic()
+    report = None
+    try:
+        data = dataset.ensure(cache_root, spec, log=log)
+        checks = {} if args.no_peer_check else peer_check(args)
+        servers = Servers(janitor, run_dir, data, args.delay_ms, args.peer_workers)
+        b = Bench(args, data, servers, janitor, run_dir)
+        results = {}
+        for n in workloads:
+            wl = WORKLOADS[n]
+            for s in systems:
+                if only is not None and (n, s) not in only:
+                    continue
+                results.setdefault(n, {})[s] = run_cell(b, wl, s, args.runs)
+        m = data.manifest
+        summary = (f"{len(m['sizes'])} logs, {m['total_bytes'] / MiB:.0f} MiB: {spec.big_count} of "
+                   f"{spec.big_size / MiB:g} MiB, 1 of {spec.huge_size / MiB:g} MiB, {spec.medium_count} of "
+                   f"{spec.medium_size / 1024:g} KiB in {spec.medium_builds} builds, {spec.small_count} of "
+                   f"{spec.small_min // 1024}–{spec.small_max // 1024} KiB in {spec.small_builds} builds")
+        command = os.environ.get("BENCH_COMMAND") or " ".join(map(shlex.quote, ["bench/run.py", *sys.argv[1:]]))
+        report = {
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "command": command,
+            "machine": machine_info(args),
+            "config": {"dataset": spec.name, "data_summary": summary, "runs": args.runs, "delay_ms": args.delay_ms,
+                       "run_timeout": args.run_timeout, "peer_workers": args.peer_workers,
+                       "bklogfs_args": args.bklogfs_args, "s3fs_options": args.s3fs_options,
+                       "rclone_args": args.rclone_args, "page_cache_dropped": b.can_drop,
+                       "small_count": spec.small_count, "match_word": dataset.MATCH_WORD,
+                       "w8_memory_cache": W8_MEMORY_CACHE, "w8_cache_size": W8_CACHE_SIZE},
+            "peer_check": checks,
+            "skipped_systems": skipped,
+            "workloads": {n: {"title": title_for(WORKLOADS[n], spec), "target": WORKLOADS[n].target, "unit": WORKLOADS[n].unit,
+                              "latency": WORKLOADS[n].latency, "limit": WORKLOADS[n].limit} for n in workloads},
+            "results": results,
+            "elapsed_s": None,
+        }
+        for n in workloads:
+            text, met = evaluate(results, WORKLOADS[n], report["config"])
+            report["workloads"][n]["target_result"] = {"text": text, "met": met}
+    except KeyboardInterrupt:
+        log("interrupted: unmounting and stopping servers")
+        return 130
+    finally:
+        janitor.cleanup()
+        shutil.rmtree(run_dir, ignore_errors=True)
+    report["elapsed_s"] = round(time.monotonic() - started, 1)
+    (out_dir / "results.json").write_text(json.dumps(report, indent=2))
+    markdown = render_markdown(report)
+    (out_dir / "results.md").write_text(markdown)
+    chart = out_dir / "benchmarks.png"
+    if not render_chart(report, chart):
+        chart = None
+    log(f"done in {report['elapsed_s']} s; results in {out_dir} (results.json, results.md"
+        f"{', benchmarks.png' if chart else ''})")
+    print()
+    print(markdown)
+    if args.write_doc:
+        write_doc(markdown, chart)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
