@@ -81,6 +81,9 @@ func makeOperations() -> fuse_lowlevel_ops {
     // Must equal the max_read mount option, or libfuse ends the session.
     connection.pointee.max_read = 1 << 20
     connection.pointee.max_readahead = 1 << 20
+    // Archived logs never change, and a log that may (a running job's) is opened without
+    // keep_cache: the kernel need not check attributes on every read of a cached page.
+    connection.pointee.want &= ~UInt32(FUSE_CAP_AUTO_INVAL_DATA)
     Unmanaged<FuseContext>.fromOpaque(userdata).takeUnretainedValue().onReady()
   }
 
