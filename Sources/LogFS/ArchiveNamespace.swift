@@ -105,8 +105,10 @@ public struct ArchiveNamespace: Namespace {
   /// are kept for later calls.
   private func listSubtree(from key: String, _ subtrees: SubtreeListings) throws(FilesystemError) -> NamespaceListing? {
     guard let parent = parentKey(of: key) else { return nil }
-    var request = ListRequest(prefix: parent, delimiter: nil, startAfter: key)
-    var page = ListPage(objects: [], commonPrefixes: [], nextContinuationToken: nil)
+    // Where an earlier page stopped inside this directory, go on from there with what it had.
+    let resumed = subtrees.frontier(inside: key)
+    var request = ListRequest(prefix: parent, delimiter: nil, startAfter: resumed?.lastKey ?? key)
+    var page = ListPage(objects: resumed?.objects ?? [], commonPrefixes: [], nextContinuationToken: nil)
     while true {
       let next: ListPage
       do throws(ObjectStoreError) {
@@ -116,7 +118,7 @@ public struct ArchiveNamespace: Namespace {
       }
       page.objects += next.objects
       page.nextContinuationToken = next.nextContinuationToken
-      guard let token = next.nextContinuationToken, let last = next.objects.last?.key,
+      guard let token = next.nextContinuationToken, let last = page.objects.last?.key,
         last.utf8.starts(with: key.utf8)
       else { break }
       // Still inside the directory. While it holds only files, the next page costs what a
@@ -158,6 +160,15 @@ public struct ArchiveNamespace: Namespace {
       if directory == key { found = listing } else { learned.append((directory, listing)) }
     }
     subtrees.store(learned)
+    // The directories the page stopped inside (all begin within it): their keys so far, so that
+    // opening one goes on from the last key rather than listing its start again.
+    if page.nextContinuationToken != nil, let lastKey {
+      let cut = order.filter { lastKey.utf8.starts(with: $0.utf8) }
+      if let outermost = cut.first {
+        let objects = page.objects.filter { $0.key.utf8.starts(with: outermost.utf8) }
+        subtrees.storeFrontier(Frontier(lastKey: lastKey, directories: cut, objects: objects))
+      }
+    }
     return found
   }
 }
@@ -167,6 +178,14 @@ private func parentKey(of key: String) -> String? {
   let bytes = key.utf8.dropLast()
   guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return "" }
   return String(key.utf8[key.utf8.startIndex...slash])
+}
+
+/// Where a subtree page stopped: its last key, the directories it stopped inside (outermost
+/// first), and the objects it had of the outermost (so of all of them).
+struct Frontier: Sendable {
+  var lastKey: String
+  var directories: [String]
+  var objects: [ObjectInfo]
 }
 
 /// Directory listings learned from subtree listings before anyone asked for them, kept until a
@@ -217,6 +236,27 @@ final class SubtreeListings: Sendable {
     return learned.withLock { learned in
       guard let found = learned[key], now - found.learnedAt < freshness else { return nil }
       return found.listing
+    }
+  }
+
+  private let frontiers = Mutex<[(frontier: Frontier, at: Double)]>([])
+
+  func storeFrontier(_ frontier: Frontier) {
+    let now = monotonicSeconds()
+    frontiers.withLock { frontiers in
+      frontiers.removeAll { now - $0.at >= freshness }
+      frontiers.append((frontier, now))
+      if frontiers.count > 64 { frontiers.removeFirst(frontiers.count - 64) }
+    }
+  }
+
+  /// Where the latest recent page stopped inside directory `key`, and the objects it had of it.
+  func frontier(inside key: String) -> (lastKey: String, objects: [ObjectInfo])? {
+    let now = monotonicSeconds()
+    return frontiers.withLock { frontiers in
+      guard let found = frontiers.last(where: { now - $0.at < freshness && $0.frontier.directories.contains(key) })
+      else { return nil }
+      return (found.frontier.lastKey, found.frontier.objects.filter { $0.key.utf8.starts(with: key.utf8) })
     }
   }
 }

@@ -49,6 +49,17 @@ import Testing
     #expect(subtree.store.counters.snapshot.lists <= plain.store.counters.snapshot.lists + 4)
   }
 
+  @Test(arguments: [10, 25, 45]) func pagesGoOnWhereTheLastStopped(pageSize: Int) throws {
+    let fixture = seeded(pageSize: pageSize)
+    let files = try walk(fixture, "").filter { $0.hasSuffix(".log") }
+    #expect(files.count == 121)
+    // Each key is listed about once: a page per pageSize keys, plus one delimiter listing for each
+    // directory whose subtree is bigger than a page (root, org, pipe), and the last partial page.
+    let bound = (121 + pageSize - 1) / pageSize + 3 + 1
+    let lists = fixture.store.counters.snapshot.lists
+    #expect(lists <= bound, "\(lists) LISTs for 121 keys in pages of \(pageSize)")
+  }
+
   @Test func directoriesAPageCoveredCostNothing() throws {
     let fixture = seeded(pageSize: 1000)
     _ = try fixture.names("")
