@@ -167,25 +167,7 @@ public final class LogFilesystem: Sendable {
   /// Lists the directory if its listing is missing or no longer trusted, and returns a snapshot of
   /// its entries (with "." and "..") under a new handle.
   public func openDirectory(_ inode: UInt64) throws(FilesystemError) -> UInt64 {
-    let (key, listing) = try directory(inode)
-    var children = listing.children
-    if listing.trustedUntil.map({ monotonicSeconds() >= $0 }) ?? true {
-      try listings.run(inode) { () throws(FilesystemError) in
-        let result: NamespaceListing
-        do throws(FilesystemError) {
-          result = try namespace.list(directory: key)
-        } catch {
-          logger.error("\(error.message)")
-          throw error
-        }
-        report(result.leftOut)
-        let trustedUntil = monotonicSeconds() + (result.ttl ?? configuration.directoryTTL)
-        _ = table.withLock {
-          $0.replaceListing(of: inode, with: result.entries, trustedUntil: trustedUntil, isComplete: result.isComplete)
-        }
-      }
-      children = try directory(inode).listing.children
-    }
+    let children = try currentChildren(inode)
     let (entries, parent) = table.withLock { table in
       let entries = children.compactMap { name, child in
         table.node(child).map { DirectoryEntry(name: name, attributes: attributes($0)) }
@@ -203,6 +185,27 @@ public final class LogFilesystem: Sendable {
       handles.directories[handle] = all
       return handle
     }
+  }
+
+  /// The directory's children, listed first if its listing is missing or no longer trusted.
+  private func currentChildren(_ inode: UInt64) throws(FilesystemError) -> [String: UInt64] {
+    let (key, listing) = try directory(inode)
+    guard listing.trustedUntil.map({ monotonicSeconds() >= $0 }) ?? true else { return listing.children }
+    try listings.run(inode) { () throws(FilesystemError) in
+      let result: NamespaceListing
+      do throws(FilesystemError) {
+        result = try namespace.list(directory: key)
+      } catch {
+        logger.error("\(error.message)")
+        throw error
+      }
+      report(result.leftOut)
+      let trustedUntil = monotonicSeconds() + (result.ttl ?? configuration.directoryTTL)
+      _ = table.withLock {
+        $0.replaceListing(of: inode, with: result.entries, trustedUntil: trustedUntil, isComplete: result.isComplete)
+      }
+    }
+    return try directory(inode).listing.children
   }
 
   /// Entries from `offset` on (an offset is an index into the snapshot taken at open).
@@ -283,26 +286,66 @@ public final class LogFilesystem: Sendable {
     }
   }
 
-  /// Fetches the start of the next files of the directory when opens go through it in order.
+  /// Fetches the start of the next files of the directory when opens go through it in order, and
+  /// once the walk's window reaches the directory's end, the start of the next directory beside it.
   private func followWalk(_ node: InodeTable.Node) {
     guard configuration.maxWalkAhead > 0 else { return }
-    let ahead: [(any ObjectClient, BlockReader.ObjectVersion)] = table.withLock { table in
-      guard let listing = table.listing(node.parent), let index = listing.position(of: node.name) else { return [] }
-      let range = walks.withLock { walks in
+    let (ahead, nextDirectory) = table.withLock { table -> ([(any ObjectClient, BlockReader.ObjectVersion)], UInt64?) in
+      guard let listing = table.listing(node.parent), let index = listing.position(of: node.name) else {
+        return ([], nil)
+      }
+      let (range, handOn) = walks.withLock { walks -> (Range<Int>?, Bool) in
         if walks[node.parent] == nil && walks.count >= 1024 { walks.removeAll() }
-        return walks[
-          node.parent,
-          default: WalkState(
-            initialWindow: configuration.initialWalkAhead, maxWindow: configuration.maxWalkAhead)
-        ].onOpen(index: index, count: listing.order.count)
+        var walk =
+          walks[node.parent]
+          ?? WalkState(initialWindow: configuration.initialWalkAhead, maxWindow: configuration.maxWalkAhead)
+        let range = walk.onOpen(index: index, count: listing.order.count)
+        // Only a walk seen going on (a second file in order), not the open of one first file.
+        let handOn = index > 0 && walk.window > 0 && walk.requestedEnd >= listing.order.count && !walk.handedOn
+        if handOn { walk.handedOn = true }
+        walks[node.parent] = walk
+        return (range, handOn)
       }
-      guard let range else { return [] }
-      return range.compactMap { position in
-        guard let inode = listing.children[listing.order[position]], let next = table.node(inode),
-          case .file(let file) = next.content, case .object(let client, let key, let etag) = file.source
-        else { return nil }
-        return (client, BlockReader.ObjectVersion(key: key, etag: etag, size: file.size))
-      }
+      let files = (range ?? 0..<0).compactMap { position in fileObject(listing.order[position], in: listing, table) }
+      return (files, handOn ? directory(after: node.parent, table) : nil)
+    }
+    for (client, object) in ahead {
+      reader(for: client)?.prefetch(object, offset: 0, end: min(object.size, configuration.initialReadahead))
+    }
+    if let nextDirectory, case .file(let file) = node.content, case .object(let client, _, _) = file.source,
+      let reader = reader(for: client)
+    {
+      reader.pool.submit { [self] in walkInto(nextDirectory) }
+    }
+  }
+
+  /// The remote object a directory entry stands for, if it is one.
+  private func fileObject(
+    _ name: String, in listing: InodeTable.Listing, _ table: InodeTable
+  ) -> (any ObjectClient, BlockReader.ObjectVersion)? {
+    guard let inode = listing.children[name], let node = table.node(inode), case .file(let file) = node.content,
+      case .object(let client, let key, let etag) = file.source
+    else { return nil }
+    return (client, BlockReader.ObjectVersion(key: key, etag: etag, size: file.size))
+  }
+
+  /// The first directory after `directory` among its parent's entries (looking a few entries on).
+  private func directory(after directory: UInt64, _ table: InodeTable) -> UInt64? {
+    guard let node = table.node(directory), node.parent != directory, let listing = table.listing(node.parent),
+      let position = listing.position(of: node.name)
+    else { return nil }
+    for name in listing.order.dropFirst(position + 1).prefix(8) {
+      if let inode = listing.children[name], table.node(inode)?.kind == .directory { return inode }
+    }
+    return nil
+  }
+
+  /// Lists a directory a walk is about to enter (if not listed) and fetches the start of its first files.
+  private func walkInto(_ directory: UInt64) {
+    guard (try? currentChildren(directory)) != nil else { return }
+    let ahead = table.withLock { table -> [(any ObjectClient, BlockReader.ObjectVersion)] in
+      guard let listing = table.listing(directory) else { return [] }
+      return listing.order.prefix(configuration.initialWalkAhead).compactMap { fileObject($0, in: listing, table) }
     }
     for (client, object) in ahead {
       reader(for: client)?.prefetch(object, offset: 0, end: min(object.size, configuration.initialReadahead))

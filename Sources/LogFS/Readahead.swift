@@ -87,6 +87,9 @@ public struct WalkState: Sendable, Hashable {
   public private(set) var window = 0
   /// Entries below this index have been fetched ahead (or opened).
   public private(set) var requestedEnd = 0
+  /// Whether the walk has been handed on to the next directory (set by the caller; a walk that
+  /// starts again at the first entry clears it).
+  public var handedOn = false
 
   public init(initialWindow: Int, maxWindow: Int) {
     self.initialWindow = max(1, initialWindow)
@@ -100,6 +103,7 @@ public struct WalkState: Sendable, Hashable {
       // A walk (re)starts at the first entry.
       window = 0
       requestedEnd = 0
+      handedOn = false
     }
     guard index == 0 || lastOpened == index - 1 else {
       window = 0

@@ -118,6 +118,21 @@ import Testing
     #expect(stats.contains("\"prefetched_blocks\": 19"), "\(stats)")
   }
 
+  @Test func aWalkGoesOnIntoTheNextDirectory() throws {
+    let fixture = Fixture(readahead: UInt64(Fixture.blockSize), walkAhead: 8)
+    for build in ["b1", "b2"] {
+      for job in 0..<3 { fixture.store.put("\(build)/job-\(job).log", pattern(3000, seed: UInt8(job))) }
+    }
+    _ = try fixture.names("")
+    _ = try fixture.names("b1")
+    for job in 0..<3 { _ = try fixture.readAll("b1/job-\(job).log") }
+    // The walk reached the end of b1: b2 is listed and its first files (the first window, 2) fetched.
+    waitForGets(fixture, atLeast: 5)
+    #expect(fixture.store.counters.snapshot.gets == 5)
+    for job in 0..<3 { #expect(try fixture.readAll("b2/job-\(job).log") == pattern(3000, seed: UInt8(job))) }
+    #expect(fixture.store.counters.snapshot.gets == 6)
+  }
+
   @Test func aSingleOpenFetchesLittleAndAJumpNothing() throws {
     let fixture = seeded()
     _ = try fixture.names("build")
