@@ -138,6 +138,13 @@ public struct HTTPURL: Sendable, Hashable {
 
   /// `scheme://host[:port]`.
   public var origin: String { "\(scheme)://\(hostHeader)" }
+
+  /// Whether the host is this machine: `localhost` (or a name under it) or an address in 127.0.0.0/8.
+  public var isLoopback: Bool {
+    if host == "localhost" || host.hasSuffix(".localhost") { return true }
+    let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+    return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+  }
 }
 
 /// Decodes `%XX` escapes (and, with `plusAsSpace`, `+` as a space). Nil on a malformed escape or bytes

@@ -59,8 +59,12 @@ extension String {
 /// request; if the API cannot be reached but the catalog knows names, the mount goes ahead on them.
 func makeBuildkiteNamespace(
   token: String, options: BuildkiteOptions, archive: (client: any ObjectClient, prefix: String)?,
-  exports: (client: any ObjectClient, prefix: String)?, cacheDirectory: String, directoryTTL: Double, logger: Logger
+  exports: (client: any ObjectClient, prefix: String)?, cacheDirectory: String, directoryTTL: Double,
+  insecureHTTP: Bool, logger: Logger
 ) throws -> BuildkiteNamespace {
+  try checkPlainHTTP(
+    options.apiEndpoint, what: "the Buildkite API endpoint", carrying: "the API token", allowed: insecureHTTP,
+    logger: logger)
   let api: BuildkiteClient
   do throws(BuildkiteError) {
     api = try BuildkiteClient(

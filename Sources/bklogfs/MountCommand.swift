@@ -34,6 +34,13 @@ struct MountCommand: ParsableCommand {
   @Flag(help: "Stay in the foreground, logging to standard error, until unmounted or interrupted.")
   var foreground = false
 
+  @Flag(
+    help: """
+      Accept plain-http endpoints on other machines (S3, Buildkite's API). Requests, credentials' \
+      signatures, the Buildkite token and logs then cross the network unencrypted.
+      """)
+  var insecureHTTP = false
+
   @Option(name: .customShort("o"), help: "A mount option for FUSE, such as allow_other (repeatable).")
   var options: [String] = []
 
@@ -179,7 +186,7 @@ struct MountCommand: ParsableCommand {
       }
     } else if let bucket = source.bucket {
       let target = try S3Target(bucketArgument: bucket, prefix: source.prefix)
-      let s3Client = try makeS3Client(target: target, options: s3, logger: logger)
+      let s3Client = try makeS3Client(target: target, options: s3, insecureHTTP: insecureHTTP, logger: logger)
       do throws(ObjectStoreError) {
         try s3Client.checkBucket()
       } catch {
@@ -191,7 +198,7 @@ struct MountCommand: ParsableCommand {
     var exports: (client: any ObjectClient, prefix: String)?
     if let location = buildkite.exports {
       let target = try S3Target(bucketArgument: location, prefix: nil)
-      let client = try makeS3Client(target: target, options: s3, logger: logger)
+      let client = try makeS3Client(target: target, options: s3, insecureHTTP: insecureHTTP, logger: logger)
       do throws(ObjectStoreError) {
         try client.checkBucket()
       } catch {
@@ -206,7 +213,7 @@ struct MountCommand: ParsableCommand {
       // With a token, the tree is Buildkite's names; the archive, if given, serves the logs it holds.
       let names = try makeBuildkiteNamespace(
         token: token, options: buildkite, archive: archive.map { ($0.client, $0.prefix) }, exports: exports,
-        cacheDirectory: cacheDirectory, directoryTTL: directoryTTL, logger: logger)
+        cacheDirectory: cacheDirectory, directoryTTL: directoryTTL, insecureHTTP: insecureHTTP, logger: logger)
       namespace = names
       fsname = "buildkite:" + names.api.baseURL
     } else if buildkite.exports != nil {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import HTTPTransport
 import Logging
 import ObjectStore
 import S3Client
@@ -47,7 +48,9 @@ struct S3Target: Equatable {
   }
 }
 
-func makeS3Client(target: S3Target, options: S3Options, logger: Logger) throws -> S3ObjectClient {
+func makeS3Client(
+  target: S3Target, options: S3Options, insecureHTTP: Bool, logger: Logger
+) throws -> S3ObjectClient {
   let settings: AWSSettings
   do throws(AWSConfigurationError) {
     settings = try AWSEnvironment.resolve(
@@ -61,12 +64,30 @@ func makeS3Client(target: S3Target, options: S3Options, logger: Logger) throws -
       "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, name a profile with --profile, "
         + "or pass --no-sign-request for a public bucket")
   }
+  let endpoint = options.endpoint ?? settings.endpoint
+  if let endpoint {
+    try checkPlainHTTP(
+      endpoint, what: "the S3 endpoint", carrying: "signed requests", allowed: insecureHTTP, logger: logger)
+  }
   let configuration = S3Configuration(
     bucket: target.bucket, prefix: target.prefix, region: options.region ?? settings.region ?? "us-east-1",
-    endpoint: options.endpoint ?? settings.endpoint, credentials: credentials)
+    endpoint: endpoint, credentials: credentials)
   do throws(ObjectStoreError) {
     return try S3ObjectClient(configuration: configuration, logger: logger)
   } catch {
     throw MountFailure(error.message)
   }
+}
+
+/// Refuses a plain-http endpoint on another machine unless the user said `--insecure-http`: what
+/// travels to it (signed requests, a Buildkite token, logs) would cross the network unencrypted.
+/// Plain http to this machine (a local S3 server, a test fake) is accepted as is.
+func checkPlainHTTP(_ endpoint: String, what: String, carrying: String, allowed: Bool, logger: Logger) throws {
+  guard let url = HTTPURL(endpoint), url.scheme == "http", !url.isLoopback else { return }
+  guard allowed else {
+    throw MountFailure(
+      "\(what) \(url.origin) is plain http on another machine: \(carrying) and logs would cross the network "
+        + "unencrypted. Use https, or pass --insecure-http to accept that.")
+  }
+  logger.warning("--insecure-http: \(what) \(url.origin) is plain http; \(carrying) and logs travel unencrypted")
 }

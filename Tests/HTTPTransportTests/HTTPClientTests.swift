@@ -139,6 +139,12 @@ import Testing
     #expect(aws.host == "s3.eu-west-1.amazonaws.com" && aws.port == nil && aws.path == "")
     #expect(HTTPURL("https://h:443/")!.hostHeader == "h")
     #expect(HTTPURL("ftp://h") == nil)
+    for loopback in ["http://127.0.0.1:9000", "http://127.1.2.3", "http://localhost:5000/v2", "http://api.localhost"] {
+      #expect(HTTPURL(loopback)!.isLoopback, "\(loopback)")
+    }
+    for remote in ["http://192.0.2.1:9", "http://127.0.0.1.example.com", "http://1270.0.0.1", "http://localhost.com"] {
+      #expect(!HTTPURL(remote)!.isLoopback, "\(remote)")
+    }
     #expect(percentDecode("a%20b%2Bc+d") == "a b+c+d")
     #expect(percentDecode("a+b", plusAsSpace: true) == "a b")
     #expect(percentDecode("%E2%82%AC") == "€")
