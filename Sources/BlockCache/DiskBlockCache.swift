@@ -251,6 +251,10 @@ public final class DiskBlockCache: Sendable {
 
   public var statistics: BlockCacheStatistics { state.withLock { $0.statistics } }
 
+  /// The bytes of all the cache's files at this moment, those being written included (read under
+  /// the one lock, so never more than `maxBytes`).
+  public var bytesOnDisk: Int { state.withLock { $0.statistics.bytes + $0.reserved } }
+
   /// Where the block's file is (or would be).
   public func filePath(for key: BlockKey) -> String {
     path(forHash: BlockIdentity.hash(BlockIdentity.encode(key, blockSize: blockSize)))

@@ -389,6 +389,7 @@ public final class LogFilesystem: Sendable {
       ("prefetched_blocks", counters.prefetchedBlocks.load(ordering: .relaxed)),
       ("memory_bytes", memory.bytes),
       ("disk_bytes", disk?.bytes ?? 0),
+      ("disk_bytes_on_disk", diskCache?.bytesOnDisk ?? 0),
       ("disk_blocks", disk?.blocks ?? 0),
       ("disk_evictions", disk?.evictions ?? 0),
       ("corrupt_blocks", disk?.corruptBlocks ?? 0),

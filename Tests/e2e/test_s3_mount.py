@@ -32,7 +32,7 @@ def test_stats_are_json_with_the_documented_fields(mount):
         assert isinstance(s["requests"][k], int)
     for k in ("bytes_fetched", "retries", "failures"):
         assert isinstance(s[k], int)
-    for k in ("memory_hits", "disk_hits", "misses", "disk_bytes", "disk_blocks", "corrupt_blocks"):
+    for k in ("memory_hits", "disk_hits", "misses", "disk_bytes", "disk_bytes_on_disk", "disk_blocks", "corrupt_blocks"):
         assert isinstance(s["cache"][k], int)
 
 
