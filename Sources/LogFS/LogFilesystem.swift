@@ -309,9 +309,7 @@ public final class LogFilesystem: Sendable {
       let files = (range ?? 0..<0).compactMap { position in fileObject(listing.order[position], in: listing, table) }
       return (files, handOn ? directory(after: node.parent, table) : nil)
     }
-    for (client, object) in ahead {
-      reader(for: client)?.prefetch(object, offset: 0, end: min(object.size, configuration.initialReadahead))
-    }
+    prefetchStarts(of: ahead)
     if let nextDirectory, case .file(let file) = node.content, case .object(let client, _, _) = file.source,
       let reader = reader(for: client)
     {
@@ -347,7 +345,12 @@ public final class LogFilesystem: Sendable {
       guard let listing = table.listing(directory) else { return [] }
       return listing.order.prefix(configuration.initialWalkAhead).compactMap { fileObject($0, in: listing, table) }
     }
-    for (client, object) in ahead {
+    prefetchStarts(of: ahead)
+  }
+
+  /// Fetches the first `initialReadahead` bytes of each file, in the background.
+  private func prefetchStarts(of files: [(any ObjectClient, BlockReader.ObjectVersion)]) {
+    for (client, object) in files {
       reader(for: client)?.prefetch(object, offset: 0, end: min(object.size, configuration.initialReadahead))
     }
   }
