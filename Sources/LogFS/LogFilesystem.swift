@@ -115,7 +115,14 @@ public final class LogFilesystem: Sendable {
       if let child = listing.children[name] { return try attributes(of: child) }
       if listing.isComplete { throw .noEntry(key + name) }
     }
-    let entry = try namespace.lookup(directory: key, name: name)
+    let entry: NamespaceEntry?
+    do throws(FilesystemError) {
+      entry = try namespace.lookup(directory: key, name: name)
+    } catch {
+      // A lookup is a listing: one that failed after its retries is logged, as listings are.
+      if error.errno != ENOENT { logger.error("\(error.message)") }
+      throw error
+    }
     guard let child = table.withLock({ $0.recordLookup(in: parent, name: name, entry: entry) }) else {
       throw .noEntry(key + name)
     }

@@ -455,6 +455,7 @@ class MountFactory:
         args = ["mount", mnt, *source_args, "--cache-dir", cache, "--cache-size", "1G",
                 "--log-file", log_file, "--log-level", "debug", *extra_args]
         m = Mount(self, mnt, cache, source_args, list(extra_args))
+        m.log_path = log_file
         self.mounts.append(m)
         r = run_bklogfs(self.binary, *args, timeout=timeout)
         m.pids = daemon_pids(self.binary, mnt)

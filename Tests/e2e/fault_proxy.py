@@ -1,0 +1,167 @@
+"""A fault-injecting HTTP/1.1 proxy for the end-to-end tests (issue 5): it sits on loopback in front
+of moto_server and spoils a share of the responses, the ways a flaky network and a throttling S3 do.
+
+Faults, each spoiling one response:
+    503     S3's `503 SlowDown`, with its XML error body
+    500     S3's `500 InternalError`
+    reset   the head and half the body, then a TCP reset
+    short   the head (its Content-Length) and half the body, then an orderly close
+    range   a 206 whose Content-Range starts one byte off (the body unchanged)
+
+`next_faults` are injected first, in order; then `rate` is the share of requests spoiled, drawn from
+a seeded RNG; one request (method, path, Range)
+is spoiled at most `max_in_a_row` times in a row, so a client that retries gets through. `fail_all`
+spoils every request with a 503 (a dead store). Every answer closes its connection
+(`Connection: close`), so each request is one connection. Standard library only.
+"""
+
+import random
+import socket
+import threading
+from collections import Counter
+
+FAULTS = ("503", "500", "reset", "short", "range")
+
+ERROR_BODIES = {
+    "503": (b"503 Slow Down", b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>"
+            b"<Message>Please reduce your request rate.</Message></Error>"),
+    "500": (b"500 Internal Server Error", b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>"
+            b"<Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>"),
+}
+
+
+def _read_until(sock, buf, marker):
+    while marker not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None, buf
+        buf += chunk
+    head, _, rest = buf.partition(marker)
+    return head, rest
+
+
+def _headers(head):
+    lines = head.split(b"\r\n")
+    fields = []
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        fields.append((name.strip(), value.strip()))
+    return lines[0], fields
+
+
+def _get(fields, name):
+    for key, value in fields:
+        if key.lower() == name:
+            return value
+    return None
+
+
+class FaultProxy:
+    def __init__(self, upstream_port, rate=0.0, seed=1, max_in_a_row=2, upstream_host="127.0.0.1"):
+        self.upstream = (upstream_host, upstream_port)
+        self.rate = rate
+        self.fail_all = False
+        # Faults to inject first, in order, each into the next request it fits ("range": a ranged GET).
+        self.next_faults = []
+        self.max_in_a_row = max_in_a_row
+        self.random = random.Random(seed)
+        self.lock = threading.Lock()
+        self.in_a_row = Counter()
+        self.injected = Counter()
+        self.requests = 0
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(128)
+        self.port = self.listener.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stop(self):
+        self.stopped = True
+        self.listener.close()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _choose(self, identity, ranged, head_only):
+        with self.lock:
+            self.requests += 1
+            if self.fail_all:
+                self.injected["503"] += 1
+                return "503"
+            if self.next_faults and (ranged or self.next_faults[0] != "range"):
+                fault = self.next_faults.pop(0)
+                self.injected[fault] += 1
+                return fault
+            if self.in_a_row[identity] >= self.max_in_a_row or self.random.random() >= self.rate:
+                self.in_a_row[identity] = 0
+                return None
+            choices = FAULTS if ranged else FAULTS[:2] if head_only else FAULTS[:4]
+            fault = self.random.choice(choices)
+            self.in_a_row[identity] += 1
+            self.injected[fault] += 1
+            return fault
+
+    def _serve(self, client):
+        try:
+            head, rest = _read_until(client, b"", b"\r\n\r\n")
+            if head is None:
+                return
+            first, fields = _headers(head)
+            length = int(_get(fields, b"content-length") or 0)
+            while len(rest) < length:
+                chunk = client.recv(65536)
+                if not chunk:
+                    return
+                rest += chunk
+            method, target = first.split(b" ")[:2]
+            request_range = _get(fields, b"range")
+            fault = self._choose((method, target, request_range), request_range is not None and method == b"GET",
+                                 method == b"HEAD")
+            if fault in ERROR_BODIES:
+                status, body = ERROR_BODIES[fault]
+                client.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Type: application/xml\r\nContent-Length: "
+                               + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+                return
+            kept = [(k, v) for k, v in fields if k.lower() not in (b"connection", b"keep-alive")]
+            request = first + b"\r\n" + b"".join(k + b": " + v + b"\r\n" for k, v in kept)
+            request += b"Connection: close\r\n\r\n" + rest[:length]
+            with socket.create_connection(self.upstream, timeout=30) as upstream:
+                upstream.sendall(request)
+                response = b""
+                while True:
+                    chunk = upstream.recv(1 << 20)
+                    if not chunk:
+                        break
+                    response += chunk
+            head, body = response.split(b"\r\n\r\n", 1) if b"\r\n\r\n" in response else (response, b"")
+            status_line, out_fields = _headers(head)
+            out_fields = [(k, v) for k, v in out_fields if k.lower() not in (b"connection", b"keep-alive")]
+            if fault == "range" and _get(out_fields, b"content-range"):
+                spoiled = []
+                for k, v in out_fields:
+                    if k.lower() == b"content-range":
+                        unit, _, span = v.partition(b" ")
+                        start, _, tail = span.partition(b"-")
+                        v = unit + b" " + str(int(start) + 1).encode() + b"-" + tail
+                    spoiled.append((k, v))
+                out_fields = spoiled
+            out_head = status_line + b"\r\n" + b"".join(k + b": " + v + b"\r\n" for k, v in out_fields)
+            out_head += b"Connection: close\r\n\r\n"
+            if fault in ("reset", "short") and method != b"HEAD" and len(body) > 1:
+                client.sendall(out_head + body[: len(body) // 2])
+                if fault == "reset":
+                    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                return
+            client.sendall(out_head + (b"" if method == b"HEAD" else body))
+        except OSError:
+            pass
+        finally:
+            client.close()

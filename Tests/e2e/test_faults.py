@@ -1,0 +1,85 @@
+"""End-to-end: the mount keeps working and loses nothing through a flaky, throttling store, and a
+dead store fails reads with EIO in bounded time, after which the same mount heals (issue 5).
+The faults come from fault_proxy.FaultProxy, in front of the session's moto_server."""
+
+import subprocess
+import time
+from types import SimpleNamespace
+from urllib.parse import urlparse
+
+import pytest
+
+from conftest import read_file
+from fault_proxy import FaultProxy
+
+
+@pytest.fixture
+def proxy(seeded_bucket):
+    p = FaultProxy(urlparse(seeded_bucket.endpoint).port, seed=5)
+    yield p
+    p.stop()
+
+
+def through(proxy, bucket):
+    return SimpleNamespace(name=bucket.name, endpoint=proxy.endpoint)
+
+
+def test_every_file_reads_right_through_10_percent_of_failing_requests(mount, seeded_bucket, proxy):
+    m = mount(bucket=through(proxy, seeded_bucket))  # mounted cleanly; the faults start now
+    proxy.rate = 0.1
+    for key in sorted(seeded_bucket.keys):
+        r = subprocess.run(["cat", str(m / key)], capture_output=True, timeout=300)
+        assert r.returncode == 0, f"{key}: {r.stderr.decode(errors='replace')}"
+        assert r.stdout == read_file(seeded_bucket.path(key)), key
+    stats = m.stats()
+    injected = sum(proxy.injected.values())
+    print(f"{proxy.requests} requests, {injected} spoiled ({dict(proxy.injected)}); "
+          f"bklogfs retried {stats['retries']} times")
+    assert injected >= 5, f"only {injected} of {proxy.requests} requests were spoiled: the test proved little"
+    assert len(proxy.injected) >= 3, f"too few kinds of fault: {dict(proxy.injected)}"
+    # Every spoiled answer cost one failed attempt, and each was retried.
+    assert stats["retries"] >= injected, stats
+    assert stats["failures"] == 0, stats
+
+
+def test_a_dead_store_fails_reads_with_eio_in_bounded_time_and_the_mount_heals(mount, seeded_bucket, proxy):
+    m = mount(bucket=through(proxy, seeded_bucket))
+    key = seeded_bucket.real_keys[0]
+    (m / key).stat()  # the names are known; the reads below fail on the object itself
+    proxy.fail_all = True
+    started = time.monotonic()
+    r = subprocess.run(["cat", str(m / key)], capture_output=True, timeout=120)
+    elapsed = time.monotonic() - started
+    assert r.returncode != 0, "a read succeeded though every request failed"
+    assert b"Input/output error" in r.stderr, r.stderr
+    assert elapsed < 60, f"the read took {elapsed:.0f} s to fail"
+    log = m.log_path.read_text(errors="replace")
+    assert key in log and "SlowDown" in log, f"the log does not name the object and the reason: {log[-2000:]}"
+    proxy.fail_all = False
+    assert read_file(m / key) == read_file(seeded_bucket.path(key)), "the same mount did not heal"
+
+
+def test_a_lookup_that_fails_after_its_retries_is_eio_and_logged(mount, seeded_bucket, proxy):
+    m = mount(bucket=through(proxy, seeded_bucket))
+    top = seeded_bucket.real_keys[0].split("/")[0]
+    proxy.fail_all = True
+    r = subprocess.run(["stat", str(m / top)], capture_output=True, timeout=120)
+    assert r.returncode != 0 and b"Input/output error" in r.stderr, r.stderr
+    log = m.log_path.read_text(errors="replace")
+    assert any(" error " in line and top in line and "SlowDown" in line for line in log.splitlines()), log[-2000:]
+    proxy.fail_all = False
+    assert (m / top).is_dir()
+
+
+@pytest.mark.parametrize("fault", ["range", "short", "reset", "503", "500"])
+def test_each_kind_of_fault_is_retried_and_the_bytes_are_right(mount, seeded_bucket, proxy, fault):
+    m = mount(bucket=through(proxy, seeded_bucket))
+    key = seeded_bucket.big_key
+    (m / key).stat()
+    before = m.stats()["retries"]
+    proxy.next_faults = [fault, fault]
+    r = subprocess.run(["tail", "-c", "100000", str(m / key)], capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == read_file(seeded_bucket.path(key))[-100000:]
+    assert proxy.injected[fault] == 2 and not proxy.next_faults
+    assert m.stats()["retries"] - before >= 2
