@@ -1,7 +1,9 @@
 internal import CFuse
+import Dispatch
 import Glibc
 public import LogFS
 public import Logging
+import Synchronization
 
 /// How the kernel may cache what the filesystem answers.
 public struct KernelCaching: Sendable {
@@ -28,6 +30,7 @@ public final class FuseSession {
   let context: FuseContext
   private let session: OpaquePointer
   private let unmanagedContext: Unmanaged<FuseContext>
+  private let invalidations: Invalidations
   public let mountpoint: String
   private var mounted = false
 
@@ -60,7 +63,10 @@ public final class FuseSession {
       throw FuseError(description: "libfuse refused the mount options \(mountOptions.joined(separator: ","))")
     }
     session = created
+    invalidations = Invalidations(session: created)
+    filesystem.onFileChanged { [invalidations] inode in invalidations.invalidate(inode) }
     guard fuse_session_mount(session, mountpoint) == 0 else {
+      invalidations.close()
       fuse_session_destroy(session)
       unmanagedContext.release()
       throw FuseError(description: "could not mount on \(mountpoint) (is /dev/fuse there, and fusermount3 installed?)")
@@ -77,12 +83,14 @@ public final class FuseSession {
   }
 
   public func unmount() {
+    invalidations.close()
     guard mounted else { return }
     mounted = false
     fuse_session_unmount(session)
   }
 
   deinit {
+    invalidations.close()
     unmount()
     fuse_session_destroy(session)
     unmanagedContext.release()
@@ -117,4 +125,25 @@ extension String {
   fileprivate func replacingCommas() -> String {
     String(map { $0 == "," ? "_" : $0 })
   }
+}
+
+/// Tells the kernel to drop what it cached of a file whose object changed (its pages and
+/// attributes), from a queue of its own: never from inside a request, where it could deadlock.
+private final class Invalidations: @unchecked Sendable {
+  private let session: OpaquePointer
+  private let open = Mutex(true)
+  private let queue = DispatchQueue(label: "bklogfs.invalidations")
+
+  init(session: OpaquePointer) { self.session = session }
+
+  func invalidate(_ inode: UInt64) {
+    queue.async { [self] in
+      open.withLock { open in
+        if open { _ = fuse_lowlevel_notify_inval_inode(session, inode, 0, 0) }
+      }
+    }
+  }
+
+  /// No notice is sent after this returns.
+  func close() { open.withLock { $0 = false } }
 }

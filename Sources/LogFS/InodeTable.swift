@@ -46,6 +46,14 @@ struct InodeTable {
   private var listings: [UInt64: Listing] = [:]
   private var inodeByIdentity: [Identity: UInt64] = [:]
   private var nextInode: UInt64 = 2
+  /// Files whose content (object version or size) changed since the last `takeChangedFiles`.
+  private var changedFiles: [UInt64] = []
+
+  /// The files found changed by listings and lookups since the last call.
+  mutating func takeChangedFiles() -> [UInt64] {
+    defer { changedFiles.removeAll() }
+    return changedFiles
+  }
 
   init(rootKey: String) {
     nodes[Self.rootInode] = Node(
@@ -61,6 +69,11 @@ struct InodeTable {
   private mutating func inode(parent: UInt64, entry: NamespaceEntry) -> UInt64 {
     let identity = Identity(parent: parent, name: entry.name, kind: entry.content.kind)
     if let existing = inodeByIdentity[identity] {
+      if case .file(let old)? = nodes[existing]?.content, case .file(let new) = entry.content,
+        old.version != new.version
+      {
+        changedFiles.append(existing)
+      }
       nodes[existing]?.content = entry.content
       return existing
     }
@@ -93,5 +106,15 @@ struct InodeTable {
     let child = inode(parent: directory, entry: entry)
     listings[directory, default: Listing()].children[name] = child
     return child
+  }
+}
+
+extension FileContent {
+  /// What identifies the bytes: the object's ETag and the size, or the inline bytes.
+  fileprivate var version: String {
+    switch source {
+    case .object(_, let key, let etag): "\(key)\u{0}\(etag)\u{0}\(size)"
+    case .bytes(let bytes): "\(bytes.count)\u{0}\(bytes.hashValue)"
+    }
   }
 }

@@ -57,6 +57,9 @@ public final class LogFilesystem: Sendable {
   private let readers = Mutex<[String: BlockReader]>([:])
   /// The walk through each directory whose files are being opened, by the directory's inode.
   private let walks = Mutex<[UInt64: WalkState]>([:])
+  /// Told the inode of every file whose content changed (a new ETag or size), so the kernel drops
+  /// what it cached of it; set by the FUSE adapter.
+  private let fileChanged = Mutex<(@Sendable (UInt64) -> Void)?>(nil)
   /// What was already reported as left out of the tree, so each is logged once.
   private let reported = Mutex<Set<String>>([])
 
@@ -99,6 +102,17 @@ public final class LogFilesystem: Sendable {
     self.listings = SingleFlight(waitLimit: configuration.waitLimit)
   }
 
+  /// Sets what is told of files whose content changed under the mount.
+  public func onFileChanged(_ body: @escaping @Sendable (UInt64) -> Void) {
+    fileChanged.withLock { $0 = body }
+  }
+
+  private func reportChangedFiles() {
+    let changed = table.withLock { $0.takeChangedFiles() }
+    guard !changed.isEmpty, let body = fileChanged.withLock({ $0 }) else { return }
+    for inode in changed { body(inode) }
+  }
+
   /// Stops the fetch threads; call once the filesystem is unmounted.
   public func shutdown() {
     for reader in readers.withLock({ Array($0.values) }) { reader.shutdown() }
@@ -123,7 +137,9 @@ public final class LogFilesystem: Sendable {
       if error.errno != ENOENT { logger.error("\(error.message)") }
       throw error
     }
-    guard let child = table.withLock({ $0.recordLookup(in: parent, name: name, entry: entry) }) else {
+    let child = table.withLock { $0.recordLookup(in: parent, name: name, entry: entry) }
+    reportChangedFiles()
+    guard let child else {
       throw .noEntry(key + name)
     }
     return try attributes(of: child)
@@ -211,6 +227,7 @@ public final class LogFilesystem: Sendable {
       _ = table.withLock {
         $0.replaceListing(of: inode, with: result.entries, trustedUntil: trustedUntil, isComplete: result.isComplete)
       }
+      reportChangedFiles()
     }
     return try directory(inode).listing.children
   }

@@ -83,3 +83,34 @@ def test_each_kind_of_fault_is_retried_and_the_bytes_are_right(mount, seeded_buc
     assert r.stdout == read_file(seeded_bucket.path(key))[-100000:]
     assert proxy.injected[fault] == 2 and not proxy.next_faults
     assert m.stats()["retries"] - before >= 2
+
+
+def test_an_object_replaced_under_the_mount_never_mixes_versions(mount, moto):
+    """An open file keeps its version: a block it has not read yet fails with ESTALE rather than
+    coming from the new object. Once the directory is listed again, a new open reads the new
+    version, whatever the kernel had cached of the old one."""
+    import errno
+    import os
+
+    bucket = "bk-replaced"
+    moto.client.create_bucket(Bucket=bucket)
+    old = b"old line\n" * (3 * 1024 * 1024 // 9)
+    new = b"the NEW version\n" * (2 * 1024 * 1024 // 16)
+    moto.client.put_object(Bucket=bucket, Key="a/job.log", Body=old)
+    m = mount(bucket=SimpleNamespace(name=bucket, endpoint=moto.endpoint), extra_args=["--directory-ttl", "1"])
+    path = m / "a" / "job.log"
+    assert read_file(path)[:4096] == old[:4096]
+    with open(path, "rb", buffering=0) as f:
+        assert f.read(4096) == old[:4096]
+        moto.client.put_object(Bucket=bucket, Key="a/job.log", Body=new)
+        f.seek(2 * 1024 * 1024 + 100)
+        try:
+            got = f.read(4096)
+            # Served from what was cached of the old version: still the old bytes, never the new.
+            assert got == old[2 * 1024 * 1024 + 100:2 * 1024 * 1024 + 4196]
+        except OSError as error:
+            assert error.errno == errno.ESTALE, error
+    time.sleep(1.5)
+    os.listdir(m / "a")  # listed again: the new ETag and size
+    assert os.stat(path).st_size == len(new)
+    assert read_file(path) == new
