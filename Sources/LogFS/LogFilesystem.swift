@@ -107,8 +107,8 @@ public final class LogFilesystem: Sendable {
     fileChanged.withLock { $0 = body }
   }
 
-  private func reportChangedFiles() {
-    let changed = table.withLock { $0.takeChangedFiles() }
+  /// Passes on the files a listing or lookup found changed (taken under the same lock as it).
+  private func report(changed: [UInt64]) {
     guard !changed.isEmpty, let body = fileChanged.withLock({ $0 }) else { return }
     for inode in changed { body(inode) }
   }
@@ -137,8 +137,10 @@ public final class LogFilesystem: Sendable {
       if error.errno != ENOENT { logger.error("\(error.message)") }
       throw error
     }
-    let child = table.withLock { $0.recordLookup(in: parent, name: name, entry: entry) }
-    reportChangedFiles()
+    let (child, changed) = table.withLock { table in
+      (table.recordLookup(in: parent, name: name, entry: entry), table.takeChangedFiles())
+    }
+    report(changed: changed)
     guard let child else {
       throw .noEntry(key + name)
     }
@@ -224,10 +226,12 @@ public final class LogFilesystem: Sendable {
       }
       report(result.leftOut)
       let trustedUntil = monotonicSeconds() + (result.ttl ?? configuration.directoryTTL)
-      _ = table.withLock {
-        $0.replaceListing(of: inode, with: result.entries, trustedUntil: trustedUntil, isComplete: result.isComplete)
+      let changed = table.withLock { table in
+        _ = table.replaceListing(
+          of: inode, with: result.entries, trustedUntil: trustedUntil, isComplete: result.isComplete)
+        return table.takeChangedFiles()
       }
-      reportChangedFiles()
+      report(changed: changed)
     }
     return try directory(inode).listing.children
   }

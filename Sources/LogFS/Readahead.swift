@@ -4,8 +4,9 @@
 /// A reader that continues where it left off is sequential: each such read doubles the window of
 /// bytes fetched ahead of it, from `initialWindow` up to `maxWindow`, so a `cat` or `grep` soon has
 /// several parts in flight while a reader that jumps (`tail`, `less` seeking) gets only what it asked
-/// for. The window is topped up once half of it is used, in one run of half a window or more. The kernel may deliver a sequential reader's requests slightly out of order (its own readahead
-/// runs several reads at once), so a read that lands inside the region already requested, or just
+/// for. The window is topped up once half of it is used, in one run of half a window or more. The
+/// kernel may deliver a sequential reader's requests slightly out of order (its own readahead runs
+/// several reads at once), so a read that lands inside the region already requested, or just
 /// behind the furthest read, still counts as sequential.
 public struct ReadaheadState: Sendable, Hashable {
   public let initialWindow: UInt64
