@@ -443,7 +443,7 @@ public final class LogFilesystem: Sendable {
     let cache = fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ")
     let source = namespace.clients.map(\.identity).joined(separator: " ")
     return """
-      {"source": "\(jsonEscaped(source))", \
+      {"source": "\(jsonEscaped(source))", "pid": \(getpid()), \
       "requests": {"list": \(total(\.lists)), "head": \(total(\.heads)), "get": \(total(\.gets))}, \
       "bytes_fetched": \(total(\.bytesFetched)), "retries": \(total(\.retries)), \
       "failures": \(total(\.failures)), "cache": {\(cache)}}
