@@ -129,6 +129,7 @@ public final class HTTPClient: Sendable {
       }
     }
 
+    transfer.curl = curl
     let context = Unmanaged.passUnretained(transfer).toOpaque()
     let code: CURLcode = errorBuffer.withUnsafeMutableBufferPointer { errorBuffer in
       _ = ccurl_setopt_string(curl, CURLOPT_URL, request.url)
@@ -248,10 +249,11 @@ public func monotonicSeconds() -> Double {
 private final class Transfer {
   let maxBodyBytes: Int?
   let stallSeconds: Int
-  /// The first byte may take the connect timeout longer than any later one.
-  let firstByteGrace: Double
+  let started = monotonicSeconds()
+  /// The easy handle, to ask whether the connection is made yet.
+  var curl: UnsafeMutableRawPointer?
+  var connected = false
   var lastActivity = monotonicSeconds()
-  var sawByte = false
   var uploaded = 0
   var stalled = false
   let onResponse: (HTTPResponse) -> Bool
@@ -270,25 +272,28 @@ private final class Transfer {
   ) {
     self.maxBodyBytes = maxBodyBytes
     stallSeconds = max(1, timeouts.stall)
-    firstByteGrace = timeouts.connect
     self.onResponse = onResponse
     self.onBody = onBody
   }
 
   /// Notes that bytes moved.
-  func active() {
-    lastActivity = monotonicSeconds()
-    sawByte = true
-  }
+  func active() { lastActivity = monotonicSeconds() }
 
-  /// Whether the transfer should go on: false once no byte has moved for `stallSeconds`.
+  /// Whether the transfer should go on: false once no byte has moved for `stallSeconds` since the
+  /// connection was made (the connect timeout bounds the time before).
   func progress(uploaded: Int) -> Bool {
+    if !connected {
+      var pretransfer: curl_off_t = 0
+      if let curl { _ = ccurl_getinfo_offset(curl, CURLINFO_PRETRANSFER_TIME_T, &pretransfer) }
+      guard pretransfer > 0 else { return true }
+      connected = true
+      lastActivity = max(lastActivity, started + Double(pretransfer) / 1e6)
+    }
     if uploaded != self.uploaded {
       self.uploaded = uploaded
       active()
     }
-    let allowed = Double(stallSeconds) + (sawByte ? 0 : firstByteGrace)
-    if monotonicSeconds() - lastActivity >= allowed {
+    if monotonicSeconds() - lastActivity >= Double(stallSeconds) {
       stalled = true
       return false
     }

@@ -3,7 +3,7 @@ public struct HTTPTimeouts: Sendable, Hashable {
   /// Longest wait for the TCP (and TLS) connection, in seconds.
   public var connect: Double
   /// A transfer that receives (or sends) no byte for this many seconds is abandoned with `.timeout`.
-  /// The first byte of the response may take `connect` seconds longer (counted from the start).
+  /// Counted from when the connection is made, so it also bounds the wait for the first byte.
   public var stall: Int
   /// Longest time for the whole request, body included, in seconds.
   public var total: Double
