@@ -140,8 +140,9 @@ struct MountCommand: ParsableCommand {
       throw MountFailure("cannot start the mount process: \(String(cString: strerror(status)))")
     }
 
-    // The child bounds its own start-up; this bound only guards against a child that hangs anyway.
-    let message = readReport(from: readEnd, timeoutSeconds: 120)
+    // The child bounds its own start-up (its first listing of Buildkite's API may spend every
+    // attempt of a stalled call); this bound only guards against a child that hangs anyway.
+    let message = readReport(from: readEnd, timeoutSeconds: Int32(network.waitLimit.rounded(.up)))
     if message == "ready" { return }
     if message == nil {
       kill(child, SIGTERM)

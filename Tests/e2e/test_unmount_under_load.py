@@ -3,38 +3,29 @@ readers (cat, grep -r, ls -lR, find) returns in bounded time (`--lazy` when the 
 reader then ends, with its bytes right or an error, never a hang; the daemon exits 0; no temporary
 block file is left; and a new mount on the same cache serves what was cached without a GET."""
 
+import contextlib
 import hashlib
-import os
+import json
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import CREDS, REGION, daemon_pids, force_unmount, is_mounted, kill_pids, read_file, require_fuse, \
-    run_bklogfs, stat_delta
+from conftest import REGION, foreground_mount, is_mounted, log_text, read_file, run_bklogfs, stat_delta
 
 READER_BOUND = 60  # seconds every reader may take to end once the unmount returned
 
 
 def test_unmount_under_load_ends_every_reader_and_a_new_mount_serves_the_cache(mount, seeded_bucket, bklogfs_bin,
                                                                                tmp_path):
-    require_fuse()
     mnt, cache = tmp_path / "busy-mnt", tmp_path / "cache"
-    mnt.mkdir()
-    log = open(tmp_path / "foreground.log", "w+")
-    # A foreground mount is this test's child, so its exit status can be read.
-    daemon = subprocess.Popen([bklogfs_bin, "mount", str(mnt), "--foreground", "--bucket", seeded_bucket.name,
-                               "--endpoint", seeded_bucket.endpoint, "--region", REGION, "--cache-dir", str(cache),
-                               "--cache-size", "1G", "--log-level", "info"],
-                              stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **CREDS})
+    source = ["--bucket", seeded_bucket.name, "--endpoint", seeded_bucket.endpoint, "--region", REGION,
+              "--cache-dir", cache, "--cache-size", "1G", "--log-level", "info"]
     readers = []
-    try:
-        deadline = time.monotonic() + 30
-        while not is_mounted(mnt):
-            assert daemon.poll() is None, f"the mount exited {daemon.returncode}: {log_text(log)}"
-            assert time.monotonic() < deadline, "the mount was not ready within 30 s"
-            time.sleep(0.1)
+    # A foreground mount is this test's child, so its exit status can be read.
+    with foreground_mount(bklogfs_bin, mnt, source, tmp_path / "foreground.log") as (daemon, log), \
+            killed_at_the_end(readers):
         small = sorted(k for k in seeded_bucket.keys if k != seeded_bucket.big_key and seeded_bucket.keys[k] > 0)
         cached = small[:6]
         for key in cached:
@@ -54,7 +45,7 @@ def test_unmount_under_load_ends_every_reader_and_a_new_mount_serves_the_cache(m
                     again('ls -lR "$1"') + [str(mnt)], again('ls -lR "$1"') + [str(mnt / top)],
                     again('find "$1" -type f -exec cat {} +') + [str(mnt)],
                     again('cat "$@"') + files, again('cat "$@"') + list(reversed(files))]
-        readers = [(c, subprocess.Popen(c, stdout=subprocess.PIPE if c[0] == "md5sum" else subprocess.DEVNULL,
+        readers += [(c, subprocess.Popen(c, stdout=subprocess.PIPE if c[0] == "md5sum" else subprocess.DEVNULL,
                                         stderr=subprocess.PIPE)) for c in commands]
         time.sleep(1.5)
         running = [c[0] for c, p in readers if p.poll() is None]
@@ -89,18 +80,6 @@ def test_unmount_under_load_ends_every_reader_and_a_new_mount_serves_the_cache(m
         assert "unmounted" in log_text(log)
         leftovers = [p for p in Path(cache).rglob("*") if p.name.endswith(".tmp")]
         assert not leftovers, leftovers
-    finally:
-        for _, proc in readers:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait(timeout=10)
-        force_unmount(mnt)
-        kill_pids(daemon_pids(bklogfs_bin, mnt))
-        log.close()
-
     # The same cache in a new mount: what was cached before the unmount is served without a GET.
     again = mount(cache_dir=cache)
     before = again.stats()
@@ -110,10 +89,20 @@ def test_unmount_under_load_ends_every_reader_and_a_new_mount_serves_the_cache(m
     assert read_file(again / seeded_bucket.big_key) == read_file(seeded_bucket.path(seeded_bucket.big_key))
 
 
+@contextlib.contextmanager
+def killed_at_the_end(processes):
+    """Kills, at the end of the block, the (command, process) pairs of `processes` still running."""
+    try:
+        yield
+    finally:
+        for _, proc in processes:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
 def wait_for_disk_blocks(binary, mnt, count):
     """Blocks reach the disk just after their reader has them: wait (bounded) until `count` are there."""
-    import json
-
     deadline = time.monotonic() + 20
     while True:
         r = run_bklogfs(binary, "stats", mnt, timeout=30)
@@ -124,7 +113,3 @@ def wait_for_disk_blocks(binary, mnt, count):
         time.sleep(0.1)
 
 
-def log_text(log):
-    log.flush()
-    log.seek(0)
-    return log.read()[-2000:]
