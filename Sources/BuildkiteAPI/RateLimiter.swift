@@ -87,7 +87,8 @@ extension Substring {
 ///   probe; its answer's headers tell the new budget.
 /// - Answers arrive out of order: within one window the lowest `remaining` (less the requests still in
 ///   flight) wins; a later reset time starts a new window.
-/// - A 429 empties the budget until its `RateLimit-Reset` (or `Retry-After`).
+/// - A 429 empties the budget until its `RateLimit-Reset` (or `Retry-After`), as the server says it
+///   then, whatever reset an earlier answer named.
 public struct RateLimitState: Sendable, Hashable {
   public enum Decision: Sendable, Hashable {
     /// Send the request now; report its answer with `complete`.
@@ -143,10 +144,12 @@ public struct RateLimitState: Sendable, Hashable {
     inFlight = max(0, inFlight - 1)
     if let limit = headers.limit { self.limit = limit }
     if throttled {
-      // The budget is gone until the reset the server named (a second at least when it named none).
+      // The budget is gone until the reset the server named: its latest word, even when an earlier
+      // answer named a later one (a 429 of the per-user budget, say, while the org's window runs
+      // on). With no reset named, a second at least, and never sooner than one already known.
       remaining = 0
       let until = now + max(headers.reset ?? 1, probePollInterval)
-      resetAt = max(resetAt ?? until, until)
+      resetAt = headers.reset != nil ? until : max(resetAt ?? until, until)
       return
     }
     guard let reported = headers.remaining else {

@@ -65,7 +65,9 @@ public final class HTTPClient: Sendable {
   ) throws(HTTPError) -> HTTPResponse {
     let result: Result<HTTPResponse, HTTPError> = withoutActuallyEscaping(onResponse) { onResponse in
       withoutActuallyEscaping(onBody) { onBody in
-        let transfer = Transfer(maxBodyBytes: request.maxBodyBytes, onResponse: onResponse, onBody: onBody)
+        let transfer = Transfer(
+          maxBodyBytes: request.maxBodyBytes, timeouts: request.timeouts ?? timeouts, onResponse: onResponse,
+          onBody: onBody)
         return run(request, transfer)
       }
     }
@@ -127,6 +129,7 @@ public final class HTTPClient: Sendable {
       }
     }
 
+    transfer.curl = curl
     let context = Unmanaged.passUnretained(transfer).toOpaque()
     let code: CURLcode = errorBuffer.withUnsafeMutableBufferPointer { errorBuffer in
       _ = ccurl_setopt_string(curl, CURLOPT_URL, request.url)
@@ -135,8 +138,12 @@ public final class HTTPClient: Sendable {
       _ = ccurl_setopt_string(curl, CURLOPT_PROTOCOLS_STR, "http,https")
       _ = ccurl_setopt_long(curl, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(timeouts.connect))
       _ = ccurl_setopt_long(curl, CURLOPT_TIMEOUT_MS, milliseconds(timeouts.total))
-      _ = ccurl_setopt_long(curl, CURLOPT_LOW_SPEED_LIMIT, 1)
-      _ = ccurl_setopt_long(curl, CURLOPT_LOW_SPEED_TIME, max(1, timeouts.stall))
+      // libcurl's own low-speed check averages over a window of several seconds, so a transfer that
+      // stops after a burst would only be abandoned seconds late: the stall is timed here instead,
+      // from the last byte seen, by the progress callback libcurl calls about once a second.
+      _ = ccurl_setopt_long(curl, CURLOPT_NOPROGRESS, 0)
+      _ = ccurl_setopt_xferinfo_callback(curl, progressCallback)
+      _ = ccurl_setopt_pointer(curl, CURLOPT_XFERINFODATA, context)
       _ = ccurl_setopt_long(curl, CURLOPT_SSL_VERIFYPEER, 1)
       _ = ccurl_setopt_long(curl, CURLOPT_SSL_VERIFYHOST, 2)
       _ = ccurl_setopt_long(curl, CURLOPT_TCP_KEEPALIVE, 1)
@@ -195,6 +202,7 @@ public final class HTTPClient: Sendable {
     case CURLE_COULDNT_CONNECT: kind = .connect
     case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: kind = .resolve
     case CURLE_OPERATION_TIMEDOUT: kind = .timeout
+    case CURLE_ABORTED_BY_CALLBACK where transfer.stalled: kind = .timeout
     case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_CERTPROBLEM,
       CURLE_SSL_CIPHER, CURLE_SSL_ENGINE_NOTFOUND, CURLE_SSL_ENGINE_SETFAILED, CURLE_SSL_CRL_BADFILE,
       CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS, CURLE_USE_SSL_FAILED:
@@ -206,6 +214,7 @@ public final class HTTPClient: Sendable {
     switch kind {
     case .tooLarge: detail = "the response body is larger than \(request.maxBodyBytes ?? 0) bytes"
     case .aborted: detail = "aborted by its handler"
+    case .timeout where transfer.stalled: detail = "no byte received for \(transfer.stallSeconds) s"
     default: detail = reason
     }
     let message = "\(target) failed: \(detail)"
@@ -229,9 +238,24 @@ private let globalInit: Void = {
   _ = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
 }()
 
+/// Seconds on the monotonic clock.
+public func monotonicSeconds() -> Double {
+  var now = timespec()
+  clock_gettime(CLOCK_MONOTONIC, &now)
+  return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
 /// State shared with libcurl's callbacks during one `curl_easy_perform`.
 private final class Transfer {
   let maxBodyBytes: Int?
+  let stallSeconds: Int
+  let started = monotonicSeconds()
+  /// The easy handle, to ask whether the connection is made yet.
+  var curl: UnsafeMutableRawPointer?
+  var connected = false
+  var lastActivity = monotonicSeconds()
+  var uploaded = 0
+  var stalled = false
   let onResponse: (HTTPResponse) -> Bool
   let onBody: (UnsafeRawBufferPointer) -> Bool
   var status = 0
@@ -243,15 +267,41 @@ private final class Transfer {
   var tooLarge = false
 
   init(
-    maxBodyBytes: Int?, onResponse: @escaping (HTTPResponse) -> Bool,
+    maxBodyBytes: Int?, timeouts: HTTPTimeouts, onResponse: @escaping (HTTPResponse) -> Bool,
     onBody: @escaping (UnsafeRawBufferPointer) -> Bool
   ) {
     self.maxBodyBytes = maxBodyBytes
+    stallSeconds = max(1, timeouts.stall)
     self.onResponse = onResponse
     self.onBody = onBody
   }
 
+  /// Notes that bytes moved.
+  func active() { lastActivity = monotonicSeconds() }
+
+  /// Whether the transfer should go on: false once no byte has moved for `stallSeconds` since the
+  /// connection was made (the connect timeout bounds the time before).
+  func progress(uploaded: Int) -> Bool {
+    if !connected {
+      var pretransfer: curl_off_t = 0
+      if let curl { _ = ccurl_getinfo_offset(curl, CURLINFO_PRETRANSFER_TIME_T, &pretransfer) }
+      guard pretransfer > 0 else { return true }
+      connected = true
+      lastActivity = max(lastActivity, started + Double(pretransfer) / 1e6)
+    }
+    if uploaded != self.uploaded {
+      self.uploaded = uploaded
+      active()
+    }
+    if monotonicSeconds() - lastActivity >= Double(stallSeconds) {
+      stalled = true
+      return false
+    }
+    return true
+  }
+
   func header(_ line: UnsafeRawBufferPointer) {
+    active()
     var bytes = Substring(decoding: line, as: UTF8.self)
     while let last = bytes.last, last == "\r\n" || last == "\n" || last == "\r" { bytes = bytes.dropLast() }
     if bytes.hasPrefix("HTTP/") {
@@ -277,6 +327,7 @@ private final class Transfer {
   }
 
   func body(_ chunk: UnsafeRawBufferPointer) -> Bool {
+    active()
     if !headDelivered {
       headDelivered = true
       if !onResponse(response ?? HTTPResponse(status: status, headers: headers)) {
@@ -311,6 +362,11 @@ private let headerCallback: ccurl_data_callback = { buffer, size, count, userdat
   let length = size * count
   transfer.header(UnsafeRawBufferPointer(start: buffer, count: length))
   return length
+}
+
+private let progressCallback: ccurl_xferinfo_callback = { userdata, _, _, _, uploaded in
+  let transfer = Unmanaged<Transfer>.fromOpaque(userdata!).takeUnretainedValue()
+  return transfer.progress(uploaded: uploaded) ? 0 : 1
 }
 
 private let writeCallback: ccurl_data_callback = { buffer, size, count, userdata in

@@ -2,8 +2,8 @@
 public struct HTTPTimeouts: Sendable, Hashable {
   /// Longest wait for the TCP (and TLS) connection, in seconds.
   public var connect: Double
-  /// A transfer slower than 1 byte/s for this many whole seconds is abandoned (`CURLOPT_LOW_SPEED_TIME`).
-  /// This also bounds the wait for the first response byte.
+  /// A transfer that receives (or sends) no byte for this many seconds is abandoned with `.timeout`.
+  /// Counted from when the connection is made, so it also bounds the wait for the first byte.
   public var stall: Int
   /// Longest time for the whole request, body included, in seconds.
   public var total: Double

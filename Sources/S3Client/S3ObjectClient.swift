@@ -428,12 +428,6 @@ private func epochSeconds() -> Int64 {
   return Int64(now.tv_sec)
 }
 
-private func monotonicSeconds() -> Double {
-  var now = timespec()
-  clock_gettime(CLOCK_MONOTONIC, &now)
-  return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-}
-
 private func sleepSeconds(_ seconds: Double) {
   guard seconds > 0 else { return }
   var request = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - seconds.rounded(.down)) * 1e9))

@@ -3,6 +3,7 @@ import BuildkiteAPI
 import BuildkiteNames
 import Catalog
 import Glibc
+import HTTPTransport
 import LogFS
 import Logging
 import ObjectStore
@@ -60,7 +61,7 @@ extension String {
 func makeBuildkiteNamespace(
   token: String, options: BuildkiteOptions, archive: (client: any ObjectClient, prefix: String)?,
   exports: (client: any ObjectClient, prefix: String)?, cacheDirectory: String, directoryTTL: Double,
-  insecureHTTP: Bool, logger: Logger
+  timeouts: HTTPTimeouts, insecureHTTP: Bool, logger: Logger
 ) throws -> BuildkiteNamespace {
   try checkPlainHTTP(
     options.apiEndpoint, what: "the Buildkite API endpoint", carrying: "the API token", allowed: insecureHTTP,
@@ -68,7 +69,8 @@ func makeBuildkiteNamespace(
   let api: BuildkiteClient
   do throws(BuildkiteError) {
     api = try BuildkiteClient(
-      configuration: BuildkiteConfiguration(baseURL: options.apiEndpoint, token: token), logger: logger)
+      configuration: BuildkiteConfiguration(baseURL: options.apiEndpoint, token: token, timeouts: timeouts),
+      logger: logger)
   } catch {
     throw MountFailure(error.message)
   }

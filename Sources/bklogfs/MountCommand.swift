@@ -4,6 +4,7 @@ import BuildkiteAPI
 import BuildkiteNames
 import FuseAdapter
 import Glibc
+import HTTPTransport
 import LogFS
 import Logging
 import ObjectStore
@@ -27,6 +28,7 @@ struct MountCommand: ParsableCommand {
   @OptionGroup(title: "Buildkite") var buildkite: BuildkiteOptions
   @OptionGroup(title: "Cache") var cache: CacheOptions
   @OptionGroup(title: "Reading") var reading: ReadingOptions
+  @OptionGroup(title: "Network") var network: NetworkOptions
 
   @Option(help: "Seconds a directory listing is trusted before it is listed again.")
   var directoryTTL: Double = 60
@@ -74,6 +76,7 @@ struct MountCommand: ParsableCommand {
     if directoryTTL < 0 { throw ValidationError("--directory-ttl cannot be negative.") }
     if reading.partSize.bytes < 1 << 20 { throw ValidationError("--part-size must be at least 1M.") }
     if reading.readahead.bytes < 1 << 20 { throw ValidationError("--readahead must be at least 1M.") }
+    try network.validate()
     for option in options where option.split(separator: ",").contains(where: { $0 == "rw" }) {
       throw ValidationError("bklogfs mounts are read-only; drop the rw option.")
     }
@@ -137,8 +140,9 @@ struct MountCommand: ParsableCommand {
       throw MountFailure("cannot start the mount process: \(String(cString: strerror(status)))")
     }
 
-    // The child bounds its own start-up; this bound only guards against a child that hangs anyway.
-    let message = readReport(from: readEnd, timeoutSeconds: 120)
+    // The child bounds its own start-up (its first listing of Buildkite's API may spend every
+    // attempt of a stalled call); this bound only guards against a child that hangs anyway.
+    let message = readReport(from: readEnd, timeoutSeconds: Int32(network.waitLimit.rounded(.up)))
     if message == "ready" { return }
     if message == nil {
       kill(child, SIGTERM)
@@ -186,7 +190,8 @@ struct MountCommand: ParsableCommand {
       }
     } else if let bucket = source.bucket {
       let target = try S3Target(bucketArgument: bucket, prefix: source.prefix)
-      let s3Client = try makeS3Client(target: target, options: s3, insecureHTTP: insecureHTTP, logger: logger)
+      let s3Client = try makeS3Client(
+        target: target, options: s3, timeouts: network.s3Timeouts, insecureHTTP: insecureHTTP, logger: logger)
       do throws(ObjectStoreError) {
         try s3Client.checkBucket()
       } catch {
@@ -198,7 +203,8 @@ struct MountCommand: ParsableCommand {
     var exports: (client: any ObjectClient, prefix: String)?
     if let location = buildkite.exports {
       let target = try S3Target(bucketArgument: location, prefix: nil)
-      let client = try makeS3Client(target: target, options: s3, insecureHTTP: insecureHTTP, logger: logger)
+      let client = try makeS3Client(
+        target: target, options: s3, timeouts: network.s3Timeouts, insecureHTTP: insecureHTTP, logger: logger)
       do throws(ObjectStoreError) {
         try client.checkBucket()
       } catch {
@@ -213,7 +219,8 @@ struct MountCommand: ParsableCommand {
       // With a token, the tree is Buildkite's names; the archive, if given, serves the logs it holds.
       let names = try makeBuildkiteNamespace(
         token: token, options: buildkite, archive: archive.map { ($0.client, $0.prefix) }, exports: exports,
-        cacheDirectory: cacheDirectory, directoryTTL: directoryTTL, insecureHTTP: insecureHTTP, logger: logger)
+        cacheDirectory: cacheDirectory, directoryTTL: directoryTTL, timeouts: network.apiTimeouts,
+        insecureHTTP: insecureHTTP, logger: logger)
       namespace = names
       fsname = "buildkite:" + names.api.baseURL
     } else if buildkite.exports != nil {
@@ -239,7 +246,7 @@ struct MountCommand: ParsableCommand {
     }
     let configuration = FilesystemConfiguration(
       blockSize: blockSize, partSize: reading.partSize.bytes, maxReadahead: UInt64(reading.readahead.bytes),
-      directoryTTL: directoryTTL,
+      directoryTTL: directoryTTL, waitLimit: network.waitLimit,
       // Blocks waiting for the disk cache's writer hold memory beside the memory cache: at most half
       // as much again (doc/CONFIGURATION.md).
       diskWriteQueueBytes: max(blockSize, cache.memoryCacheSize.bytes / 2))
@@ -309,6 +316,50 @@ struct ReadingOptions: ParsableArguments {
 
   @Option(help: "The most a sequential reader's readahead fetches ahead of it.")
   var readahead = ByteSize(bytes: 32 << 20)
+}
+
+struct NetworkOptions: ParsableArguments {
+  @Option(
+    name: .customLong("timeout"),
+    help: ArgumentHelp(
+      "Seconds a request may go without receiving a byte before it is abandoned and tried again (default: 15 for S3, 30 for Buildkite's API).",
+      valueName: "seconds"))
+  var stallTimeout: Int?
+
+  @Option(help: ArgumentHelp("Seconds a connection (TCP and TLS) may take to open.", valueName: "seconds"))
+  var connectTimeout: Double = 5
+
+  static let stallRange = 1...3600
+
+  func validate() throws {
+    if let stallTimeout, !Self.stallRange.contains(stallTimeout) {
+      throw ValidationError(
+        "--timeout takes a whole number of seconds from \(Self.stallRange.lowerBound) to \(Self.stallRange.upperBound)."
+      )
+    }
+    guard connectTimeout.isFinite, connectTimeout > 0, connectTimeout <= 600 else {
+      throw ValidationError("--connect-timeout takes a number of seconds above 0 and at most 600.")
+    }
+  }
+
+  /// The attempts of one call (the clients' default): a stalled call costs this many timeouts.
+  static let attempts = 5
+
+  var s3Timeouts: HTTPTimeouts { timeouts(stall: stallTimeout ?? 15, total: 300) }
+  var apiTimeouts: HTTPTimeouts { timeouts(stall: stallTimeout ?? 30, total: 900) }
+
+  /// A request also ends after `total` seconds, however steadily its bytes come; never sooner than
+  /// a few stalls.
+  private func timeouts(stall: Int, total: Double) -> HTTPTimeouts {
+    HTTPTimeouts(connect: connectTimeout, stall: stall, total: max(total, 4 * Double(stall)))
+  }
+
+  /// The longest a reader waits for a block or a listing that another thread fetches: longer than
+  /// every attempt of a stalled call with its backoff, and never less than 300 s.
+  var waitLimit: Double {
+    let stall = Double(max(s3Timeouts.stall, apiTimeouts.stall))
+    return max(300, Double(Self.attempts) * (connectTimeout + stall) + 60)
+  }
 }
 
 struct MountFailure: Error, CustomStringConvertible {

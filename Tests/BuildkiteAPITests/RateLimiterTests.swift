@@ -72,7 +72,8 @@ final class FakeClock: APIClock {
     #expect(state.admit(now: 1) == .proceed)
     state.complete(RateLimitHeaders(remaining: 0, limit: 200, reset: 7), throttled: true, now: 1)
     #expect(state.remaining == 0)
-    #expect(state.admit(now: 2) == .waitUntil(50))  // the later of the two resets
+    #expect(state.admit(now: 2) == .waitUntil(8))  // the 429's own reset, not the earlier answer's
+    #expect(state.admit(now: 8) == .proceed)  // a probe of the new window
     // Retry-After alone works too, and with no time at all a second is assumed.
     var other = RateLimitState()
     #expect(other.admit(now: 0) == .proceed)

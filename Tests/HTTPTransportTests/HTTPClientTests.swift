@@ -101,6 +101,27 @@ import Testing
     #expect(elapsed >= 1.5 && elapsed < 5)
   }
 
+  /// A burst then silence ends one stall timeout after the last byte, not several seconds later
+  /// as libcurl's low-speed average would have it.
+  @Test func aTransferThatStopsAfterABurstTimesOutOneStallAfterItsLastByte() throws {
+    let quick = HTTPClient(timeouts: HTTPTimeouts(connect: 2, stall: 1, total: 30))
+    let start = Date()
+    var received = 0
+    #expect {
+      try quick.perform(HTTPRequest(url: "\(server.base)/burst-then-hang")) { chunk in
+        received += chunk.count
+        return true
+      }
+    } throws: { error in
+      guard let error = error as? HTTPError else { return false }
+      return error.kind == .timeout && error.detail == "no byte received for 1 s"
+        && error.bytesDelivered == 64 << 10
+    }
+    let elapsed = Date().timeIntervalSince(start)
+    #expect(received == 64 << 10)
+    #expect(elapsed >= 0.9 && elapsed < 3)
+  }
+
   @Test func sequentialRequestsReuseOneConnection() throws {
     let fresh = HTTPClient()
     let before = Int(

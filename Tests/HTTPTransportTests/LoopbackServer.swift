@@ -3,7 +3,8 @@ import Foundation
 /// A small HTTP/1.1 server on loopback, written in Python and run as a child process for one test.
 /// Paths: `/data/N` (N bytes, byte i = i % 251, honours `Range`), `/missing` (404), `/connections`
 /// (connections accepted so far), `/echo` (any method: answers the method and body), `/hang` (reads
-/// the request, never answers). It prints its port, and a closed port, on its first line.
+/// the request, never answers), `/burst-then-hang` (a head promising 1 MiB, 64 KiB of it, then
+/// nothing). It prints its port, and a closed port, on its first line.
 final class LoopbackServer {
   let process = Process()
   let port: Int
@@ -61,6 +62,13 @@ final class LoopbackServer {
             elif self.path == "/echo":
                 self.reply(200, self.command.encode() + b" " + payload)
             elif self.path == "/hang":
+                time.sleep(60)
+            elif self.path == "/burst-then-hang":
+                self.send_response(200)
+                self.send_header("Content-Length", str(1 << 20))
+                self.end_headers()
+                self.wfile.write(b"x" * (64 << 10))
+                self.wfile.flush()
                 time.sleep(60)
             else:
                 self.reply(404, b"nope")

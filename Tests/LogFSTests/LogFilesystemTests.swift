@@ -1,8 +1,10 @@
 import BlockCache
+import Dispatch
 import Glibc
 import LogFS
 import Logging
 import ObjectStore
+import Synchronization
 import TestSupport
 import Testing
 
@@ -279,5 +281,69 @@ func pattern(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
     _ = try fixture.filesystem.read(handle, offset: UInt64(bytes.count - 100), count: 100)
     #expect(try fixture.readAll("org/pipe/1/job.log", chunk: Fixture.blockSize) == bytes)
     #expect(fixture.store.counters.snapshot.gets == 2)
+  }
+}
+
+/// A store whose GETs wait at a gate (10 s at most): lets a test hold one fetch in flight.
+final class GatedObjectClient: ObjectClient {
+  let inner: InMemoryObjectClient
+  let gate = DispatchSemaphore(value: 0)
+  let waiting = Atomic<Int>(0)
+
+  init(_ inner: InMemoryObjectClient) { self.inner = inner }
+
+  var identity: String { inner.identity }
+  var isRemote: Bool { true }
+  var counters: RequestCounters { inner.counters }
+  func listPage(_ request: ListRequest) throws(ObjectStoreError) -> ListPage { try inner.listPage(request) }
+  func head(key: String) throws(ObjectStoreError) -> ObjectInfo { try inner.head(key: key) }
+  func get(
+    key: String, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
+  ) throws(ObjectStoreError) {
+    waiting.add(1, ordering: .relaxed)
+    _ = gate.wait(timeout: .now() + 10)
+    try inner.get(key: key, range: range, ifMatch: ifMatch, body: body)
+  }
+}
+
+@Suite struct BoundedWaitTests {
+  /// No wait is unbounded: a reader that finds its block in another reader's fetch waits at most
+  /// the wait limit, then fails with ETIMEDOUT; the fetch it waited on still completes.
+  @Test func aReaderWaitingOnAnotherReadersFetchGivesUpAfterTheWaitLimit() throws {
+    let store = InMemoryObjectClient()
+    let bytes = pattern(Fixture.blockSize)
+    store.put("slow.log", bytes)
+    let gated = GatedObjectClient(store)
+    let filesystem = LogFilesystem(
+      namespace: ArchiveNamespace(client: gated, rootPrefix: "", listingFreshness: 60),
+      configuration: FilesystemConfiguration(
+        blockSize: Fixture.blockSize, partSize: Fixture.blockSize, initialReadahead: 0, maxReadahead: 0,
+        fetchThreads: 2, waitLimit: 0.5, initialWalkAhead: 0, maxWalkAhead: 0),
+      memoryCache: MemoryBlockCache(maxBytes: 1 << 20), diskCache: nil, logger: Logger(label: "test"))
+    let inode = try filesystem.lookup(parent: LogFilesystem.rootInode, name: "slow.log").inode
+    let first = try filesystem.openFile(inode)
+    let second = try filesystem.openFile(inode)
+    let leaderRead = Mutex<[UInt8]?>(nil)
+    let leaderDone = DispatchSemaphore(value: 0)
+    DispatchQueue.global().async {
+      leaderRead.withLock { $0 = try? filesystem.read(first, offset: 0, count: 100) }
+      leaderDone.signal()
+    }
+    for _ in 0..<500 where gated.waiting.load(ordering: .relaxed) == 0 { usleep(10_000) }
+    #expect(gated.waiting.load(ordering: .relaxed) == 1)
+
+    var started = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &started)
+    let error = #expect(throws: FilesystemError.self) { try filesystem.read(second, offset: 200, count: 100) }
+    var ended = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ended)
+    let elapsed = Double(ended.tv_sec - started.tv_sec) + Double(ended.tv_nsec - started.tv_nsec) / 1e9
+    #expect(error?.errno == ETIMEDOUT)
+    #expect(elapsed >= 0.4 && elapsed < 5)
+
+    gated.gate.signal()
+    #expect(leaderDone.wait(timeout: .now() + 10) == .success)
+    #expect(leaderRead.withLock { $0 } == Array(bytes[0..<100]))
+    #expect(gated.waiting.load(ordering: .relaxed) == 1, "the waiting reader started no fetch of its own")
   }
 }

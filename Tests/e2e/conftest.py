@@ -499,6 +499,40 @@ class MountFactory:
         return problems
 
 
+@contextlib.contextmanager
+def foreground_mount(binary, mnt, source_args, log_path, extra_args=()):
+    """Runs `bklogfs mount MNT --foreground ...` as this test's child (so its exit status can be read)
+    until the block ends; yields (process, log file) once the mount is up. At the end a process
+    still running is killed and whatever it left mounted is unmounted, also when the test fails."""
+    require_fuse()
+    Path(mnt).mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "w+")
+    proc = subprocess.Popen([binary, "mount", str(mnt), "--foreground", *map(str, source_args), *map(str, extra_args)],
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **CREDS})
+    try:
+        deadline = time.monotonic() + 30
+        while not is_mounted(mnt):
+            if proc.poll() is not None:
+                pytest.fail(f"foreground mount exited {proc.returncode} before mounting: {log_text(log)}")
+            assert time.monotonic() < deadline, "foreground mount not ready within 30 s"
+            time.sleep(0.1)
+        yield proc, log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        force_unmount(mnt)
+        kill_pids(daemon_pids(binary, mnt))
+        log.close()
+
+
+def log_text(log, n=2000):
+    """The last n characters written to an open log file."""
+    log.flush()
+    log.seek(0)
+    return log.read()[-n:]
+
+
 def _log_tail(path, n=1500):
     try:
         text = Path(path).read_text(errors="replace")

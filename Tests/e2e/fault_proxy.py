@@ -7,20 +7,29 @@ Faults, each spoiling one response:
     reset   the head and half the body, then a TCP reset
     short   the head (its Content-Length) and half the body, then an orderly close
     range   a 206 whose Content-Range starts one byte off (the body unchanged)
+    stall   the head and half the body (a HEAD: half the head), then nothing, the connection held
+            open until the client gives up (or `stall_seconds` pass)
+    429     Buildkite's rate limit: `429` with `RateLimit-Remaining: 0` and `RateLimit-Reset:
+            reset_seconds`, and its JSON message
 
-`next_faults` are injected first, in order; then `rate` is the share of requests spoiled, drawn from
-a seeded RNG; one request (method, path, Range)
-is spoiled at most `max_in_a_row` times in a row, so a client that retries gets through. `fail_all`
-spoils every request with a 503 (a dead store). Every answer closes its connection
-(`Connection: close`), so each request is one connection. Standard library only.
+`next_faults` are injected first, in order; then `rate` is the share of requests spoiled, with a
+kind drawn from `kinds` (by default the first five: S3's faults that cost no time), from a seeded
+RNG; one request (method, path, Range) is spoiled at most `max_in_a_row` times in a row, so a
+client that retries gets through. `fail_all` spoils every request: True with a 503 (a dead store),
+or the name of a fault ("stall": a store that answers nothing). Every answer closes its connection
+(`Connection: close`), so each request is one connection. `events` lists (monotonic time, request
+identity, fault or None) for every request, in order of arrival. Standard library only.
 """
 
+import json
 import random
 import socket
 import threading
+import time
 from collections import Counter
 
 FAULTS = ("503", "500", "reset", "short", "range")
+ALL_FAULTS = FAULTS + ("stall", "429")
 
 ERROR_BODIES = {
     "503": (b"503 Slow Down", b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>"
@@ -57,10 +66,16 @@ def _get(fields, name):
 
 
 class FaultProxy:
-    def __init__(self, upstream_port, rate=0.0, seed=1, max_in_a_row=2, upstream_host="127.0.0.1"):
+    def __init__(self, upstream_port, rate=0.0, seed=1, max_in_a_row=2, upstream_host="127.0.0.1", kinds=FAULTS,
+                 reset_seconds=1, stall_seconds=120):
         self.upstream = (upstream_host, upstream_port)
         self.rate = rate
+        self.kinds = tuple(kinds)
+        assert set(self.kinds) <= set(ALL_FAULTS), self.kinds
+        self.reset_seconds = reset_seconds
+        self.stall_seconds = stall_seconds
         self.fail_all = False
+        self.events = []
         # Faults to inject first, in order, each into the next request it fits ("range": a ranged GET).
         self.next_faults = []
         self.max_in_a_row = max_in_a_row
@@ -92,22 +107,38 @@ class FaultProxy:
 
     def _choose(self, identity, ranged, head_only):
         with self.lock:
+            fault = self._draw(identity, ranged, head_only)
             self.requests += 1
-            if self.fail_all:
-                self.injected["503"] += 1
-                return "503"
-            if self.next_faults and (ranged or self.next_faults[0] != "range"):
-                fault = self.next_faults.pop(0)
+            self.events.append((time.monotonic(), identity, fault))
+            if fault:
                 self.injected[fault] += 1
-                return fault
-            if self.in_a_row[identity] >= self.max_in_a_row or self.random.random() >= self.rate:
-                self.in_a_row[identity] = 0
-                return None
-            choices = FAULTS if ranged else FAULTS[:2] if head_only else FAULTS[:4]
-            fault = self.random.choice(choices)
-            self.in_a_row[identity] += 1
-            self.injected[fault] += 1
             return fault
+
+    def _draw(self, identity, ranged, head_only):
+        if self.fail_all:
+            return "503" if self.fail_all is True else self.fail_all
+        if self.next_faults and (ranged or self.next_faults[0] != "range"):
+            return self.next_faults.pop(0)
+        if self.in_a_row[identity] >= self.max_in_a_row or self.random.random() >= self.rate:
+            self.in_a_row[identity] = 0
+            return None
+        # A Content-Range needs a ranged GET; a cut body needs a body.
+        choices = [k for k in self.kinds if (k != "range" or ranged) and not (head_only and k in ("reset", "short"))]
+        if not choices:
+            return None
+        self.in_a_row[identity] += 1
+        return self.random.choice(choices)
+
+    def _hold(self, client):
+        """Keeps a stalled connection open, sending nothing, until the client closes it (or a bound)."""
+        client.settimeout(0.5)
+        deadline = time.monotonic() + self.stall_seconds
+        while not self.stopped and time.monotonic() < deadline:
+            try:
+                if not client.recv(65536):
+                    return
+            except socket.timeout:
+                continue
 
     def _serve(self, client):
         try:
@@ -128,6 +159,16 @@ class FaultProxy:
             if fault in ERROR_BODIES:
                 status, body = ERROR_BODIES[fault]
                 client.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Type: application/xml\r\nContent-Length: "
+                               + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+                return
+            if fault == "429":
+                reset = self.reset_seconds
+                body = json.dumps({"message": "You have exceeded your API rate limit. Please wait "
+                                   f"{reset} seconds before making more requests.", "scope": "rest",
+                                   "limit": 200, "current": 201, "reset": reset}).encode()
+                client.sendall(b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+                               b"RateLimit-Scope: rest\r\nRateLimit-Remaining: 0\r\nRateLimit-Limit: 200\r\n"
+                               b"RateLimit-Reset: " + str(reset).encode() + b"\r\nContent-Length: "
                                + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
                 return
             kept = [(k, v) for k, v in fields if k.lower() not in (b"connection", b"keep-alive")]
@@ -155,6 +196,13 @@ class FaultProxy:
                 out_fields = spoiled
             out_head = status_line + b"\r\n" + b"".join(k + b": " + v + b"\r\n" for k, v in out_fields)
             out_head += b"Connection: close\r\n\r\n"
+            if fault == "stall":
+                if method != b"HEAD" and len(body) > 1:
+                    client.sendall(out_head + body[: len(body) // 2])
+                else:
+                    client.sendall(out_head[: len(out_head) // 2])
+                self._hold(client)
+                return
             if fault in ("reset", "short") and method != b"HEAD" and len(body) > 1:
                 client.sendall(out_head + body[: len(body) // 2])
                 if fault == "reset":

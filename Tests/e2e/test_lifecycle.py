@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import CREDS, REGION, closed_port, daemon_pids, is_mounted, kill_pids, force_unmount, read_file
+from conftest import REGION, closed_port, daemon_pids, foreground_mount, is_mounted, read_file
 
 QUICK = 20  # seconds a failing mount may take (an unreachable endpoint includes a few retries)
 
@@ -60,24 +60,10 @@ def test_mount_of_a_missing_archive_dir_fails(mount, tmp_path, bklogfs_bin):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_to_a_foreground_mount_unmounts_cleanly(bklogfs_bin, seeded_bucket, tmp_path, sig):
-    from conftest import require_fuse
-
-    require_fuse()
     mnt = tmp_path / "fg"
-    mnt.mkdir()
-    env = {**os.environ, **CREDS}
-    args = [bklogfs_bin, "mount", str(mnt), "--foreground", "--bucket", seeded_bucket.name,
-            "--endpoint", seeded_bucket.endpoint, "--region", REGION, "--cache-dir", str(tmp_path / "cache")]
-    log = open(tmp_path / "fg.stderr", "w+")
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + 30
-        while not is_mounted(mnt):
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"foreground mount exited {proc.returncode} before mounting: {log.read()[-1500:]}")
-            assert time.monotonic() < deadline, "foreground mount not ready within 30 s"
-            time.sleep(0.1)
+    source = ["--bucket", seeded_bucket.name, "--endpoint", seeded_bucket.endpoint, "--region", REGION,
+              "--cache-dir", tmp_path / "cache"]
+    with foreground_mount(bklogfs_bin, mnt, source, tmp_path / "fg.stderr") as (proc, _):
         key = seeded_bucket.real_keys[0]
         assert read_file(mnt / key) == read_file(seeded_bucket.path(key))
         proc.send_signal(sig)
@@ -87,13 +73,6 @@ def test_signal_to_a_foreground_mount_unmounts_cleanly(bklogfs_bin, seeded_bucke
             pytest.fail(f"{sig.name} did not stop the foreground mount within 15 s")
         assert not is_mounted(mnt), f"{mnt} still mounted after {sig.name}"
         assert rc == 0, f"foreground mount exited {rc} after {sig.name}"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        force_unmount(mnt)
-        kill_pids(daemon_pids(bklogfs_bin, mnt))
-        log.close()
 
 
 def _environ(pid):
