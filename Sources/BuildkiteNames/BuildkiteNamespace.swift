@@ -102,6 +102,7 @@ public final class BuildkiteNamespace: Namespace {
       cached: { () throws(CatalogError) in try catalog.organizations() },
       fetch: { () throws(FilesystemError) in
         let found = try call("listing organizations") { () throws(BuildkiteError) in try api.organizations() }
+        warnOfDuplicates(found.map(\.slug), "organizations", in: "/")
         try store { () throws(CatalogError) in
           try catalog.upsert(organizations: found.map { CatalogOrganization(id: $0.id, slug: $0.slug, name: $0.name) })
         }
@@ -117,6 +118,7 @@ public final class BuildkiteNamespace: Namespace {
         let found = try call("listing the pipelines of \(organization)") { () throws(BuildkiteError) in
           try api.pipelines(organization: organization)
         }
+        warnOfDuplicates(found.map(\.slug), "pipelines", in: "/\(organization)")
         try store { () throws(CatalogError) in
           try catalog.upsert(
             pipelines: found.map {
@@ -147,6 +149,7 @@ public final class BuildkiteNamespace: Namespace {
             () throws(BuildkiteError) in
             try api.builds(organization: organization, pipeline: pipeline, query: query)
           }
+          warnOfDuplicates(builds.map { String($0.number) }, "builds", in: "/\(organization)/\(pipeline)")
           try store { () throws(CatalogError) in
             try catalog.upsert(builds: builds.map { record($0, organization: organization, pipeline: pipeline) })
             // Each build came with its jobs: its own record is as fresh as this listing.
@@ -514,9 +517,22 @@ public final class BuildkiteNamespace: Namespace {
     try stored(body)
   }
 
+  /// The catalog keeps one organization per slug, one pipeline per slug, one build per number and
+  /// one job per ID (the last the API sent): a listing with two of one name loses one, and says so.
+  private func warnOfDuplicates(_ names: [String], _ what: String, in place: String) {
+    var counts: [ExactName: Int] = [:]
+    for name in names { counts[ExactName(name), default: 0] += 1 }
+    for (name, count) in counts where count > 1 {
+      logger.warning(
+        "left out \(count - 1) of \(count) \(what) in \(escapedForLog(place)) named \(escapedForLog(name.string)): the API sent one name twice, the last is shown"
+      )
+    }
+  }
+
   private func record(_ build: Build, organization: String, pipeline: String) -> (
     build: CatalogBuild, jobs: [CatalogJob]
   ) {
+    warnOfDuplicates(build.jobs.map(\.id), "jobs", in: "/\(organization)/\(pipeline)/\(build.number)")
     let catalogBuild = CatalogBuild(
       id: build.id, organizationSlug: organization, pipelineSlug: pipeline, number: build.number, state: build.state,
       createdAt: build.createdAt.map { Int64($0) }, finishedAt: build.finishedAt.map { Int64($0) },

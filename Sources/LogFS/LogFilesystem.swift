@@ -484,7 +484,8 @@ func showable(_ entry: NamespaceEntry) -> String? {
   return nil
 }
 
-func escapedForLog(_ text: String) -> String {
+/// Text for a log line: control bytes as `\xNN` and `\` doubled, so a name cannot forge a line.
+public func escapedForLog(_ text: String) -> String {
   var out = ""
   for scalar in text.unicodeScalars {
     if scalar.value < 0x20 || scalar.value == 0x7f || scalar == "\\" {
