@@ -3,36 +3,8 @@ import LogFS
 import Logging
 import ObjectStore
 import Synchronization
+import TestSupport
 import Testing
-
-/// Keeps the messages logged, for tests that check what was reported.
-final class CapturedLog: Sendable {
-  private let lines = Mutex<[String]>([])
-
-  var all: [String] { lines.withLock { $0 } }
-
-  func append(_ line: String) { lines.withLock { $0.append(line) } }
-
-  var logger: Logger {
-    Logger(label: "test") { _ in CapturingHandler(log: self) }
-  }
-
-  /// The warnings that say something was left out.
-  var leftOut: [String] { all.filter { $0.hasPrefix("warning left out ") } }
-}
-
-struct CapturingHandler: LogHandler {
-  let log: CapturedLog
-  var logLevel: Logger.Level = .debug
-  var metadata: Logger.Metadata = [:]
-
-  subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-    get { metadata[key] }
-    set { metadata[key] = newValue }
-  }
-
-  func log(event: LogEvent) { log.append("\(event.level) \(event.message)") }
-}
 
 /// The matrix of hostile S3 keys (doc/SEMANTICS.md, "Hostile names"): each is shown as it is, or
 /// left out with one warning; nothing is a path, nothing crashes.
