@@ -1,4 +1,5 @@
 import BlockCache
+import Glibc
 import LogFS
 import Logging
 import ObjectStore
@@ -93,6 +94,27 @@ import Testing
     let plain = fixture(CapturedLog(), listingFreshness: 0)
     for path in ["h", "h/a", "h/sp", "h/sp/   ", "h/x"] {
       #expect(try walked.names(path).map { Array($0.utf8) } == plain.names(path).map { Array($0.utf8) }, "\(path)")
+    }
+  }
+
+  @Test func aLocalFileNameThatIsNotUTF8IsLeftOutWithAWarning() throws {
+    try withTemporaryDirectory { root in
+      for name: [UInt8] in [Array("ok.log".utf8), Array("bad".utf8) + [0xFF] + Array("name.log".utf8)] {
+        let path = Array((root + "/").utf8) + name + [0]
+        let fd = path.withUnsafeBufferPointer { bytes in
+          bytes.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_CREAT | O_WRONLY, 0o644) }
+        }
+        #expect(fd >= 0)
+        close(fd)
+      }
+      let log = CapturedLog()
+      let filesystem = LogFilesystem(
+        namespace: ArchiveNamespace(client: try LocalDirectoryClient(root: root), rootPrefix: ""),
+        configuration: FilesystemConfiguration(), memoryCache: MemoryBlockCache(maxBytes: 1 << 20), diskCache: nil,
+        logger: log.logger)
+      let handle = try filesystem.openDirectory(LogFilesystem.rootInode)
+      #expect(try filesystem.readDirectory(handle, from: 0).map(\.name) == [".", "..", "ok.log"])
+      #expect(log.leftOut == ["warning left out bad%FFname.log (percent-encoded as listed): its key is not UTF-8"])
     }
   }
 

@@ -224,6 +224,8 @@ HOSTILE_JOBS = [
     ("id_slash", "x/../../y", "Slash ID", "slash-id"),
     ("id_dotdot", "..", "Dot-dot ID", "dotdot-id"),
     ("id_long", "i" * 300, "Long ID", "long-id"),
+    ("id_dot", ".", "Dot ID", "dot-id"),
+    ("id_nul", "nul\u0000id", "NUL ID", "nul-id"),
 ]
 
 
