@@ -141,6 +141,9 @@ def test_hostile_s3_keys_are_shown_as_they_are_or_left_out_with_a_warning(mount,
         os.stat(m / "h" / LONG)
     assert too_long.value.errno == errno.ENAMETOOLONG
     assert os.path.isdir(m / "h" / "x")
+    # A name that is not UTF-8, asked of the mount (the kernel passes any bytes), is simply not there.
+    with pytest.raises(FileNotFoundError):
+        os.stat(os.path.join(os.fsencode(m / "h"), b"bad\xffname.log"))
     text = log_text(m)
     for key, reason in S3_LEFT_OUT.items():
         lines = [line for line in text.splitlines() if f"left out {key}:" in line]
