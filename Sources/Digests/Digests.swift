@@ -67,11 +67,21 @@ public enum CRC32 {
 public enum CRC32C {
   public static let isAvailable = ccrypto_crc32c_available() != 0
 
+  /// The tables that join the instruction's three lanes (shim.h), built once.
+  private struct Tables: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<ccrypto_crc32c_tables>
+  }
+  private static let tables: Tables = {
+    let pointer = UnsafeMutablePointer<ccrypto_crc32c_tables>.allocate(capacity: 1)
+    ccrypto_crc32c_prepare(pointer)
+    return Tables(pointer: pointer)
+  }()
+
   /// The checksum of the buffer; only where `isAvailable`.
   public static func checksum(_ buffer: UnsafeRawBufferPointer, continuing previous: UInt32 = 0) -> UInt32 {
     precondition(isAvailable, "CRC-32C needs SSE 4.2")
     guard let base = buffer.baseAddress else { return previous }
-    return ccrypto_crc32c(previous, base, buffer.count)
+    return ccrypto_crc32c(tables.pointer, previous, base, buffer.count)
   }
 
   public static func checksum(_ bytes: [UInt8]) -> UInt32 {

@@ -25,7 +25,8 @@ final class BlockReader: Sendable {
   let blockSize: Int
   let partBlocks: Int
   let memory: MemoryBlockCache
-  let disk: DiskBlockCache?
+  /// The disk cache, through its writer: blocks queued for it are found there too.
+  let disk: DiskCacheWriter?
   let pool: WorkerPool
   let logger: Logger
   let waitLimit: Double
@@ -34,7 +35,7 @@ final class BlockReader: Sendable {
   private let inFlight = Mutex<[BlockKey: Promise<[UInt8]>]>([:])
 
   init(
-    client: any ObjectClient, blockSize: Int, partSize: Int, memory: MemoryBlockCache, disk: DiskBlockCache?,
+    client: any ObjectClient, blockSize: Int, partSize: Int, memory: MemoryBlockCache, disk: DiskCacheWriter?,
     fetchThreads: Int, waitLimit: Double, counters: ReadCounters, logger: Logger
   ) {
     self.client = client

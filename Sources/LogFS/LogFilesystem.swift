@@ -20,11 +20,14 @@ public struct FilesystemConfiguration: Sendable {
   /// grows to (0 turns walk prefetch off). Each file ahead costs at most `initialReadahead` bytes.
   public var initialWalkAhead: Int
   public var maxWalkAhead: Int
+  /// The most bytes of fetched blocks queued for the disk cache's writer (`DiskCacheWriter`); 0
+  /// writes each block on the thread that fetched it.
+  public var diskWriteQueueBytes: Int
 
   public init(
     blockSize: Int = 1 << 20, partSize: Int = 8 << 20, initialReadahead: UInt64 = 1 << 20,
     maxReadahead: UInt64 = 32 << 20, fetchThreads: Int = 8, directoryTTL: Double = 60, waitLimit: Double = 300,
-    initialWalkAhead: Int = 4, maxWalkAhead: Int = 16
+    initialWalkAhead: Int = 4, maxWalkAhead: Int = 16, diskWriteQueueBytes: Int = 0
   ) {
     self.blockSize = blockSize
     self.partSize = partSize
@@ -35,6 +38,7 @@ public struct FilesystemConfiguration: Sendable {
     self.waitLimit = waitLimit
     self.initialWalkAhead = initialWalkAhead
     self.maxWalkAhead = maxWalkAhead
+    self.diskWriteQueueBytes = diskWriteQueueBytes
   }
 }
 
@@ -49,6 +53,7 @@ public final class LogFilesystem: Sendable {
   let mountTime: Timestamp
   let memoryCache: MemoryBlockCache
   let diskCache: DiskBlockCache?
+  let diskWriter: DiskCacheWriter?
   let counters = ReadCounters()
   private let table: Mutex<InodeTable>
   private let listings: SingleFlight<UInt64, Void>
@@ -95,6 +100,9 @@ public final class LogFilesystem: Sendable {
     self.logger = logger
     self.memoryCache = memoryCache
     self.diskCache = diskCache
+    self.diskWriter = diskCache.map {
+      DiskCacheWriter(cache: $0, maxQueuedBytes: configuration.diskWriteQueueBytes, logger: logger)
+    }
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)
     self.mountTime = Timestamp(seconds: Int64(now.tv_sec), nanoseconds: Int32(now.tv_nsec))
@@ -113,9 +121,11 @@ public final class LogFilesystem: Sendable {
     for inode in changed { body(inode) }
   }
 
-  /// Stops the fetch threads; call once the filesystem is unmounted.
+  /// Stops the fetch threads and writes out the blocks queued for the disk cache; call once the
+  /// filesystem is unmounted.
   public func shutdown() {
     for reader in readers.withLock({ Array($0.values) }) { reader.shutdown() }
+    diskWriter?.close()
   }
 
   // MARK: Names
@@ -420,7 +430,7 @@ public final class LogFilesystem: Sendable {
       if let reader = readers[client.identity] { return reader }
       let reader = BlockReader(
         client: client, blockSize: configuration.blockSize, partSize: configuration.partSize, memory: memoryCache,
-        disk: diskCache, fetchThreads: configuration.fetchThreads, waitLimit: configuration.waitLimit,
+        disk: diskWriter, fetchThreads: configuration.fetchThreads, waitLimit: configuration.waitLimit,
         counters: counters, logger: logger)
       readers[client.identity] = reader
       return reader
@@ -440,6 +450,7 @@ public final class LogFilesystem: Sendable {
     }
     let memory = memoryCache.statistics
     let disk = diskCache?.statistics
+    let writer = diskWriter?.statistics
     let fields: [(String, Int)] = [
       ("memory_hits", counters.memoryHits.load(ordering: .relaxed)),
       ("disk_hits", counters.diskHits.load(ordering: .relaxed)),
@@ -451,11 +462,15 @@ public final class LogFilesystem: Sendable {
       ("disk_blocks", disk?.blocks ?? 0),
       ("disk_evictions", disk?.evictions ?? 0),
       ("corrupt_blocks", disk?.corruptBlocks ?? 0),
+      ("disk_queue_bytes", writer?.bytes ?? 0),
+      ("disk_queue_max_bytes", writer?.maxBytes ?? 0),
+      ("disk_queue_waits", writer?.waits ?? 0),
+      ("disk_queue_dropped", writer?.dropped ?? 0),
     ]
     let cache = fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ")
     let source = namespace.clients.map(\.identity).joined(separator: " ")
     return """
-      {"source": "\(jsonEscaped(source))", \
+      {"source": "\(jsonEscaped(source))", "pid": \(getpid()), \
       "requests": {"list": \(total(\.lists)), "head": \(total(\.heads)), "get": \(total(\.gets))}, \
       "bytes_fetched": \(total(\.bytesFetched)), "retries": \(total(\.retries)), \
       "failures": \(total(\.failures)), "cache": {\(cache)}}

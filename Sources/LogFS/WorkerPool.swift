@@ -1,3 +1,4 @@
+import BlockCache
 import Dispatch
 import Glibc
 import Synchronization
@@ -17,7 +18,7 @@ final class WorkerPool: Sendable {
 
   init(threads: Int) {
     threadCount = threads
-    for _ in 0..<threads { startThread { [self] in self.work() } }
+    for _ in 0..<threads { startDetachedThread { [self] in self.work() } }
   }
 
   func submit(_ job: @escaping @Sendable () -> Void) {
@@ -51,22 +52,4 @@ final class WorkerPool: Sendable {
       job()
     }
   }
-}
-
-private final class ThreadBody {
-  let body: () -> Void
-  init(_ body: @escaping () -> Void) { self.body = body }
-}
-
-private func startThread(_ body: @escaping () -> Void) {
-  let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
-  var thread = pthread_t()
-  let result = pthread_create(
-    &thread, nil,
-    { argument in
-      Unmanaged<ThreadBody>.fromOpaque(argument!).takeRetainedValue().body()
-      return nil
-    }, box)
-  precondition(result == 0, "pthread_create failed with \(result)")
-  pthread_detach(thread)
 }

@@ -239,7 +239,10 @@ struct MountCommand: ParsableCommand {
     }
     let configuration = FilesystemConfiguration(
       blockSize: blockSize, partSize: reading.partSize.bytes, maxReadahead: UInt64(reading.readahead.bytes),
-      directoryTTL: directoryTTL)
+      directoryTTL: directoryTTL,
+      // Blocks waiting for the disk cache's writer hold memory beside the memory cache: at most half
+      // as much again (doc/CONFIGURATION.md).
+      diskWriteQueueBytes: max(blockSize, cache.memoryCacheSize.bytes / 2))
     let filesystem = LogFilesystem(
       namespace: namespace, configuration: configuration,
       memoryCache: MemoryBlockCache(maxBytes: cache.memoryCacheSize.bytes), diskCache: diskCache, logger: logger)

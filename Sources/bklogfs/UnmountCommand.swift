@@ -1,6 +1,8 @@
 import ArgumentParser
+import Dispatch
 import FuseAdapter
 import Glibc
+import Synchronization
 
 struct UnmountCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -13,6 +15,8 @@ struct UnmountCommand: ParsableCommand {
   var lazy = false
 
   func run() throws {
+    // Asked before the unmount: the daemon goes on after it, writing out its disk cache's queue.
+    let daemon = lazy ? nil : daemonProcessID(mountpoint)
     let arguments = ["fusermount3", lazy ? "-uz" : "-u", mountpoint]
     var child: pid_t = 0
     let spawned = withCStrings(arguments) { argv in posix_spawnp(&child, "fusermount3", nil, nil, argv, environ) }
@@ -24,7 +28,51 @@ struct UnmountCommand: ParsableCommand {
     while waitpid(child, &status, 0) < 0 && errno == EINTR {}
     // fusermount3 has already said why on standard error.
     if status != 0 { throw ExitCode.failure }
+    if let daemon { waitForExit(daemon, seconds: 60) }
   }
+}
+
+/// The process serving a bklogfs mount, from its counters; nil if the mount does not answer within
+/// two seconds (a hung daemon must not hang its unmount) or is not bklogfs.
+private func daemonProcessID(_ mountpoint: String) -> pid_t? {
+  let answered = DispatchSemaphore(value: 0)
+  let statistics = Mutex<String?>(nil)
+  DispatchQueue.global().async {
+    let json = try? readStatistics(mountpoint: mountpoint)
+    statistics.withLock { $0 = json }
+    answered.signal()
+  }
+  guard answered.wait(timeout: .now() + 2) == .success, let json = statistics.withLock({ $0 }) else { return nil }
+  let field = Array("\"pid\": ".utf8)
+  let bytes = Array(json.utf8)
+  guard bytes.count >= field.count,
+    let start = (0...(bytes.count - field.count)).first(where: { bytes[$0..<$0 + field.count].elementsEqual(field) })
+  else { return nil }
+  let digits = bytes[(start + field.count)...].prefix(while: { (0x30...0x39).contains($0) })
+  return pid_t(String(decoding: digits, as: UTF8.self))
+}
+
+/// Waits until `pid` has exited (gone, or a zombie nobody has reaped yet), at most `seconds`, so a
+/// mount started next over the same cache directory finds every block written.
+private func waitForExit(_ pid: pid_t, seconds: Double) {
+  let deadline = DispatchTime.now() + seconds
+  while DispatchTime.now() < deadline {
+    guard let state = processState(pid), state != UInt8(ascii: "Z") else { return }
+    usleep(20_000)
+  }
+  let message = Array("bklogfs: unmounted; its daemon (pid \(pid)) is still writing out its disk cache\n".utf8)
+  _ = message.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+}
+
+/// The state letter in /proc/PID/stat (after the parenthesised name), or nil if there is no such process.
+private func processState(_ pid: pid_t) -> UInt8? {
+  let descriptor = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+  guard descriptor >= 0 else { return nil }
+  defer { close(descriptor) }
+  var buffer = [UInt8](repeating: 0, count: 512)
+  let count = read(descriptor, &buffer, buffer.count)
+  guard count > 0, let close = buffer[..<count].lastIndex(of: UInt8(ascii: ")")), close + 2 < count else { return nil }
+  return buffer[close + 2]
 }
 
 struct StatsCommand: ParsableCommand {

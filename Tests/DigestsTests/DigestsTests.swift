@@ -34,6 +34,36 @@ import Testing
     let both = Array("56789".utf8).withUnsafeBytes { CRC32.checksum($0, continuing: first) }
     #expect(both == whole)
   }
+
+  /// Buffers long enough for the three-lane path (3 x 8 KiB and more), at lengths around its
+  /// boundaries and from unaligned starts, against CRC-32C computed a bit at a time.
+  @Test(arguments: [24_575, 24_576, 24_577, 49_152 + 13, 100_003, 1 << 20, (1 << 20) + 7])
+  func crc32cOfLongBuffersMatchesTheBitwiseDefinition(length: Int) {
+    guard CRC32C.isAvailable else { return }
+    var seed: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(length)
+    let bytes = (0..<length + 3).map { _ -> UInt8 in
+      seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+      return UInt8(truncatingIfNeeded: seed >> 33)
+    }
+    for start in [0, 3] {
+      let data = Array(bytes[start..<start + length])
+      #expect(CRC32C.checksum(data) == bitwiseCRC32C(data), "length \(length) from offset \(start)")
+    }
+    let split = length / 3 + 5
+    let first = bytes[..<split].withUnsafeBytes { CRC32C.checksum($0) }
+    let rest = bytes[split..<length].withUnsafeBytes { CRC32C.checksum($0, continuing: first) }
+    #expect(rest == bitwiseCRC32C(Array(bytes[..<length])))
+  }
+}
+
+/// CRC-32C by its definition (reflected polynomial 0x82F63B78), one bit at a time.
+private func bitwiseCRC32C(_ bytes: [UInt8]) -> UInt32 {
+  var crc: UInt32 = 0xFFFF_FFFF
+  for byte in bytes {
+    crc ^= UInt32(byte)
+    for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
+  }
+  return ~crc
 }
 
 @Suite struct GzipTests {

@@ -15,13 +15,14 @@ struct Fixture {
   init(
     store: InMemoryObjectClient = InMemoryObjectClient(), rootPrefix: String = "", disk: DiskBlockCache? = nil,
     readahead: UInt64 = 0, directoryTTL: Double = 60, listingFreshness: Double = 60, walkAhead: Int = 0,
-    logger: Logger = Logger(label: "test")
+    diskWriteQueue: Int = 0, logger: Logger = Logger(label: "test")
   ) {
     self.store = store
     let configuration = FilesystemConfiguration(
       blockSize: Self.blockSize, partSize: 4 * Self.blockSize,
       initialReadahead: readahead, maxReadahead: readahead * 4, fetchThreads: 2, directoryTTL: directoryTTL,
-      waitLimit: 30, initialWalkAhead: min(2, walkAhead), maxWalkAhead: walkAhead)
+      waitLimit: 30, initialWalkAhead: min(2, walkAhead), maxWalkAhead: walkAhead,
+      diskWriteQueueBytes: diskWriteQueue)
     filesystem = LogFilesystem(
       namespace: ArchiveNamespace(client: store, rootPrefix: rootPrefix, listingFreshness: listingFreshness),
       configuration: configuration,
@@ -184,11 +185,14 @@ func pattern(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
     #expect(fixture.store.counters.snapshot.bytesFetched == bytes.count)
   }
 
-  @Test func theDiskCacheServesARemount() throws {
-    try withTemporaryDirectory { directory in try diskCacheServesARemount(directory) }
+  /// Written at once, or queued for the disk cache's writer (a queue smaller than the file, so
+  /// fetches also wait for room): either way an unmount (`shutdown`) leaves every block on disk.
+  @Test(arguments: [0, 3 * Fixture.blockSize])
+  func theDiskCacheServesARemount(diskWriteQueue: Int) throws {
+    try withTemporaryDirectory { directory in try diskCacheServesARemount(directory, diskWriteQueue: diskWriteQueue) }
   }
 
-  func diskCacheServesARemount(_ directory: String) throws {
+  func diskCacheServesARemount(_ directory: String, diskWriteQueue: Int = 0) throws {
     let store = InMemoryObjectClient()
     let bytes = pattern(10 * Fixture.blockSize + 17)
     store.put("c.log", bytes)
@@ -196,7 +200,9 @@ func pattern(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
     do {
       let disk = try DiskBlockCache(
         directory: directory, maxBytes: 1 << 24, blockSize: Fixture.blockSize, logger: logger)
-      #expect(try Fixture(store: store, disk: disk).readAll("c.log") == bytes)
+      let fixture = Fixture(store: store, disk: disk, diskWriteQueue: diskWriteQueue)
+      #expect(try fixture.readAll("c.log") == bytes)
+      fixture.filesystem.shutdown()
     }
     let getsBefore = store.counters.snapshot.gets
     let disk = try DiskBlockCache(directory: directory, maxBytes: 1 << 24, blockSize: Fixture.blockSize, logger: logger)

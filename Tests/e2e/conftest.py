@@ -143,7 +143,7 @@ def kill_pids(pids, grace=5.0):
     deadline = time.monotonic() + grace
     alive = list(pids)
     while alive and time.monotonic() < deadline:
-        alive = [p for p in alive if _alive(p)]
+        alive = [p for p in alive if process_alive(p)]
         if alive:
             time.sleep(0.1)
     for p in alive:
@@ -153,7 +153,7 @@ def kill_pids(pids, grace=5.0):
             pass
 
 
-def _alive(pid):
+def process_alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split(") ")[-1][:1] != "Z"

@@ -47,6 +47,11 @@ def test_kill_9_in_the_middle_of_reads_leaves_a_cache_a_new_mount_trusts(mount, 
     small = [k for k in sorted(seeded_bucket.keys) if k != seeded_bucket.big_key][:5]
     for key in small:
         assert read_file(m / key) == read_file(seeded_bucket.path(key))
+    # What the kill may lose is what is still queued for the disk cache's writer: wait until it is written.
+    deadline = time.monotonic() + 30
+    while m.stats()["cache"]["disk_queue_bytes"] > 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert m.stats()["cache"]["disk_queue_bytes"] == 0, "the disk cache's writer did not catch up"
     reader = subprocess.Popen(["cat", str(m / seeded_bucket.big_key)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     time.sleep(0.3)

@@ -1,0 +1,242 @@
+import Dispatch
+import Glibc
+public import Logging
+import Synchronization
+
+/// Writes blocks to a `DiskBlockCache` behind the readers that fetched them.
+///
+/// Writing a block to the disk cache costs about as much CPU as fetching it: its checksum, its
+/// copy into the page cache, a file created and renamed. Done on the fetching thread, that cost is
+/// on a cold reader's path; on a machine whose cores the reader, the filesystem and the network
+/// share, it slowed a cold `grep` by a third (doc/BENCHMARKS.md). Here a fetched block is queued
+/// instead, and one thread of the lowest priority (`SCHED_IDLE`) writes the queue out in order,
+/// when a core is free.
+///
+/// - The queue is bounded by bytes. A block that would overfill it waits for room, so a reader
+///   faster than the disk is slowed to the disk's pace rather than memory growing; a wait that
+///   sees no write finish for `stallLimit` seconds (a disk that hangs) gives up, and the block is
+///   not cached.
+/// - A queued block is served by `get`, so it is never fetched again while it waits.
+/// - `close()` writes out what is still queued, on the calling thread as well as the writer's,
+///   so an unmount leaves the cache complete; blocks queued at a `kill -9` are lost, as any cache
+///   write the kernel had not finished would be, and never torn (each file is renamed into place).
+///
+/// With `maxQueuedBytes` 0, `put` writes at once, on the calling thread.
+public final class DiskCacheWriter: Sendable {
+  public let cache: DiskBlockCache
+  public let maxQueuedBytes: Int
+  private let stallLimit: Double
+  private let logger: Logger
+
+  private struct State: Sendable {
+    var order: [BlockKey] = []
+    var head = 0
+    var queued: [BlockKey: [UInt8]] = [:]
+    var bytes = 0
+    var closed = false
+    var writerRunning = false
+    var statistics = DiskCacheWriterStatistics()
+  }
+
+  private let state = Mutex(State())
+  /// Signalled once for each block queued, and at close.
+  private let work = DispatchSemaphore(value: 0)
+  /// Signalled after each block written, to wake a `put` that waits for room.
+  private let room = DispatchSemaphore(value: 0)
+  /// Left by the writer thread when it ends.
+  private let writerDone = DispatchGroup()
+
+  public convenience init(cache: DiskBlockCache, maxQueuedBytes: Int, stallLimit: Double = 30, logger: Logger) {
+    self.init(cache: cache, maxQueuedBytes: maxQueuedBytes, stallLimit: stallLimit, startsWriter: true, logger: logger)
+  }
+
+  /// `startsWriter` false leaves the queue to `close()` alone: for tests of a writer that falls behind.
+  package init(cache: DiskBlockCache, maxQueuedBytes: Int, stallLimit: Double, startsWriter: Bool, logger: Logger) {
+    self.cache = cache
+    self.maxQueuedBytes = max(0, maxQueuedBytes)
+    self.stallLimit = stallLimit
+    self.logger = logger
+    guard self.maxQueuedBytes > 0, startsWriter else { return }
+    state.withLock { $0.writerRunning = true }
+    writerDone.enter()
+    startDetachedThread { [self] in
+      lowerThisThreadsPriority()
+      writeQueue()
+      writerDone.leave()
+    }
+  }
+
+  /// The block's bytes, from the queue or else from the disk cache.
+  public func get(_ key: BlockKey) -> [UInt8]? {
+    if let bytes = state.withLock({ $0.queued[key] }) { return bytes }
+    return cache.get(key)
+  }
+
+  /// Queues a block to be written (or, with no queue or once closed, writes it now).
+  public func put(_ key: BlockKey, _ bytes: [UInt8]) {
+    guard maxQueuedBytes > 0, bytes.count <= maxQueuedBytes else {
+      cache.put(key, bytes)
+      return
+    }
+    var waitedSince: Double? = nil
+    var lastWritten = -1
+    while true {
+      enum Outcome { case queued, present, full(written: Int), closed }
+      let outcome: Outcome = state.withLock { state in
+        if state.closed { return .closed }
+        if state.queued[key] != nil { return .present }
+        guard state.bytes + bytes.count <= maxQueuedBytes else {
+          if waitedSince == nil { state.statistics.waits += 1 }
+          return .full(written: state.statistics.written)
+        }
+        state.queued[key] = bytes
+        state.order.append(key)
+        state.bytes += bytes.count
+        state.statistics.queued += 1
+        state.statistics.maxBytes = max(state.statistics.maxBytes, state.bytes)
+        return .queued
+      }
+      switch outcome {
+      case .queued:
+        work.signal()
+        return
+      case .present:
+        return
+      case .closed:
+        cache.put(key, bytes)
+        return
+      case .full(let written):
+        let now = monotonicSeconds()
+        if written != lastWritten {
+          lastWritten = written
+          waitedSince = now
+        } else if let since = waitedSince, now - since >= stallLimit {
+          state.withLock { $0.statistics.dropped += 1 }
+          logger.warning(
+            "The disk cache fell behind: no block written for \(Int(stallLimit)) s; a block is not cached")
+          return
+        }
+        _ = room.wait(timeout: .now() + 0.05)
+      }
+    }
+  }
+
+  /// Writes out everything queued, then stops the writer; later `put`s write at once. Gives up
+  /// after `seconds`, leaving the rest uncached.
+  public func close(seconds: Double = 60) {
+    let wasOpen = state.withLock { state -> Bool in
+      defer { state.closed = true }
+      return !state.closed
+    }
+    guard wasOpen, maxQueuedBytes > 0 else { return }
+    work.signal()
+    // This thread has the caller's priority: it drains the queue alongside the writer.
+    let deadline = monotonicSeconds() + seconds
+    while monotonicSeconds() < deadline, writeNext() {}
+    guard state.withLock({ $0.writerRunning }) else { return }
+    if writerDone.wait(timeout: .now() + max(0, deadline - monotonicSeconds())) == .timedOut {
+      logger.warning("The disk cache's writer did not finish within \(Int(seconds)) s")
+    }
+  }
+
+  public var statistics: DiskCacheWriterStatistics {
+    state.withLock { state in
+      var statistics = state.statistics
+      statistics.bytes = state.bytes
+      statistics.blocks = state.queued.count
+      return statistics
+    }
+  }
+
+  // MARK: - Internals
+
+  private func writeQueue() {
+    while true {
+      if writeNext() { continue }
+      if state.withLock({ $0.closed }) { return }
+      work.wait()
+    }
+  }
+
+  /// Writes the oldest queued block; false when the queue is empty. The block stays queued (and
+  /// served by `get`) until its file is in place.
+  private func writeNext() -> Bool {
+    let next: (BlockKey, [UInt8])? = state.withLock { state in
+      while state.head < state.order.count {
+        let key = state.order[state.head]
+        state.head += 1
+        if state.head > 256 && state.head * 2 > state.order.count {
+          state.order.removeFirst(state.head)
+          state.head = 0
+        }
+        // Another thread (the writer, or close) may have taken it already.
+        if let bytes = state.queued[key] { return (key, bytes) }
+      }
+      return nil
+    }
+    guard let (key, bytes) = next else { return false }
+    cache.put(key, bytes)
+    let removed = state.withLock { state -> [UInt8]? in
+      guard let removed = state.queued.removeValue(forKey: key) else { return nil }
+      state.bytes -= removed.count
+      state.statistics.written += 1
+      return removed
+    }
+    _ = removed
+    room.signal()
+    return true
+  }
+}
+
+/// What a `DiskCacheWriter` did: blocks queued, written, dropped, how often a fetch waited for
+/// room, the largest queue seen, and what is queued now.
+public struct DiskCacheWriterStatistics: Sendable, Hashable {
+  public var queued = 0
+  public var written = 0
+  public var dropped = 0
+  public var waits = 0
+  public var maxBytes = 0
+  public var bytes = 0
+  public var blocks = 0
+
+  public init() {}
+}
+
+/// Makes the calling thread run only when a core would otherwise idle: `SCHED_IDLE`, whose threads
+/// any ordinary thread that wakes preempts at once (sched(7)); where that is refused, nice 19.
+/// Either applies to this thread alone (on Linux, pid 0 is the calling thread).
+private func lowerThisThreadsPriority() {
+  // SCHED_IDLE is 5 in <linux/sched.h>; glibc declares it only under _GNU_SOURCE, which Swift's
+  // Glibc module is not built with.
+  let schedIdle: Int32 = 5
+  var parameters = sched_param(sched_priority: 0)
+  if sched_setscheduler(0, schedIdle, &parameters) != 0 {
+    _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+  }
+}
+
+private func monotonicSeconds() -> Double {
+  var now = timespec()
+  clock_gettime(CLOCK_MONOTONIC, &now)
+  return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
+private final class ThreadBody {
+  let body: () -> Void
+  init(_ body: @escaping () -> Void) { self.body = body }
+}
+
+/// Runs `body` on a new plain (detached) thread: for work that blocks, which must not run on Swift's
+/// cooperative pool or Dispatch's.
+package func startDetachedThread(_ body: @escaping () -> Void) {
+  let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+  var thread = pthread_t()
+  let result = pthread_create(
+    &thread, nil,
+    { argument in
+      Unmanaged<ThreadBody>.fromOpaque(argument!).takeRetainedValue().body()
+      return nil
+    }, box)
+  precondition(result == 0, "pthread_create failed with \(result)")
+  pthread_detach(thread)
+}
