@@ -106,7 +106,7 @@ import Testing
     }
     #expect(links["lint.log"] == nil, "the job whose ID is lint owns lint.log")
     #expect(try read(build + ["not-a-uuid.log"]) == Array("log of not_uuid (13)\r\n".utf8))
-    for id in ["x/../../y", "..", String(repeating: "i", count: 300), ".", "nul\\x0id"] {
+    for id in ["x/../../y", "..", String(repeating: "i", count: 300), ".", "nul\\x0id", ""] {
       #expect(warnings(containing: "left out job \(id) of hostile/names/1:").count == 1, "\(id)")
     }
     #expect(log.all.filter { $0.contains("of 2 jobs in /hostile/names/1 named") }.count == 1)

@@ -238,7 +238,7 @@ def test_hostile_job_names_ids_and_aliases(mount, hostile_api, tmp_path):
         assert read_file(build / alias[k]) == expected, k
         assert read_file(build / f"{job(hostile_api, k)['id']}.log") == expected, k
     text = log_text(m)
-    for k in ("id_slash", "id_dotdot", "id_long", "id_dot", "id_nul"):
+    for k in ("id_slash", "id_dotdot", "id_long", "id_dot", "id_nul", "id_empty"):
         jid = job(hostile_api, k)["id"].replace("\x00", "\\x0")
         assert sum(f"left out job {jid} of hostile/names/1:" in line for line in text.splitlines()) == 1, k
     plain = job(hostile_api, "plain")["id"]

@@ -226,6 +226,7 @@ HOSTILE_JOBS = [
     ("id_long", "i" * 300, "Long ID", "long-id"),
     ("id_dot", ".", "Dot ID", "dot-id"),
     ("id_nul", "nul\u0000id", "NUL ID", "nul-id"),
+    ("id_empty", "", "Empty ID", "empty-id"),
 ]
 
 
