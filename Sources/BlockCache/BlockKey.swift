@@ -24,10 +24,14 @@ public struct BlockKey: Sendable, Hashable {
   }
 
   public func hash(into hasher: inout Hasher) {
-    for text in [source, key, etag] {
-      for byte in text.utf8 { hasher.combine(byte) }
-      hasher.combine(0xFF as UInt8)
+    func combine(_ text: String) {
+      var text = text
+      text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+      hasher.combine(0xFF as UInt8)  // never a byte of UTF-8: ends each string
     }
+    combine(source)
+    combine(key)
+    combine(etag)
     hasher.combine(index)
   }
 }

@@ -116,34 +116,6 @@ public func utf8Less(_ a: String, _ b: String) -> Bool {
   a.utf8.lexicographicallyPrecedes(b.utf8)
 }
 
-/// Whether `text` begins with the bytes of `prefix` (`hasPrefix` compares characters, so it takes
-/// "e" followed by a combining accent for "é").
-public func hasBytePrefix(_ text: String, _ prefix: String) -> Bool {
-  text.utf8.starts(with: prefix.utf8)
-}
-
-/// Whether two names or keys are the same bytes (`==` on `String` is canonical equivalence).
-public func sameBytes(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
-
-/// A name or key compared and hashed by its UTF-8 bytes. Swift's `String` equality is Unicode
-/// canonical equivalence: "caf\u{E9}" == "cafe\u{301}", though S3 and the kernel take them for two
-/// different names. Dictionaries of names or keys use this instead, so that one never stands for
-/// the other.
-public struct ExactName: Hashable, Sendable, CustomStringConvertible {
-  public let string: String
-
-  public init(_ string: String) { self.string = string }
-
-  public static func == (a: ExactName, b: ExactName) -> Bool { a.string.utf8.elementsEqual(b.string.utf8) }
-
-  public func hash(into hasher: inout Hasher) {
-    for byte in string.utf8 { hasher.combine(byte) }
-    hasher.combine(0xFF as UInt8)  // never a byte of UTF-8: ends the name
-  }
-
-  public var description: String { string }
-}
-
 /// The common prefix `key` rolls up into under ListObjectsV2 rules: the prefix, then the rest of the
 /// key up to and including the first delimiter after the prefix. Nil when the key does not roll up.
 public func commonPrefix(of key: String, prefix: String, delimiter: String?) -> String? {
