@@ -259,3 +259,48 @@ def test_a_lone_surrogate_in_a_label(mount, hostile_api, tmp_path):
     assert read_file(build / alias) == b"surrogate label\r\n"
     assert_nothing_leads_outside(build)
     assert_alive(m)
+
+
+def test_a_hostile_build_from_the_build_exports_has_the_same_names(mount, hostile_api, moto, tmp_path):
+    """Build exports carry names too: hostile build 1, exported in Buildkite's layout and deleted from
+    the API, shows the same files and aliases as from the API (but for the job whose ID holds a
+    newline: moto cannot store its log, so it is left out as a log Buildkite no longer has)."""
+    import gzip
+
+    world = hostile_api.world
+    org_id = WORLD.find_org(world, "hostile")["id"]
+    pipe_id = WORLD.find_pipeline(world, "hostile", "names")["id"]
+    build, _ = hostile_api.get_json("/v2/organizations/hostile/pipelines/names/builds/1?include_retried_jobs=true")
+    bucket = f"exports-hostile-{uuid.uuid4().hex[:8]}"
+    moto.client.create_bucket(Bucket=bucket)
+    folder = f"build-exports/org={org_id}/date=2024-05-01/pipeline={pipe_id}/build={build['id']}/"
+    moto.client.put_object(Bucket=bucket, Key=folder + "build.json.gz", Body=gzip.compress(json.dumps(build).encode()))
+    exported = {}
+    for j in build["jobs"]:
+        if j["type"] == "script" and "\n" not in j["id"]:
+            exported[j["id"]] = f"exported log of {j['id']!r}\r\n".encode()
+            moto.client.put_object(Bucket=bucket, Key=folder + f"jobs/job-{j['id']}.log", Body=exported[j["id"]])
+    hostile_api.control("delete-build", org="hostile", pipeline="names", number=1)
+    try:
+        m = mount(_source_args=names_args(hostile_api, tmp_path) + [
+            "--exports", f"s3://{bucket}/build-exports/", "--endpoint", moto.endpoint, "--region", "us-east-1"])
+        directory = m / "hostile" / "names" / "1"
+        names = set(os.listdir(directory))
+        files = {n for n in names if not (directory / n).is_symlink()}
+        shown = [job(hostile_api, k)["id"] for k in ("plain", "traversal", "slash_key", "dot", "dotdot", "empty",
+                                                     "nul", "newline", "long", "same1", "same2", "uuid_label",
+                                                     "build_json", "not_uuid", "id_lint", "key_lint")]
+        assert files == {f"{i}.log" for i in shown} | {"build.json"}
+        assert_nothing_leads_outside(directory)
+        for i in shown:
+            assert read_file(directory / f"{i}.log") == exported[i], i
+        assert os.readlink(directory / "etc-passwd.log") == f"{job(hostile_api, 'traversal')['id']}.log"
+        assert os.readlink(directory / "plain.log") == f"{job(hostile_api, 'plain')['id']}.log"
+        text = log_text(m)
+        for k in ("id_slash", "id_dotdot", "id_long", "id_dot", "id_nul", "id_empty"):
+            jid = job(hostile_api, k)["id"].replace("\x00", "\\x0")
+            assert sum(f"left out job {jid} of hostile/names/1:" in line for line in text.splitlines()) == 1, k
+        assert sum("left out the log of job nl\\xaid in hostile/names/1" in line for line in text.splitlines()) == 1
+        assert_alive(m)
+    finally:
+        hostile_api.control("reset")
