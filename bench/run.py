@@ -121,6 +121,30 @@ def alive(pid):
         return False
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids):
+    """User and system CPU time of the processes (all their threads), in seconds; a process that
+    is gone counts nothing."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(") ", 1)[-1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / CLOCK_TICKS
+
+
+def idle_seconds():
+    """Time every core has spent idle (or waiting for I/O) since boot, summed, in seconds."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return (int(fields[4]) + int(fields[5])) / CLOCK_TICKS
+
+
 def kill_pids(pids, grace=5.0):
     for p in pids:
         with contextlib.suppress(ProcessLookupError):
@@ -284,6 +308,15 @@ class Servers:
 
     def reset_counters(self):
         self._control("/__reset")
+
+    def peer_pids(self):
+        """The peer's processes: the one started and the workers it forked."""
+        children = []
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{self.peer.pid}/task"):
+                with open(f"/proc/{self.peer.pid}/task/{task}/children") as f:
+                    children += [int(p) for p in f.read().split()]
+        return [self.peer.pid, *children]
 
     def counters(self):
         return self._control("/__stats")
@@ -539,10 +572,17 @@ class Bench:
             m.down()
 
     def counted(self, fn, mount=None):
-        """Resets the peer's counters, runs fn, and returns (fn's result, the counters, bklogfs's stats)."""
+        """Resets the peer's counters, runs fn, and returns (fn's result, the counters, bklogfs's stats).
+        The counters also say where the cores' time went meanwhile (`cpu`): the mount's daemon, the
+        peer's processes, and idle."""
         self.servers.reset_counters()
+        daemons = list(mount.pids) if mount is not None else []
+        peers = self.servers.peer_pids()
+        before = (cpu_seconds(daemons), cpu_seconds(peers), idle_seconds())
         value = fn()
+        after = (cpu_seconds(daemons), cpu_seconds(peers), idle_seconds())
         counters = self.servers.counters()
+        counters["cpu"] = {name: round(a - b, 3) for name, a, b in zip(("daemon", "peer", "idle"), after, before)}
         stats = mount.stats() if mount is not None else None
         return value, counters, stats
 
@@ -1182,6 +1222,25 @@ def render_markdown(report):
                 continue
             q = k["requests"]
             row.append(f"{q['GET']} / {q['LIST']} / {q['HEAD']}, {k['body_bytes'] / MiB:.1f} MiB")
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    # where the cores' time went
+    lines.append(f"Where the {os.cpu_count()} cores' time went during the timed command (median run), in CPU "
+                 "seconds: the filesystem's daemon / the S3 peer / idle. The rest went to the command itself "
+                 "(grep, cat, curl), the latency proxy and the kernel's own threads.")
+    lines.append("")
+    cpu_systems = [s for s in systems if s not in ("local",)]
+    lines.append("| workload | " + " | ".join(cpu_systems) + " |")
+    lines.append("|" + "---|" * (len(cpu_systems) + 1))
+    for n in sorted(results):
+        row = [str(n)]
+        for s in cpu_systems:
+            c = results[n].get(s)
+            runs = (c or {}).get("runs") or []
+            median_run = sorted(runs, key=lambda r: r["value"])[len(runs) // 2] if runs else None
+            cpu = ((median_run or {}).get("counters") or {}).get("cpu")
+            row.append("—" if not cpu else
+                       f"{'—' if s == 'curl' else format(cpu['daemon'], '.2f')} / {cpu['peer']:.2f} / {cpu['idle']:.2f}")
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     w4 = results.get(4, {})

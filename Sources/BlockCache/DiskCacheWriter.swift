@@ -12,10 +12,11 @@ import Synchronization
 /// instead, and one thread of the lowest priority (`SCHED_IDLE`) writes the queue out in order,
 /// when a core is free.
 ///
-/// - The queue is bounded by bytes. A block that would overfill it waits for room, so a reader
-///   faster than the disk is slowed to the disk's pace rather than memory growing; a wait that
-///   sees no write finish for `stallLimit` seconds (a disk that hangs) gives up, and the block is
-///   not cached.
+/// - The queue is bounded by bytes. A block that would overfill it is not cached on disk: the
+///   disk cache takes what the disk (or the writer's share of the processor) can absorb, and no
+///   fetch ever waits for it. When the disk cannot keep up with the network, what it misses is
+///   fetched again faster than the disk would have served it; the kernel's page cache still holds
+///   what was read.
 /// - A queued block is served by `get`, so it is never fetched again while it waits.
 /// - `close()` writes out what is still queued, on the calling thread as well as the writer's,
 ///   so an unmount leaves the cache complete; blocks queued at a `kill -9` are lost, as any cache
@@ -25,7 +26,6 @@ import Synchronization
 public final class DiskCacheWriter: Sendable {
   public let cache: DiskBlockCache
   public let maxQueuedBytes: Int
-  private let stallLimit: Double
   private let logger: Logger
 
   private struct State: Sendable {
@@ -41,20 +41,17 @@ public final class DiskCacheWriter: Sendable {
   private let state = Mutex(State())
   /// Signalled once for each block queued, and at close.
   private let work = DispatchSemaphore(value: 0)
-  /// Signalled after each block written, to wake a `put` that waits for room.
-  private let room = DispatchSemaphore(value: 0)
   /// Left by the writer thread when it ends.
   private let writerDone = DispatchGroup()
 
-  public convenience init(cache: DiskBlockCache, maxQueuedBytes: Int, stallLimit: Double = 30, logger: Logger) {
-    self.init(cache: cache, maxQueuedBytes: maxQueuedBytes, stallLimit: stallLimit, startsWriter: true, logger: logger)
+  public convenience init(cache: DiskBlockCache, maxQueuedBytes: Int, logger: Logger) {
+    self.init(cache: cache, maxQueuedBytes: maxQueuedBytes, startsWriter: true, logger: logger)
   }
 
   /// `startsWriter` false leaves the queue to `close()` alone: for tests of a writer that falls behind.
-  package init(cache: DiskBlockCache, maxQueuedBytes: Int, stallLimit: Double, startsWriter: Bool, logger: Logger) {
+  package init(cache: DiskBlockCache, maxQueuedBytes: Int, startsWriter: Bool, logger: Logger) {
     self.cache = cache
     self.maxQueuedBytes = max(0, maxQueuedBytes)
-    self.stallLimit = stallLimit
     self.logger = logger
     guard self.maxQueuedBytes > 0, startsWriter else { return }
     state.withLock { $0.writerRunning = true }
@@ -72,52 +69,28 @@ public final class DiskCacheWriter: Sendable {
     return cache.get(key)
   }
 
-  /// Queues a block to be written (or, with no queue or once closed, writes it now).
+  /// Queues a block to be written (or, with no queue or once closed, writes it now). A block that
+  /// would overfill the queue is not cached: the disk takes what it can absorb, and no fetch waits.
   public func put(_ key: BlockKey, _ bytes: [UInt8]) {
-    guard maxQueuedBytes > 0, bytes.count <= maxQueuedBytes else {
-      cache.put(key, bytes)
-      return
+    enum Outcome { case queued, skipped, now }
+    let outcome: Outcome = state.withLock { state in
+      if maxQueuedBytes == 0 || state.closed { return .now }
+      if state.queued[key] != nil { return .skipped }
+      guard state.bytes + bytes.count <= maxQueuedBytes else {
+        state.statistics.dropped += 1
+        return .skipped
+      }
+      state.queued[key] = bytes
+      state.order.append(key)
+      state.bytes += bytes.count
+      state.statistics.queued += 1
+      state.statistics.maxBytes = max(state.statistics.maxBytes, state.bytes)
+      return .queued
     }
-    var waitedSince: Double? = nil
-    var lastWritten = -1
-    while true {
-      enum Outcome { case queued, present, full(written: Int), closed }
-      let outcome: Outcome = state.withLock { state in
-        if state.closed { return .closed }
-        if state.queued[key] != nil { return .present }
-        guard state.bytes + bytes.count <= maxQueuedBytes else {
-          if waitedSince == nil { state.statistics.waits += 1 }
-          return .full(written: state.statistics.written)
-        }
-        state.queued[key] = bytes
-        state.order.append(key)
-        state.bytes += bytes.count
-        state.statistics.queued += 1
-        state.statistics.maxBytes = max(state.statistics.maxBytes, state.bytes)
-        return .queued
-      }
-      switch outcome {
-      case .queued:
-        work.signal()
-        return
-      case .present:
-        return
-      case .closed:
-        cache.put(key, bytes)
-        return
-      case .full(let written):
-        let now = monotonicSeconds()
-        if written != lastWritten {
-          lastWritten = written
-          waitedSince = now
-        } else if let since = waitedSince, now - since >= stallLimit {
-          state.withLock { $0.statistics.dropped += 1 }
-          logger.warning(
-            "The disk cache fell behind: no block written for \(Int(stallLimit)) s; a block is not cached")
-          return
-        }
-        _ = room.wait(timeout: .now() + 0.05)
-      }
+    switch outcome {
+    case .queued: work.signal()
+    case .skipped: break
+    case .now: cache.put(key, bytes)
     }
   }
 
@@ -183,18 +156,16 @@ public final class DiskCacheWriter: Sendable {
       return removed
     }
     _ = removed
-    room.signal()
     return true
   }
 }
 
-/// What a `DiskCacheWriter` did: blocks queued, written, dropped, how often a fetch waited for
-/// room, the largest queue seen, and what is queued now.
+/// What a `DiskCacheWriter` did: blocks queued, written, and left uncached because the queue was
+/// full; the largest queue seen; and what is queued now.
 public struct DiskCacheWriterStatistics: Sendable, Hashable {
   public var queued = 0
   public var written = 0
   public var dropped = 0
-  public var waits = 0
   public var maxBytes = 0
   public var bytes = 0
   public var blocks = 0

@@ -464,7 +464,6 @@ public final class LogFilesystem: Sendable {
       ("corrupt_blocks", disk?.corruptBlocks ?? 0),
       ("disk_queue_bytes", writer?.bytes ?? 0),
       ("disk_queue_max_bytes", writer?.maxBytes ?? 0),
-      ("disk_queue_waits", writer?.waits ?? 0),
       ("disk_queue_dropped", writer?.dropped ?? 0),
     ]
     let cache = fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ")

@@ -185,9 +185,9 @@ func pattern(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
     #expect(fixture.store.counters.snapshot.bytesFetched == bytes.count)
   }
 
-  /// Written at once, or queued for the disk cache's writer (a queue smaller than the file, so
-  /// fetches also wait for room): either way an unmount (`shutdown`) leaves every block on disk.
-  @Test(arguments: [0, 3 * Fixture.blockSize])
+  /// Written at once, or queued for the disk cache's writer (a queue the file fits in): either way
+  /// an unmount (`shutdown`) leaves every block on disk.
+  @Test(arguments: [0, 16 * Fixture.blockSize])
   func theDiskCacheServesARemount(diskWriteQueue: Int) throws {
     try withTemporaryDirectory { directory in try diskCacheServesARemount(directory, diskWriteQueue: diskWriteQueue) }
   }
