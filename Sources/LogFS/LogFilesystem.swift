@@ -66,7 +66,7 @@ public final class LogFilesystem: Sendable {
   /// what it cached of it; set by the FUSE adapter.
   private let fileChanged = Mutex<(@Sendable (UInt64) -> Void)?>(nil)
   /// What was already reported as left out of the tree, so each is logged once.
-  private let reported = Mutex<Set<String>>([])
+  private let reported = Mutex<Set<ExactName>>([])
 
   private final class OpenFile: Sendable {
     let source: FileSource
@@ -284,7 +284,7 @@ public final class LogFilesystem: Sendable {
   }
 
   private func report(_ leftOut: [(source: String, reason: String)]) {
-    for (source, reason) in leftOut where reported.withLock({ $0.insert(source).inserted }) {
+    for (source, reason) in leftOut where reported.withLock({ $0.insert(ExactName(source)).inserted }) {
       logger.warning("left out \(escapedForLog(source)): \(reason)")
     }
   }

@@ -97,6 +97,15 @@ import Testing
     }
   }
 
+  @Test func twoLeftOutKeysThatDifferOnlyInTheirBytesGetAWarningEach() throws {
+    let log = CapturedLog()
+    let fixture = Fixture(logger: log.logger)
+    fixture.store.put("caf\u{E9}\u{0}.log", "composed")
+    fixture.store.put("cafe\u{301}\u{0}.log", "decomposed")
+    #expect(try fixture.names("") == [".", ".."])
+    #expect(log.leftOut.count == 2, "\(log.leftOut)")
+  }
+
   @Test func aLocalFileNameThatIsNotUTF8IsLeftOutWithAWarning() throws {
     try withTemporaryDirectory { root in
       for name: [UInt8] in [Array("ok.log".utf8), Array("bad".utf8) + [0xFF] + Array("name.log".utf8)] {
