@@ -87,7 +87,8 @@ let package = Package(
     // Helpers shared by test targets (child servers on loopback, moto_server, test data); only test
     // targets depend on it.
     .target(
-      name: "TestSupport", dependencies: ["HTTPTransport"], path: "Tests/TestSupport", swiftSettings: strictSettings),
+      name: "TestSupport", dependencies: ["HTTPTransport", .product(name: "Logging", package: "swift-log")],
+      path: "Tests/TestSupport", swiftSettings: strictSettings),
 
     .testTarget(name: "DigestsTests", dependencies: ["Digests"], swiftSettings: strictSettings),
     .testTarget(name: "HTTPTransportTests", dependencies: ["HTTPTransport"], swiftSettings: strictSettings),
@@ -99,7 +100,12 @@ let package = Package(
       dependencies: ["BuildkiteAPI", "HTTPTransport", "TestSupport", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strictSettings),
     .testTarget(
-      name: "BuildkiteNamesTests", dependencies: ["BuildkiteNames"], swiftSettings: strictSettings),
+      name: "BuildkiteNamesTests",
+      dependencies: [
+        "BuildkiteNames", "BuildkiteAPI", "Catalog", "LogFS", "ObjectStore", "BlockCache", "HTTPTransport", "TestSupport",
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: strictSettings),
     .testTarget(
       name: "CatalogTests",
       dependencies: ["Catalog", "TestSupport", .product(name: "Logging", package: "swift-log")],

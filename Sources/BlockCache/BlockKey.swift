@@ -15,6 +15,25 @@ public struct BlockKey: Sendable, Hashable {
     self.etag = etag
     self.index = index
   }
+
+  // By bytes: `String`'s `==` is canonical equivalence, which takes "caf\u{E9}" and "cafe\u{301}",
+  // two keys, for one.
+  public static func == (a: BlockKey, b: BlockKey) -> Bool {
+    a.index == b.index && a.source.utf8.elementsEqual(b.source.utf8) && a.key.utf8.elementsEqual(b.key.utf8)
+      && a.etag.utf8.elementsEqual(b.etag.utf8)
+  }
+
+  public func hash(into hasher: inout Hasher) {
+    func combine(_ text: String) {
+      var text = text
+      text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+      hasher.combine(0xFF as UInt8)  // never a byte of UTF-8: ends each string
+    }
+    combine(source)
+    combine(key)
+    combine(etag)
+    hasher.combine(index)
+  }
 }
 
 /// Counters of a cache; `bytes` and `blocks` are what it holds now, the others count since it was created.

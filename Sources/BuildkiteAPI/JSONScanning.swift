@@ -167,3 +167,57 @@ public func formatISO8601(_ epochSeconds: Double) -> String {
   return
     "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2))Z"
 }
+
+/// JSON for the decoder, with text that is not Unicode read as U+FFFD: raw bytes that are not
+/// UTF-8, and `\u` escapes of a lone surrogate (`"\udc80"`, or `"\ud800"` not followed by a low
+/// one), which the decoder refuses and would take the whole answer with them. A buggy or hostile
+/// API's bad label then costs that label's bytes, not the build. Well-formed JSON comes back as it is.
+func readableJSON(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
+  var out =
+    String(validating: bytes, as: UTF8.self) != nil ? Array(bytes) : Array(String(decoding: bytes, as: UTF8.self).utf8)
+  func escape(at index: Int) -> UInt32? {
+    guard index + 6 <= out.count, out[index] == UInt8(ascii: "\\"), out[index + 1] == UInt8(ascii: "u") else {
+      return nil
+    }
+    var value: UInt32 = 0
+    for byte in out[(index + 2)..<(index + 6)] {
+      guard let digit = hexDigit(byte) else { return nil }
+      value = value << 4 | UInt32(digit)
+    }
+    return value
+  }
+  let replacement = Array("\\uFFFD".utf8)
+  var index = 0
+  var inString = false
+  while index < out.count {
+    let byte = out[index]
+    if !inString {
+      if byte == UInt8(ascii: "\"") { inString = true }
+      index += 1
+    } else if byte == UInt8(ascii: "\"") {
+      inString = false
+      index += 1
+    } else if byte != UInt8(ascii: "\\") {
+      index += 1
+    } else if let value = escape(at: index), (0xD800...0xDFFF).contains(value) {
+      if value <= 0xDBFF, let low = escape(at: index + 6), (0xDC00...0xDFFF).contains(low) {
+        index += 12
+      } else {
+        out.replaceSubrange(index..<(index + 6), with: replacement)
+        index += 6
+      }
+    } else {
+      index += 2
+    }
+  }
+  return out
+}
+
+private func hexDigit(_ byte: UInt8) -> UInt8? {
+  switch byte {
+  case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+  case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+  case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+  default: nil
+  }
+}

@@ -200,7 +200,7 @@ public struct Build: Sendable, Hashable {
   static func decode(_ bytes: ArraySlice<UInt8>) throws(BuildkiteError) -> Build {
     let fields: BuildFields
     do {
-      fields = try JSONDecoder().decode(BuildFields.self, from: Data(bytes))
+      fields = try JSONDecoder().decode(BuildFields.self, from: Data(readableJSON(bytes)))
     } catch {
       throw BuildkiteError(.invalidResponse, "a build in the answer could not be read: \(describe(error))")
     }
@@ -327,7 +327,7 @@ private func path(_ keys: [any CodingKey]) -> String {
 
 func decodeJSON<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], what: String) throws(BuildkiteError) -> T {
   do {
-    return try JSONDecoder().decode(type, from: Data(bytes))
+    return try JSONDecoder().decode(type, from: Data(readableJSON(bytes[...])))
   } catch {
     throw BuildkiteError(.invalidResponse, "the \(what) answer could not be read: \(describe(error))")
   }

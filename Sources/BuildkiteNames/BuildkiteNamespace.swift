@@ -91,7 +91,7 @@ public final class BuildkiteNamespace: Namespace {
       guard try buildRecord(organization: path[0], pipeline: path[1], number: number) != nil else { return nil }
       return NamespaceEntry(name: name, content: .directory(key: "/\(path[0])/\(path[1])/\(number)"))
     }
-    return try list(directory: key).entries.first { $0.name == name }
+    return try list(directory: key).entries.first { sameBytes($0.name, name) }
   }
 
   // MARK: Levels
@@ -102,6 +102,7 @@ public final class BuildkiteNamespace: Namespace {
       cached: { () throws(CatalogError) in try catalog.organizations() },
       fetch: { () throws(FilesystemError) in
         let found = try call("listing organizations") { () throws(BuildkiteError) in try api.organizations() }
+        warnOfDuplicates(found.map(\.slug), "organizations", in: "/")
         try store { () throws(CatalogError) in
           try catalog.upsert(organizations: found.map { CatalogOrganization(id: $0.id, slug: $0.slug, name: $0.name) })
         }
@@ -117,6 +118,7 @@ public final class BuildkiteNamespace: Namespace {
         let found = try call("listing the pipelines of \(organization)") { () throws(BuildkiteError) in
           try api.pipelines(organization: organization)
         }
+        warnOfDuplicates(found.map(\.slug), "pipelines", in: "/\(organization)")
         try store { () throws(CatalogError) in
           try catalog.upsert(
             pipelines: found.map {
@@ -147,6 +149,7 @@ public final class BuildkiteNamespace: Namespace {
             () throws(BuildkiteError) in
             try api.builds(organization: organization, pipeline: pipeline, query: query)
           }
+          warnOfDuplicates(builds.map { String($0.number) }, "builds", in: "/\(organization)/\(pipeline)")
           try store { () throws(CatalogError) in
             try catalog.upsert(builds: builds.map { record($0, organization: organization, pipeline: pipeline) })
             // Each build came with its jobs: its own record is as fresh as this listing.
@@ -161,7 +164,8 @@ public final class BuildkiteNamespace: Namespace {
         }
       })
     var listing = directories(
-      builds.map { String($0.number) }, under: "/\(organization)/\(pipeline)", ttl: configuration.listingTTL)
+      builds.map { String($0.number) }, under: "/\(organization)/\(pipeline)", ttl: configuration.listingTTL,
+      check: { canonicalNumber($0) == nil ? "a build number is never below 0" : nil })
     // Older builds exist beyond the window: they are found by number.
     listing.isComplete = false
     return listing
@@ -181,11 +185,26 @@ public final class BuildkiteNamespace: Namespace {
     var logNames: [String: String] = [:]
     let modified = Timestamp(seconds: build.finishedAt ?? build.createdAt ?? 0)
     let stored = try storedLogs(of: build, organization: organization, pipeline: pipeline)
+    // By `String` equality, so IDs the API should never send (two that are canonically equivalent)
+    // cannot stand for each other in the dictionaries below.
+    var seenIDs = Set<String>()
+    var named: [CatalogJob] = []
     for job in jobs {
-      if let (client, object) = stored[job.id], nameProblem(job.id) == nil {
+      let name = "\(job.id).log"
+      let place = "job \(job.id) of \(organization)/\(pipeline)/\(number)"
+      // Checked before any request: the ID names the log in the API's URLs and in the tree.
+      if let problem = nameProblem(job.id) ?? nameProblem(name) {
+        leftOut.append((place, "its ID cannot be a file name: \(problem)"))
+        continue
+      }
+      guard seenIDs.insert(job.id).inserted else {
+        leftOut.append((place + " (a second job of that ID)", "a job of the same ID is shown"))
+        continue
+      }
+      if let (client, object) = stored[job.id] {
         // The archive's or the export's copy: final once written, sized by the listing, no API request.
-        let name = "\(job.id).log"
         logNames[job.id] = name
+        named.append(job)
         let content = FileContent(
           size: object.size, modified: object.lastModified, isImmutable: true,
           source: .object(client: client, key: object.key, etag: object.etag))
@@ -209,12 +228,8 @@ public final class BuildkiteNamespace: Namespace {
           try store { () throws(CatalogError) in try catalog.setLogSize(jobID: job.id, size: Int64(size)) }
         }
       }
-      let name = "\(job.id).log"
-      guard nameProblem(job.id) == nil else {
-        leftOut.append(("job \(job.id)", "its ID cannot be a file name"))
-        continue
-      }
       logNames[job.id] = name
+      named.append(job)
       let content = FileContent(
         size: size!, modified: Timestamp(seconds: job.finishedAt ?? build.createdAt ?? 0), isImmutable: finished,
         source: .object(
@@ -222,7 +237,6 @@ public final class BuildkiteNamespace: Namespace {
           etag: finished ? BuildkiteLogStore.etag(size: size!) : BuildkiteLogStore.growingETag(size: size!)))
       entries.append(NamespaceEntry(name: name, content: .file(content)))
     }
-    let named = jobs.filter { logNames[$0.id] != nil }
     let aliases = jobAliases(
       named.map {
         JobAliasInput(
@@ -503,9 +517,22 @@ public final class BuildkiteNamespace: Namespace {
     try stored(body)
   }
 
+  /// The catalog keeps one organization per slug, one pipeline per slug, one build per number and
+  /// one job per ID (the last the API sent): a listing with two of one name loses one, and says so.
+  private func warnOfDuplicates(_ names: [String], _ what: String, in place: String) {
+    var counts: [ExactName: Int] = [:]
+    for name in names { counts[ExactName(name), default: 0] += 1 }
+    for (name, count) in counts where count > 1 {
+      logger.warning(
+        "left out \(count - 1) of \(count) \(what) in \(escapedForLog(place)) named \(escapedForLog(name.string)): the API sent one name twice, the last is shown"
+      )
+    }
+  }
+
   private func record(_ build: Build, organization: String, pipeline: String) -> (
     build: CatalogBuild, jobs: [CatalogJob]
   ) {
+    warnOfDuplicates(build.jobs.map(\.id), "jobs", in: "/\(organization)/\(pipeline)/\(build.number)")
     let catalogBuild = CatalogBuild(
       id: build.id, organizationSlug: organization, pipelineSlug: pipeline, number: build.number, state: build.state,
       createdAt: build.createdAt.map { Int64($0) }, finishedAt: build.finishedAt.map { Int64($0) },
@@ -520,12 +547,19 @@ public final class BuildkiteNamespace: Namespace {
     return (catalogBuild, jobs)
   }
 
-  private func directories(_ names: [String], under parent: String, ttl: Double) -> NamespaceListing {
+  /// A directory of each name; names that cannot be file names (or fail `check`) are left out, and
+  /// of names that are the same bytes the first is kept (the API should never send two).
+  private func directories(
+    _ names: [String], under parent: String, ttl: Double, check: (String) -> String? = { _ in nil }
+  ) -> NamespaceListing {
     var entries: [NamespaceEntry] = []
     var leftOut: [(source: String, reason: String)] = []
+    var seen = Set<ExactName>()
     for name in names {
-      if let problem = nameProblem(name) {
+      if let problem = nameProblem(name) ?? check(name) {
         leftOut.append(("\(parent)/\(name)", problem))
+      } else if !seen.insert(ExactName(name)).inserted {
+        leftOut.append(("\(parent)/\(name) (a second one of that name)", "one of the same name is shown"))
       } else {
         entries.append(NamespaceEntry(name: name, content: .directory(key: "\(parent)/\(name)")))
       }

@@ -31,7 +31,8 @@ public struct JobAliasInput: Sendable, Hashable {
 /// bytes. Names that would still clash with each other, with `reserved` (the canonical names and
 /// other files of the directory) or with a UUID-looking name get `-` and the last 8 characters of
 /// the job's UUID (its random part: Buildkite's UUIDs begin with a timestamp, so jobs of one build
-/// often share their first characters), or the whole UUID if even that clashes. Every alias is
+/// often share their first characters), or the whole UUID if even that clashes, then a number from
+/// 2 if even that clashes (IDs that are not UUIDs are made safe like labels first). Every alias is
 /// unique in the directory, never `.` or `..`, never holds `/` or NUL, and is at most 255 bytes long.
 ///
 /// Returns job ID → alias.
@@ -67,7 +68,11 @@ public func jobAliases(_ jobs: [JobAliasInput], reserved: Set<String>) -> [Strin
   // Each round suffixes the names that still clash with a longer piece of their UUID.
   var result: [String: String] = [:]
   var pending = jobs.map(\.id)
-  for suffix in [{ (_: String) in "" }, { (id: String) in "-" + String(id.suffix(8)) }, { (id: String) in "-" + id }] {
+  // A job ID is a UUID, but whatever the API sends, what it adds to an alias is made safe too.
+  for suffix in [
+    { (_: String) in "" }, { (id: String) in "-" + safeLabel(String(id.suffix(8))) },
+    { (id: String) in "-" + safeLabel(id) },
+  ] {
     var counts: [String: Int] = [:]
     let names = pending.map { id in (id, safeFileName(proposed[id]! + suffix(id))) }
     for (_, name) in names { counts[name, default: 0] += 1 }
@@ -84,8 +89,16 @@ public func jobAliases(_ jobs: [JobAliasInput], reserved: Set<String>) -> [Strin
     }
     pending = clashing
   }
-  // Only identical job IDs can still clash; keep the first of each.
-  for id in pending where result[id] == nil { result[id] = safeFileName(proposed[id]! + "-" + id + "-dup") }
+  // Only IDs that are the same once made safe (or identical ones) can still clash: number them.
+  var taken = reserved.union(result.values)
+  for id in pending where result[id] == nil {
+    var stem = proposed[id]! + "-" + safeLabel(id)
+    while stem.utf8.count > 200 { stem.removeLast() }
+    var number = 2
+    while taken.contains(safeFileName("\(stem)-\(number)")) { number += 1 }
+    result[id] = safeFileName("\(stem)-\(number)")
+    taken.insert(result[id]!)
+  }
   return result
 }
 

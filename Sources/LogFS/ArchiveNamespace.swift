@@ -38,7 +38,7 @@ public struct ArchiveNamespace: Namespace {
   /// Lists only the keys that start with the name (`prefix=dir/name`), stopping once past
   /// `dir/name/`: one request, whatever the size of the directory.
   public func lookup(directory key: String, name: String) throws(FilesystemError) -> NamespaceEntry? {
-    if let listing = subtrees?.peek(key) { return listing.entries.first { $0.name == name } }
+    if let listing = subtrees?.peek(key) { return listing.entries.first { sameBytes($0.name, name) } }
     let target = key + name
     let asDirectory = target + "/"
     var request = ListRequest(prefix: target, delimiter: "/")
@@ -50,14 +50,14 @@ public struct ArchiveNamespace: Namespace {
       } catch {
         throw FilesystemError(error, context: "looking up \(client.identity)/\(target)")
       }
-      found.objects += page.objects.filter { $0.key == target }
-      found.commonPrefixes += page.commonPrefixes.filter { $0 == asDirectory }
+      found.objects += page.objects.filter { sameBytes($0.key, target) }
+      found.commonPrefixes += page.commonPrefixes.filter { sameBytes($0, asDirectory) }
       let last = [page.objects.last?.key, page.commonPrefixes.last].compactMap { $0 }.max(by: utf8Less)
       // Keys come in byte order: once past "name/", nothing later can match.
       guard let token = page.nextContinuationToken, let last, !utf8Less(asDirectory, last) else { break }
       request.continuationToken = token
     }
-    return entries(of: found, in: key).entries.first { $0.name == name }
+    return entries(of: found, in: key).entries.first { sameBytes($0.name, name) }
   }
 
   /// The entries a listing of `directory` shows: directories win over files of the same name,
@@ -65,15 +65,17 @@ public struct ArchiveNamespace: Namespace {
   func entries(of page: ListPage, in directory: String) -> NamespaceListing {
     let base = directory.utf8.count
     var entries: [NamespaceEntry] = []
-    var names = Set<String>()
-    var leftOut: [(source: String, reason: String)] = []
+    var names = Set<ExactName>()
+    var leftOut: [(source: String, reason: String)] = page.undecodableKeys.map {
+      ("\($0) (percent-encoded as listed)", "its key is not UTF-8")
+    }
     for prefix in page.commonPrefixes {
       let name = String(decoding: prefix.utf8.dropFirst(base).dropLast(), as: UTF8.self)
       if let problem = nameProblem(name) {
         leftOut.append((prefix, problem))
         continue
       }
-      names.insert(name)
+      names.insert(ExactName(name))
       entries.append(NamespaceEntry(name: name, content: .directory(key: prefix)))
     }
     for object in page.objects {
@@ -84,7 +86,7 @@ public struct ArchiveNamespace: Namespace {
         leftOut.append((object.key, problem))
         continue
       }
-      guard !names.contains(name) else {
+      guard !names.contains(ExactName(name)) else {
         leftOut.append((object.key, "a directory of the same name hides it"))
         continue
       }
@@ -117,6 +119,7 @@ public struct ArchiveNamespace: Namespace {
         throw FilesystemError(error, context: "listing \(client.identity)/\(key)")
       }
       page.objects += next.objects
+      page.undecodableKeys += next.undecodableKeys
       page.nextContinuationToken = next.nextContinuationToken
       guard let token = next.nextContinuationToken, let last = page.objects.last?.key,
         last.utf8.starts(with: key.utf8)
@@ -127,7 +130,7 @@ public struct ArchiveNamespace: Namespace {
       if inside.contains(UInt8(ascii: "/")) { break }
       request = ListRequest(prefix: parent, delimiter: nil, continuationToken: token)
     }
-    var pages: [String: ListPage] = [:]
+    var pages: [ExactName: ListPage] = [:]
     var order: [String] = []
     let parentLength = parent.utf8.count
     for object in page.objects {
@@ -136,17 +139,27 @@ public struct ArchiveNamespace: Namespace {
       let slashes = bytes.indices.filter { $0 >= parentLength && bytes[$0] == UInt8(ascii: "/") }
       for (level, slash) in slashes.enumerated() {
         let directory = String(decoding: bytes[...slash], as: UTF8.self)
-        if pages[directory] == nil {
-          pages[directory] = ListPage(objects: [], commonPrefixes: [], nextContinuationToken: nil)
+        let name = ExactName(directory)
+        if pages[name] == nil {
+          pages[name] = ListPage(objects: [], commonPrefixes: [], nextContinuationToken: nil)
           order.append(directory)
         }
         if level + 1 < slashes.count {
           let child = String(decoding: bytes[...slashes[level + 1]], as: UTF8.self)
-          if pages[directory]!.commonPrefixes.last != child { pages[directory]!.commonPrefixes.append(child) }
+          if !(pages[name]!.commonPrefixes.last.map { sameBytes($0, child) } ?? false) {
+            pages[name]!.commonPrefixes.append(child)
+          }
         } else {
-          pages[directory]!.objects.append(object)
+          pages[name]!.objects.append(object)
         }
       }
+    }
+    // A key that is not UTF-8 is logged with the listing of its directory (S3 leaves "/" unescaped).
+    for encoded in page.undecodableKeys {
+      let bytes = Array(encoded.utf8)
+      guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { continue }
+      let directory = ExactName(String(decoding: bytes[...slash], as: UTF8.self))
+      pages[directory]?.undecodableKeys.append(encoded)
     }
     // Keys come in byte order, so a directory is whole unless the page stopped inside it.
     let lastKey = page.objects.last?.key
@@ -156,8 +169,8 @@ public struct ArchiveNamespace: Namespace {
     var found: NamespaceListing?
     var learned: [(String, NamespaceListing)] = []
     for directory in order where isWhole(directory) {
-      let listing = entries(of: pages[directory]!, in: directory)
-      if directory == key { found = listing } else { learned.append((directory, listing)) }
+      let listing = entries(of: pages[ExactName(directory)]!, in: directory)
+      if sameBytes(directory, key) { found = listing } else { learned.append((directory, listing)) }
     }
     subtrees.store(learned)
     // The directories the page stopped inside (all begin within it): their keys so far, so that
@@ -205,7 +218,7 @@ final class SubtreeListings: Sendable {
   let freshness: Double
   /// The most listings kept; a walk consumes them about as fast as pages arrive.
   let capacity = 100_000
-  private let learned = Mutex<[String: Learned]>([:])
+  private let learned = Mutex<[ExactName: Learned]>([:])
 
   init(freshness: Double) { self.freshness = freshness }
 
@@ -217,7 +230,7 @@ final class SubtreeListings: Sendable {
         learned = learned.filter { now - $0.value.learnedAt < freshness }
         if learned.count + listings.count > capacity { learned.removeAll() }
       }
-      for (key, listing) in listings { learned[key] = Learned(listing: listing, learnedAt: now) }
+      for (key, listing) in listings { learned[ExactName(key)] = Learned(listing: listing, learnedAt: now) }
     }
   }
 
@@ -225,7 +238,9 @@ final class SubtreeListings: Sendable {
   func take(_ key: String) -> NamespaceListing? {
     let now = monotonicSeconds()
     return learned.withLock { learned in
-      guard let found = learned.removeValue(forKey: key), now - found.learnedAt < freshness else { return nil }
+      guard let found = learned.removeValue(forKey: ExactName(key)), now - found.learnedAt < freshness else {
+        return nil
+      }
       return found.listing
     }
   }
@@ -234,7 +249,7 @@ final class SubtreeListings: Sendable {
   func peek(_ key: String) -> NamespaceListing? {
     let now = monotonicSeconds()
     return learned.withLock { learned in
-      guard let found = learned[key], now - found.learnedAt < freshness else { return nil }
+      guard let found = learned[ExactName(key)], now - found.learnedAt < freshness else { return nil }
       return found.listing
     }
   }
@@ -254,7 +269,10 @@ final class SubtreeListings: Sendable {
   func frontier(inside key: String) -> (lastKey: String, objects: [ObjectInfo])? {
     let now = monotonicSeconds()
     return frontiers.withLock { frontiers in
-      guard let found = frontiers.last(where: { now - $0.at < freshness && $0.frontier.directories.contains(key) })
+      guard
+        let found = frontiers.last(where: {
+          now - $0.at < freshness && $0.frontier.directories.contains { sameBytes($0, key) }
+        })
       else { return nil }
       return (found.frontier.lastKey, found.frontier.objects.filter { $0.key.utf8.starts(with: key.utf8) })
     }

@@ -33,7 +33,7 @@ public struct DirectoryEntry: Sendable, Hashable {
 public func nameProblem(_ name: String) -> String? {
   let bytes = name.utf8
   if bytes.isEmpty { return "its name is empty (a doubled or trailing \"/\")" }
-  if name == "." || name == ".." { return "\"\(name)\" cannot be a file name" }
+  if bytes.elementsEqual(".".utf8) || bytes.elementsEqual("..".utf8) { return "\"\(name)\" cannot be a file name" }
   if bytes.count > 255 { return "its name is \(bytes.count) bytes long, over the limit of 255" }
   if bytes.contains(0) { return "its name holds a NUL byte" }
   if bytes.contains(UInt8(ascii: "/")) { return "its name holds a \"/\"" }

@@ -14,7 +14,7 @@ struct InodeTable {
   }
 
   struct Listing {
-    var children: [String: UInt64] = [:]
+    var children = Children()
     /// Monotonic seconds until which the last full listing is trusted; nil when never listed.
     var trustedUntil: Double?
     /// Whether the listing holds every name of the directory.
@@ -30,13 +30,13 @@ struct InodeTable {
         let middle = (low + high) / 2
         if utf8Less(order[middle], name) { low = middle + 1 } else { high = middle }
       }
-      return low < order.count && order[low] == name ? low : nil
+      return low < order.count && sameBytes(order[low], name) ? low : nil
     }
   }
 
   private struct Identity: Hashable {
     let parent: UInt64
-    let name: String
+    let name: ExactName
     let kind: NodeKind
   }
 
@@ -67,7 +67,7 @@ struct InodeTable {
 
   /// The inode for an entry of `parent`, made on first sight; a known one takes the entry's new content.
   private mutating func inode(parent: UInt64, entry: NamespaceEntry) -> UInt64 {
-    let identity = Identity(parent: parent, name: entry.name, kind: entry.content.kind)
+    let identity = Identity(parent: parent, name: ExactName(entry.name), kind: entry.content.kind)
     if let existing = inodeByIdentity[identity] {
       if case .file(let old)? = nodes[existing]?.content, case .file(let new) = entry.content,
         old.version != new.version
@@ -88,12 +88,12 @@ struct InodeTable {
   /// Records a full listing of `directory`, trusted until `trustedUntil`; returns its children.
   mutating func replaceListing(
     of directory: UInt64, with entries: [NamespaceEntry], trustedUntil: Double, isComplete: Bool
-  ) -> [String: UInt64] {
-    var children: [String: UInt64] = [:]
+  ) -> Children {
+    var children = Children()
     for entry in entries { children[entry.name] = inode(parent: directory, entry: entry) }
     listings[directory] = Listing(
       children: children, trustedUntil: trustedUntil, isComplete: isComplete,
-      order: children.keys.sorted(by: utf8Less))
+      order: children.names.sorted(by: utf8Less))
     return children
   }
 
@@ -106,6 +106,23 @@ struct InodeTable {
     let child = inode(parent: directory, entry: entry)
     listings[directory, default: Listing()].children[name] = child
     return child
+  }
+}
+
+/// A directory's children by name, matched byte for byte: two names the kernel holds apart (such
+/// as "caf\u{E9}" and "cafe\u{301}", equal as Swift strings) are never taken for each other.
+struct Children: Sequence {
+  private var byName: [ExactName: UInt64] = [:]
+
+  subscript(name: String) -> UInt64? {
+    get { byName[ExactName(name)] }
+    set { byName[ExactName(name)] = newValue }
+  }
+
+  var names: [String] { byName.keys.map(\.string) }
+
+  func makeIterator() -> some IteratorProtocol<(name: String, inode: UInt64)> {
+    byName.lazy.map { (name: $0.key.string, inode: $0.value) }.makeIterator()
   }
 }
 

@@ -66,7 +66,7 @@ public final class LogFilesystem: Sendable {
   /// what it cached of it; set by the FUSE adapter.
   private let fileChanged = Mutex<(@Sendable (UInt64) -> Void)?>(nil)
   /// What was already reported as left out of the tree, so each is logged once.
-  private let reported = Mutex<Set<String>>([])
+  private let reported = Mutex<Set<ExactName>>([])
 
   private final class OpenFile: Sendable {
     let source: FileSource
@@ -139,9 +139,10 @@ public final class LogFilesystem: Sendable {
       if let child = listing.children[name] { return try attributes(of: child) }
       if listing.isComplete { throw .noEntry(key + name) }
     }
-    let entry: NamespaceEntry?
+    var entry: NamespaceEntry?
     do throws(FilesystemError) {
       entry = try namespace.lookup(directory: key, name: name)
+      if let found = entry, !sameBytes(found.name, name) || showable(found) != nil { entry = nil }
     } catch {
       // A lookup is a listing: one that failed after its retries is logged, as listings are.
       if error.errno != ENOENT { logger.error("\(error.message)") }
@@ -223,13 +224,14 @@ public final class LogFilesystem: Sendable {
   }
 
   /// The directory's children, listed first if its listing is missing or no longer trusted.
-  private func currentChildren(_ inode: UInt64) throws(FilesystemError) -> [String: UInt64] {
+  private func currentChildren(_ inode: UInt64) throws(FilesystemError) -> Children {
     let (key, listing) = try directory(inode)
     guard listing.trustedUntil.map({ monotonicSeconds() >= $0 }) ?? true else { return listing.children }
     try listings.run(inode) { () throws(FilesystemError) in
-      let result: NamespaceListing
+      var result: NamespaceListing
       do throws(FilesystemError) {
         result = try namespace.list(directory: key)
+        result = shownEntries(of: result, in: key)
       } catch {
         logger.error("\(error.message)")
         throw error
@@ -256,8 +258,33 @@ public final class LogFilesystem: Sendable {
     _ = handles.withLock { $0.directories.removeValue(forKey: handle) }
   }
 
+  /// What of a listing can be shown: an entry whose name cannot be a file name, or a link that
+  /// could lead out of its directory, is left out (the namespaces never make one; this holds
+  /// whatever a source sends), and of entries with the same name (byte for byte) the first is kept.
+  private func shownEntries(of listing: NamespaceListing, in key: String) -> NamespaceListing {
+    var shown = listing
+    var seen = Set<ExactName>()
+    shown.entries = listing.entries.filter { entry in
+      if let problem = showable(entry) {
+        shown.leftOut.append((path(key, entry.name), problem))
+        return false
+      }
+      guard seen.insert(ExactName(entry.name)).inserted else {
+        shown.leftOut.append(
+          (path(key, entry.name) + " (a second entry of that name)", "an entry of the same name is shown"))
+        return false
+      }
+      return true
+    }
+    return shown
+  }
+
+  private func path(_ key: String, _ name: String) -> String {
+    key.isEmpty || key.hasSuffix("/") ? key + name : key + "/" + name
+  }
+
   private func report(_ leftOut: [(source: String, reason: String)]) {
-    for (source, reason) in leftOut where reported.withLock({ $0.insert(source).inserted }) {
+    for (source, reason) in leftOut where reported.withLock({ $0.insert(ExactName(source)).inserted }) {
       logger.warning("left out \(escapedForLog(source)): \(reason)")
     }
   }
@@ -457,7 +484,22 @@ func monotonicSeconds() -> Double {
 }
 
 /// A key as one log line can hold it: control characters and invalid bytes escaped.
-func escapedForLog(_ text: String) -> String {
+/// Why an entry cannot be shown, or nil: its name must be a file name, and a link's target a name
+/// or relative path that stays inside the mount (no leading "/", no ".." component).
+func showable(_ entry: NamespaceEntry) -> String? {
+  if let problem = nameProblem(entry.name) { return problem }
+  guard case .symlink(let target) = entry.content else { return nil }
+  let climbs = target.split(separator: "/", omittingEmptySubsequences: false).contains {
+    $0.utf8.elementsEqual("..".utf8)
+  }
+  if target.isEmpty || target.hasPrefix("/") || target.utf8.contains(0) || climbs || target.utf8.count > 4095 {
+    return "its link would lead outside the mount"
+  }
+  return nil
+}
+
+/// Text for a log line: control bytes as `\xNN` and `\` doubled, so a name cannot forge a line.
+public func escapedForLog(_ text: String) -> String {
   var out = ""
   for scalar in text.unicodeScalars {
     if scalar.value < 0x20 || scalar.value == 0x7f || scalar == "\\" {

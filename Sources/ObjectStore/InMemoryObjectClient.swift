@@ -4,9 +4,10 @@ import Synchronization
 /// It counts calls and can be told to fail, so tests can check what the filesystem asks for.
 public final class InMemoryObjectClient: ObjectClient {
   private struct State {
-    var objects: [String: (info: ObjectInfo, bytes: [UInt8])] = [:]
+    var objects: [ExactName: (info: ObjectInfo, bytes: [UInt8])] = [:]
     var pageSize = 1000
     var failNextGets = 0
+    var undecodable: [String] = []
   }
 
   private let state = Mutex(State())
@@ -26,12 +27,17 @@ public final class InMemoryObjectClient: ObjectClient {
   public func put(_ key: String, _ bytes: [UInt8], lastModified: Timestamp = Timestamp(seconds: 1_700_000_000)) {
     let serial = etagSerial.add(1, ordering: .relaxed).newValue
     let info = ObjectInfo(key: key, size: UInt64(bytes.count), lastModified: lastModified, etag: "\"etag-\(serial)\"")
-    state.withLock { $0.objects[key] = (info, bytes) }
+    state.withLock { $0.objects[ExactName(key)] = (info, bytes) }
   }
 
   public func put(_ key: String, _ text: String) { put(key, Array(text.utf8)) }
 
-  public func remove(_ key: String) { _ = state.withLock { $0.objects.removeValue(forKey: key) } }
+  /// Makes listings report a key that is not UTF-8, as a hostile S3 could send it (percent-encoded,
+  /// e.g. `dir/bad%FF.log`): it is listed, in the last page of a listing of a prefix it starts with
+  /// and has no delimiter after, in `undecodableKeys`.
+  public func putUndecodable(_ encodedKey: String) { state.withLock { $0.undecodable.append(encodedKey) } }
+
+  public func remove(_ key: String) { _ = state.withLock { $0.objects.removeValue(forKey: ExactName(key)) } }
 
   public let counters = RequestCounters()
 
@@ -44,14 +50,14 @@ public final class InMemoryObjectClient: ObjectClient {
   public func listPage(_ request: ListRequest) throws(ObjectStoreError) -> ListPage {
     counters.lists.add(1, ordering: .relaxed)
     return state.withLock { state in
-      let keys = state.objects.keys.filter { $0.hasPrefix(request.prefix) }.sorted(by: utf8Less)
+      let keys = state.objects.keys.map(\.string).filter { hasBytePrefix($0, request.prefix) }.sorted(by: utf8Less)
       // Entries in order, each a key or a rolled-up prefix, as S3 pages them.
       var entries: [(name: String, info: ObjectInfo?)] = []
       for key in keys {
         if let common = commonPrefix(of: key, prefix: request.prefix, delimiter: request.delimiter) {
-          if entries.last?.name != common { entries.append((common, nil)) }
+          if !(entries.last?.name.utf8.elementsEqual(common.utf8) ?? false) { entries.append((common, nil)) }
         } else {
-          entries.append((key, state.objects[key]!.info))
+          entries.append((key, state.objects[ExactName(key)]!.info))
         }
       }
       let after = request.continuationToken ?? request.startAfter
@@ -59,15 +65,19 @@ public final class InMemoryObjectClient: ObjectClient {
       let limit = min(request.maxKeys ?? 1000, state.pageSize)
       let page = entries.prefix(limit)
       let truncated = entries.count > limit
+      let undecodable = state.undecodable.filter { key in
+        hasBytePrefix(key, request.prefix)
+          && commonPrefix(of: key, prefix: request.prefix, delimiter: request.delimiter) == nil
+      }
       return ListPage(
         objects: page.compactMap(\.info), commonPrefixes: page.filter { $0.info == nil }.map(\.name),
-        nextContinuationToken: truncated ? page.last!.name : nil)
+        nextContinuationToken: truncated ? page.last!.name : nil, undecodableKeys: truncated ? [] : undecodable)
     }
   }
 
   public func head(key: String) throws(ObjectStoreError) -> ObjectInfo {
     counters.heads.add(1, ordering: .relaxed)
-    let found = state.withLock { $0.objects[key]?.info }
+    let found = state.withLock { $0.objects[ExactName(key)]?.info }
     guard let found else { throw ObjectStoreError(.notFound, "no object \(key) in \(identity)") }
     return found
   }
@@ -81,7 +91,7 @@ public final class InMemoryObjectClient: ObjectClient {
         state.failNextGets -= 1
         return .failure(ObjectStoreError(.unreachable, "injected failure reading \(key)"))
       }
-      guard let object = state.objects[key] else {
+      guard let object = state.objects[ExactName(key)] else {
         return .failure(ObjectStoreError(.notFound, "no object \(key) in \(identity)"))
       }
       if let ifMatch, ifMatch != object.info.etag {

@@ -36,8 +36,10 @@ public final class LocalDirectoryClient: ObjectClient {
     }
     var keys: [ObjectInfo] = []
     var prefixes: [String] = []
+    var undecodable: [String] = []
     collect(
-      directory: directory, request: request, recursive: request.delimiter != "/", keys: &keys, prefixes: &prefixes)
+      directory: directory, request: request, recursive: request.delimiter != "/", keys: &keys, prefixes: &prefixes,
+      undecodable: &undecodable)
     // One page holds everything, in S3's order.
     var entries: [(name: String, info: ObjectInfo?)] = keys.map { ($0.key, $0) } + prefixes.map { ($0, nil) }
     entries.sort { utf8Less($0.name, $1.name) }
@@ -48,11 +50,13 @@ public final class LocalDirectoryClient: ObjectClient {
     let page = entries.prefix(limit)
     return ListPage(
       objects: page.compactMap(\.info), commonPrefixes: page.filter { $0.info == nil }.map(\.name),
-      nextContinuationToken: entries.count > limit ? page.last?.name : nil)
+      nextContinuationToken: entries.count > limit ? page.last?.name : nil,
+      undecodableKeys: entries.count > limit ? [] : undecodable)
   }
 
   private func collect(
-    directory: String, request: ListRequest, recursive: Bool, keys: inout [ObjectInfo], prefixes: inout [String]
+    directory: String, request: ListRequest, recursive: Bool, keys: inout [ObjectInfo], prefixes: inout [String],
+    undecodable: inout [String]
   ) {
     let path = directory.isEmpty ? root : root + "/" + directory
     guard let handle = opendir(path) else { return }
@@ -61,7 +65,14 @@ public final class LocalDirectoryClient: ObjectClient {
       let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
         String(validatingCString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
       }
-      guard let name, name != ".", name != ".." else { continue }
+      guard let name else {
+        // A file name that is not UTF-8: it cannot be a key. Reported, percent-encoded, to be logged.
+        let bytes = withUnsafeBytes(of: entry.pointee.d_name) { raw in Array(raw.prefix { $0 != 0 }) }
+        let encoded = directory + percentEncodedName(bytes)
+        if hasBytePrefix(encoded, request.prefix) { undecodable.append(encoded) }
+        continue
+      }
+      guard name != ".", name != ".." else { continue }
       let key = directory + name
       var status = stat()
       guard lstat(root + "/" + key, &status) == 0 else { continue }
@@ -70,13 +81,15 @@ public final class LocalDirectoryClient: ObjectClient {
         let dirKey = key + "/"
         if recursive {
           // A directory can hold matching keys even when its own name is shorter than the prefix.
-          if dirKey.hasPrefix(request.prefix) || request.prefix.hasPrefix(dirKey) {
-            collect(directory: dirKey, request: request, recursive: true, keys: &keys, prefixes: &prefixes)
+          if hasBytePrefix(dirKey, request.prefix) || hasBytePrefix(request.prefix, dirKey) {
+            collect(
+              directory: dirKey, request: request, recursive: true, keys: &keys, prefixes: &prefixes,
+              undecodable: &undecodable)
           }
-        } else if dirKey.hasPrefix(request.prefix) {
+        } else if hasBytePrefix(dirKey, request.prefix) {
           prefixes.append(dirKey)
         }
-      } else if type == S_IFREG, key.hasPrefix(request.prefix) {
+      } else if type == S_IFREG, hasBytePrefix(key, request.prefix) {
         keys.append(info(key: key, status: status))
       }
     }
@@ -137,4 +150,19 @@ public final class LocalDirectoryClient: ObjectClient {
     !key.isEmpty && !key.hasPrefix("/")
       && !key.split(separator: "/", omittingEmptySubsequences: false).contains { $0 == ".." || $0 == "." || $0.isEmpty }
   }
+}
+
+/// A file name's bytes with `%`, control bytes and every byte that is not ASCII as `%XX`, as S3's
+/// `encoding-type=url` would show them: for naming a file whose name is not UTF-8.
+func percentEncodedName(_ bytes: [UInt8]) -> String {
+  var out = ""
+  for byte in bytes {
+    if byte < 0x20 || byte >= 0x7F || byte == UInt8(ascii: "%") {
+      let hex = String(byte, radix: 16, uppercase: true)
+      out += "%" + (hex.count == 1 ? "0" : "") + hex
+    } else {
+      out.unicodeScalars.append(Unicode.Scalar(byte))
+    }
+  }
+  return out
 }

@@ -57,6 +57,7 @@ extension ObjectClient {
       let page = try listPage(request)
       all.objects += page.objects
       all.commonPrefixes += page.commonPrefixes
+      all.undecodableKeys += page.undecodableKeys
       guard let token = page.nextContinuationToken else { return all }
       request.continuationToken = token
     }
@@ -87,11 +88,17 @@ public struct ListPage: Sendable, Hashable {
   public var commonPrefixes: [String]
   /// Present when the listing is truncated; pass it back for the next page.
   public var nextContinuationToken: String?
+  /// Keys (or common prefixes) the store listed that are not UTF-8, so cannot be held as a `String`
+  /// nor named in a request: each as the store sent it, percent-encoded, to be logged and left out.
+  public var undecodableKeys: [String]
 
-  public init(objects: [ObjectInfo], commonPrefixes: [String], nextContinuationToken: String?) {
+  public init(
+    objects: [ObjectInfo], commonPrefixes: [String], nextContinuationToken: String?, undecodableKeys: [String] = []
+  ) {
     self.objects = objects
     self.commonPrefixes = commonPrefixes
     self.nextContinuationToken = nextContinuationToken
+    self.undecodableKeys = undecodableKeys
   }
 }
 

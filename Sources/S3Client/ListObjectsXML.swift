@@ -8,6 +8,10 @@ public import ObjectStore
 /// server that ignores the parameter sends raw keys and no `EncodingType`, and decoding those
 /// would corrupt keys holding '+' or '%'.
 ///
+/// A key or common prefix that is well escaped but not UTF-8 once decoded (S3 stores only UTF-8
+/// keys, but a buggy or hostile server can send `%FF`) is not a `String`: it goes into
+/// `undecodableKeys` as sent, and the rest of the page stands.
+///
 /// An `<Error>` body throws with its code and message; a missing `Key`, `Size` or `LastModified`,
 /// a size that is not a `UInt64`, or `IsTruncated` true with no `NextContinuationToken` is
 /// `.invalidResponse`. A missing `ETag` is taken as "".
@@ -31,10 +35,20 @@ public func parseListObjectsV2(_ body: [UInt8], urlEncoded: Bool) throws(ObjectS
     if let text = try root.childText(name) { _ = try value(text) }
   }
 
+  var undecodable: [String] = []
+  /// A key or prefix, or nil (and noted) when it is not UTF-8 once decoded.
+  func name(_ text: String) throws(ObjectStoreError) -> String? {
+    guard decode else { return text }
+    if let decoded = String(validating: try formURLDecodeBytes(text), as: UTF8.self) { return decoded }
+    undecodable.append(text)
+    return nil
+  }
+
   var objects: [ObjectInfo] = []
   for contents in root.children(named: "Contents") {
     guard let rawKey = try contents.childText("Key") else { throw invalidListing("a <Contents> without <Key>") }
-    let key = try value(rawKey)
+    let decodedKey = try name(rawKey)
+    let key = decodedKey ?? rawKey
     guard let sizeText = try contents.childText("Size") else {
       throw invalidListing("no <Size> for key \(key)")
     }
@@ -46,6 +60,7 @@ public func parseListObjectsV2(_ body: [UInt8], urlEncoded: Bool) throws(ObjectS
       throw invalidListing("LastModified \(modifiedText) of key \(key)")
     }
     let etag = try contents.childText("ETag") ?? ""
+    guard decodedKey != nil else { continue }
     objects.append(
       ObjectInfo(
         key: key, size: size, lastModified: Timestamp(seconds: modified.seconds, nanoseconds: modified.nanoseconds),
@@ -57,7 +72,7 @@ public func parseListObjectsV2(_ body: [UInt8], urlEncoded: Bool) throws(ObjectS
     guard let prefix = try group.childText("Prefix") else {
       throw invalidListing("a <CommonPrefixes> without <Prefix>")
     }
-    commonPrefixes.append(try value(prefix))
+    if let decoded = try name(prefix) { commonPrefixes.append(decoded) }
   }
 
   let truncated: Bool
@@ -73,7 +88,8 @@ public func parseListObjectsV2(_ body: [UInt8], urlEncoded: Bool) throws(ObjectS
     }
     token = next
   }
-  return ListPage(objects: objects, commonPrefixes: commonPrefixes, nextContinuationToken: token)
+  return ListPage(
+    objects: objects, commonPrefixes: commonPrefixes, nextContinuationToken: token, undecodableKeys: undecodable)
 }
 
 private func invalidListing(_ message: String) -> ObjectStoreError {
@@ -87,6 +103,14 @@ private func parseUInt64(_ text: String) -> UInt64? {
 
 /// S3's `encoding-type=url` decoding: `%XX` to the byte, '+' to a space; the result must be UTF-8.
 public func formURLDecode(_ text: String) throws(ObjectStoreError) -> String {
+  guard let decoded = String(validating: try formURLDecodeBytes(text), as: UTF8.self) else {
+    throw invalidListing("a url-encoded value that is not UTF-8 once decoded")
+  }
+  return decoded
+}
+
+/// The bytes `encoding-type=url` text stands for: `%XX` to the byte, '+' to a space.
+func formURLDecodeBytes(_ text: String) throws(ObjectStoreError) -> [UInt8] {
   let bytes = Array(text.utf8)
   var out: [UInt8] = []
   out.reserveCapacity(bytes.count)
@@ -115,10 +139,7 @@ public func formURLDecode(_ text: String) throws(ObjectStoreError) -> String {
       index += 1
     }
   }
-  guard let decoded = String(validating: out, as: UTF8.self) else {
-    throw invalidListing("a url-encoded value that is not UTF-8 once decoded")
-  }
-  return decoded
+  return out
 }
 
 /// An S3 `<Error>` body.

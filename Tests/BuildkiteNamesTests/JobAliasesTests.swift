@@ -83,6 +83,37 @@ import Testing
     }
   }
 
+  @Test func idsThatAreNotUUIDsAddOnlySafeBytesAndClashesAreNumbered() {
+    // Every job is "tests"; their IDs, which the suffixes come from, are hostile too. IDs that are
+    // the same once made safe ("a/b", "a b", "a\nb") clash in every round and are numbered.
+    let ids = ["x/../../y", "a/b", "a b", "a\nb", "nul\u{0}id", String(repeating: "i", count: 300), "lint", "..", ""]
+    let aliases = jobAliases(ids.map { job($0, key: "tests") }, reserved: ["build.json", "lint.log", "tests.log"])
+    #expect(aliases.count == ids.count)
+    #expect(Set(aliases.values).count == ids.count)
+    for (id, alias) in aliases {
+      #expect(alias.hasSuffix(".log") && alias.utf8.count <= 255, "\(id)")
+      #expect(alias.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") }, "\(id): \(alias)")
+      #expect(!["build.json", "lint.log", "tests.log", ".", ".."].contains(alias), "\(id)")
+      #expect(!alias.hasPrefix("."), "\(id)")
+    }
+    #expect(aliases["x/../../y"] == "tests-y.log")
+    #expect(aliases["lint"] == "tests-lint.log")
+    let numbered = ["a/b", "a b", "a\nb"].compactMap { aliases[$0] }.sorted()
+    #expect(numbered == ["tests-a-b-2.log", "tests-a-b-3.log", "tests-a-b-4.log"])
+  }
+
+  @Test func anAliasNeverTakesAReservedNameOrPassesForAUUID() {
+    let aliases = jobAliases(
+      [
+        job("0190a1b2-0000-4000-8000-00000000000a", key: "lint"),
+        job("0190a1b2-0000-4000-8000-00000000000b", name: "0190a1b2-0000-4000-8000-00000000000a"),
+        job("0190a1b2-0000-4000-8000-00000000000c", key: "build"),
+      ], reserved: ["lint.log", "build.json", "0190a1b2-0000-4000-8000-00000000000a.log"])
+    #expect(aliases["0190a1b2-0000-4000-8000-00000000000a"] == "lint-0000000a.log")
+    #expect(aliases["0190a1b2-0000-4000-8000-00000000000b"] == "0190a1b2-0000-4000-8000-00000000000a-0000000b.log")
+    #expect(aliases["0190a1b2-0000-4000-8000-00000000000c"] == "build.log")
+  }
+
   @Test func aRetryCycleInBadDataDoesNotHang() {
     let aliases = jobAliases(
       [job("c1", name: "x", retriedIn: "c2"), job("c2", name: "x", retriedIn: "c1")], reserved: [])

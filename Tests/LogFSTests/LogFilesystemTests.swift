@@ -17,7 +17,7 @@ struct Fixture {
   init(
     store: InMemoryObjectClient = InMemoryObjectClient(), rootPrefix: String = "", disk: DiskBlockCache? = nil,
     readahead: UInt64 = 0, directoryTTL: Double = 60, listingFreshness: Double = 60, walkAhead: Int = 0,
-    diskWriteQueue: Int = 0
+    diskWriteQueue: Int = 0, logger: Logger = Logger(label: "test")
   ) {
     self.store = store
     let configuration = FilesystemConfiguration(
@@ -29,7 +29,7 @@ struct Fixture {
       namespace: ArchiveNamespace(client: store, rootPrefix: rootPrefix, listingFreshness: listingFreshness),
       configuration: configuration,
       memoryCache: MemoryBlockCache(maxBytes: 1 << 20),
-      diskCache: disk, logger: Logger(label: "test"))
+      diskCache: disk, logger: logger)
   }
 
   func resolve(_ path: String) throws -> Attributes {

@@ -186,9 +186,106 @@ def _org(gen, slug, name, created_at):
             "created_at": created_at, "pipelines": []}
 
 
+# Hostile names (build_world(hostile=True), `world.py --hostile`): every field has Buildkite's
+# documented type, only the values are what a buggy or hostile API could send. Tests find them here.
+HOSTILE = {
+    "org": "hostile",
+    "pipeline": "names",
+    "jobs_build": 1,          # job labels, step keys and IDs of every odd kind (HOSTILE_JOBS)
+    "surrogate_build": 2,     # a job label with a lone surrogate (JSON "\udc80")
+    "duplicate_number": 3,    # two builds numbered 3
+    "negative_number": -1,
+    # pipeline slugs of org "hostile": shown as they are, or left out
+    "kept_pipelines": ["names", "   ", "new\nline", "\u65e5\u672c\u8a9e", "p" * 255, "dup"],
+    "left_out_pipelines": ["", ".", "..", "a/b", "nul\u0000", "p" * 1000],
+    # organization slugs beside "hostile": all left out
+    "left_out_orgs": ["", "..", "o/../../x", "o" * 1000],
+}
+
+# (key in the test, id or None for a generated UUID, name, step_key): the script jobs of hostile build 1.
+HOSTILE_JOBS = [
+    ("plain", None, "Plain", "plain"),
+    ("traversal", None, "../../../etc/passwd", None),
+    ("slash_key", None, "Slash", "a/b"),
+    ("dot", None, ".", None),
+    ("dotdot", None, "..", None),
+    ("empty", None, "", ""),
+    ("nul", None, "nul\u0000byte", None),
+    ("newline", None, "line\nbreak\r", None),
+    ("long", None, "x" * 1000, None),
+    ("same1", None, "Unit tests", None),
+    ("same2", None, "Unit/tests", None),
+    ("uuid_label", None, "(another job's UUID)", None),
+    ("build_json", None, "Build JSON", "build.json"),
+    ("not_uuid", "not-a-uuid", "Not a UUID", "not uuid"),
+    ("id_lint", "lint", "Lint by ID", "id-lint"),
+    ("key_lint", None, "Lint", "lint"),
+    ("id_newline", "nl\nid", "Newline ID", "newline-id"),
+    ("id_slash", "x/../../y", "Slash ID", "slash-id"),
+    ("id_dotdot", "..", "Dot-dot ID", "dotdot-id"),
+    ("id_long", "i" * 300, "Long ID", "long-id"),
+    ("id_dot", ".", "Dot ID", "dot-id"),
+    ("id_nul", "nul\u0000id", "NUL ID", "nul-id"),
+    ("id_empty", "", "Empty ID", "empty-id"),
+]
+
+
+def _hostile_org(gen, t):
+    """Org "hostile": its pipelines' slugs, build numbers and jobs are the hostile-name matrix."""
+    org = _org(gen, "hostile", "Hostile names", "2024-01-01T00:00:00.000Z")
+    creator = {"id": gen.uuid(), "name": "Mallory", "email": "mallory@example.com",
+               "avatar_url": "https://www.gravatar.com/avatar/00000000000000000000000000000000",
+               "created_at": "2024-01-01T00:00:00.000Z"}
+    logs = {}
+    names = _pipeline(gen, "names", "Names", "git@github.com:hostile/names.git", "2024-01-02T00:00:00.000Z", creator)
+    jobs = []
+    for n, (key, jid, name, step_key) in enumerate(HOSTILE_JOBS):
+        j = _script_job(gen, name, step_key, "passed", t)
+        if jid is not None:
+            j["id"] = jid
+            j["graphql_id"] = _gql("Job", jid)
+        logs[j["id"]] = {"base64": b64(f"log of {key} ({n})\r\n".encode())}
+        j["_hostile_key"] = key
+        jobs.append(j)
+    by_key = {j["_hostile_key"]: j for j in jobs}
+    by_key["uuid_label"]["name"] = by_key["plain"]["id"]
+    # The same job twice (an API bug): the catalog keeps one.
+    jobs.append(dict(by_key["plain"]))
+    for j in jobs:
+        j.pop("_hostile_key", None)
+    names["builds"].append(_build(gen, 1, t, "passed", "main", "Hostile job names", jobs, creator=creator))
+    s = _script_job(gen, "bad \udc80 label", None, "passed", t)
+    logs[s["id"]] = {"base64": b64(b"surrogate label\r\n")}
+    ok = _script_job(gen, "Fine", "fine", "passed", t)
+    logs[ok["id"]] = {"base64": b64(b"fine\r\n")}
+    names["builds"].append(_build(gen, 2, t, "passed", "main", "A lone surrogate", [s, ok], creator=creator))
+    for message in ("first of two 3s", "second of two 3s"):
+        d = _script_job(gen, "Dup", "dup", "passed", t)
+        logs[d["id"]] = {"base64": b64(message.encode() + b"\r\n")}
+        names["builds"].append(_build(gen, 3, t, "passed", "main", message, [d], creator=creator))
+    names["builds"].append(_build(gen, -1, t, "passed", "main", "A negative number", [], creator=creator))
+    org["pipelines"].append(names)
+    for slug in HOSTILE["kept_pipelines"][1:] + HOSTILE["left_out_pipelines"] + ["dup"]:
+        p = _pipeline(gen, slug, f"Pipeline {slug!r}", "git@github.com:hostile/x.git", "2024-01-02T00:00:00.000Z",
+                      creator)
+        org["pipelines"].append(p)
+    others = [_org(gen, slug, f"Org {slug!r}", "2024-01-01T00:00:00.000Z") for slug in HOSTILE["left_out_orgs"]]
+    return org, others, logs
+
+
+def hostile_job(world, key):
+    """The stored job of hostile build 1 named `key` in HOSTILE_JOBS."""
+    build = find_build(world, HOSTILE["org"], HOSTILE["pipeline"], HOSTILE["jobs_build"])
+    index = [k for k, *_ in HOSTILE_JOBS].index(key)
+    return build["jobs"][index]
+
+
 def build_world(seed=1, testdata_dir=None, *, big_builds=300, deep_listing_limit=1000, org_rate_limit=200,
-                user_rate_limit=50, rate_window_seconds=60, running_log_chunks=5):
-    """The world as a dict (see the module docstring). Deterministic for a given seed and testdata."""
+                user_rate_limit=50, rate_window_seconds=60, running_log_chunks=5, hostile=False):
+    """The world as a dict (see the module docstring). Deterministic for a given seed and testdata.
+
+    With `hostile`, org "hostile" and four organizations with slugs that cannot be file names are
+    added, and the full-access tokens see them (see HOSTILE)."""
     testdata = Path(testdata_dir) if testdata_dir else default_testdata_dir()
     logs_dir = testdata / "buildkite" / "logs"
     real_logs = sorted(p for p in logs_dir.glob("*.raw")) if logs_dir.is_dir() else []
@@ -316,6 +413,16 @@ def build_world(seed=1, testdata_dir=None, *, big_builds=300, deep_listing_limit
 
     empty = _org(gen, "empty-org", "Empty Org", "2023-01-01T00:00:00.000Z")
 
+    organizations = [acme, bk_org, empty]
+    tokens = TOKENS
+    if hostile:
+        org, others, hostile_logs = _hostile_org(gen, t)
+        organizations += [org] + others
+        logs.update(hostile_logs)
+        tokens = json.loads(json.dumps(TOKENS))
+        for name in ("bkua_fake_full", "bkua_fake_full_alice2"):
+            tokens[name]["organizations"] += [org["slug"]] + [o["slug"] for o in others]
+
     return {
         "version": 1,
         "seed": seed,
@@ -325,8 +432,8 @@ def build_world(seed=1, testdata_dir=None, *, big_builds=300, deep_listing_limit
             "rate_window_seconds": rate_window_seconds,
         },
         "users": users,
-        "tokens": TOKENS,
-        "organizations": [acme, bk_org, empty],
+        "tokens": tokens,
+        "organizations": organizations,
         "logs": logs,
         "real_build_source": str(build_json),
     }
@@ -379,10 +486,12 @@ def main(argv=None):
     ap.add_argument("--org-rate-limit", type=int, default=200)
     ap.add_argument("--user-rate-limit", type=int, default=50)
     ap.add_argument("--rate-window", type=float, default=60.0, help="seconds per rate-limit window")
+    ap.add_argument("--hostile", action="store_true", help="add the hostile names (see HOSTILE)")
     args = ap.parse_args(argv)
     world = build_world(args.seed, args.testdata, big_builds=args.big_builds,
                         deep_listing_limit=args.deep_listing_limit, org_rate_limit=args.org_rate_limit,
-                        user_rate_limit=args.user_rate_limit, rate_window_seconds=args.rate_window)
+                        user_rate_limit=args.user_rate_limit, rate_window_seconds=args.rate_window,
+                        hostile=args.hostile)
     Path(args.out).write_text(json.dumps(world, indent=1))
     return 0
 
