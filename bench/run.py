@@ -122,6 +122,7 @@ def alive(pid):
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 
 
 def cpu_seconds(pids):
@@ -505,8 +506,13 @@ class Bench:
         maxrss would report the Python process it was forked from). The command's process group is
         killed and RunTimeout raised when it passes the time budget."""
         timeout = self.timeout if timeout is None else timeout
-        with tempfile.TemporaryFile(dir=self.run_dir) as out, tempfile.TemporaryFile(dir=self.run_dir) as err:
+        with tempfile.TemporaryFile(dir=self.run_dir) as out, tempfile.TemporaryFile(dir=self.run_dir) as err, \
+                tempfile.NamedTemporaryFile(dir=self.run_dir) as peak:
             argv = ["bash", "-c", cmd] if shell else cmd
+            if watch_memory and GNU_TIME:
+                # A command that ends within the first sample (a `cat` of a small file) would show no
+                # figure: GNU time reports its peak too, in KiB.
+                argv = [GNU_TIME, "-f", "%M", "-o", peak.name, *argv]
             result = {"hwm": 0}
             started = time.perf_counter()
             proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL if discard else out, stderr=err,
@@ -543,6 +549,9 @@ class Bench:
             out.seek(0)
             err.seek(0)
             stdout, stderr = out.read(), err.read()
+            if watch_memory and GNU_TIME:
+                with contextlib.suppress(ValueError, OSError):
+                    result["hwm"] = max(result["hwm"], int(open(peak.name).read().split()[-1]) * 1024)
         if result["status"] != 0:
             shown = cmd if shell else " ".join(map(shlex.quote, cmd))
             raise BenchError(f"`{shown}` exited with {result['status']}: {stderr.decode(errors='replace').strip()[-600:]}")
