@@ -66,10 +66,10 @@ public final class FuseSession {
     invalidations = Invalidations(session: created)
     filesystem.onFileChanged { [invalidations] inode in invalidations.invalidate(inode) }
     guard fuse_session_mount(session, mountpoint) == 0 else {
-      invalidations.close()
-      fuse_session_destroy(session)
-      unmanagedContext.release()
-      throw FuseError(description: "could not mount on \(mountpoint) (is /dev/fuse there, and fusermount3 installed?)")
+      // Every stored property is set: throwing now runs deinit, which destroys the session and
+      // releases the context (doing it here too freed them twice).
+      throw FuseError(
+        description: "could not mount on \(mountpoint): the kernel or fusermount3 refused (libfuse's reason is in the log)")
     }
     mounted = true
   }

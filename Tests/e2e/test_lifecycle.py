@@ -58,6 +58,19 @@ def test_mount_of_a_missing_archive_dir_fails(mount, tmp_path, bklogfs_bin):
     _assert_failed_cleanly(m.result, elapsed, mnt, bklogfs_bin)
 
 
+def test_a_mount_the_kernel_refuses_fails_with_one_sentence_and_no_crash(mount, tmp_path, bklogfs_bin):
+    # blksize is a fuseblk option: libfuse passes it on and the kernel refuses the mount itself, so
+    # it fails in fuse_session_mount, after the session was made (once a double free there).
+    mnt = tmp_path / "refused"
+    src = tmp_path / "archive"
+    src.mkdir()
+    m, elapsed = _try_mount(mount, mountpoint=mnt, archive=src, extra_args=["-o", "blksize=4096"])
+    _assert_failed_cleanly(m.result, elapsed, mnt, bklogfs_bin)
+    assert "could not mount" in m.result.stderr, m.result.stderr
+    log = m.log_path.read_text()
+    assert "crashed" not in log and "double free" not in log, log[-2000:]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_to_a_foreground_mount_unmounts_cleanly(bklogfs_bin, seeded_bucket, tmp_path, sig):
     mnt = tmp_path / "fg"
