@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Layers, each depending only on those listed before it:
-//   C shims (CFuse, CCurl, CCrypto)
+//   C shims (CFuse, CCurl, CCrypto, CSystem)
 //   Digests, HTTPTransport        — one Swift module per C library
 //   ObjectStore                   — the object-client protocol and the local-directory client
 //   S3Client                      — SigV4, ListObjectsV2, ranged GET over HTTPTransport
@@ -34,6 +34,8 @@ let package = Package(
     .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
     .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
     .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto zlib", providers: [.apt(["libssl-dev", "zlib1g-dev"])]),
+
+    .target(name: "CSystem"),
 
     .target(name: "Digests", dependencies: ["CCrypto"], swiftSettings: strictSettings),
     .target(
@@ -78,7 +80,7 @@ let package = Package(
       name: "bklogfs",
       dependencies: [
         "FuseAdapter", "LogFS", "S3Client", "ObjectStore", "BlockCache", "HTTPTransport", "BuildkiteNames",
-        "BuildkiteAPI", "Catalog",
+        "BuildkiteAPI", "Catalog", "CSystem",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],

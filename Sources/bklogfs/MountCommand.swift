@@ -2,6 +2,7 @@ import ArgumentParser
 import BlockCache
 import BuildkiteAPI
 import BuildkiteNames
+internal import CSystem
 import FuseAdapter
 import Glibc
 import HTTPTransport
@@ -168,6 +169,11 @@ struct MountCommand: ParsableCommand {
       FileLogHandler(label: label, descriptor: logDescriptor >= 0 ? logDescriptor : STDERR_FILENO, logLevel: level)
     }
     let logger = Logger(label: "bklogfs")
+    // The daemon holds credentials (in its environment and memory): no core dump of it, and no
+    // other process of its user reads its memory or environment (doc/SEMANTICS.md, "Security").
+    if csystem_set_not_dumpable() != 0 {
+      logger.warning("cannot mark the mount process not dumpable: \(String(cString: strerror(errno)))")
+    }
     do {
       try mountAndServe(logger: logger)
     } catch let failure as MountFailure {

@@ -1,0 +1,2 @@
+// CSystem is a header of inline functions; SwiftPM wants a source file in every C target.
+#include "csystem.h"
