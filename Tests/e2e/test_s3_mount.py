@@ -172,6 +172,17 @@ def test_the_mount_is_read_only(mount, seeded_bucket):
         lambda: os.mkdir(m / "newdir"),
         lambda: os.unlink(m / key),
         lambda: os.rename(m / key, m / "renamed.log"),
+        # setattr in each of its forms, extended attributes, and the other calls that make names
+        lambda: os.chmod(m / key, 0o644),
+        lambda: os.chown(m / key, 0, 0),
+        lambda: os.truncate(m / key, 0),
+        lambda: os.utime(m / key, (0, 0)),
+        lambda: os.setxattr(m / key, "user.note", b"x"),
+        lambda: os.removexattr(m / key, "user.note"),
+        lambda: os.rmdir(m / os.path.dirname(key)),
+        lambda: os.symlink(key, m / "link.log"),
+        lambda: os.link(m / key, m / "hardlink.log"),
+        lambda: os.mknod(m / "fifo", 0o600 | 0o010000),
     ):
         with pytest.raises(OSError) as e:
             attempt()
