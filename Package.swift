@@ -92,7 +92,7 @@ let package = Package(
       name: "TestSupport", dependencies: ["HTTPTransport", .product(name: "Logging", package: "swift-log")],
       path: "Tests/TestSupport", swiftSettings: strictSettings),
 
-    .testTarget(name: "DigestsTests", dependencies: ["Digests"], swiftSettings: strictSettings),
+    .testTarget(name: "DigestsTests", dependencies: ["Digests", "TestSupport"], swiftSettings: strictSettings),
     .testTarget(name: "HTTPTransportTests", dependencies: ["HTTPTransport"], swiftSettings: strictSettings),
     .testTarget(
       name: "S3ClientTests", dependencies: ["S3Client", "ObjectStore", "HTTPTransport", "Digests", "TestSupport"],
@@ -114,7 +114,9 @@ let package = Package(
       swiftSettings: strictSettings),
     .testTarget(
       name: "BlockCacheTests",
-      dependencies: ["BlockCache", "Digests", "ObjectStore", "TestSupport", .product(name: "Logging", package: "swift-log")],
+      dependencies: [
+        "BlockCache", "Digests", "ObjectStore", "TestSupport", .product(name: "Logging", package: "swift-log"),
+      ],
       swiftSettings: strictSettings),
     .testTarget(
       name: "LogFSTests",
@@ -124,3 +126,4 @@ let package = Package(
       swiftSettings: strictSettings),
   ]
 )
+

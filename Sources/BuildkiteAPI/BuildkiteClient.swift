@@ -286,12 +286,10 @@ public final class BuildkiteClient: Sendable {
         problem: { problem })
       switch response.status {
       case 206:
-        guard let range = response.headers["content-range"], let parsed = parseContentRange(range) else {
+        guard let range = response.headers["content-range"], parseContentRange(range) != nil else {
           throw Outcome.fail(BuildkiteError(.invalidResponse, "a 206 answer has no usable Content-Range"))
         }
-        guard let total = parsed.total, parsed.last - parsed.first + 1 == Int64(bytes.count),
-          parsed.last + 1 == total
-        else {
+        guard let total = suffixRangeTotal(contentRange: range, byteCount: bytes.count) else {
           throw Outcome.fail(
             BuildkiteError(
               .invalidResponse, "the Content-Range \(range) does not match \(bytes.count) bytes at the end"))
@@ -599,6 +597,16 @@ func parseContentRange(_ value: String) -> (first: Int64, last: Int64, total: In
   let bounds = parts[0].split(separator: "-", maxSplits: 1)
   guard bounds.count == 2, let first = Int64(bounds[0]), let last = Int64(bounds[1]), first <= last else { return nil }
   return (first, last, total)
+}
+
+/// The log's total size from the `Content-Range` of a 206 answer that brought `byteCount` bytes for a
+/// suffix range: nil unless the range is exactly those bytes, at the log's end. Any numbers a server
+/// sends are checked without overflow.
+func suffixRangeTotal(contentRange: String, byteCount: Int) -> Int64? {
+  guard let parsed = parseContentRange(contentRange), let total = parsed.total, parsed.first >= 0,
+    parsed.last < total, parsed.last + 1 == total, parsed.last - parsed.first == Int64(byteCount) - 1
+  else { return nil }
+  return total
 }
 
 extension StringProtocol {

@@ -26,6 +26,53 @@ func jsonArrayElements(_ bytes: [UInt8]) -> [Range<Int>]? {
   return nil
 }
 
+/// The most values (objects, arrays, strings, keys and scalars) one JSON answer may hold, and the
+/// deepest it may nest. Real answers are far from both: a 64 MiB page of real builds holds about 1.3
+/// million values, nested about 10 deep. The limits keep what decoding takes bounded: a few times the
+/// answer's size in memory (`JSONDecoder` keeps an entry per value), and little stack.
+public let maximumJSONValues = 4_000_000
+public let maximumJSONDepth = 512
+
+/// Why `bytes` is too big or too deep to decode, nil when it is neither. One pass, no recursion; it does
+/// not check the syntax (the decoder does that, within these bounds).
+func jsonBoundsProblem(_ bytes: ArraySlice<UInt8>) -> String? {
+  var values = 0
+  var depth = 0
+  var index = bytes.startIndex
+  while index < bytes.endIndex {
+    let byte = bytes[index]
+    switch byte {
+    case UInt8(ascii: "\""):
+      values += 1
+      index += 1
+      while index < bytes.endIndex, bytes[index] != UInt8(ascii: "\"") {
+        index += bytes[index] == UInt8(ascii: "\\") ? 2 : 1
+      }
+    case UInt8(ascii: "{"), UInt8(ascii: "["):
+      values += 1
+      depth += 1
+      if depth > maximumJSONDepth { return "it nests deeper than \(maximumJSONDepth) levels" }
+    case UInt8(ascii: "}"), UInt8(ascii: "]"):
+      depth = max(0, depth - 1)
+    case UInt8(ascii: ","), UInt8(ascii: ":"):
+      break
+    default:
+      if isSpace(byte) { break }
+      values += 1
+      while index + 1 < bytes.endIndex, !isScalarEnd(bytes[index + 1]) { index += 1 }
+    }
+    if values > maximumJSONValues { return "it holds more than \(maximumJSONValues) values" }
+    index += 1
+  }
+  return nil
+}
+
+private func isScalarEnd(_ byte: UInt8) -> Bool {
+  isSpace(byte) || byte == UInt8(ascii: ",") || byte == UInt8(ascii: ":") || byte == UInt8(ascii: "]")
+    || byte == UInt8(ascii: "}") || byte == UInt8(ascii: "[") || byte == UInt8(ascii: "{")
+    || byte == UInt8(ascii: "\"")
+}
+
 /// `bytes` without leading and trailing JSON whitespace.
 func trimmedJSON(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
   var slice = bytes

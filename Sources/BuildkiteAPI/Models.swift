@@ -183,11 +183,13 @@ public struct Build: Sendable, Hashable {
 
   /// Decodes one build object (an API answer, or a build export's `build.json`).
   public init(json: [UInt8]) throws(BuildkiteError) {
+    try checkJSONBounds(json[...], what: "build")
     self = try Self.decode(json[...])
   }
 
   /// Decodes a JSON array of builds (a listing), keeping each build's own bytes in `raw`.
   public static func list(json: [UInt8]) throws(BuildkiteError) -> [Build] {
+    try checkJSONBounds(json[...], what: "builds")
     guard let ranges = jsonArrayElements(json) else {
       throw BuildkiteError(.invalidResponse, "the builds listing is not a JSON array")
     }
@@ -325,7 +327,15 @@ private func path(_ keys: [any CodingKey]) -> String {
   return joined.isEmpty ? "the value" : "field \(joined.hasPrefix(".") ? String(joined.dropFirst()) : joined)"
 }
 
+/// Throws `.invalidResponse` when `bytes` exceeds `maximumJSONValues` or `maximumJSONDepth`.
+func checkJSONBounds(_ bytes: ArraySlice<UInt8>, what: String) throws(BuildkiteError) {
+  if let problem = jsonBoundsProblem(bytes) {
+    throw BuildkiteError(.invalidResponse, "the \(what) answer could not be read: \(problem)")
+  }
+}
+
 func decodeJSON<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], what: String) throws(BuildkiteError) -> T {
+  try checkJSONBounds(bytes[...], what: what)
   do {
     return try JSONDecoder().decode(type, from: Data(readableJSON(bytes[...])))
   } catch {

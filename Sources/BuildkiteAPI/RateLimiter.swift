@@ -49,22 +49,30 @@ public struct RateLimitHeaders: Sendable, Hashable {
       guard let text = headers[name]?.split(separator: ",").first else { return nil }
       return Double(text.trimmingCharacters(in: " \t")).flatMap { $0.isFinite && $0 >= 0 ? $0 : nil }
     }
-    remaining = number("ratelimit-remaining").map { Int($0) }
-    limit = number("ratelimit-limit").map { Int($0) }
+    /// A count, fractions dropped; one larger than any real budget (such as `1e30`) is `maximumCount`.
+    func count(_ name: String) -> Int? {
+      number(name).map { Int(min($0, Double(Self.maximumCount))) }
+    }
+    remaining = count("ratelimit-remaining")
+    limit = count("ratelimit-limit")
     reset = number("ratelimit-reset") ?? number("retry-after")
-    if let userRemaining = number("ratelimit-user-remaining").map({ Int($0) }) {
+    if let userRemaining = count("ratelimit-user-remaining") {
       let userReset = number("ratelimit-user-reset")
       if remaining == nil || userRemaining < remaining!
         || (userRemaining == remaining! && (userReset ?? 0) > (reset ?? 0))
       {
         remaining = userRemaining
-        limit = number("ratelimit-user-limit").map { Int($0) } ?? limit
+        limit = count("ratelimit-user-limit") ?? limit
         reset = userReset ?? reset
       }
     }
   }
 
   public var isEmpty: Bool { remaining == nil && limit == nil && reset == nil }
+
+  /// The largest count taken from a header: far above any real budget, far below `Int.max`, so that
+  /// arithmetic on it cannot overflow.
+  public static let maximumCount = 1_000_000_000
 }
 
 extension Substring {

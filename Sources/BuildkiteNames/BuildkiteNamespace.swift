@@ -353,6 +353,12 @@ public final class BuildkiteNamespace: Namespace {
     throws(FilesystemError) -> Build
   {
     func json(_ key: String, size: UInt64) throws(FilesystemError) -> [UInt8] {
+      // Its JSON may be 64 MiB, and gzip makes nothing much larger than it was (stored blocks add
+      // 5 bytes in 64 KiB): a bigger file is not fetched.
+      let limit = 64 << 20
+      guard size <= UInt64(limit + limit / 64) else {
+        throw FilesystemError(errno: EIO, "\(key) is \(size) bytes, more than a build export's \(limit) bytes of JSON")
+      }
       let compressed: [UInt8]
       do throws(ObjectStoreError) {
         compressed = try client.getBytes(key: key, range: 0..<size)
@@ -360,7 +366,7 @@ public final class BuildkiteNamespace: Namespace {
         throw FilesystemError(error, context: "reading \(key)")
       }
       do throws(GzipError) {
-        return try Gzip.decompress(compressed, limit: 64 << 20)
+        return try Gzip.decompress(compressed, limit: limit)
       } catch {
         throw FilesystemError(errno: EIO, "\(key): \(error.description)")
       }

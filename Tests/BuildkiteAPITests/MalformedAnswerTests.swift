@@ -1,0 +1,143 @@
+import Foundation
+import HTTPTransport
+import TestSupport
+import Testing
+
+@testable import BuildkiteAPI
+
+/// What the Buildkite API might send that is not what it documents: each is an `.invalidResponse`
+/// error in plain words, in bounded memory and stack; never a crash (doc/SEMANTICS.md, "Malformed
+/// responses").
+@Suite struct MalformedAnswerTests {
+  /// Every decoder of API answers over `bytes`: the message of each `.invalidResponse` error.
+  func errors(_ bytes: [UInt8]) -> [String] {
+    var messages: [String] = []
+    func run(_ body: () throws(BuildkiteError) -> Void) {
+      do throws(BuildkiteError) { try body() } catch {
+        #expect(error.kind == .invalidResponse, "\(error.kind): \(error.message)")
+        #expect(!error.message.isEmpty)
+        messages.append(error.message)
+      }
+    }
+    run { () throws(BuildkiteError) in _ = try Build.list(json: bytes) }
+    run { () throws(BuildkiteError) in _ = try Build(json: bytes) }
+    run { () throws(BuildkiteError) in _ = try Job(json: bytes) }
+    run { () throws(BuildkiteError) in _ = try decodeJSON(JobsPage.self, bytes, what: "jobs") }
+    run { () throws(BuildkiteError) in _ = try decodeJSON([Organization].self, bytes, what: "organizations") }
+    run { () throws(BuildkiteError) in _ = try decodeJSON([Pipeline].self, bytes, what: "pipelines") }
+    return messages
+  }
+
+  @Test func everyKeptFuzzInputIsAValueOrAClearError() throws {
+    let inputs = try FuzzCorpus.inputs("FuzzBuildkiteJSON")
+    #expect(inputs.count >= 10)
+    for (_, bytes) in inputs { _ = errors(bytes) }
+    let build = try #require(inputs.first { $0.name == "seed-build.json" })
+    #expect(try Build(json: build.bytes).jobs.count == 3)
+    let list = try #require(inputs.first { $0.name == "seed-builds-list.json" })
+    #expect(try Build.list(json: list.bytes).map(\.number) == [8812, 8811])
+  }
+
+  @Test func everySeedAnswerCutAtEveryByteIsRefused() throws {
+    let seeds = try FuzzCorpus.inputs("FuzzBuildkiteJSON").filter { $0.name.hasSuffix(".json") }
+    #expect(seeds.count >= 6)
+    for (name, whole) in seeds {
+      let end = whole.lastIndex { $0 == UInt8(ascii: "]") || $0 == UInt8(ascii: "}") }!
+      for length in 0...end {
+        // Six decoders each refuse it.
+        #expect(errors(Array(whole[..<length])).count == 6, "\(name) cut to \(length) bytes was accepted")
+      }
+    }
+  }
+
+  @Test func nestingOf100000LevelsIsRefusedWithoutRecursion() throws {
+    let depth = 100_000
+    let deepArray = String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
+    let deepObject = String(repeating: "{\"a\":", count: depth) + "1" + String(repeating: "}", count: depth)
+    for document in [
+      deepArray, String(repeating: "[", count: depth), deepObject,
+      "[{\"id\":\"b\",\"number\":1,\"jobs\":[],\"meta_data\":\(deepArray)}]",
+    ] {
+      let messages = errors(Array(document.utf8))
+      #expect(messages.count == 6)
+      #expect(messages.allSatisfy { $0.contains("nests deeper than 512 levels") }, "\(messages)")
+    }
+    // 512 levels are read (they are valid, if not a build); 513 are not.
+    let deepest =
+      "[{\"id\":\"b\",\"number\":1,\"x\":" + String(repeating: "[", count: 510)
+      + String(repeating: "]", count: 510) + "}]"
+    #expect(try Build.list(json: Array(deepest.utf8)).count == 1)
+    let tooDeep =
+      "[{\"id\":\"b\",\"number\":1,\"x\":" + String(repeating: "[", count: 511)
+      + String(repeating: "]", count: 511) + "}]"
+    #expect(throws: BuildkiteError.self) { try Build.list(json: Array(tooDeep.utf8)) }
+  }
+
+  @Test func answersWithTooManyValuesAreRefusedBeforeDecoding() {
+    // 4,000,001 tiny values in 8 MB: denser than any real answer.
+    let dense = Array(("[" + String(repeating: "0,", count: maximumJSONValues) + "0]").utf8)
+    let messages = errors(dense)
+    #expect(messages.count == 6)
+    #expect(messages.allSatisfy { $0.contains("more than 4000000 values") }, "\(messages.prefix(1))")
+  }
+
+  @Test func invalidUTF8IsRefused() {
+    for bad: [UInt8] in [[0xFF], [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xE2, 0x9C]] {
+      let body = Array("[{\"id\":\"".utf8) + bad + Array("\",\"number\":1,\"slug\":\"s\"}]".utf8)
+      #expect(errors(body).count == 6, "\(bad)")
+    }
+  }
+
+  @Test func hostileHeadersNeverTrap() {
+    // Counts past Int.max were a crash (Int(Double) traps); they are capped.
+    let huge = RateLimitHeaders(headers: [
+      "ratelimit-remaining": "1e30", "ratelimit-limit": "9223372036854775808", "ratelimit-reset": "1e308",
+      "ratelimit-user-remaining": "1e300",
+    ])
+    #expect(huge.remaining == RateLimitHeaders.maximumCount)
+    #expect(huge.limit == RateLimitHeaders.maximumCount)
+    #expect(huge.reset == 1e308)
+    var state = RateLimitState()
+    _ = state.admit(now: 0)
+    state.complete(huge, now: 0)
+    state.cancel()
+    // A Content-Range whose numbers overflow was a crash too: it is no suffix of any log.
+    for range in [
+      "bytes 0-9223372036854775807/9223372036854775807", "bytes 0-9223372036854775806/9223372036854775807",
+      "bytes 9223372036854775807-9223372036854775807/-9223372036854775808", "bytes */5", "bytes 5-4/9",
+      "bytes 0-0/0",
+    ] {
+      #expect(suffixRangeTotal(contentRange: range, byteCount: 4096) == nil, "\(range)")
+    }
+    #expect(
+      suffixRangeTotal(
+        contentRange: "bytes 9223372036854771711-9223372036854775806/9223372036854775807", byteCount: 4096) == Int64.max
+    )
+    #expect(suffixRangeTotal(contentRange: "bytes 6-9/10", byteCount: 4) == 10)
+    #expect(suffixRangeTotal(contentRange: "bytes 5-9/10", byteCount: 4) == nil)
+  }
+
+  /// Through the client: an answer past 64 MiB is refused while it streams, with or without a
+  /// `Content-Length`; one nested 100,000 deep is refused; each a clear `.invalidResponse`, within seconds.
+  @Test func theClientRefusesHugeAndDeepAnswersFromTheServer() throws {
+    let server = try HostileServer.start()
+    defer { server.stop() }
+    for (mode, expected) in [
+      ("huge-json", "larger than 64 MiB"), ("endless", "larger than 64 MiB"), ("deep-json", "nests deeper than 512"),
+    ] {
+      let client = try BuildkiteClient(
+        configuration: BuildkiteConfiguration(
+          baseURL: "\(server.endpoint)/\(mode)", token: "bkua_hostile",
+          timeouts: HTTPTimeouts(connect: 2, stall: 5, total: 20), maxAttempts: 2, retryBaseDelay: 0.01,
+          retryMaxDelay: 0.02))
+      let started = Date()
+      #expect {
+        _ = try client.organizations()
+      } throws: { error in
+        guard let error = error as? BuildkiteError else { return false }
+        return error.kind == .invalidResponse && error.message.contains(expected)
+      }
+      #expect(Date().timeIntervalSince(started) < 15, "\(mode)")
+    }
+  }
+}
