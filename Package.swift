@@ -127,3 +127,24 @@ let package = Package(
   ]
 )
 
+// Fuzz targets (Fuzz/), one per parser family of server and disk input, run by scripts/fuzz. They
+// exist only when BKLOGFS_FUZZ=1, because they link libFuzzer's driver and so build only with
+// `-sanitize=fuzzer` (into their own build path); a plain `swift build` or `swift test` never sees them.
+if Context.environment["BKLOGFS_FUZZ"] == "1" {
+  package.targets += [
+    .target(name: "FuzzDriver", path: "Fuzz/FuzzDriver", swiftSettings: strictSettings),
+    .executableTarget(
+      name: "FuzzS3XML", dependencies: ["FuzzDriver", "S3Client", "ObjectStore"], path: "Fuzz/FuzzS3XML",
+      swiftSettings: strictSettings),
+    .executableTarget(
+      name: "FuzzBuildkiteJSON", dependencies: ["FuzzDriver", "BuildkiteAPI"], path: "Fuzz/FuzzBuildkiteJSON",
+      swiftSettings: strictSettings),
+    .executableTarget(
+      name: "FuzzGzip", dependencies: ["FuzzDriver", "Digests"], path: "Fuzz/FuzzGzip", swiftSettings: strictSettings),
+    .executableTarget(
+      name: "FuzzBlockFile",
+      dependencies: ["FuzzDriver", "BlockCache", .product(name: "Logging", package: "swift-log")],
+      path: "Fuzz/FuzzBlockFile",
+      swiftSettings: strictSettings),
+  ]
+}
