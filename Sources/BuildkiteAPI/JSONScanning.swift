@@ -27,10 +27,11 @@ func jsonArrayElements(_ bytes: [UInt8]) -> [Range<Int>]? {
 }
 
 /// The most values (objects, arrays, strings, keys and scalars) one JSON answer may hold, and the
-/// deepest it may nest. Real answers are far from both: a 64 MiB page of real builds holds about 1.3
-/// million values, nested about 10 deep. The limits keep what decoding takes bounded: a few times the
-/// answer's size in memory (`JSONDecoder` keeps an entry per value), and little stack.
-public let maximumJSONValues = 4_000_000
+/// deepest it may nest. Real answers are far from both: they hold a value per 15 bytes or more (so
+/// at most about 4.5 million in the 64 MiB an answer may have), nested about 10 deep. The limits keep
+/// what decoding takes bounded: about 25 bytes a value beyond the answer (`JSONDecoder` keeps an
+/// entry per value), and little stack.
+public let maximumJSONValues = 8_000_000
 public let maximumJSONDepth = 512
 
 /// Why `bytes` is too big or too deep to decode, nil when it is neither. One pass, no recursion; it does
