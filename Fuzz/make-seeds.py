@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the seed corpus of the fuzz targets (Fuzz/Corpus/<target>/seed-*), in the shapes S3 and the
 Buildkite API send (their API references' examples), written here rather than copied from anywhere.
-Inputs libFuzzer adds with `scripts/fuzz --keep` sit beside them under libFuzzer's own names.
+Inputs libFuzzer adds with `scripts/fuzz --keep` sit beside them under libFuzzer's own names, and
+inputs that once crashed a target as `crash-*` (each also a unit test's case).
 
     python3 Fuzz/make-seeds.py
 """

@@ -124,6 +124,9 @@ import Testing
     #expect(huge.remaining == RateLimitHeaders.maximumCount)
     #expect(huge.limit == RateLimitHeaders.maximumCount)
     #expect(huge.reset == 1e308)
+    // What FuzzBuildkiteJSON found first (Fuzz/Corpus/FuzzBuildkiteJSON/crash-ratelimit-count-past-int-max.txt).
+    let found = RateLimitHeaders(headers: ["ratelimit-remaining": "333333333333333333333333333,     "])
+    #expect(found.remaining == RateLimitHeaders.maximumCount)
     var state = RateLimitState()
     _ = state.admit(now: 0)
     state.complete(huge, now: 0)
