@@ -26,18 +26,21 @@ func jsonArrayElements(_ bytes: [UInt8]) -> [Range<Int>]? {
   return nil
 }
 
-/// The most values (objects, arrays, strings, keys and scalars) one JSON answer may hold, and the
-/// deepest it may nest. Real answers are far from both: they hold a value per 15 bytes or more (so
-/// at most about 4.5 million in the 64 MiB an answer may have), nested about 10 deep. The limits keep
-/// what decoding takes bounded: about 25 bytes a value beyond the answer (`JSONDecoder` keeps an
-/// entry per value), and little stack.
+/// The most values (objects, arrays, strings, keys and scalars) one JSON answer may hold, the most
+/// objects, and the deepest it may nest. Real answers are far from all three: they hold a value per
+/// 15 bytes or more and an object per 150 bytes or more (so at most about 4.5 million values and
+/// 450,000 objects in the 64 MiB an answer may have), nested about 10 deep. The limits bound what
+/// decoding takes: `JSONDecoder` keeps about 25 bytes per value, each object may become a job or a
+/// build of a few hundred bytes, and recursion stays shallow.
 public let maximumJSONValues = 8_000_000
+public let maximumJSONObjects = 1_000_000
 public let maximumJSONDepth = 512
 
 /// Why `bytes` is too big or too deep to decode, nil when it is neither. One pass, no recursion; it does
 /// not check the syntax (the decoder does that, within these bounds).
 func jsonBoundsProblem(_ bytes: ArraySlice<UInt8>) -> String? {
   var values = 0
+  var objects = 0
   var depth = 0
   var index = bytes.startIndex
   while index < bytes.endIndex {
@@ -53,6 +56,10 @@ func jsonBoundsProblem(_ bytes: ArraySlice<UInt8>) -> String? {
       values += 1
       depth += 1
       if depth > maximumJSONDepth { return "it nests deeper than \(maximumJSONDepth) levels" }
+      if byte == UInt8(ascii: "{") {
+        objects += 1
+        if objects > maximumJSONObjects { return "it holds more than \(maximumJSONObjects) objects" }
+      }
     case UInt8(ascii: "}"), UInt8(ascii: "]"):
       depth = max(0, depth - 1)
     case UInt8(ascii: ","), UInt8(ascii: ":"):

@@ -108,6 +108,20 @@ import Testing
     }
   }
 
+  @Test func answersWithTooManyObjectsAreRefusedBeforeDecoding() {
+    // A page of 9-byte jobs: each would become a Job of a few hundred bytes. With the page's own
+    // object, 1,000,000 objects pass the bounds; 1,000,001 are refused.
+    func page(jobs: Int) -> [UInt8] {
+      Array(("{\"items\":[" + String(repeating: "{\"id\":\"\"},", count: jobs - 1) + "{\"id\":\"\"}]}").utf8)
+    }
+    #expect(jsonBoundsProblem(page(jobs: maximumJSONObjects - 1)[...]) == nil)
+    #expect {
+      try decodeJSON(JobsPage.self, page(jobs: maximumJSONObjects), what: "jobs")
+    } throws: { error in
+      (error as? BuildkiteError)?.message.contains("more than 1000000 objects") == true
+    }
+  }
+
   @Test func invalidUTF8IsRefused() {
     for bad: [UInt8] in [[0xFF], [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xE2, 0x9C]] {
       let body = Array("[{\"id\":\"".utf8) + bad + Array("\",\"number\":1,\"slug\":\"s\"}]".utf8)
