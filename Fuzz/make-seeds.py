@@ -58,6 +58,9 @@ write("FuzzS3XML", "list-odd-keys.xml", PROLOG + f"<ListBucketResult{NS}><Name>b
       + "</ListBucketResult>")
 write("FuzzS3XML", "list-raw-keys.xml", f"<ListBucketResult><Name>b</Name><IsTruncated>false</IsTruncated>"
       + contents("a&amp;b&lt;c&gt;&#65;&#x1F600;<![CDATA[<raw>]]>") + "<!-- comment --><?pi x?></ListBucketResult>")
+write("FuzzS3XML", "list-not-utf8.xml", PROLOG + f"<ListBucketResult{NS}><Name>b</Name><EncodingType>url</EncodingType>"
+      "<IsTruncated>false</IsTruncated>" + contents("bad%FF%FEkey.log") + contents("fine.log")
+      + "<CommonPrefixes><Prefix>%C0%AF/</Prefix></CommonPrefixes></ListBucketResult>")
 write("FuzzS3XML", "list-empty.xml", PROLOG + f"<ListBucketResult{NS}><Name>b</Name><Prefix></Prefix><KeyCount>0</KeyCount>"
       "<MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>")
 write("FuzzS3XML", "list-pretty.xml", PROLOG + "<ListBucketResult>\n  <Name>b</Name>\n  <IsTruncated>false</IsTruncated>\n"

@@ -1,6 +1,7 @@
 // Fuzzes what S3 sends back: the XML reader, ListObjectsV2 pages, `<Error>` bodies and HTTP dates.
 // Any input gives a value or an `.invalidResponse` error; a tree is never deeper than the reader's
-// limit; and a page that parses is written back as XML (keys url-encoded) and parses to the same page.
+// limit; and a page that parses is written back as XML (keys url-encoded) and parses to the same page,
+// the keys it set apart as not UTF-8 included.
 import FuzzDriver
 import ObjectStore
 import S3Client
@@ -36,6 +37,7 @@ runFuzzer { input in
     }
     require(again.commonPrefixes == page.commonPrefixes, "the page written back has other prefixes")
     require(again.nextContinuationToken == page.nextContinuationToken, "the page written back has another token")
+    require(again.undecodableKeys == page.undecodableKeys, "the page written back has other undecodable keys")
   } catch {
     // An `<Error>` body throws S3's own error, of whatever kind its code says; anything else is invalid.
     if parseS3Error(bytes) == nil { requireInvalidResponse(error) }
@@ -112,6 +114,11 @@ func listingXML(_ page: ListPage) -> [UInt8] {
     xml += "<Contents><Key>\(urlEncoded(object.key))</Key>"
     xml += "<LastModified>\(isoText(object.lastModified) ?? "2000-01-01T00:00:00Z")</LastModified>"
     xml += "<ETag>\(escaped(object.etag))</ETag><Size>\(object.size)</Size></Contents>"
+  }
+  // Set apart as sent (still url-encoded): written back as sent.
+  for raw in page.undecodableKeys {
+    xml +=
+      "<Contents><Key>\(escaped(raw))</Key><LastModified>2000-01-01T00:00:00Z</LastModified><Size>0</Size></Contents>"
   }
   for prefix in page.commonPrefixes { xml += "<CommonPrefixes><Prefix>\(urlEncoded(prefix))</Prefix></CommonPrefixes>" }
   return Array((xml + "</ListBucketResult>").utf8)
