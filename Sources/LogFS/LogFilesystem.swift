@@ -1,7 +1,7 @@
 public import BlockCache
 import Glibc
 public import Logging
-public import ObjectStore
+import ObjectStore
 import Synchronization
 
 public struct FilesystemConfiguration: Sendable {
