@@ -7,8 +7,8 @@ import Synchronization
 ///
 /// Writing a block to the disk cache costs about as much CPU as fetching it: its checksum, its
 /// copy into the page cache, a file created and renamed. Done on the fetching thread, that cost is
-/// on a cold reader's path; on a machine whose cores the reader, the filesystem and the network
-/// share, it slowed a cold `grep` by a third (doc/BENCHMARKS.md). Here a fetched block is queued
+/// on a cold reader's path; with eight cold readers on two cores it was about 40% of the daemon's
+/// CPU time (doc/BENCHMARKS.md, "What the profiles taught"). Here a fetched block is queued
 /// instead, and one thread of the lowest priority (`SCHED_IDLE`) writes the queue out in order,
 /// when a core is free.
 ///
