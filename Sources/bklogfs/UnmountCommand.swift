@@ -42,14 +42,10 @@ private func daemonProcessID(_ mountpoint: String) -> pid_t? {
     statistics.withLock { $0 = json }
     answered.signal()
   }
-  guard answered.wait(timeout: .now() + 2) == .success, let json = statistics.withLock({ $0 }) else { return nil }
-  let field = Array("\"pid\": ".utf8)
-  let bytes = Array(json.utf8)
-  guard bytes.count >= field.count,
-    let start = (0...(bytes.count - field.count)).first(where: { bytes[$0..<$0 + field.count].elementsEqual(field) })
+  guard answered.wait(timeout: .now() + 2) == .success, let json = statistics.withLock({ $0 }),
+    let field = json.firstRange(of: "\"pid\": ")
   else { return nil }
-  let digits = bytes[(start + field.count)...].prefix(while: { (0x30...0x39).contains($0) })
-  return pid_t(String(decoding: digits, as: UTF8.self))
+  return pid_t(json[field.upperBound...].prefix(while: \.isNumber))
 }
 
 /// Waits until `pid` has exited (gone, or a zombie nobody has reaped yet), at most `seconds`, so a
@@ -71,8 +67,10 @@ private func processState(_ pid: pid_t) -> UInt8? {
   defer { close(descriptor) }
   var buffer = [UInt8](repeating: 0, count: 512)
   let count = read(descriptor, &buffer, buffer.count)
-  guard count > 0, let close = buffer[..<count].lastIndex(of: UInt8(ascii: ")")), close + 2 < count else { return nil }
-  return buffer[close + 2]
+  guard count > 0, let nameEnd = buffer[..<count].lastIndex(of: UInt8(ascii: ")")), nameEnd + 2 < count else {
+    return nil
+  }
+  return buffer[nameEnd + 2]
 }
 
 struct StatsCommand: ParsableCommand {
