@@ -1,3 +1,5 @@
+import ObjectStore
+
 /// Names one block of one version of one object.
 public struct BlockKey: Sendable, Hashable {
   /// The store, e.g. "s3://my-bucket" or "file:///srv/archive".
@@ -19,19 +21,13 @@ public struct BlockKey: Sendable, Hashable {
   // By bytes: `String`'s `==` is canonical equivalence, which takes "caf\u{E9}" and "cafe\u{301}",
   // two keys, for one.
   public static func == (a: BlockKey, b: BlockKey) -> Bool {
-    a.index == b.index && a.source.utf8.elementsEqual(b.source.utf8) && a.key.utf8.elementsEqual(b.key.utf8)
-      && a.etag.utf8.elementsEqual(b.etag.utf8)
+    a.index == b.index && sameBytes(a.source, b.source) && sameBytes(a.key, b.key) && sameBytes(a.etag, b.etag)
   }
 
   public func hash(into hasher: inout Hasher) {
-    func combine(_ text: String) {
-      var text = text
-      text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
-      hasher.combine(0xFF as UInt8)  // never a byte of UTF-8: ends each string
-    }
-    combine(source)
-    combine(key)
-    combine(etag)
+    hashBytes(of: source, into: &hasher)
+    hashBytes(of: key, into: &hasher)
+    hashBytes(of: etag, into: &hasher)
     hasher.combine(index)
   }
 }
