@@ -1,6 +1,7 @@
 import Dispatch
 import Glibc
 public import Logging
+import ObjectStore
 import Synchronization
 
 /// Writes blocks to a `DiskBlockCache` behind the readers that fetched them.
@@ -184,12 +185,6 @@ private func lowerThisThreadsPriority() {
   if sched_setscheduler(0, schedIdle, &parameters) != 0 {
     _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
   }
-}
-
-private func monotonicSeconds() -> Double {
-  var now = timespec()
-  clock_gettime(CLOCK_MONOTONIC, &now)
-  return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }
 
 private final class ThreadBody {

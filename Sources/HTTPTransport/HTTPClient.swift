@@ -238,8 +238,9 @@ private let globalInit: Void = {
   _ = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
 }()
 
-/// Seconds on the monotonic clock.
-public func monotonicSeconds() -> Double {
+/// Seconds on the monotonic clock (ObjectStore has the same for the layers above it; this module
+/// depends on none of ours).
+func monotonicSeconds() -> Double {
   var now = timespec()
   clock_gettime(CLOCK_MONOTONIC, &now)
   return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9

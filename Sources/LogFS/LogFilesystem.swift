@@ -477,12 +477,6 @@ public final class LogFilesystem: Sendable {
   }
 }
 
-func monotonicSeconds() -> Double {
-  var now = timespec()
-  clock_gettime(CLOCK_MONOTONIC, &now)
-  return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-}
-
 /// A key as one log line can hold it: control characters and invalid bytes escaped.
 /// Why an entry cannot be shown, or nil: its name must be a file name, and a link's target a name
 /// or relative path that stays inside the mount (no leading "/", no ".." component).
