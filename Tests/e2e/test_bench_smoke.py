@@ -171,6 +171,47 @@ def test_peer_listings_are_moto_listings():
     assert not differ, "\n".join(f"{q}:\n  peer:  {p}\n  stock: {s}" for q, p, s in differ[:3])
 
 
+RANGE_PROBE = r'''
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import s3peer
+s3peer.apply_patches()
+s3peer.create_bucket("probe")
+value = bytes(range(256)) * 8192
+s3peer.put_object("probe", "o/big.log", value)
+stored = s3peer.s3_backend().get_bucket("probe").keys["o/big.log"].value
+app = s3peer.make_app()
+from werkzeug.test import EnvironBuilder, run_wsgi_app
+out = {}
+for name, headers in (("range", {"Range": "bytes=1000-1999999"}), ("suffix", {"Range": "bytes=-70000"}),
+                      ("whole", {})):
+    url = "http://127.0.0.1:1/probe/o/big.log"
+    env = EnvironBuilder(path="/probe/o/big.log", base_url="http://127.0.0.1:1",
+                         headers=s3peer.signed_headers("GET", url, headers)).get_environ()
+    body, status, _ = run_wsgi_app(app, env)
+    chunks = list(body)
+    views = [c for c in chunks if isinstance(c, memoryview)]
+    out[name] = {"status": status, "chunks": len(chunks), "shared": [v.obj is stored for v in views],
+                 "whole": len(chunks) == 1 and chunks[0] is stored,
+                 "same": b"".join(bytes(c) for c in chunks) == {"range": value[1000:2000000],
+                                                                 "suffix": value[-70000:], "whole": value}[name]}
+json.dump(out, sys.stdout)
+'''
+
+
+def test_peer_serves_ranges_as_views_of_the_object():
+    """A ranged GET hands the socket a view of the stored object, not a copy of the range (moto
+    slices the object's bytes, which copies; `--check` measures the cost), and a whole GET the
+    stored buffer itself; the bytes are the object's."""
+    r = subprocess.run([sys.executable, "-c", RANGE_PROBE, str(BENCH)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout)
+    for name in ("range", "suffix"):
+        assert out[name]["status"].startswith("206") and out[name]["same"], out
+        assert out[name]["chunks"] == 1 and out[name]["shared"] == [True], out
+    assert out["whole"]["status"].startswith("200") and out["whole"]["same"] and out["whole"]["whole"], out
+
+
 @pytest.fixture
 def peer_and_proxy(tmp_path):
     """The peer seeded from a small directory, and the proxy in front of it with a 30 ms delay."""
