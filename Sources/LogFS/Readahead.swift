@@ -8,6 +8,10 @@
 /// kernel may deliver a sequential reader's requests slightly out of order (its own readahead runs
 /// several reads at once), so a read that lands inside the region already requested, or just
 /// behind the furthest read, still counts as sequential.
+///
+/// Readers share the memory cache that holds what is fetched ahead of them, so each read may also
+/// bring a `limit` below `maxWindow` (the filesystem's share for one reader): the window never
+/// grows past it, and shrinks to it when more readers come, though never below `initialWindow`.
 public struct ReadaheadState: Sendable, Hashable {
   public let initialWindow: UInt64
   public let maxWindow: UInt64
@@ -47,8 +51,9 @@ public struct ReadaheadState: Sendable, Hashable {
     return start..<end
   }
 
-  /// Records a read of `[offset, end)` and returns the byte range to fetch ahead, if any.
-  public mutating func onRead(offset: UInt64, end: UInt64) -> Range<UInt64>? {
+  /// Records a read of `[offset, end)` and returns the byte range to fetch ahead, if any: at most
+  /// `min(maxWindow, limit)` bytes past the furthest read (`initialWindow` if `limit` is smaller).
+  public mutating func onRead(offset: UInt64, end: UInt64, limit: UInt64 = .max) -> Range<UInt64>? {
     let sequential =
       offset == furthestEnd
       || (offset < max(requestedEnd, furthestEnd) && offset + maxWindow >= furthestEnd)
@@ -59,7 +64,8 @@ public struct ReadaheadState: Sendable, Hashable {
       runStart = offset
       return nil
     }
-    window = window == 0 ? initialWindow : min(window * 2, maxWindow)
+    let largest = max(initialWindow, min(maxWindow, limit))
+    window = window == 0 ? initialWindow : min(window * 2, largest)
     // Top the window up only once the reader has used half of it, so readahead goes out in runs
     // of half a window (parts of several blocks), not a block per read.
     if requestedEnd > furthestEnd && requestedEnd - furthestEnd > window / 2 { return nil }

@@ -187,6 +187,38 @@ func pattern(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
     #expect(fixture.store.counters.snapshot.bytesFetched == bytes.count)
   }
 
+  /// Eight sequential readers at once, whose windows together (8 x 64 blocks) would be twice the
+  /// memory cache (256 blocks): each gets a share of half of it, so no block fetched ahead of one
+  /// is pushed out by another's before it is read. Every block is fetched once, and read from
+  /// memory, none from the disk cache, which would hold what memory lost.
+  @Test func parallelReadersShareTheMemoryCacheAndFetchEachBlockOnce() throws {
+    try withTemporaryDirectory { directory in
+      let disk = try DiskBlockCache(
+        directory: directory, maxBytes: 1 << 24, blockSize: Fixture.blockSize, logger: Logger(label: "test"))
+      let fixture = Fixture(disk: disk, readahead: UInt64(16 * Fixture.blockSize), diskWriteQueue: 1 << 20)
+      defer { fixture.filesystem.shutdown() }
+      let files = (0..<8).map { ("p\($0).log", pattern(200 * Fixture.blockSize, seed: UInt8($0))) }
+      for (name, bytes) in files { fixture.store.put(name, bytes) }
+      let handles = try files.map { try fixture.filesystem.openFile(try fixture.resolve($0.0).inode) }
+      var read = Array(repeating: [UInt8](), count: files.count)
+      // Round robin, a block at a time: every reader is sequential and all are open at once.
+      while zip(read, files).contains(where: { $0.count < $1.1.count }) {
+        for (i, handle) in handles.enumerated() where read[i].count < files[i].1.count {
+          for piece in try fixture.filesystem.readPieces(
+            handle, offset: UInt64(read[i].count), count: Fixture.blockSize)
+          {
+            read[i] += piece
+          }
+        }
+      }
+      for handle in handles { fixture.filesystem.releaseFile(handle) }
+      #expect(read == files.map(\.1))
+      #expect(fixture.store.counters.snapshot.bytesFetched == 8 * 200 * Fixture.blockSize)
+      let statistics = fixture.filesystem.statisticsJSON()
+      #expect(statistics.contains("\"disk_hits\": 0,"), "\(statistics)")
+    }
+  }
+
   /// Written at once, or queued for the disk cache's writer (a queue the file fits in): either way
   /// an unmount (`shutdown`) leaves every block on disk.
   @Test(arguments: [0, 16 * Fixture.blockSize])

@@ -34,6 +34,41 @@ import Testing
     #expect(runs.dropFirst(6).allSatisfy { $0 >= 4 * mib }, "\(runs)")
   }
 
+  @Test func aLimitCapsTheWindowAndShrinksItButNotBelowTheFirstWindow() {
+    var state = ReadaheadState(initialWindow: mib, maxWindow: 32 * mib, fileSize: 1024 * mib)
+    var offset: UInt64 = 0
+    func read(limit: UInt64) {
+      _ = state.onRead(offset: offset, end: offset + 128 * 1024, limit: limit)
+      offset += 128 * 1024
+    }
+    for _ in 0..<10 { read(limit: 8 * mib) }
+    #expect(state.window == 8 * mib)
+    // More readers came: the next read's window is the smaller share.
+    read(limit: 2 * mib)
+    #expect(state.window == 2 * mib)
+    // A share below the first window still leaves the first window.
+    for _ in 0..<4 { read(limit: 1000) }
+    #expect(state.window == mib)
+    // Fewer readers again: the window grows back, up to the largest window.
+    for _ in 0..<10 { read(limit: .max) }
+    #expect(state.window == 32 * mib)
+  }
+
+  @Test func aCappedReaderIsToppedUpWithinItsShare() {
+    var state = ReadaheadState(initialWindow: mib, maxWindow: 32 * mib, fileSize: 1024 * mib)
+    var offset: UInt64 = 0
+    var fetched: UInt64 = 0
+    while offset < 256 * mib {
+      if let ahead = state.onRead(offset: offset, end: offset + 128 * 1024, limit: 4 * mib) {
+        fetched += ahead.upperBound - ahead.lowerBound
+      }
+      offset += 128 * 1024
+      #expect(state.requestedEnd <= offset + 4 * mib)
+    }
+    // The whole file still goes ahead of the reader, in runs of half the share.
+    #expect(fetched >= 256 * mib - 128 * 1024)
+  }
+
   @Test func prefetchRangesDoNotOverlap() {
     var state = ReadaheadState(initialWindow: mib, maxWindow: 4 * mib, fileSize: 64 * mib)
     var covered: UInt64 = 0

@@ -7,6 +7,7 @@ import random
 import subprocess
 import threading
 import time
+from types import SimpleNamespace
 
 from conftest import read_file
 
@@ -85,4 +86,48 @@ def test_32_readers_at_once_make_no_error_and_use_bounded_memory(mount, seeded_b
     assert sum(counts.values()) >= READERS, counts
     assert peak[0] < MEMORY_CACHE_MIB + 150, f"peak RSS {peak[0]:.0f} MiB"
     assert m.stats()["failures"] == 0
+    m.unmount()
+
+
+def test_parallel_sequential_readers_share_the_memory_cache_and_fetch_each_byte_once(mount, moto):
+    """Eight readers at once, each of a different 16 MiB log, through a 32 MiB memory cache: their
+    readahead windows at full size (32 MiB each) would be eight times the cache, so each reader's
+    window is held to a share of half of it, and nothing fetched ahead of one reader is pushed out
+    by another's before it is read. Every byte comes over the network once (without the shares,
+    most blocks were fetched again), and every read block comes from memory, none from the disk
+    cache (which holds what memory lost)."""
+    bucket = "bk-parallel-readers"
+    moto.client.create_bucket(Bucket=bucket)
+    size = 16 << 20
+    logs = {f"o/p/b/job-{n}.log": (bytes([65 + n]) * 1023 + b"\n") * (size // 1024) for n in range(8)}
+    for key, body in logs.items():
+        moto.client.put_object(Bucket=bucket, Key=key, Body=body)
+    m = mount(bucket=SimpleNamespace(name=bucket, endpoint=moto.endpoint),
+              extra_args=["--memory-cache-size", "32M"])
+    results = {}
+    all_started = threading.Barrier(len(logs), timeout=120)
+
+    def read_slowly(key):
+        # A reader slower than the network, so readahead runs a full window ahead of it; all eight
+        # are reading before any goes past its first read, so each share is of eight.
+        chunks = []
+        with open(m / key, "rb", buffering=0) as f:
+            chunks.append(f.read(64 * 1024))
+            all_started.wait()
+            while chunk := f.read(256 * 1024):
+                chunks.append(chunk)
+                time.sleep(0.01)
+        results[key] = b"".join(chunks)
+
+    readers = [threading.Thread(target=read_slowly, args=(key,)) for key in logs]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(timeout=300)
+    assert not any(reader.is_alive() for reader in readers), "a reader hung"
+    assert results == logs
+    stats = m.stats()
+    assert stats["bytes_fetched"] == 8 * size, stats
+    assert stats["cache"]["disk_hits"] == 0, stats
+    assert stats["failures"] == 0, stats
     m.unmount()
