@@ -220,36 +220,47 @@ public final class S3ObjectClient: ObjectClient {
     return host + signer.signatureHeaders(for: request, epochSeconds: epochSeconds(), addContentSHA256: true) + extra
   }
 
-  /// One request whose body (error or listing) is collected, up to `collectLimit` bytes.
+  /// One request whose body (error or listing) is collected, up to `collectLimit` bytes. Of an
+  /// error (not 2xx), only the first `errorBodyLimit` bytes are read, which say what it is: the
+  /// transfer then stops, and the answer is judged by its status and those bytes, so a 5xx with an
+  /// endless body is still a 5xx, retried.
   private func exchange(
     method: String, key: String?, query: [(String, String)], headers: [(name: String, value: String)],
     collectLimit: Int, timeouts: HTTPTimeouts? = nil
   ) throws(Outcome) -> (HTTPResponse, [UInt8]) {
     let address = address(key: key, query: query, region: region)
     var body = [UInt8]()
-    var errorBody = false
+    var errorHead: HTTPResponse?
     do throws(HTTPError) {
       let response = try http.perform(
         HTTPRequest(
           method: method, url: address.url, headers: signedHeaders(method, address, headers),
-          maxBodyBytes: max(collectLimit, 64 << 10), timeouts: timeouts),
+          maxBodyBytes: max(collectLimit, Self.errorBodyLimit), timeouts: timeouts),
         onResponse: { head in
-          errorBody = !(200..<300).contains(head.status)
+          if !(200..<300).contains(head.status) { errorHead = head }
           return true
         },
         onBody: { chunk in
-          if errorBody && body.count >= 64 << 10 { return true }
-          body.append(contentsOf: chunk)
-          return true
+          guard errorHead != nil else {
+            body.append(contentsOf: chunk)
+            return true
+          }
+          body.append(contentsOf: chunk.prefix(Self.errorBodyLimit - body.count))
+          return body.count < Self.errorBodyLimit
         })
       return (response, body)
     } catch {
+      // An error's body cut short here (or past a HEAD's limit) still leaves its status to judge by.
+      if let errorHead, error.kind == .aborted || error.kind == .tooLarge { return (errorHead, body) }
       if error.kind == .tooLarge {
         throw .fail(ObjectStoreError(.invalidResponse, "the response is larger than \(collectLimit) bytes"))
       }
       throw transportOutcome(error)
     }
   }
+
+  /// The most of an error's body that is read.
+  static let errorBodyLimit = 64 << 10
 
   // MARK: - Outcomes and retries
 
