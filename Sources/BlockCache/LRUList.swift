@@ -31,6 +31,16 @@ struct LRUList<Key: Hashable, Value> {
     return nodes[slot]!.value
   }
 
+  /// Makes the entry the least recently used, the first to be removed by `removeOldest`; returns
+  /// whether it is held.
+  @discardableResult
+  mutating func demote(_ key: Key) -> Bool {
+    guard let slot = slots[key] else { return false }
+    unlink(slot)
+    linkAsOldest(slot)
+    return true
+  }
+
   /// Inserts or replaces, as the most recently used; returns the value replaced.
   @discardableResult
   mutating func set(_ key: Key, _ value: Value) -> Value? {
@@ -101,6 +111,13 @@ struct LRUList<Key: Hashable, Value> {
     if newer >= 0 { nodes[newer]!.older = older } else { newest = older }
     nodes[slot]!.older = -1
     nodes[slot]!.newer = -1
+  }
+
+  private mutating func linkAsOldest(_ slot: Int) {
+    nodes[slot]!.older = -1
+    nodes[slot]!.newer = oldest
+    if oldest >= 0 { nodes[oldest]!.older = slot } else { newest = slot }
+    oldest = slot
   }
 
   private mutating func linkAsNewest(_ slot: Int) {

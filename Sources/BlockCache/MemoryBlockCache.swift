@@ -59,6 +59,11 @@ public final class MemoryBlockCache: Sendable {
     _ = evicted
   }
 
+  /// Makes a block, if held, the least recently used: the first evicted when room is needed.
+  public func demote(_ key: BlockKey) {
+    state.withLock { _ = $0.blocks.demote(key) }
+  }
+
   /// Removes a block if held.
   public func remove(_ key: BlockKey) {
     let old = state.withLock { state in

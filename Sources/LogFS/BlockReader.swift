@@ -128,13 +128,16 @@ final class BlockReader: Sendable {
     }
   }
 
-  /// Drops the blocks within `[offset, end)` from the memory cache, where the disk cache keeps
-  /// them and a block can be fetched alone again: not for a store that serves only suffixes, whose
-  /// blocks cost a whole-object GET to get back, nor without a disk cache.
+  /// Hands back the blocks within `[offset, end)`, which a sequential reader has read: they leave
+  /// the memory cache where the disk cache keeps them and a block can be fetched alone again. Else
+  /// (no disk cache, or a store that serves only suffixes, whose blocks cost a whole-object GET to
+  /// get back) they stay, but as the least recently used, so they are evicted before any block
+  /// fetched ahead of a reader and not read yet.
   func release(_ object: ObjectVersion, offset: UInt64, end: UInt64) {
-    guard offset < end, disk != nil, client.rangeSupport == .any else { return }
+    guard offset < end else { return }
+    let drop = disk != nil && client.rangeSupport == .any
     for index in (offset / UInt64(blockSize))..<((end - 1) / UInt64(blockSize) + 1) {
-      memory.remove(blockKey(object, index))
+      if drop { memory.remove(blockKey(object, index)) } else { memory.demote(blockKey(object, index)) }
     }
   }
 

@@ -363,7 +363,7 @@ public final class LogFilesystem: Sendable {
       let pieces = try blocks.read(object, offset: offset, end: end)
       // What a sequential reader has read is in the kernel's page cache and the disk cache: its
       // blocks leave the memory cache, whose buffers then serve the next blocks instead of fresh
-      // memory (doc/ARCHITECTURE.md).
+      // memory; without a disk cache they are evicted first (doc/ARCHITECTURE.md).
       if let consumed { blocks.release(object, offset: consumed.lowerBound, end: consumed.upperBound) }
       return pieces
     }

@@ -41,6 +41,29 @@ import Testing
     #expect(statistics.blocks == 1)
   }
 
+  @Test func aDemotedBlockIsEvictedFirstAndAHitPromotesItAgain() {
+    let cache = MemoryBlockCache(maxBytes: 400)
+    for name in ["a", "b", "c", "d"] { cache.put(key(name), blockBytes(1, count: 100)) }
+    cache.demote(key("c"))
+    cache.demote(key("missing"))  // not held: nothing changes
+    cache.put(key("e"), blockBytes(2, count: 100))
+    #expect(!cache.contains(key("c")))
+    #expect(["a", "b", "d", "e"].allSatisfy { cache.contains(key($0)) })
+    // Demoted, then read again: the most recently used once more, and `a` goes next.
+    cache.demote(key("d"))
+    #expect(cache.get(key("d")) != nil)
+    cache.put(key("f"), blockBytes(3, count: 100))
+    #expect(!cache.contains(key("a")))
+    #expect(["b", "d", "e", "f"].allSatisfy { cache.contains(key($0)) })
+    // The only block, demoted: the list stays whole.
+    let single = MemoryBlockCache(maxBytes: 100)
+    single.put(key("x"), blockBytes(1, count: 100))
+    single.demote(key("x"))
+    single.put(key("y"), blockBytes(2, count: 100))
+    #expect(!single.contains(key("x")) && single.get(key("y")) == blockBytes(2, count: 100))
+    #expect(single.statistics.blocks == 1)
+  }
+
   @Test func replacingAKeyKeepsTheCountRight() {
     let cache = MemoryBlockCache(maxBytes: 1000)
     cache.put(key("a"), blockBytes(1, count: 100))

@@ -190,11 +190,16 @@ func pattern(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
   /// Eight sequential readers at once, whose windows together (8 x 64 blocks) would be twice the
   /// memory cache (256 blocks): each gets a share of half of it, so no block fetched ahead of one
   /// is pushed out by another's before it is read. Every block is fetched once, and read from
-  /// memory, none from the disk cache, which would hold what memory lost.
-  @Test func parallelReadersShareTheMemoryCacheAndFetchEachBlockOnce() throws {
+  /// memory, none from the disk cache, which would hold what memory lost. Without a disk cache the
+  /// blocks read stay in memory, but are evicted before those fetched ahead.
+  @Test(arguments: [true, false])
+  func parallelReadersShareTheMemoryCacheAndFetchEachBlockOnce(withDisk: Bool) throws {
     try withTemporaryDirectory { directory in
-      let disk = try DiskBlockCache(
-        directory: directory, maxBytes: 1 << 24, blockSize: Fixture.blockSize, logger: Logger(label: "test"))
+      let disk =
+        withDisk
+        ? try DiskBlockCache(
+          directory: directory, maxBytes: 1 << 24, blockSize: Fixture.blockSize, logger: Logger(label: "test"))
+        : nil
       let fixture = Fixture(disk: disk, readahead: UInt64(16 * Fixture.blockSize), diskWriteQueue: 1 << 20)
       defer { fixture.filesystem.shutdown() }
       let files = (0..<8).map { ("p\($0).log", pattern(200 * Fixture.blockSize, seed: UInt8($0))) }
@@ -217,6 +222,32 @@ func pattern(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
       let statistics = fixture.filesystem.statisticsJSON()
       #expect(statistics.contains("\"disk_hits\": 0,"), "\(statistics)")
     }
+  }
+
+  /// Without a disk cache, what a sequential reader has read goes first when room is needed:
+  /// streaming a file twice the size of the memory cache leaves the block another reader read (a
+  /// tail) in memory, where plain LRU would have pushed it out.
+  @Test func aStreamDoesNotPushOutAnotherReadersBlockWithoutADiskCache() throws {
+    let fixture = Fixture(readahead: UInt64(4 * Fixture.blockSize))
+    let other = pattern(8 * Fixture.blockSize, seed: 3)
+    fixture.store.put("other.log", other)
+    let stream = pattern(512 * Fixture.blockSize, seed: 4)
+    fixture.store.put("stream.log", stream)
+    let handle = try fixture.filesystem.openFile(try fixture.resolve("other.log").inode)
+    defer { fixture.filesystem.releaseFile(handle) }
+    let tail = 7 * Fixture.blockSize
+    #expect(try fixture.filesystem.read(handle, offset: UInt64(tail), count: 100) == Array(other[tail..<tail + 100]))
+    let streamHandle = try fixture.filesystem.openFile(try fixture.resolve("stream.log").inode)
+    var offset = 0
+    while offset < stream.count {
+      let pieces = try fixture.filesystem.readPieces(streamHandle, offset: UInt64(offset), count: Fixture.blockSize)
+      #expect(pieces.reduce(0) { $0 + $1.count } == Fixture.blockSize)
+      offset += Fixture.blockSize
+    }
+    fixture.filesystem.releaseFile(streamHandle)
+    let gets = fixture.store.counters.snapshot.gets
+    #expect(try fixture.filesystem.read(handle, offset: UInt64(tail), count: 100) == Array(other[tail..<tail + 100]))
+    #expect(fixture.store.counters.snapshot.gets == gets)
   }
 
   /// Written at once, or queued for the disk cache's writer (a queue the file fits in): either way
