@@ -700,6 +700,12 @@ class W2(Workload):
         return grep_big_log(b, system, drop=False, mount=state.get("mount"))
 
 
+def floor_args(nbytes):
+    """bklogfs's options for a floor's mount (workloads 3 and 7): no disk cache, and a memory cache
+    that holds `nbytes` of logs, so that once read every block is served from the daemon's memory."""
+    return ["--cache-size", "0", "--memory-cache-size", f"{max(nbytes // MiB + 64, 256)}M"]
+
+
 class W3(Workload):
     number, title, limit = 3, "Remount, page cache dropped, disk cache warm: `grep -c` of the {big} log", "local"
     target = "bklogfs within 2x of the local copy (page cache dropped)"
@@ -717,9 +723,9 @@ class W3(Workload):
         if system == "bklogfs":
             # The floor of this workload for a FUSE filesystem: the same grep with every block in
             # the daemon's memory (no disk cache, so a sequential read keeps its blocks), so no disk
-            # and no network is read, only the FUSE path from the daemon to grep. (The disk cache, off, is
-            # left as it is for the next run.)
-            with b.mounted(system, False, keep_cache=True, extra=["--cache-size", "0"]) as m:
+            # and no network is read, only the FUSE path from the daemon to grep. (The disk cache,
+            # off, is left as it is for the next run.)
+            with b.mounted(system, False, keep_cache=True, extra=floor_args(b.data.size(b.data.big[0]))) as m:
                 b.timed(f"cat {shlex.quote(str(m.path / b.data.big[0]))} > /dev/null", shell=True)
                 result.extra["memory_floor_seconds"] = grep_big_log(b, system, mount=m).value
         return result
@@ -847,9 +853,8 @@ class W7(Workload):
         result = Run(t, counters=counters, bklogfs_stats=stats, mib_per_s=round(total / MiB / t, 1))
         if system == "bklogfs":
             # The floor for a FUSE filesystem, as in workload 3: the same cats with every block in
-            # the daemon's memory (no disk cache, and a memory cache that holds all the logs).
-            memory = f"{max(total // MiB + 64, 256)}M"
-            with b.mounted(system, False, extra=["--cache-size", "0", "--memory-cache-size", memory]) as m:
+            # the daemon's memory.
+            with b.mounted(system, False, extra=floor_args(total)) as m:
                 b.timed(script(m.path), shell=True)
                 b.drop_caches(m)
                 result.extra["memory_floor_seconds"] = b.timed(script(m.path), shell=True)[0]
