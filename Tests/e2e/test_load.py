@@ -90,12 +90,12 @@ def test_32_readers_at_once_make_no_error_and_use_bounded_memory(mount, seeded_b
 
 
 def test_parallel_sequential_readers_share_the_memory_cache_and_fetch_each_byte_once(mount, moto):
-    """Eight readers at once, each of a different 16 MiB log, through a 32 MiB memory cache: their
-    readahead windows at full size (32 MiB each) would be eight times the cache, so each reader's
-    window is held to a share of half of it, and nothing fetched ahead of one reader is pushed out
-    by another's before it is read. Every byte comes over the network once (without the shares,
-    most blocks were fetched again), and every read block comes from memory, none from the disk
-    cache (which holds what memory lost)."""
+    """Eight readers at once, each of a different 16 MiB log, through a 64 MiB memory cache: their
+    readahead windows at full size (the whole log each) would be twice the cache, so each reader's
+    window is held to a share of half of it (4 MiB; with the 3 blocks each keeps behind it, 56 MiB
+    in all), and nothing fetched ahead of one reader is pushed out by another's before it is read.
+    Every byte comes over the network once, and every read block comes from memory, none from the
+    disk cache (which holds what memory lost; without the shares, blocks were read back from it)."""
     bucket = "bk-parallel-readers"
     moto.client.create_bucket(Bucket=bucket)
     size = 16 << 20
@@ -103,7 +103,7 @@ def test_parallel_sequential_readers_share_the_memory_cache_and_fetch_each_byte_
     for key, body in logs.items():
         moto.client.put_object(Bucket=bucket, Key=key, Body=body)
     m = mount(bucket=SimpleNamespace(name=bucket, endpoint=moto.endpoint),
-              extra_args=["--memory-cache-size", "32M"])
+              extra_args=["--memory-cache-size", "64M"])
     results = {}
     all_started = threading.Barrier(len(logs), timeout=120)
 
