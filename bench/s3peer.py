@@ -443,7 +443,7 @@ class Counters:
 
 class _View:
     """A response body that is a view of an object's bytes. werkzeug's writer takes only `bytes`, so
-    `_CountedBody` (the `counting` middleware's body, around every app this peer serves) sends a
+    `_CountedBody` (the body of `counting`, around every app this peer serves: `served`) sends a
     view to the socket itself."""
 
     def __init__(self, view):
@@ -478,6 +478,13 @@ def send_counted(sock, b):
         finally:
             _sent.last = sent
         return total
+
+
+def served(app):
+    """The app as this peer serves it: its socket writes counted, and wrapped in `counting` (whose
+    body also sends the ranges' views)."""
+    count_socket_writes()
+    return counting(app, Counters())
 
 
 def counting(app, counters):
@@ -515,16 +522,16 @@ class _CountedBody:
 
     def __iter__(self):
         for chunk in self.inner:
-            if isinstance(chunk, memoryview) and self.sock is not None:
-                # A view of an object (a range, from `handle_range_header`): werkzeug's writer
-                # sends the status line and headers on an empty write, then the view goes out as is.
+            # A view of an object (a range, from `handle_range_header`): werkzeug's writer sends
+            # the status line and headers on an empty write, then the view goes out as is.
+            view = isinstance(chunk, memoryview) and self.sock is not None
+            if view:
                 yield b""
-                self.pending = len(chunk)
-                _sent.last = 0
+            self.pending = len(chunk)
+            _sent.last = 0
+            if view:
                 send_counted(self.sock, chunk)
             else:
-                self.pending = len(chunk)
-                _sent.last = 0
                 yield chunk
             self.nbytes += len(chunk)
             self.pending = 0
@@ -612,8 +619,7 @@ def run_server(args):
             seed_from_dir(bucket, seeds[i], log=lambda m: print(m, flush=True))
     app = make_app()
     warm_up(app, buckets)
-    count_socket_writes()
-    app = counting(app, Counters())
+    app = served(app)
     sock = listen(args.host, args.port)
     port = sock.getsockname()[1]
 
@@ -714,8 +720,7 @@ def check(stock=False, size=160 * MiB, repeats=5, list_keys=20000):
         put_object(list_bucket, f"org/pipeline/build-{i % builds:05d}/job-{i:06d}.log", b"x")
     sock = listen("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    count_socket_writes()
-    app = counting(make_app(), Counters())  # as run_server serves it: `counting` sends ranges' views
+    app = served(make_app())
     threading.Thread(target=serve_on, args=(sock, app), daemon=True).start()
     path = f"/{bucket}/{key}"
     mid = size // 2
