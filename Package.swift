@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Layers, each depending only on those listed before it:
-//   C shims (CFuse, CCurl, CCrypto, CSystem)
+//   C shims (CFuse, CCurl, CCrypto, CLinux)
+//   SystemBase                    — system calls (on swift-system), the clock, the calendar
 //   Digests, HTTPTransport        — one Swift module per C library
 //   ObjectStore                   — the object-client protocol and the local-directory client
 //   S3Client                      — SigV4, ListObjectsV2, ranged GET over HTTPTransport
@@ -28,6 +29,7 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
   ],
   targets: [
     .systemLibrary(name: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
@@ -35,8 +37,11 @@ let package = Package(
     .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
     .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto zlib", providers: [.apt(["libssl-dev", "zlib1g-dev"])]),
 
-    .target(name: "CSystem"),
+    .target(name: "CLinux"),
 
+    .target(
+      name: "SystemBase", dependencies: [.product(name: "SystemPackage", package: "swift-system")],
+      swiftSettings: strictSettings),
     .target(name: "Digests", dependencies: ["CCrypto"], swiftSettings: strictSettings),
     .target(
       name: "HTTPTransport",
@@ -52,7 +57,7 @@ let package = Package(
       swiftSettings: strictSettings),
     .target(
       name: "BuildkiteAPI",
-      dependencies: ["HTTPTransport", .product(name: "Logging", package: "swift-log")],
+      dependencies: ["HTTPTransport", "SystemBase", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strictSettings),
     .target(
       name: "Catalog",
@@ -80,7 +85,7 @@ let package = Package(
       name: "bklogfs",
       dependencies: [
         "FuseAdapter", "LogFS", "S3Client", "ObjectStore", "BlockCache", "HTTPTransport", "BuildkiteNames",
-        "BuildkiteAPI", "Catalog", "CSystem",
+        "BuildkiteAPI", "Catalog", "CLinux",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -99,7 +104,7 @@ let package = Package(
       swiftSettings: strictSettings),
     .testTarget(
       name: "BuildkiteAPITests",
-      dependencies: ["BuildkiteAPI", "HTTPTransport", "TestSupport", .product(name: "Logging", package: "swift-log")],
+      dependencies: ["BuildkiteAPI", "HTTPTransport", "SystemBase", "TestSupport", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strictSettings),
     .testTarget(
       name: "BuildkiteNamesTests",

@@ -1,5 +1,6 @@
 public import HTTPTransport
 public import Logging
+public import SystemBase
 import Synchronization
 
 /// Filters for one page of a pipeline's builds. Times are seconds since the Unix epoch.
@@ -48,7 +49,7 @@ public final class BuildkiteClient: Sendable {
   private let configuration: BuildkiteConfiguration
   private let http: HTTPClient
   private let logger: Logger
-  private let clock: any APIClock
+  private let clock: any MonotonicClock
   /// `scheme://host[:port]` of the base URL.
   private let origin: String
   /// The base URL's path, without a trailing slash ("/v2").
@@ -57,7 +58,7 @@ public final class BuildkiteClient: Sendable {
   /// Throws `.badRequest` when the base URL is not `http(s)://host[:port][/path]`, and `.unauthorized`
   /// when the token is empty or could not be sent in a header.
   public init(
-    configuration: BuildkiteConfiguration, httpClient: HTTPClient? = nil, clock: any APIClock = SystemAPIClock(),
+    configuration: BuildkiteConfiguration, httpClient: HTTPClient? = nil, clock: any MonotonicClock = SystemClock(),
     logger: Logger = Logger(label: "bklogfs.buildkite")
   ) throws(BuildkiteError) {
     guard let url = HTTPURL(configuration.baseURL) else {

@@ -1,31 +1,6 @@
 import Glibc
+public import SystemBase
 import Synchronization
-
-/// Time for the rate limiter and the retry backoff: injected so that tests run on a fake clock.
-public protocol APIClock: Sendable {
-  /// Monotonic seconds.
-  func now() -> Double
-  /// Blocks the calling thread for `seconds`.
-  func sleep(seconds: Double)
-}
-
-/// The process's monotonic clock and `nanosleep`.
-public struct SystemAPIClock: APIClock {
-  public init() {}
-
-  public func now() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-  }
-
-  public func sleep(seconds: Double) {
-    guard seconds > 0 else { return }
-    var request = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - seconds.rounded(.down)) * 1e9))
-    var remaining = timespec()
-    while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
-  }
-}
 
 /// What a response said about the rate limit: `RateLimit-Remaining`, `RateLimit-Limit` and
 /// `RateLimit-Reset` (seconds until the window resets). Any may be absent.
@@ -201,9 +176,9 @@ public struct RateLimitWaitTooLong: Error, Sendable {
 /// `RateLimitState` behind a lock, blocking callers (plain threads) until their request may go.
 public final class RateLimiter: Sendable {
   private let state: Mutex<RateLimitState>
-  private let clock: any APIClock
+  private let clock: any MonotonicClock
   private let maxWait: Double
-  public init(reserve: Int = 2, maxWait: Double = 90, clock: any APIClock = SystemAPIClock()) {
+  public init(reserve: Int = 2, maxWait: Double = 90, clock: any MonotonicClock = SystemClock()) {
     state = Mutex(RateLimitState(reserve: reserve))
     self.clock = clock
     self.maxWait = maxWait

@@ -2,7 +2,7 @@ import ArgumentParser
 import BlockCache
 import BuildkiteAPI
 import BuildkiteNames
-internal import CSystem
+internal import CLinux
 import FuseAdapter
 import Glibc
 import HTTPTransport
@@ -171,7 +171,7 @@ struct MountCommand: ParsableCommand {
     let logger = Logger(label: "bklogfs")
     // The daemon holds credentials (in its environment and memory): no core dump of it, and no
     // other process of its user reads its memory or environment (doc/SEMANTICS.md, "Security").
-    if csystem_set_not_dumpable() != 0 {
+    if clinux_set_not_dumpable() != 0 {
       logger.warning("cannot mark the mount process not dumpable: \(String(cString: strerror(errno)))")
     }
     do {

@@ -1,9 +1,10 @@
 import BuildkiteAPI
 import Synchronization
+import SystemBase
 import Testing
 
 /// A clock that only moves when someone sleeps on it.
-final class FakeClock: APIClock {
+final class FakeClock: MonotonicClock {
   private let state = Mutex<(now: Double, sleeps: [Double])>((1000, []))
 
   func now() -> Double { state.withLock { $0.now } }

@@ -1,12 +1,12 @@
 // System calls Swift cannot make itself (prctl is variadic). Imported by the bklogfs command only.
-#ifndef BKLOGFS_CSYSTEM_H
-#define BKLOGFS_CSYSTEM_H
+#ifndef BKLOGFS_CLINUX_H
+#define BKLOGFS_CLINUX_H
 
 #include <sys/prctl.h>
 
 // Marks the process not dumpable: no core dump, and /proc/PID/mem, environ and maps, which hold
 // the credentials the daemon works with, become readable by root alone (proc(5), PR_SET_DUMPABLE).
 // Returns 0, or -1 with errno set.
-static inline int csystem_set_not_dumpable(void) { return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }
+static inline int clinux_set_not_dumpable(void) { return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }
 
 #endif

@@ -1,2 +1,0 @@
-// CSystem is a header of inline functions; SwiftPM wants a source file in every C target.
-#include "csystem.h"
