@@ -1,7 +1,7 @@
 public import HTTPTransport
 public import Logging
-public import SystemBase
 import Synchronization
+public import SystemBase
 
 /// Filters for one page of a pipeline's builds. Times are seconds since the Unix epoch.
 public struct BuildQuery: Sendable, Hashable {

@@ -1,6 +1,6 @@
 import Glibc
-public import SystemBase
 import Synchronization
+public import SystemBase
 
 /// What a response said about the rate limit: `RateLimit-Remaining`, `RateLimit-Limit` and
 /// `RateLimit-Reset` (seconds until the window resets). Any may be absent.
