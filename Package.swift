@@ -126,7 +126,8 @@ let package = Package(
     .testTarget(
       name: "LogFSTests",
       dependencies: [
-        "LogFS", "ObjectStore", "BlockCache", "TestSupport", .product(name: "Logging", package: "swift-log"),
+        "LogFS", "ObjectStore", "BlockCache", "SystemBase", "TestSupport",
+        .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: strictSettings),
   ]

@@ -76,10 +76,10 @@ public final class BuildkiteNamespace: Namespace {
     case 1: return try pipelinesListing(organization: path[0])
     case 2: return try buildsListing(organization: path[0], pipeline: path[1])
     case 3:
-      guard let number = Int(path[2]) else { throw FilesystemError(errno: ENOENT, "no build \(key)") }
+      guard let number = Int(path[2]) else { throw FilesystemError(.notFound, "no build \(key)") }
       return try buildListing(organization: path[0], pipeline: path[1], number: number)
     default:
-      throw FilesystemError(errno: ENOENT, "no directory \(key)")
+      throw FilesystemError(.notFound, "no directory \(key)")
     }
   }
 
@@ -128,7 +128,7 @@ public final class BuildkiteNamespace: Namespace {
       })
     if pipelines.isEmpty, try stored({ () throws(CatalogError) in try catalog.organization(slug: organization) }) == nil
     {
-      throw FilesystemError(errno: ENOENT, "no organization \(organization)")
+      throw FilesystemError(.notFound, "no organization \(organization)")
     }
     return directories(pipelines.map(\.slug), under: "/\(organization)", ttl: configuration.listingTTL)
   }
@@ -175,7 +175,7 @@ public final class BuildkiteNamespace: Namespace {
     -> NamespaceListing
   {
     guard let build = try buildRecord(organization: organization, pipeline: pipeline, number: number) else {
-      throw FilesystemError(errno: ENOENT, "no build \(organization)/\(pipeline)/\(number)")
+      throw FilesystemError(.notFound, "no build \(organization)/\(pipeline)/\(number)")
     }
     let jobs = try stored { () throws(CatalogError) in try catalog.jobs(buildID: build.id) }.filter {
       $0.type == "script"
@@ -357,7 +357,7 @@ public final class BuildkiteNamespace: Namespace {
       // 5 bytes in 64 KiB): a bigger file is not fetched.
       let limit = 64 << 20
       guard size <= UInt64(limit + limit / 64) else {
-        throw FilesystemError(errno: EIO, "\(key) is \(size) bytes, more than a build export's \(limit) bytes of JSON")
+        throw FilesystemError(.malformed, "\(key) is \(size) bytes, more than a build export's \(limit) bytes of JSON")
       }
       let compressed: [UInt8]
       do throws(ObjectStoreError) {
@@ -368,7 +368,7 @@ public final class BuildkiteNamespace: Namespace {
       do throws(GzipError) {
         return try Gzip.decompress(compressed, limit: limit)
       } catch {
-        throw FilesystemError(errno: EIO, "\(key): \(error.description)")
+        throw FilesystemError(.malformed, "\(key): \(error.description)", cause: error)
       }
     }
     var build: Build
@@ -376,7 +376,7 @@ public final class BuildkiteNamespace: Namespace {
     do throws(BuildkiteError) {
       build = try Build(json: buildJSON)
     } catch {
-      throw FilesystemError(errno: EIO, "\(object.key) is not a build: \(error.message)")
+      throw FilesystemError(.malformed, "\(object.key) is not a build: \(error.message)", cause: error)
     }
     if build.jobs.isEmpty {
       let jobKeys = keys.filter { $0.hasPrefix(folder + "jobs/job-") && $0.hasSuffix(".json.gz") }.sorted()
@@ -389,7 +389,7 @@ public final class BuildkiteNamespace: Namespace {
         do throws(BuildkiteError) {
           build.jobs.append(try Job(json: jobJSON))
         } catch {
-          throw FilesystemError(errno: EIO, "\(key) is not a job: \(error.message)")
+          throw FilesystemError(.malformed, "\(key) is not a job: \(error.message)", cause: error)
         }
       }
     }
@@ -474,13 +474,19 @@ public final class BuildkiteNamespace: Namespace {
       do throws(FilesystemError) {
         try fetch()
         try store { () throws(CatalogError) in try catalog.setListingFetched(listing, at: now()) }
-      } catch  where fetchedAt != nil && (error.errno == EIO || error.errno == ETIMEDOUT) {
+      } catch  where fetchedAt != nil && Self.servedFromCatalog.contains(error.kind) {
         markOffline()
         logger.warning("serving \(listing) from the catalog: \(error.message)")
       }
     }
     return try stored(cached)
   }
+
+  /// Failures after which a listing the catalog holds is served from it: the API cannot answer
+  /// now, but a refused token or a missing name must show.
+  private static let servedFromCatalog: Set<FilesystemError.Kind> = [
+    .unreachable, .timedOut, .server, .malformed, .invalidRequest, .local,
+  ]
 
   private func isFresh(_ fetchedAt: Int64?) -> Bool {
     guard let fetchedAt else { return false }
@@ -507,7 +513,7 @@ public final class BuildkiteNamespace: Namespace {
     do throws(BuildkiteError) {
       return try body()
     } catch {
-      throw FilesystemError(ObjectStoreError(error), context: what)
+      throw FilesystemError(error, context: what)
     }
   }
 
@@ -515,7 +521,7 @@ public final class BuildkiteNamespace: Namespace {
     do throws(CatalogError) {
       return try body()
     } catch {
-      throw FilesystemError(errno: EIO, "the catalog failed: \(error.description)")
+      throw FilesystemError(.local, "the catalog failed: \(error.description)", cause: error)
     }
   }
 
@@ -589,4 +595,11 @@ func buildListingKey(_ organization: String, _ pipeline: String, _ number: Int) 
 func canonicalNumber(_ name: String) -> Int? {
   guard let number = Int(name), number >= 0, String(number) == name else { return nil }
   return number
+}
+
+extension FilesystemError {
+  /// A Buildkite API failure, with what was being done in front and itself as the cause.
+  public init(_ error: BuildkiteError, context: String) {
+    self.init(Kind(ObjectStoreError(error).kind), "\(context) failed: \(error.message)", cause: error)
+  }
 }

@@ -14,14 +14,15 @@ private func context(_ request: fuse_req_t?) -> FuseContext {
   Unmanaged<FuseContext>.fromOpaque(fuse_req_userdata(request)!).takeUnretainedValue()
 }
 
-/// The one place a failed request is answered: logged (quietly for the expected ENOENT) and replied.
+/// The one place a failed request is answered: logged once, at its kind's level (a missing name
+/// only at trace, a failed fetch as an error), and replied with its kind's errno.
 private func reply(_ request: fuse_req_t?, _ error: FilesystemError, _ context: FuseContext) {
-  if error.errno == ENOENT {
-    context.logger.trace("\(error.message)")
-  } else {
-    context.logger.debug("answering \(String(cString: strerror(error.errno))): \(error.message)")
-  }
+  logFailure(error, context)
   fuse_reply_err(request, error.errno)
+}
+
+private func logFailure(_ error: FilesystemError, _ context: FuseContext) {
+  context.logger.log(level: error.level, "\(error.message) (answered \(String(cString: strerror(error.errno))))")
 }
 
 private func statBuffer(_ attributes: Attributes, _ context: FuseContext) -> stat {
@@ -96,8 +97,9 @@ func makeOperations() -> fuse_lowlevel_ops {
     do throws(FilesystemError) {
       var entry = entryParameters(try context.filesystem.lookup(parent: parent, name: name), context)
       fuse_reply_entry(request, &entry)
-    } catch  where error.errno == ENOENT {
+    } catch  where error.kind == .notFound {
       // Inode 0 tells the kernel to remember the name as missing for a while.
+      logFailure(error, context)
       var entry = fuse_entry_param()
       entry.entry_timeout = context.caching.directoryTTL
       fuse_reply_entry(request, &entry)

@@ -11,8 +11,8 @@ import Synchronization
 /// fetch covers a run of consecutive blocks with one ranged GET (If-Match on the ETag, so blocks of
 /// two versions of an object never mix), and each block is published as soon as its last byte
 /// arrives, so a reader waiting for the first block of an 8 MiB part does not wait for the rest.
-/// Readahead hands runs of blocks to a pool of fetch threads; a reader fetches what it needs now
-/// on its own thread.
+/// Readahead hands runs of blocks to the filesystem's one pool of fetch threads, shared by every
+/// store; a reader fetches what it needs now on its own thread.
 final class BlockReader: Sendable {
   struct ObjectVersion: Sendable, Hashable {
     let key: String
@@ -36,7 +36,7 @@ final class BlockReader: Sendable {
 
   init(
     client: any ObjectClient, blockSize: Int, partSize: Int, memory: MemoryBlockCache, disk: DiskCacheWriter?,
-    fetchThreads: Int, waitLimit: Double, counters: ReadCounters, logger: Logger
+    pool: WorkerPool, waitLimit: Double, counters: ReadCounters, logger: Logger
   ) {
     self.client = client
     self.source = client.identity
@@ -44,13 +44,14 @@ final class BlockReader: Sendable {
     self.partBlocks = max(1, partSize / blockSize)
     self.memory = memory
     self.disk = disk
-    self.pool = WorkerPool(threads: fetchThreads)
+    self.pool = pool
     self.waitLimit = waitLimit
     self.counters = counters
     self.logger = logger
   }
 
-  func shutdown() { pool.shutdown() }
+  /// Blocks claimed by a fetch and not yet published or failed (for tests).
+  var claimedBlocks: Int { inFlight.withLock { $0.count } }
 
   private func blockKey(_ object: ObjectVersion, _ index: UInt64) -> BlockKey {
     BlockKey(source: source, key: object.key, etag: object.etag, index: index)
@@ -97,7 +98,7 @@ final class BlockReader: Sendable {
       let blockStart = index * UInt64(blockSize)
       let from = Int(max(offset, blockStart) - blockStart)
       let to = Int(min(end, blockStart + UInt64(block.count)) - blockStart)
-      guard from <= to else { throw FilesystemError(errno: EIO, "block \(index) of \(object.key) is short") }
+      guard from <= to else { throw FilesystemError(.malformed, "block \(index) of \(object.key) is short") }
       pieces.append(block[from..<to])
     }
     return pieces
@@ -235,15 +236,14 @@ final class BlockReader: Sendable {
         }
       }
     } catch {
-      let failure = FilesystemError(error)
-      logger.error("read of \(source)/\(object.key) failed: \(error.message)")
+      let failure = FilesystemError(error, context: "read of \(source)/\(object.key)")
       fail(object, wanted.filter { !published.contains($0) }, failure)
       throw failure
     }
     let missing = wanted.filter { !published.contains($0) }
     if !missing.isEmpty {
-      let failure = FilesystemError(errno: EIO, "GET of \(object.key) ended before byte \(range.upperBound)")
-      logger.error("read of \(source)/\(object.key) failed: \(failure.message)")
+      let failure = FilesystemError(
+        .malformed, "read of \(source)/\(object.key) failed: the GET ended before byte \(range.upperBound)")
       fail(object, missing, failure)
       throw failure
     }

@@ -55,11 +55,27 @@ public final class LogFilesystem: Sendable {
   let diskCache: DiskBlockCache?
   let diskWriter: DiskCacheWriter?
   let counters = ReadCounters()
+
+  // LOCK ORDERING
+  //
+  // Every lock below, and those of the parts this class uses (each BlockReader's `inFlight`, the
+  // memory cache, the disk cache and its writer, SingleFlight's and each Promise's), is a leaf:
+  // held for a few dictionary operations, never while calling the namespace, a store, a cache, the
+  // `fileChanged` callback or the logger, and never while waiting. The one nesting is
+  //
+  //     table  >  walks          (followWalk: the walk's position is read from the listing)
+  //
+  // so `walks` is never held while taking `table`. A new nesting must be added here, in order.
+  // Waits (a Promise, a SingleFlight follower, the pool's semaphore) happen with no lock held.
+  // `sequentialReaders` is an atomic, changed under a file's `stream` lock only to keep the count
+  // in step with that file's `counted` flag.
   private let table: Mutex<InodeTable>
   private let listings: SingleFlight<UInt64, Void>
   private let handles = Mutex(HandleTable())
   /// One block reader per remote store, made on first use.
   private let readers = Mutex<[String: BlockReader]>([:])
+  /// The fetch threads readahead and walks run on: one pool, whatever the number of stores.
+  private let pool: WorkerPool
   /// The walk through each directory whose files are being opened, by the directory's inode.
   private let walks = Mutex<[UInt64: WalkState]>([:])
   /// Told the inode of every file whose content changed (a new ETag or size), so the kernel drops
@@ -119,6 +135,7 @@ public final class LogFilesystem: Sendable {
     self.mountTime = Timestamp(seconds: Int64(now.tv_sec), nanoseconds: Int32(now.tv_nsec))
     self.table = Mutex(InodeTable(rootKey: namespace.rootKey))
     self.listings = SingleFlight(waitLimit: configuration.waitLimit)
+    self.pool = WorkerPool(threads: configuration.fetchThreads)
   }
 
   /// Sets what is told of files whose content changed under the mount.
@@ -135,7 +152,7 @@ public final class LogFilesystem: Sendable {
   /// Stops the fetch threads and writes out the blocks queued for the disk cache; call once the
   /// filesystem is unmounted.
   public func shutdown() {
-    for reader in readers.withLock({ Array($0.values) }) { reader.shutdown() }
+    pool.shutdown()
     diskWriter?.close()
   }
 
@@ -143,22 +160,15 @@ public final class LogFilesystem: Sendable {
 
   public func lookup(parent: UInt64, name: String) throws(FilesystemError) -> Attributes {
     if let problem = nameProblem(name) {
-      throw FilesystemError(errno: name.utf8.count > 255 ? ENAMETOOLONG : ENOENT, "cannot look up \(name): \(problem)")
+      throw FilesystemError(name.utf8.count > 255 ? .nameTooLong : .notFound, "cannot look up \(name): \(problem)")
     }
     let (key, listing) = try directory(parent)
     if let trustedUntil = listing.trustedUntil, monotonicSeconds() < trustedUntil {
       if let child = listing.children[name] { return try attributes(of: child) }
       if listing.isComplete { throw .noEntry(key + name) }
     }
-    var entry: NamespaceEntry?
-    do throws(FilesystemError) {
-      entry = try namespace.lookup(directory: key, name: name)
-      if let found = entry, !sameBytes(found.name, name) || showable(found) != nil { entry = nil }
-    } catch {
-      // A lookup is a listing: one that failed after its retries is logged, as listings are.
-      if error.errno != ENOENT { logger.error("\(error.message)") }
-      throw error
-    }
+    var entry = try namespace.lookup(directory: key, name: name)
+    if let found = entry, !sameBytes(found.name, name) || showable(found) != nil { entry = nil }
     let (child, changed) = table.withLock { table in
       (table.recordLookup(in: parent, name: name, entry: entry), table.takeChangedFiles())
     }
@@ -171,7 +181,7 @@ public final class LogFilesystem: Sendable {
 
   public func attributes(of inode: UInt64) throws(FilesystemError) -> Attributes {
     guard let node = table.withLock({ $0.node(inode) }) else {
-      throw FilesystemError(errno: ENOENT, "unknown inode \(inode)")
+      throw FilesystemError(.notFound, "unknown inode \(inode)")
     }
     return attributes(node)
   }
@@ -192,19 +202,19 @@ public final class LogFilesystem: Sendable {
   /// The target of a symbolic link.
   public func readLink(_ inode: UInt64) throws(FilesystemError) -> String {
     guard let node = table.withLock({ $0.node(inode) }) else {
-      throw FilesystemError(errno: ENOENT, "unknown inode \(inode)")
+      throw FilesystemError(.notFound, "unknown inode \(inode)")
     }
     guard case .symlink(let target) = node.content else {
-      throw FilesystemError(errno: EINVAL, "\(node.name) is not a symbolic link")
+      throw FilesystemError(.notALink, "\(node.name) is not a symbolic link")
     }
     return target
   }
 
   private func directory(_ inode: UInt64) throws(FilesystemError) -> (key: String, listing: InodeTable.Listing) {
     let found = table.withLock { table in table.node(inode).map { ($0, table.listing(inode)) } }
-    guard let (node, listing) = found else { throw FilesystemError(errno: ENOENT, "unknown inode \(inode)") }
+    guard let (node, listing) = found else { throw FilesystemError(.notFound, "unknown inode \(inode)") }
     guard case .directory(let key) = node.content, let listing else {
-      throw FilesystemError(errno: ENOTDIR, "\(node.name) is not a directory")
+      throw FilesystemError(.notADirectory, "\(node.name) is not a directory")
     }
     return (key, listing)
   }
@@ -239,14 +249,7 @@ public final class LogFilesystem: Sendable {
     let (key, listing) = try directory(inode)
     guard listing.trustedUntil.map({ monotonicSeconds() >= $0 }) ?? true else { return listing.children }
     try listings.run(inode) { () throws(FilesystemError) in
-      var result: NamespaceListing
-      do throws(FilesystemError) {
-        result = try namespace.list(directory: key)
-        result = shownEntries(of: result, in: key)
-      } catch {
-        logger.error("\(error.message)")
-        throw error
-      }
+      let result = shownEntries(of: try namespace.list(directory: key), in: key)
       report(result.leftOut)
       let trustedUntil = monotonicSeconds() + (result.ttl ?? configuration.directoryTTL)
       let changed = table.withLock { table in
@@ -304,10 +307,10 @@ public final class LogFilesystem: Sendable {
 
   public func openFile(_ inode: UInt64) throws(FilesystemError) -> UInt64 {
     guard let node = table.withLock({ $0.node(inode) }) else {
-      throw FilesystemError(errno: ENOENT, "unknown inode \(inode)")
+      throw FilesystemError(.notFound, "unknown inode \(inode)")
     }
     guard case .file(let file) = node.content else {
-      throw FilesystemError(errno: node.kind == .directory ? EISDIR : ELOOP, "\(node.name) is not a file")
+      throw FilesystemError(node.kind == .directory ? .isADirectory : .isALink, "\(node.name) is not a file")
     }
     let readahead = ReadaheadState(
       initialWindow: configuration.initialReadahead, maxWindow: configuration.maxReadahead, fileSize: file.size)
@@ -338,9 +341,7 @@ public final class LogFilesystem: Sendable {
         do throws(ObjectStoreError) {
           return [try client.getBytes(key: key, range: offset..<end, ifMatch: etag)[...]]
         } catch {
-          let failure = FilesystemError(error, context: "reading \(client.identity)/\(key)")
-          logger.error("\(failure.message)")
-          throw failure
+          throw FilesystemError(error, context: "reading \(client.identity)/\(key)")
         }
       }
       let object = BlockReader.ObjectVersion(key: key, etag: etag, size: file.size)
@@ -394,9 +395,9 @@ public final class LogFilesystem: Sendable {
     }
     prefetchStarts(of: ahead)
     if let nextDirectory, case .file(let file) = node.content, case .object(let client, _, _) = file.source,
-      let reader = reader(for: client)
+      client.isRemote
     {
-      reader.pool.submit { [self] in walkInto(nextDirectory) }
+      pool.submit { [self] in walkInto(nextDirectory) }
     }
   }
 
@@ -423,7 +424,13 @@ public final class LogFilesystem: Sendable {
 
   /// Lists a directory a walk is about to enter (if not listed) and fetches the start of its first files.
   private func walkInto(_ directory: UInt64) {
-    guard (try? currentChildren(directory)) != nil else { return }
+    do throws(FilesystemError) {
+      _ = try currentChildren(directory)
+    } catch {
+      // No reply waits for this listing; a reader who enters the directory gets the error then.
+      logger.debug("listing ahead of a walk failed: \(error.message)")
+      return
+    }
     let ahead = table.withLock { table -> [(any ObjectClient, BlockReader.ObjectVersion)] in
       guard let listing = table.listing(directory) else { return [] }
       return listing.order.prefix(configuration.initialWalkAhead).compactMap { fileObject($0, in: listing, table) }
@@ -464,7 +471,7 @@ public final class LogFilesystem: Sendable {
       if let reader = readers[client.identity] { return reader }
       let reader = BlockReader(
         client: client, blockSize: configuration.blockSize, partSize: configuration.partSize, memory: memoryCache,
-        disk: diskWriter, fetchThreads: configuration.fetchThreads, waitLimit: configuration.waitLimit,
+        disk: diskWriter, pool: pool, waitLimit: configuration.waitLimit,
         counters: counters, logger: logger)
       readers[client.identity] = reader
       return reader

@@ -21,7 +21,7 @@ final class Promise<Value: Sendable>: Sendable {
   /// Waits at most `seconds`; a wait that runs out fails with ETIMEDOUT rather than hanging the caller.
   func wait(seconds: Double, what: @autoclosure () -> String) throws(FilesystemError) -> Value {
     if done.wait(timeout: .now() + seconds) == .timedOut {
-      throw FilesystemError(errno: ETIMEDOUT, "gave up waiting for \(what()) after \(Int(seconds)) s")
+      throw FilesystemError(.timedOut, "gave up waiting for \(what()) after \(Int(seconds)) s")
     }
     return try result.withLock { $0! }.get()
   }

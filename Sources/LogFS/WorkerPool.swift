@@ -5,11 +5,13 @@ import Synchronization
 
 /// A fixed set of plain threads running submitted jobs in order. Fetches block on the network, so
 /// they run here rather than on Swift's cooperative pool or Dispatch's, which would grow without bound.
+/// The threads start with the first job, so a filesystem that never reads ahead starts none.
 final class WorkerPool: Sendable {
   private struct Queue {
     var jobs: [@Sendable () -> Void] = []
     var head = 0
     var stopped = false
+    var started = false
   }
 
   private let queue = Mutex(Queue())
@@ -17,12 +19,21 @@ final class WorkerPool: Sendable {
   let threadCount: Int
 
   init(threads: Int) {
-    threadCount = threads
-    for _ in 0..<threads { startDetachedThread { [self] in self.work() } }
+    threadCount = max(1, threads)
   }
 
   func submit(_ job: @escaping @Sendable () -> Void) {
-    queue.withLock { $0.jobs.append(job) }
+    let (queued, start) = queue.withLock { queue -> (Bool, Bool) in
+      // After shutdown nothing new runs: the filesystem is gone.
+      guard !queue.stopped else { return (false, false) }
+      queue.jobs.append(job)
+      defer { queue.started = true }
+      return (true, !queue.started)
+    }
+    guard queued else { return }
+    if start {
+      for _ in 0..<threadCount { startDetachedThread { [self] in self.work() } }
+    }
     available.signal()
   }
 

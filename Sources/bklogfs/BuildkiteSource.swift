@@ -92,11 +92,13 @@ func makeBuildkiteNamespace(
     do throws(FilesystemError) {
       _ = try names.list(directory: names.rootKey)
     } catch {
-      switch error.errno {
-      case EACCES: throw MountFailure("the Buildkite API token was refused (\(error.message))")
-      case EIO, ETIMEDOUT:
+      switch (error.cause as? BuildkiteError)?.kind {
+      case .unauthorized, .missingScope:
+        throw MountFailure("the Buildkite API token was refused (\(error.message))")
+      case .unreachable, .timedOut, .server, .rateLimited, .invalidResponse, .badRequest:
         throw MountFailure("the Buildkite API cannot be reached and the catalog knows no names yet: \(error.message)")
-      default: throw MountFailure(error.message)
+      case .notFound, nil:
+        throw MountFailure(error.message)
       }
     }
   }

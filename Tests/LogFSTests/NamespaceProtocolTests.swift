@@ -1,9 +1,11 @@
 import BlockCache
+import Dispatch
 import Glibc
 import LogFS
 import Logging
 import ObjectStore
 import Synchronization
+import SystemBase
 import Testing
 
 /// A namespace made of fixed entries, counting how often it is asked, to test what LogFS does with
@@ -23,7 +25,7 @@ final class FixedNamespace: Namespace {
 
   func list(directory key: String) throws(FilesystemError) -> NamespaceListing {
     calls.withLock { $0.lists += 1 }
-    guard let entries = tree[key] else { throw FilesystemError(errno: ENOENT, "no directory \(key)") }
+    guard let entries = tree[key] else { throw FilesystemError(.notFound, "no directory \(key)") }
     return NamespaceListing(entries: entries, ttl: ttl)
   }
 
@@ -160,5 +162,53 @@ final class WindowNamespace: Namespace {
     #expect(try fs.lookup(parent: LogFilesystem.rootInode, name: "50").kind == .directory)
     #expect(throws: FilesystemError.self) { try fs.lookup(parent: LogFilesystem.rootInode, name: "49") }
     #expect(namespace.lookups.withLock { $0 } == 2)
+  }
+}
+
+@Suite struct FetchThreadTests {
+  /// Readahead of files from two stores runs on the filesystem's one pool: with 2 fetch threads,
+  /// at most 2 background GETs wait at once, not 2 per store.
+  @Test func storesShareOneFetchPool() throws {
+    let blockSize = 4096
+    let stores = [0, 1].map { GatedObjectClient(InMemoryObjectClient(identity: "memory://store-\($0)")) }
+    var entries: [NamespaceEntry] = []
+    for (number, store) in stores.enumerated() {
+      for file in 0..<4 {
+        let key = "s\(number)/f\(file).log"
+        store.inner.put(key, Array(repeating: UInt8(file), count: 16 * blockSize))
+        let info = try store.inner.head(key: key)
+        entries.append(
+          NamespaceEntry(
+            name: "s\(number)-f\(file).log",
+            content: .file(
+              FileContent(
+                size: info.size, modified: info.lastModified, isImmutable: true,
+                source: .object(client: store, key: key, etag: info.etag)))))
+      }
+    }
+    let filesystem = LogFilesystem(
+      namespace: FixedNamespace(tree: ["/": entries], ttl: nil, clients: stores),
+      configuration: FilesystemConfiguration(
+        blockSize: blockSize, partSize: blockSize, initialReadahead: UInt64(4 * blockSize),
+        maxReadahead: UInt64(4 * blockSize), fetchThreads: 2, initialWalkAhead: 8, maxWalkAhead: 8),
+      memoryCache: MemoryBlockCache(maxBytes: 1 << 22), diskCache: nil, logger: Logger(label: "test"))
+    defer {
+      for store in stores { for _ in 0..<64 { store.gate.signal() } }
+      filesystem.shutdown()
+    }
+    let directory = try filesystem.openDirectory(LogFilesystem.rootInode)
+    filesystem.releaseDirectory(directory)
+    // Opening the first two files of the directory in order starts a walk: the start of every
+    // other file, from both stores, is fetched ahead in the background.
+    for name in ["s0-f0.log", "s0-f1.log"] {
+      let file = try filesystem.lookup(parent: LogFilesystem.rootInode, name: name)
+      filesystem.releaseFile(try filesystem.openFile(file.inode))
+    }
+    func waiting() -> Int { stores.map { $0.waiting.load(ordering: .relaxed) }.reduce(0, +) }
+    let deadline = SystemClock().now() + 5
+    while waiting() < 2 && SystemClock().now() < deadline { usleep(10_000) }
+    // Time for a third thread, if there were one, to reach the gate too.
+    usleep(200_000)
+    #expect(waiting() == 2)
   }
 }

@@ -1,0 +1,102 @@
+import BlockCache
+import Glibc
+import LogFS
+import Logging
+import ObjectStore
+import TestSupport
+import Testing
+
+/// A store that lists like `inner` and fails every HEAD and GET, and every listing once told to,
+/// with one chosen error.
+final class FailingObjectClient: ObjectClient {
+  let inner: InMemoryObjectClient
+  let error: ObjectStoreError
+  let failListings: Bool
+
+  init(_ inner: InMemoryObjectClient, failing error: ObjectStoreError, listings: Bool = false) {
+    self.inner = inner
+    self.error = error
+    self.failListings = listings
+  }
+
+  var identity: String { inner.identity }
+  var isRemote: Bool { true }
+  var counters: RequestCounters { inner.counters }
+  func listPage(_ request: ListRequest) throws(ObjectStoreError) -> ListPage {
+    if failListings { throw error }
+    return try inner.listPage(request)
+  }
+  func head(key: String) throws(ObjectStoreError) -> ObjectInfo { throw error }
+  func get(
+    key: String, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
+  ) throws(ObjectStoreError) { throw error }
+}
+
+@Suite struct FilesystemErrorTests {
+  /// Every kind of store failure has its errno, from one table.
+  @Test(arguments: [
+    (ObjectStoreError.Kind.notFound, ENOENT), (.noSuchBucket, ENOENT), (.preconditionFailed, ESTALE),
+    (.accessDenied, EACCES), (.timedOut, ETIMEDOUT), (.unreachable, EIO), (.serverError, EIO),
+    (.invalidResponse, EIO), (.invalidRequest, EIO),
+  ])
+  func aStoreFailureHasItsErrno(kind: ObjectStoreError.Kind, errno: Int32) {
+    let error = FilesystemError(ObjectStoreError(kind, "why"), context: "reading s3://b/k")
+    #expect(error.errno == errno)
+    #expect(error.message == "reading s3://b/k failed: why")
+    #expect((error.cause as? ObjectStoreError)?.kind == kind)
+  }
+
+  /// Expected answers stay out of an ordinary log; failures of the store are errors.
+  @Test func levelsFollowTheKind() {
+    #expect(FilesystemError.Kind.notFound.level == .trace)
+    #expect(FilesystemError.Kind.notADirectory.level == .debug)
+    for kind: FilesystemError.Kind in [.stale, .denied, .timedOut, .unreachable, .server, .malformed] {
+      #expect(kind.level == .error, "\(kind)")
+    }
+  }
+
+  /// Kinds compare by name, so two with one name are one kind wherever they were made.
+  @Test func kindsCompareByName() {
+    #expect(FilesystemError.Kind("stale", errno: ESTALE, level: .error) == .stale)
+    #expect(FilesystemError.Kind.unreachable != .server)
+  }
+
+  /// A failed read keeps the store's error as its cause, and the core itself logs nothing about it
+  /// above debug: the FUSE adapter logs each failure once, where it replies.
+  @Test func aFailedReadKeepsItsCauseAndIsNotLoggedByTheCore() throws {
+    let store = InMemoryObjectClient()
+    store.put("org/job.log", Array(repeating: 65, count: 5000))
+    let log = CapturedLog()
+    let client = FailingObjectClient(store, failing: ObjectStoreError(.serverError, "SlowDown (503)"))
+    let filesystem = LogFilesystem(
+      namespace: ArchiveNamespace(client: client, rootPrefix: ""),
+      configuration: FilesystemConfiguration(blockSize: 4096, fetchThreads: 1),
+      memoryCache: MemoryBlockCache(maxBytes: 1 << 20), diskCache: nil, logger: log.logger)
+    defer { filesystem.shutdown() }
+    let organization = try filesystem.lookup(parent: LogFilesystem.rootInode, name: "org")
+    let file = try filesystem.lookup(parent: organization.inode, name: "job.log")
+    let handle = try filesystem.openFile(file.inode)
+    let error = #expect(throws: FilesystemError.self) { try filesystem.read(handle, offset: 0, count: 100) }
+    #expect(error?.kind == .server)
+    #expect(error?.errno == EIO)
+    #expect((error?.cause as? ObjectStoreError)?.kind == .serverError)
+    #expect(error?.message.contains("org/job.log") == true, "\(error?.message ?? "")")
+    #expect(log.all.filter { !$0.hasPrefix("debug ") && !$0.hasPrefix("trace ") } == [])
+  }
+
+  @Test func aFailedListingKeepsItsKindAndIsNotLoggedByTheCore() throws {
+    let store = InMemoryObjectClient()
+    store.put("org/job.log", [1, 2, 3])
+    let log = CapturedLog()
+    let client = FailingObjectClient(
+      store, failing: ObjectStoreError(.accessDenied, "AccessDenied (403)"), listings: true)
+    let filesystem = LogFilesystem(
+      namespace: ArchiveNamespace(client: client, rootPrefix: ""), configuration: FilesystemConfiguration(),
+      memoryCache: MemoryBlockCache(maxBytes: 1 << 20), diskCache: nil, logger: log.logger)
+    defer { filesystem.shutdown() }
+    let error = #expect(throws: FilesystemError.self) { try filesystem.openDirectory(LogFilesystem.rootInode) }
+    #expect(error?.kind == .denied)
+    #expect(error?.errno == EACCES)
+    #expect(log.all.filter { !$0.hasPrefix("debug ") && !$0.hasPrefix("trace ") } == [])
+  }
+}
