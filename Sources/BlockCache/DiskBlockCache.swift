@@ -102,11 +102,11 @@ public final class DiskBlockCache: Sendable {
   }
 
   /// The block's bytes if present and valid. Reads the file, checks the header (magic, format version,
-  /// the full BlockKey identity stored in it — guards against hash collisions — and length) and the CRC-32
-  /// of the data on EVERY read; a damaged block is deleted, counted in corruptBlocks, logged once, and nil returned.
+  /// the full BlockKey identity stored in it — guards against hash collisions — and length) and the checksum
+  /// of the data (CRC-32C in format 2, CRC-32 in format 1) on EVERY read; a damaged block is deleted, counted in corruptBlocks, logged once, and nil returned.
   ///
   /// Cost: a hash (SHA-256 of the identity), then for a block the index holds one open, one fstat, two preads and
-  /// a CRC-32 over the data. A block the index does not hold costs no system call.
+  /// a checksum over the data. A block the index does not hold costs no system call.
   public func get(_ key: BlockKey) -> [UInt8]? {
     let identity = BlockIdentity.encode(key, blockSize: blockSize)
     let hash = BlockIdentity.hash(identity)

@@ -201,7 +201,7 @@ func makeOperations() -> fuse_lowlevel_ops {
       fuse_reply_err(request, ENODATA)
       return
     }
-    let json = Array(context.filesystem.statisticsJSON().utf8)
+    let json = Array(context.filesystem.statistics().json().utf8)
     if size == 0 {
       fuse_reply_xattr(request, json.count)
     } else if size < json.count {

@@ -483,8 +483,8 @@ public final class LogFilesystem: Sendable {
   /// The bytes the memory cache holds.
   public var memoryBytes: Int { memoryCache.statistics.bytes }
 
-  /// Counters as JSON, for `bklogfs stats`.
-  public func statisticsJSON() -> String {
+  /// The mount's counters, for `bklogfs stats`.
+  public func statistics() -> MountStatistics {
     let snapshots = namespace.clients.map(\.counters.snapshot)
     func total(_ field: KeyPath<RequestCounters.Snapshot, Int>) -> Int {
       snapshots.map { $0[keyPath: field] }.reduce(0, +)
@@ -492,33 +492,22 @@ public final class LogFilesystem: Sendable {
     let memory = memoryCache.statistics
     let disk = diskCache?.statistics
     let writer = diskWriter?.statistics
-    let fields: [(String, Int)] = [
-      ("memory_hits", counters.memoryHits.load(ordering: .relaxed)),
-      ("disk_hits", counters.diskHits.load(ordering: .relaxed)),
-      ("misses", counters.fetchedBlocks.load(ordering: .relaxed)),
-      ("prefetched_blocks", counters.prefetchedBlocks.load(ordering: .relaxed)),
-      ("memory_bytes", memory.bytes),
-      ("disk_bytes", disk?.bytes ?? 0),
-      ("disk_bytes_on_disk", diskCache?.bytesOnDisk ?? 0),
-      ("disk_blocks", disk?.blocks ?? 0),
-      ("disk_evictions", disk?.evictions ?? 0),
-      ("corrupt_blocks", disk?.corruptBlocks ?? 0),
-      ("disk_queue_bytes", writer?.bytes ?? 0),
-      ("disk_queue_max_bytes", writer?.maxBytes ?? 0),
-      ("disk_queue_dropped", writer?.dropped ?? 0),
-    ]
-    let cache = fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ")
-    let source = namespace.clients.map(\.identity).joined(separator: " ")
-    return """
-      {"source": "\(jsonEscaped(source))", "pid": \(getpid()), \
-      "requests": {"list": \(total(\.lists)), "head": \(total(\.heads)), "get": \(total(\.gets))}, \
-      "bytes_fetched": \(total(\.bytesFetched)), "retries": \(total(\.retries)), \
-      "failures": \(total(\.failures)), "cache": {\(cache)}}
-      """
+    return MountStatistics(
+      source: namespace.clients.map(\.identity).joined(separator: " "), pid: getpid(),
+      requests: MountStatistics.Requests(list: total(\.lists), head: total(\.heads), get: total(\.gets)),
+      bytesFetched: total(\.bytesFetched), retries: total(\.retries), failures: total(\.failures),
+      cache: MountStatistics.Cache(
+        memoryHits: counters.memoryHits.load(ordering: .relaxed),
+        diskHits: counters.diskHits.load(ordering: .relaxed),
+        misses: counters.fetchedBlocks.load(ordering: .relaxed),
+        prefetchedBlocks: counters.prefetchedBlocks.load(ordering: .relaxed),
+        memoryBytes: memory.bytes, diskBytes: disk?.bytes ?? 0, diskBytesOnDisk: diskCache?.bytesOnDisk ?? 0,
+        diskBlocks: disk?.blocks ?? 0, diskEvictions: disk?.evictions ?? 0, corruptBlocks: disk?.corruptBlocks ?? 0,
+        diskQueueBytes: writer?.bytes ?? 0, diskQueueMaxBytes: writer?.maxBytes ?? 0,
+        diskQueueDropped: writer?.dropped ?? 0))
   }
 }
 
-/// A key as one log line can hold it: control characters and invalid bytes escaped.
 /// Why an entry cannot be shown, or nil: its name must be a file name, and a link's target a name
 /// or relative path that stays inside the mount (no leading "/", no ".." component).
 func showable(_ entry: NamespaceEntry) -> String? {
@@ -541,21 +530,6 @@ public func escapedForLog(_ text: String) -> String {
       out += scalar == "\\" ? "\\\\" : "\\x" + String(scalar.value, radix: 16)
     } else {
       out.unicodeScalars.append(scalar)
-    }
-  }
-  return out
-}
-
-func jsonEscaped(_ text: String) -> String {
-  var out = ""
-  for scalar in text.unicodeScalars {
-    switch scalar {
-    case "\"": out += "\\\""
-    case "\\": out += "\\\\"
-    case _ where scalar.value < 0x20:
-      let hex = String(scalar.value, radix: 16)
-      out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-    default: out.unicodeScalars.append(scalar)
     }
   }
   return out

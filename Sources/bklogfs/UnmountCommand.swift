@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import FuseAdapter
 import Glibc
+import LogFS
 import Synchronization
 
 struct UnmountCommand: ParsableCommand {
@@ -43,9 +44,9 @@ private func daemonProcessID(_ mountpoint: String) -> pid_t? {
     answered.signal()
   }
   guard answered.wait(timeout: .now() + 2) == .success, let json = statistics.withLock({ $0 }),
-    let field = json.firstRange(of: "\"pid\": ")
+    let counters = try? MountStatistics(json: json)
   else { return nil }
-  return pid_t(json[field.upperBound...].prefix(while: \.isNumber))
+  return counters.pid
 }
 
 /// Waits until `pid` has exited (gone, or a zombie nobody has reaped yet), at most `seconds`, so a

@@ -1,0 +1,66 @@
+import FoundationEssentials
+
+/// A mount's counters, as `bklogfs stats` prints them and `bklogfs unmount` reads them (from the
+/// `user.bklogfs.stats` attribute of the mount's root): one Codable type for both ends, so neither
+/// searches the other's text.
+public struct MountStatistics: Codable, Sendable, Hashable {
+  public struct Requests: Codable, Sendable, Hashable {
+    public var list: Int
+    public var head: Int
+    public var get: Int
+  }
+
+  public struct Cache: Codable, Sendable, Hashable {
+    public var memoryHits: Int
+    public var diskHits: Int
+    public var misses: Int
+    public var prefetchedBlocks: Int
+    public var memoryBytes: Int
+    public var diskBytes: Int
+    public var diskBytesOnDisk: Int
+    public var diskBlocks: Int
+    public var diskEvictions: Int
+    public var corruptBlocks: Int
+    public var diskQueueBytes: Int
+    public var diskQueueMaxBytes: Int
+    public var diskQueueDropped: Int
+  }
+
+  /// The stores the mount reads, by identity, separated by spaces.
+  public var source: String
+  /// The daemon serving the mount.
+  public var pid: Int32
+  public var requests: Requests
+  public var bytesFetched: Int
+  public var retries: Int
+  public var failures: Int
+  public var cache: Cache
+
+  /// One line of JSON with snake_case keys in a fixed order.
+  public func json() -> String {
+    let encoder = JSONEncoder()
+    encoder.keyEncodingStrategy = .convertToSnakeCase
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    // Encoding plain integers and strings cannot fail.
+    return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+  }
+
+  /// Reads what `json()` wrote.
+  public init(json: String) throws {
+    let decoder = JSONDecoder()
+    decoder.keyDecodingStrategy = .convertFromSnakeCase
+    self = try decoder.decode(MountStatistics.self, from: Data(json.utf8))
+  }
+
+  init(
+    source: String, pid: Int32, requests: Requests, bytesFetched: Int, retries: Int, failures: Int, cache: Cache
+  ) {
+    self.source = source
+    self.pid = pid
+    self.requests = requests
+    self.bytesFetched = bytesFetched
+    self.retries = retries
+    self.failures = failures
+    self.cache = cache
+  }
+}
