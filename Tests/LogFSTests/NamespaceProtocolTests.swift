@@ -4,6 +4,7 @@ import LogFS
 import Logging
 import ObjectStore
 import Synchronization
+import TestSupport
 import Testing
 
 /// A namespace made of fixed entries, counting how often it is asked, to test what LogFS does with

@@ -1,3 +1,4 @@
+public import ObjectStore
 import Synchronization
 
 /// An object store held in memory, with ListObjectsV2 semantics, for tests of the layers above.
@@ -111,14 +112,9 @@ public final class InMemoryObjectClient: ObjectClient {
   }
 }
 
-/// S3's key order: by UTF-8 bytes.
-public func utf8Less(_ a: String, _ b: String) -> Bool {
-  a.utf8.lexicographicallyPrecedes(b.utf8)
-}
-
 /// The common prefix `key` rolls up into under ListObjectsV2 rules: the prefix, then the rest of the
 /// key up to and including the first delimiter after the prefix. Nil when the key does not roll up.
-public func commonPrefix(of key: String, prefix: String, delimiter: String?) -> String? {
+func commonPrefix(of key: String, prefix: String, delimiter: String?) -> String? {
   guard let delimiter, !delimiter.isEmpty else { return nil }
   let keyBytes = Array(key.utf8)
   let delimiterBytes = Array(delimiter.utf8)
