@@ -96,8 +96,12 @@ let package = Package(
     // it ships in the binary.
     .target(
       name: "TestSupport",
-      dependencies: ["HTTPTransport", "ObjectStore", .product(name: "Logging", package: "swift-log")],
+      dependencies: ["HTTPTransport", "ObjectStore", "SystemBase", .product(name: "Logging", package: "swift-log")],
       path: "Tests/TestSupport", swiftSettings: strictSettings),
+
+    .testTarget(
+      name: "TestSupportTests", dependencies: ["TestSupport", "ObjectStore", "SystemBase"],
+      swiftSettings: strictSettings),
 
     .testTarget(name: "DigestsTests", dependencies: ["Digests", "TestSupport"], swiftSettings: strictSettings),
     .testTarget(name: "HTTPTransportTests", dependencies: ["HTTPTransport"], swiftSettings: strictSettings),
