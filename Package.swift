@@ -104,7 +104,8 @@ let package = Package(
       swiftSettings: strictSettings),
 
     .testTarget(name: "DigestsTests", dependencies: ["Digests", "TestSupport"], swiftSettings: strictSettings),
-    .testTarget(name: "HTTPTransportTests", dependencies: ["HTTPTransport"], swiftSettings: strictSettings),
+    .testTarget(
+      name: "HTTPTransportTests", dependencies: ["HTTPTransport", "TestSupport"], swiftSettings: strictSettings),
     .testTarget(
       name: "S3ClientTests", dependencies: ["S3Client", "ObjectStore", "HTTPTransport", "Digests", "TestSupport"],
       swiftSettings: strictSettings),

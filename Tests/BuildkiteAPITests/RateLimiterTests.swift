@@ -1,5 +1,4 @@
 import BuildkiteAPI
-import Synchronization
 import SystemBase
 import TestSupport
 import Testing
