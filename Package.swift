@@ -91,14 +91,21 @@ let package = Package(
       ],
       swiftSettings: strictSettings),
 
-    // Helpers shared by test targets (child servers on loopback, moto_server, test data); only test
-    // targets depend on it.
+    // Helpers shared by test targets (the in-memory object store and the fault-injecting wrapper,
+    // child servers on loopback, moto_server, test data); only test targets depend on it, so none of
+    // it ships in the binary.
     .target(
-      name: "TestSupport", dependencies: ["HTTPTransport", .product(name: "Logging", package: "swift-log")],
+      name: "TestSupport",
+      dependencies: ["HTTPTransport", "ObjectStore", "SystemBase", .product(name: "Logging", package: "swift-log")],
       path: "Tests/TestSupport", swiftSettings: strictSettings),
 
+    .testTarget(
+      name: "TestSupportTests", dependencies: ["TestSupport", "ObjectStore", "SystemBase"],
+      swiftSettings: strictSettings),
+
     .testTarget(name: "DigestsTests", dependencies: ["Digests", "TestSupport"], swiftSettings: strictSettings),
-    .testTarget(name: "HTTPTransportTests", dependencies: ["HTTPTransport"], swiftSettings: strictSettings),
+    .testTarget(
+      name: "HTTPTransportTests", dependencies: ["HTTPTransport", "TestSupport"], swiftSettings: strictSettings),
     .testTarget(
       name: "S3ClientTests", dependencies: ["S3Client", "ObjectStore", "HTTPTransport", "Digests", "TestSupport"],
       swiftSettings: strictSettings),

@@ -6,6 +6,11 @@ public func hasBytePrefix(_ text: String, _ prefix: String) -> Bool {
   text.utf8.starts(with: prefix.utf8)
 }
 
+/// S3's key order: by UTF-8 bytes.
+public func utf8Less(_ a: String, _ b: String) -> Bool {
+  a.utf8.lexicographicallyPrecedes(b.utf8)
+}
+
 /// Whether two names or keys are the same bytes (`==` on `String` is canonical equivalence).
 public func sameBytes(_ a: String, _ b: String) -> Bool {
   var a = a

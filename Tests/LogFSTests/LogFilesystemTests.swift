@@ -8,9 +8,11 @@ import Synchronization
 import TestSupport
 import Testing
 
-/// A filesystem over an in-memory store, with small blocks so tests see many of them.
+/// A filesystem over an in-memory store, with small blocks so tests see many of them. The filesystem
+/// reaches the store through `faults`, which passes every call on until a test injects a fault.
 struct Fixture {
   let store: InMemoryObjectClient
+  let faults: FaultInjectingObjectClient
   let filesystem: LogFilesystem
   static let blockSize = 4096
 
@@ -20,13 +22,14 @@ struct Fixture {
     diskWriteQueue: Int = 0, logger: Logger = Logger(label: "test")
   ) {
     self.store = store
+    faults = FaultInjectingObjectClient(store)
     let configuration = FilesystemConfiguration(
       blockSize: Self.blockSize, partSize: 4 * Self.blockSize,
       initialReadahead: readahead, maxReadahead: readahead * 4, fetchThreads: 2, directoryTTL: directoryTTL,
       waitLimit: 30, initialWalkAhead: min(2, walkAhead), maxWalkAhead: walkAhead,
       diskWriteQueueBytes: diskWriteQueue)
     filesystem = LogFilesystem(
-      namespace: ArchiveNamespace(client: store, rootPrefix: rootPrefix, listingFreshness: listingFreshness),
+      namespace: ArchiveNamespace(client: faults, rootPrefix: rootPrefix, listingFreshness: listingFreshness),
       configuration: configuration,
       memoryCache: MemoryBlockCache(maxBytes: 1 << 20),
       diskCache: disk, logger: logger)
@@ -291,7 +294,7 @@ func pattern(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
     let bytes = pattern(3000)
     fixture.store.put("f.log", bytes)
     let handle = try fixture.filesystem.openFile(try fixture.resolve("f.log").inode)
-    fixture.store.failNextGets(1)
+    fixture.faults.inject(.fail(.unreachable), into: .get)
     let error = #expect(throws: FilesystemError.self) { try fixture.filesystem.read(handle, offset: 0, count: 3000) }
     #expect(error?.errno == EIO)
     #expect(try fixture.filesystem.read(handle, offset: 0, count: 3000) == bytes)

@@ -6,6 +6,7 @@ import Logging
 import ObjectStore
 import Synchronization
 import SystemBase
+import TestSupport
 import Testing
 
 /// A namespace made of fixed entries, counting how often it is asked, to test what LogFS does with

@@ -171,14 +171,14 @@ import Testing
     try seed.createBucket(bucket)
     let bytes = pattern(50_000)
     try seed.putObject(bucket, "a.log", bytes)
-    let proxy = try FaultProxy.start(upstream: moto, mode: "slowdown", argument: "2")
+    let proxy = try FaultProxy.start(upstream: moto, faults: ["503", "503"])
     let s3 = try client(bucket, endpoint: proxy.endpoint)
     #expect(try s3.getBytes(key: "a.log", range: 100..<40_000) == Array(bytes[100..<40_000]))
     #expect(s3.counters.snapshot.retries == 2)
     #expect(s3.counters.snapshot.bytesFetched == 39_900)
 
     // More SlowDowns than attempts: a server error naming the code.
-    let stubborn = try FaultProxy.start(upstream: moto, mode: "slowdown", argument: "10")
+    let stubborn = try FaultProxy.start(upstream: moto, faults: Array(repeating: "503", count: 10))
     let s3b = try client(bucket, endpoint: stubborn.endpoint, maxAttempts: 3)
     let error = #expect(throws: ObjectStoreError.self) { try s3b.getBytes(key: "a.log", range: 0..<10) }
     #expect(error?.kind == .serverError)
@@ -195,7 +195,7 @@ import Testing
     try seed.createBucket(bucket)
     let bytes = pattern(1 << 20)
     try seed.putObject(bucket, "a.log", bytes)
-    let proxy = try FaultProxy.start(upstream: moto, mode: "cut")
+    let proxy = try FaultProxy.start(upstream: moto, faults: ["short"])
     let s3 = try client(bucket, endpoint: proxy.endpoint)
     var chunks = 0
     var received = [UInt8]()
@@ -216,7 +216,7 @@ import Testing
     try seed.createBucket(bucket)
     let bytes = pattern(10_000)
     try seed.putObject(bucket, "a.log", bytes)
-    let proxy = try FaultProxy.start(upstream: moto, mode: "long")
+    let proxy = try FaultProxy.start(upstream: moto, faults: ["long"])
     let s3 = try client(bucket, endpoint: proxy.endpoint)
     #expect(try s3.getBytes(key: "a.log", range: 10..<5000) == Array(bytes[10..<5000]))
     #expect(s3.counters.snapshot.retries == 1)
@@ -228,7 +228,7 @@ import Testing
     let seed = Seeder(endpoint: moto.endpoint)
     try seed.createBucket(bucket)
     try seed.putObject(bucket, "a.log", pattern(10))
-    let proxy = try FaultProxy.start(upstream: moto, mode: "redirect", argument: "eu-west-3")
+    let proxy = try FaultProxy.start(upstream: moto, faults: ["redirect"], redirectRegion: "eu-west-3")
     let s3 = try client(bucket, endpoint: proxy.endpoint)
     #expect(try s3.head(key: "a.log").size == 10)
     #expect(s3.region == "eu-west-3")

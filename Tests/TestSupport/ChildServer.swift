@@ -1,27 +1,17 @@
 public import Foundation
 import HTTPTransport
 
-/// A child process on loopback for the S3 tests: `moto_server`, or one of the small Python stubs below.
+/// A child process on loopback for the tests: `moto_server`, or one of the Python servers in
+/// `Tests/servers/` and `Tests/e2e/`.
 ///
-/// Children of the test process inherit its blocked signals, so each is run under a Python launcher
-/// that unblocks them and kills its child as soon as its stdin closes: when `stop()` closes it, or
-/// when the test process exits in any way. No server outlives the test run.
+/// Children of the test process inherit its blocked signals, so each is run under
+/// `Tests/servers/child_launcher.py`, which unblocks them and kills its child as soon as its stdin
+/// closes: when `stop()` closes it, or when the test process exits in any way. No server outlives
+/// the test run.
 public final class ChildServer: @unchecked Sendable {
   public let process = Process()
   public let stdin = Pipe()
   public let port: Int
-
-  public static let launcher = #"""
-    import os, signal, subprocess, sys
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
-    child = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-    try:
-        sys.stdin.read()
-    finally:
-        child.kill()
-        child.wait()
-    """#
 
   /// Starts `arguments` (where "{port}" becomes a free port) and waits until the port answers HTTP,
   /// or with `probeWithRequests: false` until it accepts a connection (for a server that counts requests).
@@ -29,7 +19,8 @@ public final class ChildServer: @unchecked Sendable {
     port = try freeLoopbackPort()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments =
-      ["python3", "-c", Self.launcher] + arguments.map { $0.replacingOccurrences(of: "{port}", with: "\(port)") }
+      ["python3", TestPaths.script("servers/child_launcher.py")]
+      + arguments.map { $0.replacingOccurrences(of: "{port}", with: "\(port)") }
     process.standardInput = stdin
     try process.run()
     let probe = HTTPClient(timeouts: HTTPTimeouts(connect: 1, stall: 2, total: 2))

@@ -17,12 +17,7 @@ public final class FakeBuildkite: @unchecked Sendable {
   public static let noBuildsToken = "bkua_fake_no_builds"
 
   /// `Tests/fake_buildkite` in this package.
-  public static var scriptsDirectory: URL {
-    URL(fileURLWithPath: #filePath)
-      .deletingLastPathComponent()  // TestSupport
-      .deletingLastPathComponent()  // Tests
-      .appendingPathComponent("fake_buildkite")
-  }
+  public static var scriptsDirectory: URL { TestPaths.tests.appendingPathComponent("fake_buildkite") }
 
   /// Writes a world (extra `world.py` options such as `--big-builds 250`) and starts the server
   /// (extra `server.py` options such as `--user-rate-limit 10 --rate-window 2`).

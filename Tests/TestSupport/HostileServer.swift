@@ -1,89 +1,21 @@
 import Foundation
 
-/// A loopback server whose every answer is hostile, chosen by the first segment of the request's path
-/// (an S3 bucket name, or the last segment of a Buildkite API base URL):
-/// - `huge-xml`, `huge-json`: 200 with a 100 MB body (`Content-Length` set), streamed until the
-///   client stops reading: a document that never ends (`<ListBucketResult>` or `[` then spaces);
-/// - `endless`: the same without `Content-Length` (the body ends when the connection closes);
-/// - `deep-xml`, `deep-json`: 200 with a document nested 100,000 levels deep;
-/// - `huge-error`: 500 with a 100 MB body.
-/// The readiness probe (`/`) answers 200 with an empty body.
+/// `Tests/servers/hostile_server.py` on a loopback port: a server whose every answer is hostile
+/// (a body of `hugeBytes` that never ends, a document nested 100,000 deep), chosen by the first
+/// segment of the request's path; its header lists them.
 public enum HostileServer {
   public static func start() throws -> ChildServer {
-    try ChildServer(["python3", "-c", script, "{port}"])
+    try ChildServer(["python3", TestPaths.script("servers/hostile_server.py"), "{port}"])
   }
 
   public static let hugeBytes = 100_000_000
-
-  static let script = #"""
-    import sys
-    from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
-
-    HUGE = 100_000_000
-    CHUNK = b" " * (1 << 20)
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
-        def stream(self, status, head, length):
-            self.send_response(status)
-            if length:
-                self.send_header("Content-Length", str(HUGE))
-            else:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            try:
-                self.wfile.write(head)
-                sent = len(head)
-                while sent < HUGE:
-                    piece = CHUNK[: HUGE - sent]
-                    self.wfile.write(piece)
-                    sent += len(piece)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-            self.close_connection = True
-
-        def whole(self, status, body):
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        def do_GET(self):
-            mode = self.path.lstrip("/").split("/")[0].split("?")[0]
-            if mode == "huge-xml":
-                return self.stream(200, b"<ListBucketResult>", True)
-            if mode == "huge-json":
-                return self.stream(200, b"[", True)
-            if mode == "endless":
-                return self.stream(200, b"[", False)
-            if mode == "huge-error":
-                return self.stream(500, b"<Error>", True)
-            if mode == "deep-xml":
-                return self.whole(200, b"<ListBucketResult>" + b"<a>" * 100_000)
-            if mode == "deep-json":
-                return self.whole(200, b"[" * 100_000)
-            return self.whole(200, b"")
-
-        do_HEAD = do_GET
-
-    ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
-    """#
 }
 
 /// The inputs kept for a fuzz target in `Fuzz/Corpus/<target>/` (seeds, and inputs fuzzing found),
 /// for the unit tests that replay them. The corpus is part of the repository, so an empty one is an error.
 public enum FuzzCorpus {
   public static func inputs(_ target: String) throws -> [(name: String, bytes: [UInt8])] {
-    let folder = URL(fileURLWithPath: #filePath)
-      .deletingLastPathComponent()  // TestSupport
-      .deletingLastPathComponent()  // Tests
-      .deletingLastPathComponent()  // package root
-      .appendingPathComponent("Fuzz/Corpus/\(target)")
+    let folder = TestPaths.packageRoot.appendingPathComponent("Fuzz/Corpus/\(target)")
     let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
     guard !names.isEmpty else { throw FuzzCorpusError(description: "no fuzz corpus in \(folder.path)") }
     return try names.map { name in

@@ -5,17 +5,13 @@ public import Testing
 /// test does when it is absent: under `CI=true` it fails; otherwise it says it was skipped.
 ///
 /// The root is `$BKLOGFS_TESTDATA` when set, else `../shared/testdata` beside the package root
-/// (the package root being three levels above this file).
+/// (see `TestPaths`).
 public enum TestData {
   public static var root: URL {
     if let configured = ProcessInfo.processInfo.environment["BKLOGFS_TESTDATA"], !configured.isEmpty {
       return URL(fileURLWithPath: configured).standardizedFileURL
     }
-    let packageRoot = URL(fileURLWithPath: #filePath)
-      .deletingLastPathComponent()  // TestSupport
-      .deletingLastPathComponent()  // Tests
-      .deletingLastPathComponent()  // package root
-    return packageRoot.appendingPathComponent("../shared/testdata").standardizedFileURL
+    return TestPaths.packageRoot.appendingPathComponent("../shared/testdata").standardizedFileURL
   }
 
   public static var isCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }

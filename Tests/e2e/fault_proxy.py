@@ -1,5 +1,9 @@
-"""A fault-injecting HTTP/1.1 proxy for the end-to-end tests (issue 5): it sits on loopback in front
-of moto_server and spoils a share of the responses, the ways a flaky network and a throttling S3 do.
+"""A fault-injecting HTTP/1.1 proxy (issue 5): it sits on loopback in front of moto_server or the
+fake Buildkite API and spoils a share of the responses, the ways a flaky network and a throttling
+S3 do. The end-to-end tests import it (`FaultProxy`); the Swift tests run it as a program, through
+`FaultProxy` in Tests/TestSupport:
+
+    python3 fault_proxy.py --port PORT --upstream PORT --next 503,503 [--redirect-region REGION]
 
 Faults, each spoiling one response:
     503     S3's `503 SlowDown`, with its XML error body
@@ -11,8 +15,13 @@ Faults, each spoiling one response:
             open until the client gives up (or `stall_seconds` pass)
     429     Buildkite's rate limit: `429` with `RateLimit-Remaining: 0` and `RateLimit-Reset:
             reset_seconds`, and its JSON message
+    long    the whole body and 10 bytes more, its Content-Length grown to match
+    redirect
+            S3's `301 PermanentRedirect` with `x-amz-bucket-region: redirect_region`, as S3 answers
+            a request signed for another region than the bucket's
 
-`next_faults` are injected first, in order; then `rate` is the share of requests spoiled, with a
+`next_faults` are injected first, in order, each into the next request it fits (a request with a
+body: one that is not a HEAD; "range": a ranged GET); then `rate` is the share of requests spoiled, with a
 kind drawn from `kinds` (by default the first five: S3's faults that cost no time), from a seeded
 RNG; one request (method, path, Range) is spoiled at most `max_in_a_row` times in a row, so a
 client that retries gets through. `fail_all` spoils every request: True with a 503 (a dead store),
@@ -29,7 +38,9 @@ import time
 from collections import Counter
 
 FAULTS = ("503", "500", "reset", "short", "range")
-ALL_FAULTS = FAULTS + ("stall", "429")
+ALL_FAULTS = FAULTS + ("stall", "429", "long", "redirect")
+# Faults that spoil a body, so fit only a request answered with one.
+BODY_FAULTS = ("reset", "short", "long")
 
 ERROR_BODIES = {
     "503": (b"503 Slow Down", b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>"
@@ -65,15 +76,28 @@ def _get(fields, name):
     return None
 
 
+def _fits(fault, ranged, head_only):
+    """Whether a fault can spoil a request: a Content-Range needs a ranged GET; a cut or grown body a body."""
+    return (fault != "range" or ranged) and not (head_only and fault in BODY_FAULTS)
+
+
+def _answer(client, status, headers, body, head_only):
+    """Sends a whole answer of the proxy's own, then the connection closes (a HEAD's without its body)."""
+    out = b"HTTP/1.1 " + status + b"\r\n" + b"".join(k + b": " + v + b"\r\n" for k, v in headers)
+    out += b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n"
+    client.sendall(out + (b"" if head_only else body))
+
+
 class FaultProxy:
     def __init__(self, upstream_port, rate=0.0, seed=1, max_in_a_row=2, upstream_host="127.0.0.1", kinds=FAULTS,
-                 reset_seconds=1, stall_seconds=120):
+                 reset_seconds=1, stall_seconds=120, redirect_region="eu-west-3", port=0):
         self.upstream = (upstream_host, upstream_port)
         self.rate = rate
         self.kinds = tuple(kinds)
         assert set(self.kinds) <= set(ALL_FAULTS), self.kinds
         self.reset_seconds = reset_seconds
         self.stall_seconds = stall_seconds
+        self.redirect_region = redirect_region
         self.fail_all = False
         self.events = []
         # Faults to inject first, in order, each into the next request it fits ("range": a ranged GET).
@@ -86,7 +110,7 @@ class FaultProxy:
         self.requests = 0
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
+        self.listener.bind(("127.0.0.1", port))
         self.listener.listen(128)
         self.port = self.listener.getsockname()[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -117,13 +141,12 @@ class FaultProxy:
     def _draw(self, identity, ranged, head_only):
         if self.fail_all:
             return "503" if self.fail_all is True else self.fail_all
-        if self.next_faults and (ranged or self.next_faults[0] != "range"):
+        if self.next_faults and _fits(self.next_faults[0], ranged, head_only):
             return self.next_faults.pop(0)
         if self.in_a_row[identity] >= self.max_in_a_row or self.random.random() >= self.rate:
             self.in_a_row[identity] = 0
             return None
-        # A Content-Range needs a ranged GET; a cut body needs a body.
-        choices = [k for k in self.kinds if (k != "range" or ranged) and not (head_only and k in ("reset", "short"))]
+        choices = [k for k in self.kinds if _fits(k, ranged, head_only)]
         if not choices:
             return None
         self.in_a_row[identity] += 1
@@ -156,21 +179,26 @@ class FaultProxy:
             request_range = _get(fields, b"range")
             fault = self._choose((method, target, request_range), request_range is not None and method == b"GET",
                                  method == b"HEAD")
+            head_only = method == b"HEAD"
             if fault in ERROR_BODIES:
                 status, body = ERROR_BODIES[fault]
-                client.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Type: application/xml\r\nContent-Length: "
-                               + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
-                return
+                return _answer(client, status, [(b"Content-Type", b"application/xml")], body, head_only)
             if fault == "429":
                 reset = self.reset_seconds
                 body = json.dumps({"message": "You have exceeded your API rate limit. Please wait "
                                    f"{reset} seconds before making more requests.", "scope": "rest",
                                    "limit": 200, "current": 201, "reset": reset}).encode()
-                client.sendall(b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
-                               b"RateLimit-Scope: rest\r\nRateLimit-Remaining: 0\r\nRateLimit-Limit: 200\r\n"
-                               b"RateLimit-Reset: " + str(reset).encode() + b"\r\nContent-Length: "
-                               + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
-                return
+                headers = [(b"Content-Type", b"application/json"), (b"RateLimit-Scope", b"rest"),
+                           (b"RateLimit-Remaining", b"0"), (b"RateLimit-Limit", b"200"),
+                           (b"RateLimit-Reset", str(reset).encode())]
+                return _answer(client, b"429 Too Many Requests", headers, body, head_only)
+            if fault == "redirect":
+                region = self.redirect_region.encode()
+                body = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>PermanentRedirect</Code>"
+                        b"<Message>The bucket you are attempting to access must be addressed using the specified "
+                        b"endpoint.</Message><Endpoint>s3." + region + b".amazonaws.com</Endpoint></Error>")
+                headers = [(b"Content-Type", b"application/xml"), (b"x-amz-bucket-region", region)]
+                return _answer(client, b"301 Moved Permanently", headers, body, head_only)
             kept = [(k, v) for k, v in fields if k.lower() not in (b"connection", b"keep-alive")]
             request = first + b"\r\n" + b"".join(k + b": " + v + b"\r\n" for k, v in kept)
             request += b"Connection: close\r\n\r\n" + rest[:length]
@@ -185,6 +213,10 @@ class FaultProxy:
             head, body = response.split(b"\r\n\r\n", 1) if b"\r\n\r\n" in response else (response, b"")
             status_line, out_fields = _headers(head)
             out_fields = [(k, v) for k, v in out_fields if k.lower() not in (b"connection", b"keep-alive")]
+            if fault == "long" and not head_only and _get(out_fields, b"content-length") is not None:
+                body += b"0123456789"
+                out_fields = [(k, str(len(body)).encode() if k.lower() == b"content-length" else v)
+                              for k, v in out_fields]
             if fault == "range" and _get(out_fields, b"content-range"):
                 spoiled = []
                 for k, v in out_fields:
@@ -213,3 +245,22 @@ class FaultProxy:
             pass
         finally:
             client.close()
+
+
+def main():
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Serve a fault proxy on loopback until killed.")
+    parser.add_argument("--port", type=int, required=True, help="the port to listen on")
+    parser.add_argument("--upstream", type=int, required=True, help="the loopback port to proxy to")
+    parser.add_argument("--next", default="", help="faults for the next requests, in order, comma-separated")
+    parser.add_argument("--redirect-region", default="eu-west-3", help="the region a `redirect` names")
+    args = parser.parse_args()
+    proxy = FaultProxy(args.upstream, port=args.port, redirect_region=args.redirect_region)
+    proxy.next_faults = [fault for fault in args.next.split(",") if fault]
+    assert set(proxy.next_faults) <= set(ALL_FAULTS), proxy.next_faults
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,12 +1,14 @@
+public import ObjectStore
 import Synchronization
 
-/// An object store held in memory, with ListObjectsV2 semantics, for tests of the layers above.
-/// It counts calls and can be told to fail, so tests can check what the filesystem asks for.
+/// An object store held in memory, with S3's semantics, for tests of the layers above: ListObjectsV2
+/// (keys in UTF-8 byte order, delimiter roll-up, pages and continuation tokens, start-after), ranged
+/// GETs, If-Match. It counts calls, so tests can check what the filesystem asks for. It never fails
+/// of its own accord: wrap it in `FaultInjectingObjectClient` for that.
 public final class InMemoryObjectClient: ObjectClient {
   private struct State {
     var objects: [ExactName: (info: ObjectInfo, bytes: [UInt8])] = [:]
     var pageSize = 1000
-    var failNextGets = 0
     var undecodable: [String] = []
   }
 
@@ -43,9 +45,6 @@ public final class InMemoryObjectClient: ObjectClient {
 
   /// Keys per listing page, to exercise continuation tokens.
   public func setPageSize(_ size: Int) { state.withLock { $0.pageSize = size } }
-
-  /// The next `count` GETs fail as the server being unreachable.
-  public func failNextGets(_ count: Int) { state.withLock { $0.failNextGets = count } }
 
   public func listPage(_ request: ListRequest) throws(ObjectStoreError) -> ListPage {
     counters.lists.add(1, ordering: .relaxed)
@@ -87,10 +86,6 @@ public final class InMemoryObjectClient: ObjectClient {
   ) throws(ObjectStoreError) {
     counters.gets.add(1, ordering: .relaxed)
     let result = state.withLock { state -> Result<[UInt8], ObjectStoreError> in
-      if state.failNextGets > 0 {
-        state.failNextGets -= 1
-        return .failure(ObjectStoreError(.unreachable, "injected failure reading \(key)"))
-      }
       guard let object = state.objects[ExactName(key)] else {
         return .failure(ObjectStoreError(.notFound, "no object \(key) in \(identity)"))
       }
@@ -111,14 +106,9 @@ public final class InMemoryObjectClient: ObjectClient {
   }
 }
 
-/// S3's key order: by UTF-8 bytes.
-public func utf8Less(_ a: String, _ b: String) -> Bool {
-  a.utf8.lexicographicallyPrecedes(b.utf8)
-}
-
 /// The common prefix `key` rolls up into under ListObjectsV2 rules: the prefix, then the rest of the
 /// key up to and including the first delimiter after the prefix. Nil when the key does not roll up.
-public func commonPrefix(of key: String, prefix: String, delimiter: String?) -> String? {
+func commonPrefix(of key: String, prefix: String, delimiter: String?) -> String? {
   guard let delimiter, !delimiter.isEmpty else { return nil }
   let keyBytes = Array(key.utf8)
   let delimiterBytes = Array(delimiter.utf8)
