@@ -2,11 +2,15 @@ public import ObjectStore
 
 /// Parses a ListObjectsV2 response body.
 ///
-/// Keys, `Prefix`, `StartAfter`, `Delimiter` and `CommonPrefixes/Prefix` are percent-decoded
-/// ('+' as a space) when the response says `<EncodingType>url</EncodingType>`, which S3 does
-/// exactly when the request had `encoding-type=url` (`urlEncoded`). The response decides: a
-/// server that ignores the parameter sends raw keys and no `EncodingType`, and decoding those
-/// would corrupt keys holding '+' or '%'.
+/// Keys and `CommonPrefixes/Prefix` are percent-decoded ('+' as a space) when the response says
+/// `<EncodingType>url</EncodingType>`, which S3 does exactly when the request had
+/// `encoding-type=url` (`urlEncoded`). The response decides: a server that ignores the parameter
+/// sends raw keys and no `EncodingType`, and decoding those would corrupt keys holding '+' or '%'.
+///
+/// The echoed request fields (`Prefix`, `StartAfter`, `Delimiter`) are not read at all: the client
+/// knows what it asked, and servers disagree on their encoding. Ceph's RADOS Gateway echoes them
+/// raw under `EncodingType=url`, so a prefix such as `dir 100%/` is no valid escape there, and
+/// checking it would fail every page of a listing that names it.
 ///
 /// A key or common prefix that is well escaped but not UTF-8 once decoded (S3 stores only UTF-8
 /// keys, but a buggy or hostile server can send `%FF`) is not a `String`: it goes into
@@ -26,13 +30,6 @@ public func parseListObjectsV2(_ body: [UInt8], urlEncoded: Bool) throws(ObjectS
   case nil: decode = false
   case "url": decode = true
   case let other?: throw invalidListing("unknown EncodingType \(other)")
-  }
-  func value(_ text: String) throws(ObjectStoreError) -> String {
-    decode ? try formURLDecode(text) : text
-  }
-  // Checked even though the page does not carry them: a bad encoding here means a bad response.
-  for name in ["Prefix", "StartAfter", "Delimiter"] {
-    if let text = try root.childText(name) { _ = try value(text) }
   }
 
   var undecodable: [String] = []
@@ -99,14 +96,6 @@ private func invalidListing(_ message: String) -> ObjectStoreError {
 private func parseUInt64(_ text: String) -> UInt64? {
   guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
   return UInt64(text)
-}
-
-/// S3's `encoding-type=url` decoding: `%XX` to the byte, '+' to a space; the result must be UTF-8.
-public func formURLDecode(_ text: String) throws(ObjectStoreError) -> String {
-  guard let decoded = String(validating: try formURLDecodeBytes(text), as: UTF8.self) else {
-    throw invalidListing("a url-encoded value that is not UTF-8 once decoded")
-  }
-  return decoded
 }
 
 /// The bytes `encoding-type=url` text stands for: `%XX` to the byte, '+' to a space.
