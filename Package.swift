@@ -91,10 +91,11 @@ let package = Package(
       ],
       swiftSettings: strictSettings),
 
-    // Helpers shared by test targets (child servers on loopback, moto_server, test data); only test
+    // Helpers shared by test targets (child servers on loopback, moto_server, RGW, S3 seeding, test data); only test
     // targets depend on it.
     .target(
-      name: "TestSupport", dependencies: ["HTTPTransport", .product(name: "Logging", package: "swift-log")],
+      name: "TestSupport",
+      dependencies: ["HTTPTransport", "S3Client", "Digests", .product(name: "Logging", package: "swift-log")],
       path: "Tests/TestSupport", swiftSettings: strictSettings),
 
     .testTarget(name: "DigestsTests", dependencies: ["Digests", "TestSupport"], swiftSettings: strictSettings),
@@ -102,6 +103,11 @@ let package = Package(
     .testTarget(
       name: "S3ClientTests", dependencies: ["S3Client", "ObjectStore", "HTTPTransport", "Digests", "TestSupport"],
       swiftSettings: strictSettings),
+    // One suite every ObjectClient must pass: the in-memory fake, a local directory, S3 on moto_server
+    // and S3 on Ceph's RADOS Gateway (scripts/rgw).
+    .testTarget(
+      name: "ObjectStoreConformanceTests",
+      dependencies: ["ObjectStore", "S3Client", "HTTPTransport", "TestSupport"], swiftSettings: strictSettings),
     .testTarget(
       name: "BuildkiteAPITests",
       dependencies: ["BuildkiteAPI", "HTTPTransport", "SystemBase", "TestSupport", .product(name: "Logging", package: "swift-log")],
