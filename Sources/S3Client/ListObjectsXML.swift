@@ -163,6 +163,19 @@ public struct S3ErrorBody: Sendable, Hashable {
       bucketName: text("BucketName") ?? text("Bucket"), endpoint: text("Endpoint"), requestID: text("RequestId"))
   }
 
+  /// S3's message, or when the server sent none (Ceph's RADOS Gateway sends an empty `<Message>`)
+  /// a hint of ours for the codes that mean a wrong key, so that a refused mount says what to fix.
+  public var explanation: String? {
+    if !message.isEmpty { return message }
+    switch code {
+    case "SignatureDoesNotMatch":
+      return "the server sent no message; the secret access key is probably wrong"
+    case "InvalidAccessKeyId":
+      return "the server sent no message; it knows no such access key id, so the access key is probably wrong"
+    default: return nil
+    }
+  }
+
   /// The error for the filesystem: the kind from the code, a message naming code and S3's message
   /// (never the string to sign or key id S3 echoes in `SignatureDoesNotMatch`).
   public var objectStoreError: ObjectStoreError {
@@ -179,7 +192,7 @@ public struct S3ErrorBody: Sendable, Hashable {
       default: .invalidResponse
       }
     var text = "S3 error \(code.isEmpty ? "(no code)" : code)"
-    if !message.isEmpty { text += ": \(message)" }
+    if let explanation { text += ": \(explanation)" }
     var details: [String] = []
     if let bucketName { details.append("bucket \(bucketName)") }
     if let region { details.append("region \(region)") }

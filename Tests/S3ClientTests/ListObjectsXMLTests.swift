@@ -293,6 +293,18 @@ private func invalidResponse(_ body: [UInt8], urlEncoded: Bool = false) -> Strin
     #expect(denied?.objectStoreError.kind == .accessDenied)
     #expect(denied?.objectStoreError.message.contains("AKIDEXAMPLE") == false)
 
+    // RGW's refusals carry no message: ours names the key to check.
+    let rgwSignature = parseS3Error(
+      bytes(
+        "<Error><Code>SignatureDoesNotMatch</Code><Message></Message><RequestId>tx1</RequestId>"
+          + "<HostId>1010-default-default</HostId></Error>"))
+    #expect(rgwSignature?.objectStoreError.kind == .accessDenied)
+    #expect(rgwSignature?.objectStoreError.message.hasSuffix("the secret access key is probably wrong") == true)
+    let rgwKey = parseS3Error(bytes("<Error><Code>InvalidAccessKeyId</Code><Message></Message></Error>"))
+    #expect(rgwKey?.explanation?.hasSuffix("the access key is probably wrong") == true)
+    #expect(parseS3Error(bytes("<Error><Code>AccessDenied</Code><Message></Message></Error>"))?.explanation == nil)
+    #expect(denied?.explanation == "The request signature we calculated does not match")
+
     #expect(parseS3Error(bytes(truncatedPage)) == nil)
     #expect(parseS3Error(bytes("<Error><Code>X</Code>")) == nil)
     #expect(parseS3Error(bytes("Service Unavailable")) == nil)
