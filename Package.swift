@@ -92,11 +92,14 @@ let package = Package(
       swiftSettings: strictSettings),
 
     // Helpers shared by test targets (the in-memory object store and the fault-injecting wrapper,
-    // child servers on loopback, moto_server, test data); only test targets depend on it, so none of
-    // it ships in the binary.
+    // child servers on loopback, moto_server, RGW, S3 seeding, test data); only test targets depend
+    // on it, so none of it ships in the binary.
     .target(
       name: "TestSupport",
-      dependencies: ["HTTPTransport", "ObjectStore", "SystemBase", .product(name: "Logging", package: "swift-log")],
+      dependencies: [
+        "HTTPTransport", "ObjectStore", "S3Client", "Digests", "SystemBase",
+        .product(name: "Logging", package: "swift-log"),
+      ],
       path: "Tests/TestSupport", swiftSettings: strictSettings),
 
     .testTarget(
@@ -109,6 +112,11 @@ let package = Package(
     .testTarget(
       name: "S3ClientTests", dependencies: ["S3Client", "ObjectStore", "HTTPTransport", "Digests", "TestSupport"],
       swiftSettings: strictSettings),
+    // One suite every ObjectClient must pass: the in-memory fake, a local directory, S3 on moto_server
+    // and S3 on Ceph's RADOS Gateway (scripts/rgw).
+    .testTarget(
+      name: "ObjectStoreConformanceTests",
+      dependencies: ["ObjectStore", "S3Client", "HTTPTransport", "TestSupport"], swiftSettings: strictSettings),
     .testTarget(
       name: "BuildkiteAPITests",
       dependencies: ["BuildkiteAPI", "HTTPTransport", "SystemBase", "TestSupport", .product(name: "Logging", package: "swift-log")],

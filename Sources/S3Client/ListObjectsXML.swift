@@ -2,11 +2,15 @@ public import ObjectStore
 
 /// Parses a ListObjectsV2 response body.
 ///
-/// Keys, `Prefix`, `StartAfter`, `Delimiter` and `CommonPrefixes/Prefix` are percent-decoded
-/// ('+' as a space) when the response says `<EncodingType>url</EncodingType>`, which S3 does
-/// exactly when the request had `encoding-type=url` (`urlEncoded`). The response decides: a
-/// server that ignores the parameter sends raw keys and no `EncodingType`, and decoding those
-/// would corrupt keys holding '+' or '%'.
+/// Keys and `CommonPrefixes/Prefix` are percent-decoded ('+' as a space) when the response says
+/// `<EncodingType>url</EncodingType>`, which S3 does exactly when the request had
+/// `encoding-type=url` (`urlEncoded`). The response decides: a server that ignores the parameter
+/// sends raw keys and no `EncodingType`, and decoding those would corrupt keys holding '+' or '%'.
+///
+/// The echoed request fields (`Prefix`, `StartAfter`, `Delimiter`) are not read at all: the client
+/// knows what it asked, and servers disagree on their encoding. Ceph's RADOS Gateway echoes them
+/// raw under `EncodingType=url`, so a prefix such as `dir 100%/` is no valid escape there, and
+/// checking it would fail every page of a listing that names it.
 ///
 /// A key or common prefix that is well escaped but not UTF-8 once decoded (S3 stores only UTF-8
 /// keys, but a buggy or hostile server can send `%FF`) is not a `String`: it goes into
@@ -26,13 +30,6 @@ public func parseListObjectsV2(_ body: [UInt8], urlEncoded: Bool) throws(ObjectS
   case nil: decode = false
   case "url": decode = true
   case let other?: throw invalidListing("unknown EncodingType \(other)")
-  }
-  func value(_ text: String) throws(ObjectStoreError) -> String {
-    decode ? try formURLDecode(text) : text
-  }
-  // Checked even though the page does not carry them: a bad encoding here means a bad response.
-  for name in ["Prefix", "StartAfter", "Delimiter"] {
-    if let text = try root.childText(name) { _ = try value(text) }
   }
 
   var undecodable: [String] = []
@@ -101,14 +98,6 @@ private func parseUInt64(_ text: String) -> UInt64? {
   return UInt64(text)
 }
 
-/// S3's `encoding-type=url` decoding: `%XX` to the byte, '+' to a space; the result must be UTF-8.
-public func formURLDecode(_ text: String) throws(ObjectStoreError) -> String {
-  guard let decoded = String(validating: try formURLDecodeBytes(text), as: UTF8.self) else {
-    throw invalidListing("a url-encoded value that is not UTF-8 once decoded")
-  }
-  return decoded
-}
-
 /// The bytes `encoding-type=url` text stands for: `%XX` to the byte, '+' to a space.
 func formURLDecodeBytes(_ text: String) throws(ObjectStoreError) -> [UInt8] {
   let bytes = Array(text.utf8)
@@ -174,6 +163,19 @@ public struct S3ErrorBody: Sendable, Hashable {
       bucketName: text("BucketName") ?? text("Bucket"), endpoint: text("Endpoint"), requestID: text("RequestId"))
   }
 
+  /// S3's message, or when the server sent none (Ceph's RADOS Gateway sends an empty `<Message>`)
+  /// a hint of ours for the codes that mean a wrong key, so that a refused mount says what to fix.
+  public var explanation: String? {
+    if !message.isEmpty { return message }
+    switch code {
+    case "SignatureDoesNotMatch":
+      return "the server sent no message; the secret access key is probably wrong"
+    case "InvalidAccessKeyId":
+      return "the server sent no message; it knows no such access key id, so the access key is probably wrong"
+    default: return nil
+    }
+  }
+
   /// The error for the filesystem: the kind from the code, a message naming code and S3's message
   /// (never the string to sign or key id S3 echoes in `SignatureDoesNotMatch`).
   public var objectStoreError: ObjectStoreError {
@@ -190,7 +192,7 @@ public struct S3ErrorBody: Sendable, Hashable {
       default: .invalidResponse
       }
     var text = "S3 error \(code.isEmpty ? "(no code)" : code)"
-    if !message.isEmpty { text += ": \(message)" }
+    if let explanation { text += ": \(explanation)" }
     var details: [String] = []
     if let bucketName { details.append("bucket \(bucketName)") }
     if let region { details.append("region \(region)") }

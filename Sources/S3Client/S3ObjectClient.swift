@@ -335,7 +335,7 @@ public final class S3ObjectClient: ObjectClient {
     let s3 = parseS3Error(body)
     let code = s3?.code ?? ""
     var reason = code.isEmpty ? "HTTP \(status)" : "\(code) (\(status))"
-    if let message = s3?.message, !message.isEmpty { reason += ": \(message)" }
+    if let explanation = s3?.explanation { reason += ": \(explanation)" }
     let current = region
     let hinted = response.headers["x-amz-bucket-region"] ?? s3?.region
     if let hinted, !hinted.isEmpty, hinted != current {

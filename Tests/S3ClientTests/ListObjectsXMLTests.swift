@@ -138,6 +138,21 @@ private func invalidResponse(_ body: [UInt8], urlEncoded: Bool = false) -> Strin
     }
   }
 
+  @Test func echoedRequestFieldsDoNotFailThePage() throws {
+    // What Ceph's RADOS Gateway sends for prefix "dir 100%/": the keys url-encoded, the echoed
+    // Prefix, StartAfter and Delimiter raw, a '%' among them that is no escape; and its token, a raw key.
+    let page = try parseListObjectsV2(
+      listing(
+        "<Prefix>dir 100%/</Prefix><StartAfter>dir 100%/a+b</StartAfter><Delimiter>%</Delimiter><MaxKeys>1</MaxKeys>"
+          + contents("dir%20100%25%2Fx.log"), encodingType: "url"), urlEncoded: true)
+    #expect(page.objects.map(\.key) == ["dir 100%/x.log"])
+    let truncated = try parseListObjectsV2(
+      bytes(
+        "<ListBucketResult><Prefix>dir 100%/</Prefix><EncodingType>url</EncodingType><IsTruncated>true</IsTruncated>"
+          + "<NextContinuationToken>dir 100%/x.log</NextContinuationToken></ListBucketResult>"), urlEncoded: true)
+    #expect(truncated.nextContinuationToken == "dir 100%/x.log")
+  }
+
   @Test func keysThatAreNotUTF8AreSetApartAndTheRestOfThePageStands() throws {
     // S3 keys are UTF-8; a buggy or hostile server can still send %FF. Such a key cannot be a
     // String: it is reported as sent, and the other keys are listed.
@@ -277,6 +292,18 @@ private func invalidResponse(_ body: [UInt8], urlEncoded: Bool = false) -> Strin
           + "</Error>"))
     #expect(denied?.objectStoreError.kind == .accessDenied)
     #expect(denied?.objectStoreError.message.contains("AKIDEXAMPLE") == false)
+
+    // RGW's refusals carry no message: ours names the key to check.
+    let rgwSignature = parseS3Error(
+      bytes(
+        "<Error><Code>SignatureDoesNotMatch</Code><Message></Message><RequestId>tx1</RequestId>"
+          + "<HostId>1010-default-default</HostId></Error>"))
+    #expect(rgwSignature?.objectStoreError.kind == .accessDenied)
+    #expect(rgwSignature?.objectStoreError.message.hasSuffix("the secret access key is probably wrong") == true)
+    let rgwKey = parseS3Error(bytes("<Error><Code>InvalidAccessKeyId</Code><Message></Message></Error>"))
+    #expect(rgwKey?.explanation?.hasSuffix("the access key is probably wrong") == true)
+    #expect(parseS3Error(bytes("<Error><Code>AccessDenied</Code><Message></Message></Error>"))?.explanation == nil)
+    #expect(denied?.explanation == "The request signature we calculated does not match")
 
     #expect(parseS3Error(bytes(truncatedPage)) == nil)
     #expect(parseS3Error(bytes("<Error><Code>X</Code>")) == nil)

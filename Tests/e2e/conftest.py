@@ -9,6 +9,8 @@ Environment:
   BKLOGFS_TESTDATA  the shared testdata dir (default: ../shared/testdata beside the repo)
   CI=true           missing prerequisites fail the run instead of skipping it
   E2E_MOUNT_TIMEOUT seconds a single mount may stay up before a watchdog kills its daemon (default 300)
+  BKLOGFS_RGW_ENDPOINT, BKLOGFS_RGW_ACCESS_KEY, BKLOGFS_RGW_SECRET_KEY
+                    a RADOS Gateway (scripts/rgw start DIR; . DIR/env), for the tests against a real S3 server
 """
 
 import importlib.machinery
@@ -290,6 +292,68 @@ def moto(tmp_path_factory):
                     raise
                 time.sleep(0.2)
         yield Moto(endpoint=endpoint, client=client, log_path=log_path)
+
+
+# ---------------------------------------------------------------- RADOS Gateway
+
+
+@dataclass
+class RGW:
+    """Ceph's RADOS Gateway that scripts/rgw runs (scripts/test starts one for the whole run): a real
+    S3 server, which checks every signature."""
+    endpoint: str
+    access_key: str
+    secret_key: str
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id=self.access_key,
+                            aws_secret_access_key=self.secret_key)
+
+
+@pytest.fixture(scope="session")
+def rgw():
+    """The gateway named by BKLOGFS_RGW_ENDPOINT/ACCESS_KEY/SECRET_KEY; skipped without them, failed under CI=true."""
+    names = ("BKLOGFS_RGW_ENDPOINT", "BKLOGFS_RGW_ACCESS_KEY", "BKLOGFS_RGW_SECRET_KEY")
+    values = [os.environ.get(name, "") for name in names]
+    require(all(values), "no RADOS Gateway: BKLOGFS_RGW_ENDPOINT/ACCESS_KEY/SECRET_KEY are not set "
+                         "(scripts/rgw start DIR, then . DIR/env)")
+    return RGW(*values)
+
+
+# ---------------------------------------------------------------- private mounts
+
+
+def clean_env(tmp_path, **extra):
+    """The environment without any AWS variable of the caller's, with private XDG directories."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") or k == "AWS_CA_BUNDLE"}
+    env.update(HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "xdg-cache"),
+               XDG_STATE_HOME=str(tmp_path / "xdg-state"), AWS_REGION=REGION)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def mountpoint(tmp_path, bklogfs_bin):
+    """An empty directory to mount on; whatever is mounted there at the end is unmounted and its daemon killed."""
+    require_fuse()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    yield mnt
+    pids = daemon_pids(bklogfs_bin, mnt)
+    force_unmount(mnt)
+    kill_pids(pids)
+
+
+def assert_refused(result, mnt, code, secret):
+    """A mount refused in one line of stderr naming `code`, with the secret nowhere in the output."""
+    assert result.returncode != 0, "the mount succeeded with refused credentials"
+    message = result.stderr.strip()
+    assert "\n" not in message, f"more than one line on stderr:\n{result.stderr}"
+    assert code in message, message
+    assert secret not in result.stderr + result.stdout
+    assert not is_mounted(mnt)
 
 
 # ---------------------------------------------------------------- the seeded bucket

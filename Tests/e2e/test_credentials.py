@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REGION, daemon_pids, force_unmount, is_mounted, kill_pids, moto_process, read_file, require_fuse
+from conftest import REGION, assert_refused, clean_env, daemon_pids, is_mounted, moto_process, read_file
 
 # The IAM calls that create the user, its policy and its key are the only unauthenticated ones.
 UNAUTHENTICATED_SETUP_CALLS = 3
@@ -58,38 +58,9 @@ def auth_moto(tmp_path_factory):
         yield AuthMoto(endpoint, key["AccessKeyId"], key["SecretAccessKey"])
 
 
-def clean_env(tmp_path, **extra):
-    """The environment without any AWS variable of the caller's, with private XDG directories."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") or k == "AWS_CA_BUNDLE"}
-    env.update(HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "xdg-cache"),
-               XDG_STATE_HOME=str(tmp_path / "xdg-state"), AWS_REGION=REGION)
-    env.update(extra)
-    return env
-
-
-@pytest.fixture
-def mountpoint(tmp_path, bklogfs_bin):
-    require_fuse()
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    yield mnt
-    pids = daemon_pids(bklogfs_bin, mnt)
-    force_unmount(mnt)
-    kill_pids(pids)
-
-
 def mount(binary, mnt, endpoint, env, *extra):
     return subprocess.run([binary, "mount", str(mnt), "--bucket", BUCKET, "--endpoint", endpoint, *extra],
                           capture_output=True, text=True, timeout=60, env=env)
-
-
-def assert_refused(result, mnt, code, secret):
-    assert result.returncode != 0, "the mount succeeded with refused credentials"
-    message = result.stderr.strip()
-    assert "\n" not in message, f"more than one line on stderr:\n{result.stderr}"
-    assert code in message, message
-    assert secret not in result.stderr + result.stdout
-    assert not is_mounted(mnt)
 
 
 def test_credentials_come_from_a_named_profile(bklogfs_bin, seeded_bucket, mountpoint, tmp_path):

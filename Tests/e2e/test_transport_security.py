@@ -7,21 +7,15 @@ import time
 
 import pytest
 
-from conftest import CREDS, REGION, daemon_pids, force_unmount, is_mounted, kill_pids, read_file, require_fuse
+from conftest import CREDS, REGION, is_mounted, read_file
 
 # TEST-NET-1 (RFC 5737): an address on another machine that nothing answers.
 REMOTE = "http://192.0.2.1:9"
 
 
 @pytest.fixture
-def mnt(tmp_path, bklogfs_bin):
-    require_fuse()
-    path = tmp_path / "mnt"
-    path.mkdir()
-    yield path
-    pids = daemon_pids(bklogfs_bin, path)
-    force_unmount(path)
-    kill_pids(pids)
+def mnt(mountpoint):
+    return mountpoint
 
 
 def env_for(tmp_path, **extra):
