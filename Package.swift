@@ -103,7 +103,8 @@ let package = Package(
     // Helpers shared by test targets (child servers on loopback, moto_server, test data); only test
     // targets depend on it.
     .target(
-      name: "TestSupport", dependencies: ["HTTPTransport", .product(name: "Logging", package: "swift-log")],
+      name: "TestSupport",
+      dependencies: ["HTTPTransport", "SystemBase", .product(name: "Logging", package: "swift-log")],
       path: "Tests/TestSupport", swiftSettings: strictSettings),
 
     .testTarget(
@@ -139,7 +140,8 @@ let package = Package(
     .testTarget(
       name: "LogFSTests",
       dependencies: [
-        "LogFS", "ObjectStore", "BlockCache", "TestSupport", .product(name: "Logging", package: "swift-log"),
+        "LogFS", "ObjectStore", "BlockCache", "SystemBase", "TestSupport",
+        .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: strictSettings),
   ]

@@ -1,24 +1,8 @@
 import BuildkiteAPI
 import Synchronization
 import SystemBase
+import TestSupport
 import Testing
-
-/// A clock that only moves when someone sleeps on it.
-final class FakeClock: MonotonicClock {
-  private let state = Mutex<(now: Double, sleeps: [Double])>((1000, []))
-
-  func now() -> Double { state.withLock { $0.now } }
-
-  func sleep(seconds: Double) {
-    state.withLock {
-      $0.now += max(0, seconds)
-      $0.sleeps.append(seconds)
-    }
-  }
-
-  func advance(_ seconds: Double) { state.withLock { $0.now += seconds } }
-  var sleeps: [Double] { state.withLock { $0.sleeps } }
-}
 
 @Suite struct RateLimitStateTests {
   @Test func probesOneAtATimeUntilTheBudgetIsKnown() {
