@@ -123,7 +123,8 @@ let package = Package(
     .testTarget(
       name: "BuildkiteNamesTests",
       dependencies: [
-        "BuildkiteNames", "BuildkiteAPI", "Catalog", "LogFS", "ObjectStore", "BlockCache", "HTTPTransport", "TestSupport",
+        "BuildkiteNames", "BuildkiteAPI", "Catalog", "LogFS", "ObjectStore", "BlockCache", "HTTPTransport", "SystemBase",
+        "TestSupport",
         .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: strictSettings),
