@@ -3,7 +3,7 @@ import PackageDescription
 
 // Layers, each depending only on those listed before it:
 //   C shims (CFuse, CCurl, CCrypto, CLinux)
-//   SystemBase                    — system calls (on swift-system), the clock, the calendar
+//   SystemBase                    — system calls (on swift-system), threads, the clock, the calendar and ISO 8601
 //   Digests, HTTPTransport        — one Swift module per C library
 //   ObjectStore                   — the object-client protocol and the local-directory client
 //   S3Client                      — SigV4, ListObjectsV2, ranged GET over HTTPTransport
@@ -40,12 +40,12 @@ let package = Package(
     .target(name: "CLinux"),
 
     .target(
-      name: "SystemBase", dependencies: [.product(name: "SystemPackage", package: "swift-system")],
+      name: "SystemBase", dependencies: ["CLinux", .product(name: "SystemPackage", package: "swift-system")],
       swiftSettings: strictSettings),
     .target(name: "Digests", dependencies: ["CCrypto"], swiftSettings: strictSettings),
     .target(
       name: "HTTPTransport",
-      dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")],
+      dependencies: ["CCurl", "SystemBase", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strictSettings),
     .target(
       name: "ObjectStore",
@@ -53,7 +53,9 @@ let package = Package(
       swiftSettings: strictSettings),
     .target(
       name: "S3Client",
-      dependencies: ["Digests", "HTTPTransport", "ObjectStore", .product(name: "Logging", package: "swift-log")],
+      dependencies: [
+        "Digests", "HTTPTransport", "ObjectStore", "SystemBase", .product(name: "Logging", package: "swift-log"),
+      ],
       swiftSettings: strictSettings),
     .target(
       name: "BuildkiteAPI",
@@ -61,20 +63,27 @@ let package = Package(
       swiftSettings: strictSettings),
     .target(
       name: "Catalog",
-      dependencies: ["CSQLite", .product(name: "Logging", package: "swift-log")],
+      dependencies: [
+        "CSQLite", "SystemBase", .product(name: "SystemPackage", package: "swift-system"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
       swiftSettings: strictSettings),
     .target(
       name: "BlockCache",
-      dependencies: ["Digests", "ObjectStore", .product(name: "Logging", package: "swift-log")],
+      dependencies: [
+        "Digests", "ObjectStore", "SystemBase", .product(name: "SystemPackage", package: "swift-system"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
       swiftSettings: strictSettings),
     .target(
       name: "LogFS",
-      dependencies: ["ObjectStore", "BlockCache", .product(name: "Logging", package: "swift-log")],
+      dependencies: ["ObjectStore", "BlockCache", "SystemBase", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strictSettings),
     .target(
       name: "BuildkiteNames",
       dependencies: [
-        "LogFS", "BuildkiteAPI", "Catalog", "ObjectStore", "Digests", .product(name: "Logging", package: "swift-log"),
+        "LogFS", "BuildkiteAPI", "Catalog", "ObjectStore", "Digests", "SystemBase",
+        .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: strictSettings),
     .target(
@@ -85,7 +94,7 @@ let package = Package(
       name: "bklogfs",
       dependencies: [
         "FuseAdapter", "LogFS", "S3Client", "ObjectStore", "BlockCache", "HTTPTransport", "BuildkiteNames",
-        "BuildkiteAPI", "Catalog", "CLinux",
+        "BuildkiteAPI", "Catalog", "SystemBase", .product(name: "SystemPackage", package: "swift-system"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -106,6 +115,10 @@ let package = Package(
       name: "TestSupportTests", dependencies: ["TestSupport", "ObjectStore", "SystemBase"],
       swiftSettings: strictSettings),
 
+    .testTarget(
+      name: "SystemBaseTests",
+      dependencies: ["SystemBase", "TestSupport", .product(name: "SystemPackage", package: "swift-system")],
+      swiftSettings: strictSettings),
     .testTarget(name: "DigestsTests", dependencies: ["Digests", "TestSupport"], swiftSettings: strictSettings),
     .testTarget(
       name: "HTTPTransportTests", dependencies: ["HTTPTransport", "TestSupport"], swiftSettings: strictSettings),
@@ -124,7 +137,8 @@ let package = Package(
     .testTarget(
       name: "BuildkiteNamesTests",
       dependencies: [
-        "BuildkiteNames", "BuildkiteAPI", "Catalog", "LogFS", "ObjectStore", "BlockCache", "HTTPTransport", "TestSupport",
+        "BuildkiteNames", "BuildkiteAPI", "Catalog", "LogFS", "ObjectStore", "BlockCache", "HTTPTransport", "SystemBase",
+        "TestSupport",
         .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: strictSettings),
@@ -158,8 +172,8 @@ if Context.environment["BKLOGFS_FUZZ"] == "1" {
       name: "FuzzS3XML", dependencies: ["FuzzDriver", "S3Client", "ObjectStore"], path: "Fuzz/FuzzS3XML",
       swiftSettings: strictSettings),
     .executableTarget(
-      name: "FuzzBuildkiteJSON", dependencies: ["FuzzDriver", "BuildkiteAPI"], path: "Fuzz/FuzzBuildkiteJSON",
-      swiftSettings: strictSettings),
+      name: "FuzzBuildkiteJSON", dependencies: ["FuzzDriver", "BuildkiteAPI", "SystemBase"],
+      path: "Fuzz/FuzzBuildkiteJSON", swiftSettings: strictSettings),
     .executableTarget(
       name: "FuzzGzip", dependencies: ["FuzzDriver", "Digests"], path: "Fuzz/FuzzGzip", swiftSettings: strictSettings),
     .executableTarget(

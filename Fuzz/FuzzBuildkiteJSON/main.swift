@@ -1,4 +1,5 @@
 import FuzzDriver
+import SystemBase
 
 // Fuzzes what the Buildkite API sends back: builds (one, or a listing), jobs, the jobs endpoint's
 // page, organizations, pipelines and error bodies, then the headers read from its answers (`Link`,
@@ -62,7 +63,8 @@ runFuzzer { input in
   let limits = RateLimitHeaders(headers: Dictionary(uniqueKeysWithValues: names.map { ($0, text) }))
   require(limits.remaining.map { $0 >= 0 } ?? true, "remaining \(String(describing: limits.remaining))")
   require(limits.reset.map { $0.isFinite && $0 >= 0 } ?? true, "reset \(String(describing: limits.reset))")
-  if let time = parseISO8601(text) { require(time.isFinite, "time \(time)") }
+  if let time = parseBuildkiteTime(text) { require(time.isFinite, "time \(time)") }
+  if let time = parseISO8601(text) { require((0..<1_000_000_000).contains(time.nanoseconds), "time \(time)") }
 }
 
 func requireInvalidResponse(_ error: BuildkiteError) {

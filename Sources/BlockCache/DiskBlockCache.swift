@@ -1,6 +1,8 @@
 import Glibc
 public import Logging
 import Synchronization
+import SystemBase
+import SystemPackage
 
 /// Why a disk cache could not be opened: one plain sentence naming the path.
 public struct DiskCacheError: Error, Sendable, CustomStringConvertible {
@@ -66,15 +68,15 @@ public final class DiskBlockCache: Sendable {
     self.maxBytes = max(0, maxBytes)
     self.blockSize = blockSize
     self.logger = logger
-    self.processID = FileSystem.processID
+    self.processID = currentProcessID
     let versionDirectory = directory + "/" + BlockFileFormat.directoryName
     self.blocksDirectory = versionDirectory + "/blocks"
 
     let mode = try Self.prepareDirectory(directory, create: true)
-    if mode & 0o077 != 0 {
+    if mode.rawValue & 0o077 != 0 {
       logger.warning(
         "The cache directory is readable by other users; 0700 is advised",
-        metadata: ["directory": "\(directory)", "mode": "\(String(mode & 0o777, radix: 8))"])
+        metadata: ["directory": "\(directory)", "mode": "\(String(mode.rawValue & 0o777, radix: 8))"])
     }
     try Self.prepareDirectory(versionDirectory, create: true)
     try Self.prepareDirectory(blocksDirectory, create: true)
@@ -118,11 +120,11 @@ public final class DiskBlockCache: Sendable {
     guard known else { return nil }
 
     let path = self.path(forHash: hash)
-    let fd: Int32
+    let file: OpenedFile
     do {
-      fd = try FileSystem.open(path, O_RDONLY | O_NOFOLLOW)
+      file = try FileSystem.open(path, .readOnly, options: .noFollow)
     } catch {
-      if error.errno == ENOENT {
+      if error.errno == .noSuchFileOrDirectory {
         forgetIfGone(hash: hash, path: path)
       } else {
         logger.warning("Cannot open a disk cache block", metadata: ["error": "\(error)"])
@@ -130,20 +132,20 @@ public final class DiskBlockCache: Sendable {
       state.withLock { $0.statistics.misses += 1 }
       return nil
     }
-    defer { FileSystem.closeIgnoringErrors(fd) }
+    defer { file.closeIgnoringErrors() }
 
-    let info: stat
+    let info: Stat
     do {
-      info = try FileSystem.fstat(fd, path: path)
+      info = try file.stat()
     } catch {
       logger.warning("Cannot stat a disk cache block", metadata: ["error": "\(error)"])
       state.withLock { $0.statistics.misses += 1 }
       return nil
     }
 
-    switch Self.readBlock(fd: fd, info: info, identity: identity, blockSize: blockSize, path: path) {
+    switch Self.readBlock(file, info: info, identity: identity, blockSize: blockSize) {
     case .success(let data):
-      let now = FileSystem.now()
+      let now = Self.wallClockSeconds()
       let refreshTime = state.withLock { state in
         state.statistics.hits += 1
         guard state.index.touch(hash) != nil else { return false }  // evicted meanwhile: the bytes are still right
@@ -157,7 +159,7 @@ public final class DiskBlockCache: Sendable {
         return refresh
       }
       if refreshTime {
-        do { try FileSystem.touch(fd, path: path) } catch {
+        do { try file.touch() } catch {
           logger.debug("Cannot refresh a disk cache block's mtime", metadata: ["error": "\(error)"])
         }
       }
@@ -209,11 +211,11 @@ public final class DiskBlockCache: Sendable {
       return
     }
 
-    let now = FileSystem.now()
+    let now = Self.wallClockSeconds()
     let outcome: Result<[SystemCallError], SystemCallError> = state.withLock { state in
       state.reserved -= fileSize
       do throws(SystemCallError) {
-        try FileSystem.rename(temporaryPath, finalPath)
+        try FileSystem.rename(temporaryPath, to: finalPath)
       } catch {
         return .failure(error)
       }
@@ -288,7 +290,7 @@ public final class DiskBlockCache: Sendable {
   private func forgetIfGone(hash: String, path: String) {
     state.withLock { state in
       let gone: Bool
-      do { gone = try FileSystem.statIfPresent(path) == nil } catch { gone = false }
+      do { gone = try FileSystem.stat(path) == nil } catch { gone = false }
       guard gone, let old = state.index.remove(hash) else { return }
       state.statistics.bytes -= old.size
       state.statistics.blocks -= 1
@@ -296,12 +298,12 @@ public final class DiskBlockCache: Sendable {
   }
 
   /// Deletes a damaged block file, unless another writer has meanwhile renamed a new file over its name.
-  private func removeDamaged(hash: String, path: String, opened: stat, damage: BlockFileFormat.Damage) {
+  private func removeDamaged(hash: String, path: String, opened: Stat, damage: BlockFileFormat.Damage) {
     let outcome: Result<Bool, SystemCallError> = state.withLock { state in
       state.statistics.misses += 1
       do throws(SystemCallError) {
-        guard let current = try FileSystem.statIfPresent(path),
-          current.st_ino == opened.st_ino && current.st_dev == opened.st_dev
+        guard let current = try FileSystem.stat(path),
+          current.inode == opened.inode && current.deviceID == opened.deviceID
         else { return .success(false) }
         try FileSystem.unlink(path)
       } catch {
@@ -327,8 +329,11 @@ public final class DiskBlockCache: Sendable {
     }
   }
 
+  /// Seconds since the epoch, as files' mtimes count them.
+  private static func wallClockSeconds() -> Int { Int(SystemClock().secondsSinceEpoch()) }
+
   private func logWriteFailure(_ message: String) {
-    let now = FileSystem.now()
+    let now = Self.wallClockSeconds()
     let suppressed: Int? = state.withLock { state in
       if let last = state.lastWriteFailureLog, now >= last, now - last < Self.writeFailureLogInterval {
         state.suppressedWriteFailures += 1
@@ -347,34 +352,37 @@ public final class DiskBlockCache: Sendable {
   private static func writeFile(
     _ path: String, header: [UInt8], data: [UInt8], subdirectory: String
   ) throws(SystemCallError) {
-    let flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW
-    let fd: Int32
+    func create() throws(SystemCallError) -> OpenedFile {
+      try FileSystem.open(
+        path, .writeOnly, options: [.create, .exclusiveCreate, .noFollow], permissions: .ownerReadWrite)
+    }
+    let file: OpenedFile
     do {
-      fd = try FileSystem.open(path, flags, mode: 0o600)
-    } catch  where error.errno == ENOENT {
-      try FileSystem.mkdir(subdirectory, mode: 0o700)
-      fd = try FileSystem.open(path, flags, mode: 0o600)
+      file = try create()
+    } catch  where error.errno == .noSuchFileOrDirectory {
+      try FileSystem.makeDirectory(subdirectory, permissions: .ownerReadWriteExecute)
+      file = try create()
     }
     do throws(SystemCallError) {
-      try FileSystem.pwrite(fd, header, at: 0, path: path)
-      try FileSystem.pwrite(fd, data, at: header.count, path: path)
+      try file.write(header, at: 0)
+      try file.write(data, at: header.count)
     } catch {
-      FileSystem.closeIgnoringErrors(fd)
+      file.closeIgnoringErrors()
       throw error
     }
-    try FileSystem.close(fd, path: path)
+    try file.close()
   }
 
   /// Reads and checks a whole block file whose identity should be `identity`.
   private static func readBlock(
-    fd: Int32, info: stat, identity: [UInt8], blockSize: Int, path: String
+    _ file: OpenedFile, info: Stat, identity: [UInt8], blockSize: Int
   ) -> Result<[UInt8], BlockFileFormat.Damage> {
-    guard FileSystem.isRegularFile(info) else { return .failure(.notARegularFile) }
-    let size = Int(info.st_size)
+    guard info.type == .regular else { return .failure(.notARegularFile) }
+    let size = Int(info.size)
     let headerLength = BlockFileFormat.fixedHeaderLength + identity.count
     guard size >= BlockFileFormat.fixedHeaderLength else { return .failure(.truncated) }
     do {
-      let header = try readBytes(fd, count: min(size, headerLength), at: 0, path: path)
+      let header = try file.read(count: min(size, headerLength), at: 0)
       let fixed: BlockFileFormat.FixedHeader
       switch BlockFileFormat.FixedHeader.parse(header[...]) {
       case .success(let parsed): fixed = parsed
@@ -392,7 +400,7 @@ public final class DiskBlockCache: Sendable {
       guard size - headerLength == fixed.dataLength else {
         return .failure(size - headerLength < fixed.dataLength ? .truncated : .wrongSize)
       }
-      let data = try readBytes(fd, count: fixed.dataLength, at: headerLength, path: path)
+      let data = try file.read(count: fixed.dataLength, at: headerLength)
       guard data.count == fixed.dataLength else { return .failure(.truncated) }
       guard data.withUnsafeBytes({ BlockFileFormat.checksum($0, version: fixed.version) }) == fixed.dataChecksum else {
         return .failure(.dataChecksum)
@@ -401,23 +409,6 @@ public final class DiskBlockCache: Sendable {
     } catch {
       return .failure(.unreadable("\(error)"))
     }
-  }
-
-  /// Up to `count` bytes at `offset`; fewer if the file ends first.
-  private static func readBytes(_ fd: Int32, count: Int, at offset: Int, path: String) throws(SystemCallError)
-    -> [UInt8]
-  {
-    var failure: SystemCallError?
-    let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-      do throws(SystemCallError) {
-        initialized = try FileSystem.pread(fd, into: UnsafeMutableRawBufferPointer(buffer), at: offset, path: path)
-      } catch {
-        failure = error
-        initialized = 0
-      }
-    }
-    if let failure { throw failure }
-    return bytes
   }
 
   // MARK: - Start-up
@@ -438,26 +429,33 @@ public final class DiskBlockCache: Sendable {
   /// Creates a directory if asked and missing, then checks it is a directory this user owns and can write.
   /// Returns the directory's mode.
   @discardableResult
-  private static func prepareDirectory(_ path: String, create: Bool) throws(DiskCacheError) -> mode_t {
-    let info: stat?
+  private static func prepareDirectory(_ path: String, create: Bool) throws(DiskCacheError) -> FilePermissions {
+    let info: Stat?
     do {
-      if create { try FileSystem.makeDirectories(path, mode: 0o700) }
-      info = try FileSystem.statIfPresent(path)
+      if create {
+        do throws(SystemCallError) {
+          try FileSystem.makeDirectories(path, permissions: .ownerReadWriteExecute)
+        } catch  where error.errno == .notDirectory && error.path == path {
+          // Something else has the name: said below, as for a directory not created here.
+        }
+      }
+      info = try FileSystem.stat(path)
     } catch {
       throw DiskCacheError("Cannot create the cache directory \(path): \(error.reason).")
     }
     guard let info else { throw DiskCacheError("The cache directory \(path) does not exist.") }
-    guard FileSystem.isDirectory(info) else {
+    guard info.type == .directory else {
       throw DiskCacheError("The cache directory \(path) exists but is not a directory.")
     }
-    let user = FileSystem.effectiveUserID
-    guard info.st_uid == user else {
-      throw DiskCacheError("The cache directory \(path) belongs to user \(info.st_uid), not to this user (\(user)).")
+    let user = effectiveUserID
+    guard info.userID == user else {
+      throw DiskCacheError(
+        "The cache directory \(path) belongs to user \(info.userID.rawValue), not to this user (\(user.rawValue)).")
     }
     guard FileSystem.canWrite(path) else {
       throw DiskCacheError("The cache directory \(path) is not writable by this user.")
     }
-    return info.st_mode
+    return info.permissions
   }
 
   private static func scan(
@@ -479,7 +477,7 @@ public final class DiskBlockCache: Sendable {
       let names: [String]
       do {
         names = try FileSystem.listDirectory(subdirectoryPath)
-      } catch  where error.errno == ENOTDIR {
+      } catch  where error.errno == .notDirectory {
         continue
       } catch {
         throw DiskCacheError("Cannot read the cache directory \(subdirectoryPath): \(error.reason).")
@@ -490,7 +488,7 @@ public final class DiskBlockCache: Sendable {
           // "<hash>.<pid>.<counter>.tmp": keep only those of another live process still writing.
           let parts = name.split(separator: ".")
           let pid = parts.count == 4 ? Int32(parts[1]) : nil
-          if let pid, pid != processID, FileSystem.processExists(pid) { continue }
+          if let pid, pid != processID, processExists(pid) { continue }
           do {
             try FileSystem.unlink(path)
             result.temporaryFilesRemoved += 1
@@ -542,18 +540,19 @@ public final class DiskBlockCache: Sendable {
 
   /// Checks what can be checked without reading the data: header, identity against the name, size.
   private static func inspect(_ path: String, hash: String, blockSize: Int) -> Result<ScannedBlock, InspectionProblem> {
-    let fd: Int32
+    let file: OpenedFile
     do {
-      fd = try FileSystem.open(path, O_RDONLY | O_NOFOLLOW)
+      file = try FileSystem.open(path, .readOnly, options: .noFollow)
     } catch {
-      return .failure(.damaged(error.errno == ELOOP ? .notARegularFile : .unreadable(error.reason)))
+      return .failure(
+        .damaged(error.errno == .tooManySymbolicLinkLevels ? .notARegularFile : .unreadable(error.reason)))
     }
-    defer { FileSystem.closeIgnoringErrors(fd) }
+    defer { file.closeIgnoringErrors() }
     do {
-      let info = try FileSystem.fstat(fd, path: path)
-      guard FileSystem.isRegularFile(info) else { return .failure(.damaged(.notARegularFile)) }
-      let size = Int(info.st_size)
-      var header = try readBytes(fd, count: min(size, 4096), at: 0, path: path)
+      let info = try file.stat()
+      guard info.type == .regular else { return .failure(.damaged(.notARegularFile)) }
+      let size = Int(info.size)
+      var header = try file.read(count: min(size, 4096), at: 0)
       let fixed: BlockFileFormat.FixedHeader
       switch BlockFileFormat.FixedHeader.parse(header[...]) {
       case .success(let parsed): fixed = parsed
@@ -561,7 +560,7 @@ public final class DiskBlockCache: Sendable {
       }
       guard fixed.headerLength <= size else { return .failure(.damaged(.truncated)) }
       if header.count < fixed.headerLength {
-        header = try readBytes(fd, count: fixed.headerLength, at: 0, path: path)
+        header = try file.read(count: fixed.headerLength, at: 0)
       } else {
         header.removeLast(header.count - fixed.headerLength)
       }

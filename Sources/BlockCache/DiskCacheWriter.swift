@@ -1,8 +1,8 @@
 import Dispatch
-import Glibc
 public import Logging
 import ObjectStore
 import Synchronization
+public import SystemBase
 
 /// Writes blocks to a `DiskBlockCache` behind the readers that fetched them.
 ///
@@ -28,6 +28,8 @@ public final class DiskCacheWriter: Sendable {
   public let cache: DiskBlockCache
   public let maxQueuedBytes: Int
   private let logger: Logger
+  /// Bounds `close()`.
+  private let clock: any MonotonicClock
 
   private struct State: Sendable {
     var order: [BlockKey] = []
@@ -45,20 +47,26 @@ public final class DiskCacheWriter: Sendable {
   /// Left by the writer thread when it ends.
   private let writerDone = DispatchGroup()
 
-  public convenience init(cache: DiskBlockCache, maxQueuedBytes: Int, logger: Logger) {
-    self.init(cache: cache, maxQueuedBytes: maxQueuedBytes, startsWriter: true, logger: logger)
+  public convenience init(
+    cache: DiskBlockCache, maxQueuedBytes: Int, clock: any MonotonicClock = SystemClock(), logger: Logger
+  ) {
+    self.init(cache: cache, maxQueuedBytes: maxQueuedBytes, startsWriter: true, clock: clock, logger: logger)
   }
 
   /// `startsWriter` false leaves the queue to `close()` alone: for tests of a writer that falls behind.
-  package init(cache: DiskBlockCache, maxQueuedBytes: Int, startsWriter: Bool, logger: Logger) {
+  package init(
+    cache: DiskBlockCache, maxQueuedBytes: Int, startsWriter: Bool, clock: any MonotonicClock = SystemClock(),
+    logger: Logger
+  ) {
     self.cache = cache
     self.maxQueuedBytes = max(0, maxQueuedBytes)
+    self.clock = clock
     self.logger = logger
     guard self.maxQueuedBytes > 0, startsWriter else { return }
     state.withLock { $0.writerRunning = true }
     writerDone.enter()
     startDetachedThread { [self] in
-      lowerThisThreadsPriority()
+      runThisThreadOnlyWhenIdle()
       writeQueue()
       writerDone.leave()
     }
@@ -105,10 +113,10 @@ public final class DiskCacheWriter: Sendable {
     guard wasOpen, maxQueuedBytes > 0 else { return }
     work.signal()
     // This thread has the caller's priority: it drains the queue alongside the writer.
-    let deadline = monotonicSeconds() + seconds
-    while monotonicSeconds() < deadline, writeNext() {}
+    let deadline = clock.now() + seconds
+    while clock.now() < deadline, writeNext() {}
     guard state.withLock({ $0.writerRunning }) else { return }
-    if writerDone.wait(timeout: .now() + max(0, deadline - monotonicSeconds())) == .timedOut {
+    if writerDone.wait(timeout: .now() + max(0, deadline - clock.now())) == .timedOut {
       logger.warning("The disk cache's writer did not finish within \(Int(seconds)) s")
     }
   }
@@ -172,37 +180,4 @@ public struct DiskCacheWriterStatistics: Sendable, Hashable {
   public var blocks = 0
 
   public init() {}
-}
-
-/// Makes the calling thread run only when a core would otherwise idle: `SCHED_IDLE`, whose threads
-/// any ordinary thread that wakes preempts at once (sched(7)); where that is refused, nice 19.
-/// Either applies to this thread alone (on Linux, pid 0 is the calling thread).
-private func lowerThisThreadsPriority() {
-  // SCHED_IDLE is 5 in <linux/sched.h>; glibc declares it only under _GNU_SOURCE, which Swift's
-  // Glibc module is not built with.
-  let schedIdle: Int32 = 5
-  var parameters = sched_param(sched_priority: 0)
-  if sched_setscheduler(0, schedIdle, &parameters) != 0 {
-    _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
-  }
-}
-
-private final class ThreadBody {
-  let body: () -> Void
-  init(_ body: @escaping () -> Void) { self.body = body }
-}
-
-/// Runs `body` on a new plain (detached) thread: for work that blocks, which must not run on Swift's
-/// cooperative pool or Dispatch's.
-package func startDetachedThread(_ body: @escaping () -> Void) {
-  let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
-  var thread = pthread_t()
-  let result = pthread_create(
-    &thread, nil,
-    { argument in
-      Unmanaged<ThreadBody>.fromOpaque(argument!).takeRetainedValue().body()
-      return nil
-    }, box)
-  precondition(result == 0, "pthread_create failed with \(result)")
-  pthread_detach(thread)
 }

@@ -1,4 +1,5 @@
 import HTTPTransport
+import SystemBase
 
 /// The byte ranges of the elements of a top-level JSON array, each an exact value (objects with their
 /// braces, strings with their quotes); nil when `bytes` is not an array. It only finds boundaries: the
@@ -153,59 +154,10 @@ private func stringEnd(_ bytes: [UInt8], _ start: Int) -> Int? {
 
 // MARK: - ISO 8601 times
 
-/// Seconds since the Unix epoch for an ISO 8601 / RFC 3339 time such as `2024-05-16T00:55:26.401Z` or
-/// `2024-05-16T10:55:26+10:00` (a space may stand for the `T`; fractions of any length); nil otherwise.
-public func parseISO8601(_ text: String) -> Double? {
-  let bytes = Array(text.utf8)
-  var index = 0
-  func number(_ digits: Int) -> Int? {
-    guard index + digits <= bytes.count else { return nil }
-    var value = 0
-    for byte in bytes[index..<index + digits] {
-      guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-      value = value * 10 + Int(byte - UInt8(ascii: "0"))
-    }
-    index += digits
-    return value
-  }
-  func expect(_ characters: String) -> Bool {
-    guard index < bytes.count, characters.utf8.contains(bytes[index]) else { return false }
-    index += 1
-    return true
-  }
-  guard let year = number(4), expect("-"), let month = number(2), expect("-"), let day = number(2),
-    expect("Tt "), let hour = number(2), expect(":"), let minute = number(2), expect(":"),
-    let second = number(2)
-  else { return nil }
-  guard (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second <= 60 else { return nil }
-  var fraction = 0.0
-  if index < bytes.count, bytes[index] == UInt8(ascii: ".") || bytes[index] == UInt8(ascii: ",") {
-    index += 1
-    var scale = 0.1
-    let start = index
-    while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
-      fraction += Double(bytes[index] - UInt8(ascii: "0")) * scale
-      scale /= 10
-      index += 1
-    }
-    guard index > start else { return nil }
-  }
-  var offset = 0
-  if expect("Zz") {
-  } else if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
-    let sign = bytes[index] == UInt8(ascii: "-") ? -1 : 1
-    index += 1
-    guard let hours = number(2) else { return nil }
-    _ = expect(":")
-    guard let minutes = number(2) else { return nil }
-    offset = sign * (hours * 3600 + minutes * 60)
-  } else {
-    return nil
-  }
-  guard index == bytes.count else { return nil }
-  let days = Int(daysFromCivil(year: Int64(year), month: Int64(month), day: Int64(day)))
-  let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset
-  return Double(seconds) + fraction
+/// Seconds since the Unix epoch of a time in Buildkite's answers, which may be written in any of
+/// ISO 8601's lenient spellings (`2024-05-16 00:55:26.401Z`, `2024-02-29T23:59:59-0130`).
+func parseBuildkiteTime(_ text: String) -> Double? {
+  parseISO8601(text, syntax: .lenient).map { Double($0.seconds) + Double($0.nanoseconds) / 1e9 }
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds) for seconds since the Unix epoch.

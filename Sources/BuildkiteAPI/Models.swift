@@ -119,9 +119,9 @@ public struct Job: Sendable, Hashable, Decodable {
     retried = (try? container.decodeIfPresent(Bool.self, forKey: .retried)) ?? false
     retriedInJobID = container.lenientString(.retriedInJobID)
     retriesCount = container.lenientInt(.retriesCount)
-    createdAt = container.lenientString(.createdAt).flatMap(parseISO8601)
-    startedAt = container.lenientString(.startedAt).flatMap(parseISO8601)
-    finishedAt = container.lenientString(.finishedAt).flatMap(parseISO8601)
+    createdAt = container.lenientString(.createdAt).flatMap(parseBuildkiteTime)
+    startedAt = container.lenientString(.startedAt).flatMap(parseBuildkiteTime)
+    finishedAt = container.lenientString(.finishedAt).flatMap(parseBuildkiteTime)
     logURL = container.lenientString(.logURL)
     rawLogURL = container.lenientString(.rawLogURL)
   }
@@ -256,9 +256,9 @@ struct BuildFields: Decodable {
     branch = container.lenientString(.branch)
     commit = container.lenientString(.commit)
     message = container.lenientString(.message)
-    createdAt = container.lenientString(.createdAt).flatMap(parseISO8601)
-    startedAt = container.lenientString(.startedAt).flatMap(parseISO8601)
-    finishedAt = container.lenientString(.finishedAt).flatMap(parseISO8601)
+    createdAt = container.lenientString(.createdAt).flatMap(parseBuildkiteTime)
+    startedAt = container.lenientString(.startedAt).flatMap(parseBuildkiteTime)
+    finishedAt = container.lenientString(.finishedAt).flatMap(parseBuildkiteTime)
     pipeline = try? container.decodeIfPresent(PipelineRef.self, forKey: .pipeline)
     // Jobs are the point of a build: a malformed one is an error, a missing or null list is none.
     jobs = try container.decodeIfPresent([Job].self, forKey: .jobs) ?? []

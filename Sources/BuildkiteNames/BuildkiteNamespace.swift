@@ -6,6 +6,7 @@ public import LogFS
 public import Logging
 public import ObjectStore
 import Synchronization
+public import SystemBase
 
 public struct BuildkiteNamesConfiguration: Sendable {
   /// How many of a pipeline's newest builds its directory lists; older builds are reached by number.
@@ -43,6 +44,8 @@ public final class BuildkiteNamespace: Namespace {
   public let exports: (client: any ObjectClient, prefix: String)?
   public let configuration: BuildkiteNamesConfiguration
   let logger: Logger
+  /// Gives the wall-clock times the catalog's listings are stamped with and judged by.
+  let clock: any MonotonicClock
   /// Until when (epoch seconds) the API is taken as unreachable: within that time, names the catalog
   /// holds are served without asking, so an offline `ls` does not wait out retries every time.
   private let offlineUntil = Mutex<Int64>(0)
@@ -56,8 +59,9 @@ public final class BuildkiteNamespace: Namespace {
     api: BuildkiteClient, catalog: Catalog, logStore: BuildkiteLogStore,
     archive: (client: any ObjectClient, prefix: String)? = nil,
     exports: (client: any ObjectClient, prefix: String)? = nil, configuration: BuildkiteNamesConfiguration,
-    logger: Logger
+    clock: any MonotonicClock = SystemClock(), logger: Logger
   ) {
+    self.clock = clock
     self.api = api
     self.catalog = catalog
     self.logStore = logStore
@@ -579,11 +583,8 @@ public final class BuildkiteNamespace: Namespace {
     return NamespaceListing(entries: entries, leftOut: leftOut, ttl: ttl)
   }
 
-  private func now() -> Int64 {
-    var time = timespec()
-    clock_gettime(CLOCK_REALTIME, &time)
-    return Int64(time.tv_sec)
-  }
+  /// Wall-clock seconds: the catalog keeps when listings were fetched across mounts.
+  private func now() -> Int64 { Int64(clock.secondsSinceEpoch().rounded(.down)) }
 }
 
 /// The catalog's key for when a build's own record was last fetched.

@@ -2,6 +2,7 @@ internal import CCurl
 import Glibc
 public import Logging
 import Synchronization
+import SystemBase
 
 /// A synchronous HTTP/1.1 client over libcurl, for plain threads (FUSE workers, prefetchers).
 ///
@@ -238,23 +239,18 @@ private let globalInit: Void = {
   _ = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
 }()
 
-/// Seconds on the monotonic clock (ObjectStore has the same for the layers above it; this module
-/// depends on none of ours).
-func monotonicSeconds() -> Double {
-  var now = timespec()
-  clock_gettime(CLOCK_MONOTONIC, &now)
-  return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-}
+/// Times transfers' stalls.
+private let clock = SystemClock()
 
 /// State shared with libcurl's callbacks during one `curl_easy_perform`.
 private final class Transfer {
   let maxBodyBytes: Int?
   let stallSeconds: Int
-  let started = monotonicSeconds()
+  let started = clock.now()
   /// The easy handle, to ask whether the connection is made yet.
   var curl: UnsafeMutableRawPointer?
   var connected = false
-  var lastActivity = monotonicSeconds()
+  var lastActivity = clock.now()
   var uploaded = 0
   var stalled = false
   let onResponse: (HTTPResponse) -> Bool
@@ -278,7 +274,7 @@ private final class Transfer {
   }
 
   /// Notes that bytes moved.
-  func active() { lastActivity = monotonicSeconds() }
+  func active() { lastActivity = clock.now() }
 
   /// Whether the transfer should go on: false once no byte has moved for `stallSeconds` since the
   /// connection was made (the connect timeout bounds the time before).
@@ -294,7 +290,7 @@ private final class Transfer {
       self.uploaded = uploaded
       active()
     }
-    if monotonicSeconds() - lastActivity >= Double(stallSeconds) {
+    if clock.now() - lastActivity >= Double(stallSeconds) {
       stalled = true
       return false
     }

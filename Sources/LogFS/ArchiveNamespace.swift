@@ -1,5 +1,6 @@
 public import ObjectStore
 import Synchronization
+public import SystemBase
 
 /// The tree of an object store's keys, split at "/": `org/pipeline/build/job.log` is that file.
 /// Directory keys are prefixes ending in "/" (the root's is the mount's prefix, possibly empty).
@@ -14,11 +15,16 @@ public struct ArchiveNamespace: Namespace {
   public var clients: [any ObjectClient] { [client] }
 
   /// `rootPrefix` is empty or ends in "/". Listings learned ahead of time from a subtree listing are
-  /// used for at most `listingFreshness` seconds (the directory TTL); 0 turns subtree listing off.
-  public init(client: any ObjectClient, rootPrefix: String, listingFreshness: Double = 60) {
+  /// used for at most `listingFreshness` seconds (the directory TTL) on `clock`; 0 turns subtree
+  /// listing off.
+  public init(
+    client: any ObjectClient, rootPrefix: String, listingFreshness: Double = 60,
+    clock: any MonotonicClock = SystemClock()
+  ) {
     self.client = client
     self.rootKey = rootPrefix
-    self.subtrees = client.isRemote && listingFreshness > 0 ? SubtreeListings(freshness: listingFreshness) : nil
+    self.subtrees =
+      client.isRemote && listingFreshness > 0 ? SubtreeListings(freshness: listingFreshness, clock: clock) : nil
   }
 
   public func list(directory key: String) throws(FilesystemError) -> NamespaceListing {
@@ -220,11 +226,16 @@ final class SubtreeListings: Sendable {
   let capacity = 100_000
   private let learned = Mutex<[ExactName: Learned]>([:])
 
-  init(freshness: Double) { self.freshness = freshness }
+  let clock: any MonotonicClock
+
+  init(freshness: Double, clock: any MonotonicClock) {
+    self.freshness = freshness
+    self.clock = clock
+  }
 
   func store(_ listings: [(String, NamespaceListing)]) {
     guard !listings.isEmpty else { return }
-    let now = monotonicSeconds()
+    let now = clock.now()
     learned.withLock { learned in
       if learned.count + listings.count > capacity {
         learned = learned.filter { now - $0.value.learnedAt < freshness }
@@ -236,7 +247,7 @@ final class SubtreeListings: Sendable {
 
   /// The listing of `key` if one was learned recently, handed out once.
   func take(_ key: String) -> NamespaceListing? {
-    let now = monotonicSeconds()
+    let now = clock.now()
     return learned.withLock { learned in
       guard let found = learned.removeValue(forKey: ExactName(key)), now - found.learnedAt < freshness else {
         return nil
@@ -247,7 +258,7 @@ final class SubtreeListings: Sendable {
 
   /// The listing of `key` if one was learned recently, kept for a later `take`.
   func peek(_ key: String) -> NamespaceListing? {
-    let now = monotonicSeconds()
+    let now = clock.now()
     return learned.withLock { learned in
       guard let found = learned[ExactName(key)], now - found.learnedAt < freshness else { return nil }
       return found.listing
@@ -257,7 +268,7 @@ final class SubtreeListings: Sendable {
   private let frontiers = Mutex<[(frontier: Frontier, at: Double)]>([])
 
   func storeFrontier(_ frontier: Frontier) {
-    let now = monotonicSeconds()
+    let now = clock.now()
     frontiers.withLock { frontiers in
       frontiers.removeAll { now - $0.at >= freshness }
       frontiers.append((frontier, now))
@@ -267,7 +278,7 @@ final class SubtreeListings: Sendable {
 
   /// Where the latest recent page stopped inside directory `key`, and the objects it had of it.
   func frontier(inside key: String) -> (lastKey: String, objects: [ObjectInfo])? {
-    let now = monotonicSeconds()
+    let now = clock.now()
     return frontiers.withLock { frontiers in
       guard
         let found = frontiers.last(where: {

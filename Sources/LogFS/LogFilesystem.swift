@@ -3,6 +3,7 @@ import Glibc
 public import Logging
 import ObjectStore
 import Synchronization
+public import SystemBase
 
 public struct FilesystemConfiguration: Sendable {
   public var blockSize: Int
@@ -54,6 +55,8 @@ public final class LogFilesystem: Sendable {
   let memoryCache: MemoryBlockCache
   let diskCache: DiskBlockCache?
   let diskWriter: DiskCacheWriter?
+  /// Times listings' TTLs.
+  let clock: any MonotonicClock
   let counters = ReadCounters()
 
   // LOCK ORDERING
@@ -120,15 +123,16 @@ public final class LogFilesystem: Sendable {
 
   public init(
     namespace: any Namespace, configuration: FilesystemConfiguration, memoryCache: MemoryBlockCache,
-    diskCache: DiskBlockCache?, logger: Logger
+    diskCache: DiskBlockCache?, clock: any MonotonicClock = SystemClock(), logger: Logger
   ) {
     self.namespace = namespace
+    self.clock = clock
     self.configuration = configuration
     self.logger = logger
     self.memoryCache = memoryCache
     self.diskCache = diskCache
     self.diskWriter = diskCache.map {
-      DiskCacheWriter(cache: $0, maxQueuedBytes: configuration.diskWriteQueueBytes, logger: logger)
+      DiskCacheWriter(cache: $0, maxQueuedBytes: configuration.diskWriteQueueBytes, clock: clock, logger: logger)
     }
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)
@@ -163,7 +167,7 @@ public final class LogFilesystem: Sendable {
       throw FilesystemError(name.utf8.count > 255 ? .nameTooLong : .notFound, "cannot look up \(name): \(problem)")
     }
     let (key, listing) = try directory(parent)
-    if let trustedUntil = listing.trustedUntil, monotonicSeconds() < trustedUntil {
+    if let trustedUntil = listing.trustedUntil, clock.now() < trustedUntil {
       if let child = listing.children[name] { return try attributes(of: child) }
       if listing.isComplete { throw .noEntry(key + name) }
     }
@@ -247,11 +251,11 @@ public final class LogFilesystem: Sendable {
   /// The directory's children, listed first if its listing is missing or no longer trusted.
   private func currentChildren(_ inode: UInt64) throws(FilesystemError) -> Children {
     let (key, listing) = try directory(inode)
-    guard listing.trustedUntil.map({ monotonicSeconds() >= $0 }) ?? true else { return listing.children }
+    guard listing.trustedUntil.map({ clock.now() >= $0 }) ?? true else { return listing.children }
     try listings.run(inode) { () throws(FilesystemError) in
       let result = shownEntries(of: try namespace.list(directory: key), in: key)
       report(result.leftOut)
-      let trustedUntil = monotonicSeconds() + (result.ttl ?? configuration.directoryTTL)
+      let trustedUntil = clock.now() + (result.ttl ?? configuration.directoryTTL)
       let changed = table.withLock { table in
         _ = table.replaceListing(
           of: inode, with: result.entries, trustedUntil: trustedUntil, isComplete: result.isComplete)

@@ -1,7 +1,7 @@
-import BlockCache
 import Dispatch
 import Glibc
 import Synchronization
+import SystemBase
 
 /// A fixed set of plain threads running submitted jobs in order. Fetches block on the network, so
 /// they run here rather than on Swift's cooperative pool or Dispatch's, which would grow without bound.

@@ -1,4 +1,5 @@
 import Glibc
+import SystemBase
 
 /// What the standard AWS environment variables and shared files say.
 public struct AWSSettings: Sendable, Hashable {
@@ -121,7 +122,7 @@ public enum AWSEnvironment {
   private static func readINI(_ path: String) throws(AWSConfigurationError) -> [String: [String: String]]? {
     guard let file = fopen(path, "r") else {
       if errno == ENOENT || errno == ENOTDIR { return nil }
-      throw AWSConfigurationError("cannot read \(path): \(String(cString: strerror(errno)))")
+      throw AWSConfigurationError("cannot read \(path): \(lastError())")
     }
     defer { fclose(file) }
     var bytes = [UInt8]()

@@ -1,4 +1,5 @@
 public import ObjectStore
+import SystemBase
 
 /// Parses an HTTP date as S3 sends `Last-Modified`: RFC 1123 (`Wed, 21 Oct 2015 07:28:00 GMT`); the
 /// obsolete RFC 850 (`Wednesday, 21-Oct-15 07:28:00 GMT`) and asctime (`Wed Oct 21 07:28:00 2015`)
@@ -36,16 +37,6 @@ public func parseHTTPDate(_ text: String) -> Timestamp? {
     }
   }
   guard let day, let month, let year, let time, (1...31).contains(day) else { return nil }
-  let days = civilDays(year: year, month: month, day: day)
+  let days = daysFromCivil(year: year, month: month, day: day)
   return Timestamp(seconds: days * 86_400 + time.0 * 3600 + time.1 * 60 + time.2)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-private func civilDays(year: Int64, month: Int64, day: Int64) -> Int64 {
-  let y = month <= 2 ? year - 1 : year
-  let era = (y >= 0 ? y : y - 399) / 400
-  let yearOfEra = y - era * 400
-  let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-  let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-  return era * 146_097 + dayOfEra - 719_468
 }

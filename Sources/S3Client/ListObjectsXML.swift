@@ -1,4 +1,5 @@
 public import ObjectStore
+import SystemBase
 
 /// Parses a ListObjectsV2 response body.
 ///

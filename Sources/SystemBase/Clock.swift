@@ -8,6 +8,19 @@ public protocol MonotonicClock: Sendable {
   func now() -> Double
   /// Blocks the calling thread (a plain thread, never one of Swift's cooperative pool) for `seconds`.
   func sleep(seconds: Double)
+  /// Seconds since the Unix epoch on the wall clock: only for times kept across runs or compared
+  /// with files' times, never for durations.
+  func secondsSinceEpoch() -> Double
+}
+
+extension MonotonicClock {
+  /// The system's wall clock (`clock_gettime(CLOCK_REALTIME)`), for clocks that only fake the
+  /// monotonic one.
+  public func secondsSinceEpoch() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+  }
 }
 
 /// The process's clock: `clock_gettime(CLOCK_MONOTONIC)` and `nanosleep`, resumed after a signal.

@@ -7,6 +7,7 @@ import HTTPTransport
 import LogFS
 import Logging
 import ObjectStore
+import SystemBase
 
 struct BuildkiteOptions: ParsableArguments {
   @Option(

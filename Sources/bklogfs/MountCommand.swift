@@ -2,7 +2,6 @@ import ArgumentParser
 import BlockCache
 import BuildkiteAPI
 import BuildkiteNames
-internal import CLinux
 import FuseAdapter
 import Glibc
 import HTTPTransport
@@ -10,6 +9,8 @@ import LogFS
 import Logging
 import ObjectStore
 import S3Client
+import SystemBase
+import SystemPackage
 
 struct MountCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -106,7 +107,11 @@ struct MountCommand: ParsableCommand {
   /// fresh process is not.
   private func startInBackground() throws {
     let logPath = absolutePath(logFile ?? defaultLogPath())
-    try makeParentDirectory(of: logPath)
+    do {
+      try FileSystem.makeParentDirectories(of: logPath, permissions: .ownerReadWriteExecute)
+    } catch {
+      throw MountFailure("cannot create the directory \(error.path ?? logPath): \(error.reason)")
+    }
     var pipeEnds: [Int32] = [0, 0]
     guard pipe(&pipeEnds) == 0 else { throw MountFailure("cannot create a pipe: \(lastError())") }
     let (readEnd, writeEnd) = (pipeEnds[0], pipeEnds[1])
@@ -138,12 +143,12 @@ struct MountCommand: ParsableCommand {
     close(writeEnd)
     defer { close(readEnd) }
     guard status == 0 else {
-      throw MountFailure("cannot start the mount process: \(String(cString: strerror(status)))")
+      throw MountFailure("cannot start the mount process: \(errorText(status))")
     }
 
     // The child bounds its own start-up (its first listing of Buildkite's API may spend every
     // attempt of a stalled call); this bound only guards against a child that hangs anyway.
-    let message = readReport(from: readEnd, timeoutSeconds: Int32(network.waitLimit.rounded(.up)))
+    let message = readFirstLine(from: FileDescriptor(rawValue: readEnd), timeoutSeconds: network.waitLimit.rounded(.up))
     if message == "ready" { return }
     if message == nil {
       kill(child, SIGTERM)
@@ -171,8 +176,10 @@ struct MountCommand: ParsableCommand {
     let logger = Logger(label: "bklogfs")
     // The daemon holds credentials (in its environment and memory): no core dump of it, and no
     // other process of its user reads its memory or environment (doc/SEMANTICS.md, "Security").
-    if clinux_set_not_dumpable() != 0 {
-      logger.warning("cannot mark the mount process not dumpable: \(String(cString: strerror(errno)))")
+    do {
+      try markProcessNotDumpable()
+    } catch {
+      logger.warning("cannot mark the mount process not dumpable: \(error.reason)")
     }
     do {
       try mountAndServe(logger: logger)

@@ -1,42 +1,25 @@
 import Glibc
+import SystemBase
+import SystemPackage
 
 /// Why `path` cannot be mounted on, or nil when it can: it must be an existing, empty directory.
 func mountpointProblem(_ path: String) -> String? {
-  var status = stat()
-  guard stat(path, &status) == 0 else {
-    return errno == ENOTCONN
+  let status: Stat
+  do {
+    guard let found = try FileSystem.stat(path) else { return "the mountpoint \(path) does not exist" }
+    status = found
+  } catch {
+    return error.errno == .socketNotConnected
       ? "\(path) is a mount whose filesystem has gone away; run fusermount3 -u \(path) first"
       : "the mountpoint \(path) does not exist"
   }
-  guard (status.st_mode & S_IFMT) == S_IFDIR else { return "the mountpoint \(path) is not a directory" }
-  guard let directory = opendir(path) else { return "cannot read the mountpoint \(path): \(lastError())" }
-  defer { closedir(directory) }
-  while let entry = readdir(directory) {
-    let name = withUnsafeBytes(of: entry.pointee.d_name) {
-      String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self))
-    }
-    if name != "." && name != ".." { return "the mountpoint \(path) is not empty" }
+  guard status.type == .directory else { return "the mountpoint \(path) is not a directory" }
+  do {
+    guard try FileSystem.listDirectory(path).isEmpty else { return "the mountpoint \(path) is not empty" }
+  } catch {
+    return "cannot read the mountpoint \(path): \(error.reason)"
   }
   return nil
-}
-
-func lastError() -> String { String(cString: strerror(errno)) }
-
-func absolutePath(_ path: String) -> String {
-  if path.hasPrefix("/") { return path }
-  guard let cwd = getcwd(nil, 0) else { return path }
-  defer { free(cwd) }
-  return String(cString: cwd) + "/" + path
-}
-
-func environmentValue(_ name: String) -> String? {
-  getenv(name).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
-}
-
-func homeDirectory() -> String {
-  if let home = environmentValue("HOME") { return home }
-  if let entry = getpwuid(getuid()), let directory = entry.pointee.pw_dir { return String(cString: directory) }
-  return "/"
 }
 
 /// `$XDG_CACHE_HOME/bklogfs`, or `~/.cache/bklogfs`.
@@ -49,51 +32,11 @@ func defaultLogPath() -> String {
   (environmentValue("XDG_STATE_HOME") ?? homeDirectory() + "/.local/state") + "/bklogfs/bklogfs.log"
 }
 
-/// Creates the directories above `path`, private to this user.
-func makeParentDirectory(of path: String) throws {
-  var components = path.split(separator: "/", omittingEmptySubsequences: true).dropLast()
-  var current = path.hasPrefix("/") ? "" : "."
-  while let next = components.first {
-    components.removeFirst()
-    current += "/" + next
-    if mkdir(current, 0o700) != 0 && errno != EEXIST {
-      throw MountFailure("cannot create the directory \(current): \(lastError())")
-    }
-  }
-}
-
 /// Runs `body` with `strings` as a NULL-terminated C array.
 func withCStrings<Result>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> Result) -> Result {
   let pointers = strings.map { strdup($0) } + [nil]
   defer { pointers.forEach { free($0) } }
   return body(pointers)
-}
-
-/// The first line written to `descriptor`, or nil if none came within the timeout or the writer
-/// closed it without a word.
-func readReport(from descriptor: Int32, timeoutSeconds: Int32) -> String? {
-  var collected = [UInt8]()
-  var deadline = timespec()
-  clock_gettime(CLOCK_MONOTONIC, &deadline)
-  let end = deadline.tv_sec + Int(timeoutSeconds)
-  while true {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    let remaining = Int32(max(0, end - now.tv_sec)) * 1000
-    if remaining == 0 { return nil }
-    var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-    let ready = poll(&poller, 1, remaining)
-    if ready < 0 && errno == EINTR { continue }
-    if ready <= 0 { return nil }
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    let count = read(descriptor, &buffer, buffer.count)
-    if count < 0 && errno == EINTR { continue }
-    if count <= 0 { break }
-    collected += buffer[..<count]
-    if collected.contains(UInt8(ascii: "\n")) { break }
-  }
-  guard let line = collected.split(separator: UInt8(ascii: "\n")).first else { return nil }
-  return String(decoding: line, as: UTF8.self)
 }
 
 /// How the daemon's malloc is set up, through glibc's tunables (read only when a process starts):

@@ -4,6 +4,7 @@ import HTTPTransport
 import Logging
 import ObjectStore
 import S3Client
+import SystemBase
 
 struct S3Options: ParsableArguments {
   @Option(help: "The bucket's region (default: AWS_REGION, the profile's region, or us-east-1).")

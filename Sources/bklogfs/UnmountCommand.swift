@@ -4,6 +4,7 @@ import FuseAdapter
 import Glibc
 import LogFS
 import Synchronization
+import SystemBase
 
 struct UnmountCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -23,7 +24,7 @@ struct UnmountCommand: ParsableCommand {
     let spawned = withCStrings(arguments) { argv in posix_spawnp(&child, "fusermount3", nil, nil, argv, environ) }
     guard spawned == 0 else {
       throw MountFailure(
-        "cannot run fusermount3 (\(String(cString: strerror(spawned)))); is the fuse3 package installed?")
+        "cannot run fusermount3 (\(errorText(spawned))); is the fuse3 package installed?")
     }
     var status: Int32 = 0
     while waitpid(child, &status, 0) < 0 && errno == EINTR {}

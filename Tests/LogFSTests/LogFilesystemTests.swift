@@ -5,6 +5,7 @@ import LogFS
 import Logging
 import ObjectStore
 import Synchronization
+import SystemBase
 import TestSupport
 import Testing
 
@@ -19,7 +20,7 @@ struct Fixture {
   init(
     store: InMemoryObjectClient = InMemoryObjectClient(), rootPrefix: String = "", disk: DiskBlockCache? = nil,
     readahead: UInt64 = 0, directoryTTL: Double = 60, listingFreshness: Double = 60, walkAhead: Int = 0,
-    diskWriteQueue: Int = 0, logger: Logger = Logger(label: "test")
+    diskWriteQueue: Int = 0, clock: any MonotonicClock = SystemClock(), logger: Logger = Logger(label: "test")
   ) {
     self.store = store
     faults = FaultInjectingObjectClient(store)
@@ -29,10 +30,11 @@ struct Fixture {
       waitLimit: 30, initialWalkAhead: min(2, walkAhead), maxWalkAhead: walkAhead,
       diskWriteQueueBytes: diskWriteQueue)
     filesystem = LogFilesystem(
-      namespace: ArchiveNamespace(client: faults, rootPrefix: rootPrefix, listingFreshness: listingFreshness),
+      namespace: ArchiveNamespace(
+        client: faults, rootPrefix: rootPrefix, listingFreshness: listingFreshness, clock: clock),
       configuration: configuration,
       memoryCache: MemoryBlockCache(maxBytes: 1 << 20),
-      diskCache: disk, logger: logger)
+      diskCache: disk, clock: clock, logger: logger)
   }
 
   func resolve(_ path: String) throws -> Attributes {
@@ -87,6 +89,18 @@ func pattern(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
     _ = try fixture.resolve("org/pipe/build-42/job.log")
     #expect(fixture.store.counters.snapshot.lists == 4)
     #expect(throws: FilesystemError.self) { try fixture.resolve("org/pipe/build-420/job.log") }
+  }
+
+  @Test func aListingIsTrustedForItsTTLOnTheFilesystemsClock() throws {
+    let clock = FakeClock()
+    let fixture = Fixture(directoryTTL: 60, clock: clock)
+    fixture.store.put("a/b.log", "b")
+    #expect(try fixture.names("a") == [".", "..", "b.log"])
+    fixture.store.put("a/c.log", "c")
+    clock.advance(59)
+    #expect(try fixture.names("a") == [".", "..", "b.log"])
+    clock.advance(1)
+    #expect(try fixture.names("a") == [".", "..", "b.log", "c.log"])
   }
 
   @Test func inodesStayTheSameAcrossListings() throws {

@@ -3,6 +3,7 @@ import Glibc
 import LogFS
 import Logging
 import ObjectStore
+import SystemBase
 import TestSupport
 import Testing
 
@@ -10,8 +11,8 @@ import Testing
 /// files of a directory fetched ahead of the walker.
 @Suite struct SubtreeListingTests {
   /// 12 builds of 10 logs (120 keys) under one pipeline, plus a sibling pipeline.
-  func seeded(pageSize: Int, listingFreshness: Double = 60) -> Fixture {
-    let fixture = Fixture(listingFreshness: listingFreshness)
+  func seeded(pageSize: Int, listingFreshness: Double = 60, clock: any MonotonicClock = SystemClock()) -> Fixture {
+    let fixture = Fixture(listingFreshness: listingFreshness, clock: clock)
     fixture.store.setPageSize(pageSize)
     for build in 0..<12 {
       for job in 0..<10 { fixture.store.put("org/pipe/b\(build < 10 ? "0" : "")\(build)/job-\(job).log", "x") }
@@ -82,11 +83,12 @@ import Testing
   }
 
   @Test func learnedListingsExpire() throws {
-    let fixture = seeded(pageSize: 1000, listingFreshness: 0.05)
+    let clock = FakeClock()
+    let fixture = seeded(pageSize: 1000, listingFreshness: 0.05, clock: clock)
     for path in ["", "org", "org/pipe", "org/pipe/b03"] { _ = try fixture.names(path) }
     let before = fixture.store.counters.snapshot.lists
     fixture.store.put("org/pipe/b11/new.log", "n")
-    usleep(100_000)
+    clock.advance(0.1)
     #expect(try fixture.names("org/pipe/b11").contains("new.log"))
     #expect(fixture.store.counters.snapshot.lists == before + 1)
   }

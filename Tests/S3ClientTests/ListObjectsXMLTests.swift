@@ -310,17 +310,4 @@ private func invalidResponse(_ body: [UInt8], urlEncoded: Bool = false) -> Strin
     #expect(parseS3Error(bytes("Service Unavailable")) == nil)
     #expect(parseS3Error([]) == nil)
   }
-
-  @Test func iso8601() {
-    #expect(parseISO8601("1970-01-01T00:00:00Z")! == (0, 0))
-    #expect(parseISO8601("2023-10-12T17:50:30.5Z")! == (1_697_133_030, 500_000_000))
-    #expect(parseISO8601("2023-10-12T19:50:30+02:00")! == (1_697_133_030, 0))
-    #expect(parseISO8601("2024-02-29T00:00:00Z") != nil)
-    for bad in [
-      "2023-02-29T00:00:00Z", "2023-10-12 17:50:30Z", "2023-10-12T17:50:30", "2023-10-12T24:00:00Z",
-      "2023-10-12T17:50:30.Z", "2023-10-12T17:50:30Zx",
-    ] {
-      #expect(parseISO8601(bad) == nil, "\(bad)")
-    }
-  }
 }

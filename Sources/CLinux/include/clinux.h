@@ -1,4 +1,4 @@
-// System calls Swift cannot make itself (prctl is variadic). Imported by the bklogfs command only.
+// System calls Swift cannot make itself (prctl is variadic). Imported by SystemBase only.
 #ifndef BKLOGFS_CLINUX_H
 #define BKLOGFS_CLINUX_H
 

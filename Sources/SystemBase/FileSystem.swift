@@ -1,0 +1,165 @@
+import Glibc
+public import SystemPackage
+
+/// Calls on paths. Each failure names the C function and the path; every descriptor is opened
+/// close-on-exec, so none leaks into a process the daemon starts.
+public enum FileSystem {
+  /// `open(2)` with `O_CLOEXEC` added, retried on EINTR.
+  public static func open(
+    _ path: String, _ mode: FileDescriptor.AccessMode, options: FileDescriptor.OpenOptions = [],
+    permissions: FilePermissions? = nil
+  ) throws(SystemCallError) -> OpenedFile {
+    let descriptor = try naming("open", path: path) {
+      try path.withCString {
+        try FileDescriptor.open($0, mode, options: options.union(.closeOnExec), permissions: permissions)
+      }
+    }
+    return OpenedFile(descriptor: descriptor, path: path)
+  }
+
+  /// `stat(2)`, following symbolic links; nil if nothing is at `path`.
+  public static func stat(_ path: String) throws(SystemCallError) -> Stat? {
+    let result = path.withCString { cPath in Result { () throws(Errno) in try Stat(cPath) } }
+    switch result {
+    case .success(let info): return info
+    case .failure(.noSuchFileOrDirectory): return nil
+    case .failure(let error): throw SystemCallError(function: "stat", errno: error, path: path)
+    }
+  }
+
+  /// `rename(2)`; a failure names the destination.
+  public static func rename(_ from: String, to: String) throws(SystemCallError) {
+    _ = try systemCall("rename", path: to) { Glibc.rename(from, to) }
+  }
+
+  /// `unlink(2)`; a file already gone is not an error.
+  public static func unlink(_ path: String) throws(SystemCallError) {
+    do throws(SystemCallError) {
+      _ = try systemCall("unlink", path: path) { Glibc.unlink(path) }
+    } catch  where error.errno == .noSuchFileOrDirectory {}
+  }
+
+  /// `mkdir(2)`; something already at `path` is not an error (the caller checks what it is).
+  public static func makeDirectory(_ path: String, permissions: FilePermissions) throws(SystemCallError) {
+    do throws(SystemCallError) {
+      _ = try systemCall("mkdir", path: path) { Glibc.mkdir(path, permissions.rawValue) }
+    } catch  where error.errno == .fileExists {}
+  }
+
+  /// `mkdir -p`: creates `path` and each missing directory above it with `permissions`, leaving
+  /// existing ones as they are. Something other than a directory in the way throws ENOTDIR naming
+  /// it. A directory is looked at before it is made, so existing ancestors need not be writable.
+  public static func makeDirectories(_ path: String, permissions: FilePermissions) throws(SystemCallError) {
+    var prefix = path.hasPrefix("/") ? "/" : ""
+    for component in path.split(separator: "/") {
+      prefix += component
+      if let info = try stat(prefix) {
+        guard info.type == .directory else {
+          throw SystemCallError(function: "mkdir", errno: .notDirectory, path: prefix)
+        }
+      } else {
+        try makeDirectory(prefix, permissions: permissions)
+      }
+      prefix += "/"
+    }
+  }
+
+  /// `mkdir -p` of the directory holding `path`.
+  public static func makeParentDirectories(of path: String, permissions: FilePermissions) throws(SystemCallError) {
+    guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return }
+    let parent = String(path[..<slash])
+    try makeDirectories(parent.isEmpty ? "/" : parent, permissions: permissions)
+  }
+
+  /// The names in a directory, without "." and ".." (`opendir`, `readdir`).
+  public static func listDirectory(_ path: String) throws(SystemCallError) -> [String] {
+    guard let directory = opendir(path) else {
+      throw SystemCallError(function: "opendir", errno: Errno(rawValue: Glibc.errno), path: path)
+    }
+    defer { closedir(directory) }
+    var names: [String] = []
+    while true {
+      Glibc.errno = 0
+      guard let entry = readdir(directory) else {
+        let error = Glibc.errno
+        if error == 0 { break }
+        if error == EINTR { continue }
+        throw SystemCallError(function: "readdir", errno: Errno(rawValue: error), path: path)
+      }
+      let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+        String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+      }
+      if name != "." && name != ".." { names.append(name) }
+    }
+    return names
+  }
+
+  /// Whether this user may create and remove names in the directory (`access(path, W_OK | X_OK)`).
+  public static func canWrite(_ path: String) -> Bool { access(path, W_OK | X_OK) == 0 }
+}
+
+/// A descriptor and the path it was opened at, which its failures name.
+public struct OpenedFile: Sendable {
+  public let descriptor: FileDescriptor
+  public let path: String
+
+  public init(descriptor: FileDescriptor, path: String) {
+    self.descriptor = descriptor
+    self.path = path
+  }
+
+  /// Reads at `offset` (`pread`) until `buffer` is full or the file ends; returns the bytes read.
+  public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(SystemCallError) -> Int {
+    var done = 0
+    while done < buffer.count {
+      let count = try naming("pread", path: path) {
+        try descriptor.read(
+          fromAbsoluteOffset: Int64(offset + done), into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
+      }
+      if count == 0 { break }
+      done += count
+    }
+    return done
+  }
+
+  /// Up to `count` bytes at `offset` (`pread`); fewer if the file ends first.
+  public func read(count: Int, at offset: Int) throws(SystemCallError) -> [UInt8] {
+    var failure: SystemCallError?
+    let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+      do throws(SystemCallError) {
+        initialized = try read(into: UnsafeMutableRawBufferPointer(buffer), at: offset)
+      } catch {
+        failure = error
+        initialized = 0
+      }
+    }
+    if let failure { throw failure }
+    return bytes
+  }
+
+  /// Writes all of `bytes` at `offset` (`pwrite`, repeated after a short write).
+  public func write(_ bytes: [UInt8], at offset: Int) throws(SystemCallError) {
+    _ = try naming("pwrite", path: path) { try descriptor.writeAll(toAbsoluteOffset: Int64(offset), bytes) }
+  }
+
+  /// `fstat(2)`.
+  public func stat() throws(SystemCallError) -> Stat {
+    do { return try descriptor.stat() } catch { throw SystemCallError(function: "fstat", errno: error, path: path) }
+  }
+
+  /// Sets the file's access and modification times to now (`futimens(fd, NULL)`).
+  public func touch() throws(SystemCallError) {
+    _ = try systemCall("futimens", path: path) { futimens(descriptor.rawValue, nil) }
+  }
+
+  /// `close(2)`, not retried: on Linux the descriptor is gone even when close reports EINTR, so
+  /// that is no error either.
+  public func close() throws(SystemCallError) {
+    do throws(SystemCallError) {
+      try naming("close", path: path) { try descriptor.close() }
+    } catch  where error.errno == .interrupted {}
+  }
+
+  /// `close(2)`, for paths where the file was only read or its writing already failed.
+  public func closeIgnoringErrors() { try? descriptor.close() }
+}

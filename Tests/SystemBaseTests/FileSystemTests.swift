@@ -1,0 +1,179 @@
+import Glibc
+import SystemBase
+import SystemPackage
+import TestSupport
+import Testing
+
+@Suite struct MakeDirectoriesTests {
+  @Test func createsEveryMissingLevelPrivateToTheUser() throws {
+    try withTemporaryDirectory { (directory: String) throws in
+      let previous = umask(0o022)
+      defer { umask(previous) }
+      let path = directory + "/a/b/c"
+      try FileSystem.makeDirectories(path, permissions: .ownerReadWriteExecute)
+      for level in [directory + "/a", directory + "/a/b", path] {
+        let info = try #require(try FileSystem.stat(level))
+        #expect(info.type == .directory, "\(level)")
+        #expect(info.permissions == .ownerReadWriteExecute, "\(level)")
+      }
+    }
+  }
+
+  @Test func isIdempotentAndLeavesExistingDirectoriesAsTheyAre() throws {
+    try withTemporaryDirectory { (directory: String) throws in
+      #expect(mkdir(directory + "/shared", 0o755) == 0)
+      #expect(chmod(directory + "/shared", 0o755) == 0)
+      let path = directory + "/shared/private/"
+      try FileSystem.makeDirectories(path, permissions: .ownerReadWriteExecute)
+      try FileSystem.makeDirectories(path, permissions: .ownerReadWriteExecute)
+      #expect(try FileSystem.stat(directory + "/shared")?.permissions.rawValue == 0o755)
+      #expect(try FileSystem.stat(directory + "/shared/private")?.type == .directory)
+    }
+  }
+
+  @Test func aFileInTheWayIsNamed() throws {
+    try withTemporaryDirectory { (directory: String) throws in
+      let file = directory + "/file"
+      #expect(FileManagerless.createFile(file))
+      for path in [file + "/below/deeper", file] {
+        let error = #expect(throws: SystemCallError.self) {
+          try FileSystem.makeDirectories(path, permissions: .ownerReadWriteExecute)
+        }
+        #expect(error?.function == "mkdir")
+        #expect(error?.path == file)
+        #expect(error?.errno == .notDirectory)
+        #expect(error?.description == "mkdir(\(file)): Not a directory (errno 20)")
+      }
+    }
+  }
+
+  @Test func makesTheParentsOfAFileButNotTheFile() throws {
+    try withTemporaryDirectory { (directory: String) throws in
+      try FileSystem.makeParentDirectories(
+        of: directory + "/logs/today/bklogfs.log", permissions: .ownerReadWriteExecute)
+      #expect(try FileSystem.stat(directory + "/logs/today")?.type == .directory)
+      #expect(try FileSystem.stat(directory + "/logs/today/bklogfs.log") == nil)
+      // A bare name has no parent to make.
+      try FileSystem.makeParentDirectories(of: "bklogfs.log", permissions: .ownerReadWriteExecute)
+    }
+  }
+
+  /// Root passes every permission check, so only another user sees the refusal.
+  @Test(.enabled(if: geteuid() != 0)) func aDirectoryThatCannotBeWrittenRefusesAndIsNamed() throws {
+    try withTemporaryDirectory { (directory: String) throws in
+      let locked = directory + "/locked"
+      #expect(mkdir(locked, 0o500) == 0)
+      defer { chmod(locked, 0o700) }
+      let error = #expect(throws: SystemCallError.self) {
+        try FileSystem.makeDirectories(locked + "/inside/deeper", permissions: .ownerReadWriteExecute)
+      }
+      #expect(error?.errno == .permissionDenied)
+      #expect(error?.path == locked + "/inside")
+    }
+  }
+}
+
+@Suite struct FileSystemTests {
+  @Test func listsADirectoryWithoutDotAndDotDot() throws {
+    try withTemporaryDirectory { (directory: String) throws in
+      #expect(try FileSystem.listDirectory(directory).isEmpty)
+      #expect(FileManagerless.createFile(directory + "/a"))
+      #expect(FileManagerless.createFile(directory + "/b c"))
+      #expect(mkdir(directory + "/d", 0o700) == 0)
+      #expect(try FileSystem.listDirectory(directory).sorted() == ["a", "b c", "d"])
+
+      let missing = #expect(throws: SystemCallError.self) { try FileSystem.listDirectory(directory + "/none") }
+      #expect(missing?.function == "opendir")
+      #expect(missing?.path == directory + "/none")
+      #expect(missing?.errno == .noSuchFileOrDirectory)
+      let notDirectory = #expect(throws: SystemCallError.self) { try FileSystem.listDirectory(directory + "/a") }
+      #expect(notDirectory?.errno == .notDirectory)
+    }
+  }
+
+  @Test func writesAndReadsAtOffsetsAndNamesThePathOnFailure() throws {
+    try withTemporaryDirectory { (directory: String) throws in
+      let path = directory + "/block"
+      let writer = try FileSystem.open(
+        path, .writeOnly, options: [.create, .exclusiveCreate], permissions: .ownerReadWrite)
+      try writer.write(Array("header".utf8), at: 0)
+      try writer.write(Array("data".utf8), at: 6)
+      try writer.close()
+      // Opened close-on-exec, so no descriptor leaks into a process the daemon starts.
+      let reader = try FileSystem.open(path, .readOnly)
+      defer { reader.closeIgnoringErrors() }
+      #expect(fcntl(reader.descriptor.rawValue, F_GETFD) & FD_CLOEXEC != 0)
+      #expect(try reader.stat().size == 10)
+      #expect(try reader.read(count: 4, at: 6) == Array("data".utf8))
+      #expect(try reader.read(count: 100, at: 8) == Array("ta".utf8))
+
+      let again = #expect(throws: SystemCallError.self) {
+        try FileSystem.open(path, .writeOnly, options: [.create, .exclusiveCreate], permissions: .ownerReadWrite)
+      }
+      #expect(again?.description == "open(\(path)): File exists (errno 17)")
+      #expect(again?.reason == "File exists")
+    }
+  }
+
+  @Test func renamesStatsAndUnlinks() throws {
+    try withTemporaryDirectory { (directory: String) throws in
+      let from = directory + "/from"
+      let to = directory + "/to"
+      #expect(FileManagerless.createFile(from))
+      try FileSystem.rename(from, to: to)
+      #expect(try FileSystem.stat(from) == nil)
+      #expect(try FileSystem.stat(to)?.type == .regular)
+      try FileSystem.unlink(to)
+      try FileSystem.unlink(to)  // already gone: no error
+      let error = #expect(throws: SystemCallError.self) { try FileSystem.rename(from, to: to) }
+      #expect(error?.function == "rename")
+      #expect(error?.path == to)
+      #expect(FileSystem.canWrite(directory))
+    }
+  }
+}
+
+@Suite struct SystemCallTests {
+  @Test func aFailureCarriesTheFunctionThePathAndTheErrno() {
+    let path = "/nonexistent-bklogfs-test/file"
+    let error = #expect(throws: SystemCallError.self) {
+      _ = try systemCall("unlink", path: path) { unlink(path) }
+    }
+    #expect(error?.function == "unlink")
+    #expect(error?.path == path)
+    #expect(error?.errno == .noSuchFileOrDirectory)
+    #expect(error?.description == "unlink(\(path)): No such file or directory (errno 2)")
+
+    let pathless = #expect(throws: SystemCallError.self) { _ = try systemCall("close") { close(-1) } }
+    #expect(pathless?.description == "close: Bad file descriptor (errno 9)")
+  }
+
+  @Test func anInterruptedCallIsMadeAgain() throws {
+    var calls = 0
+    let result = try systemCall("read") { () -> Int in
+      calls += 1
+      if calls < 3 {
+        errno = EINTR
+        return -1
+      }
+      return 7
+    }
+    #expect(result == 7)
+    #expect(calls == 3)
+  }
+
+  @Test func errorTextsAreStrerrors() {
+    #expect(errorText(ENOENT) == "No such file or directory")
+    errno = EACCES
+    #expect(lastError() == "Permission denied")
+  }
+}
+
+/// Creates an empty file, without Foundation.
+enum FileManagerless {
+  static func createFile(_ path: String) -> Bool {
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+    guard descriptor >= 0 else { return false }
+    return close(descriptor) == 0
+  }
+}
