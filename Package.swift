@@ -45,7 +45,7 @@ let package = Package(
     .target(name: "Digests", dependencies: ["CCrypto"], swiftSettings: strictSettings),
     .target(
       name: "HTTPTransport",
-      dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")],
+      dependencies: ["CCurl", "SystemBase", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strictSettings),
     .target(
       name: "ObjectStore",
@@ -98,7 +98,10 @@ let package = Package(
       path: "Tests/TestSupport", swiftSettings: strictSettings),
 
     .testTarget(name: "DigestsTests", dependencies: ["Digests", "TestSupport"], swiftSettings: strictSettings),
-    .testTarget(name: "HTTPTransportTests", dependencies: ["HTTPTransport"], swiftSettings: strictSettings),
+    .testTarget(
+      name: "HTTPTransportTests",
+      dependencies: ["HTTPTransport", "SystemBase", .product(name: "Logging", package: "swift-log")],
+      swiftSettings: strictSettings),
     .testTarget(
       name: "S3ClientTests", dependencies: ["S3Client", "ObjectStore", "HTTPTransport", "Digests", "TestSupport"],
       swiftSettings: strictSettings),
