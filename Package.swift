@@ -53,7 +53,9 @@ let package = Package(
       swiftSettings: strictSettings),
     .target(
       name: "S3Client",
-      dependencies: ["Digests", "HTTPTransport", "ObjectStore", .product(name: "Logging", package: "swift-log")],
+      dependencies: [
+        "Digests", "HTTPTransport", "ObjectStore", "SystemBase", .product(name: "Logging", package: "swift-log"),
+      ],
       swiftSettings: strictSettings),
     .target(
       name: "BuildkiteAPI",
