@@ -96,16 +96,18 @@ let package = Package(
     // Helpers shared by test targets (child servers on loopback, moto_server, test data); only test
     // targets depend on it.
     .target(
-      name: "TestSupport", dependencies: ["HTTPTransport", .product(name: "Logging", package: "swift-log")],
+      name: "TestSupport",
+      dependencies: ["HTTPTransport", "SystemBase", .product(name: "Logging", package: "swift-log")],
       path: "Tests/TestSupport", swiftSettings: strictSettings),
 
     .testTarget(name: "DigestsTests", dependencies: ["Digests", "TestSupport"], swiftSettings: strictSettings),
     .testTarget(
       name: "HTTPTransportTests",
-      dependencies: ["HTTPTransport", "SystemBase", .product(name: "Logging", package: "swift-log")],
+      dependencies: ["HTTPTransport", "SystemBase", "TestSupport", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strictSettings),
     .testTarget(
-      name: "S3ClientTests", dependencies: ["S3Client", "ObjectStore", "HTTPTransport", "Digests", "TestSupport"],
+      name: "S3ClientTests",
+      dependencies: ["S3Client", "ObjectStore", "HTTPTransport", "Digests", "SystemBase", "TestSupport"],
       swiftSettings: strictSettings),
     .testTarget(
       name: "BuildkiteAPITests",

@@ -1,24 +1,8 @@
 import BuildkiteAPI
 import Synchronization
 import SystemBase
+import TestSupport
 import Testing
-
-/// A clock that only moves when someone sleeps on it.
-final class FakeClock: MonotonicClock {
-  private let state = Mutex<(now: Double, sleeps: [Double])>((1000, []))
-
-  func now() -> Double { state.withLock { $0.now } }
-
-  func sleep(seconds: Double) {
-    state.withLock {
-      $0.now += max(0, seconds)
-      $0.sleeps.append(seconds)
-    }
-  }
-
-  func advance(_ seconds: Double) { state.withLock { $0.now += seconds } }
-  var sleeps: [Double] { state.withLock { $0.sleeps } }
-}
 
 @Suite struct RateLimitStateTests {
   @Test func probesOneAtATimeUntilTheBudgetIsKnown() {
@@ -100,7 +84,7 @@ final class FakeClock: MonotonicClock {
 
 @Suite struct RateLimiterTests {
   @Test func blocksOnTheClockUntilTheReset() throws {
-    let clock = FakeClock()
+    let clock = ManualClock()
     let limiter = RateLimiter(reserve: 1, maxWait: 90, clock: clock)
     #expect(try limiter.acquire() == false)
     limiter.complete(RateLimitHeaders(remaining: 2, limit: 50, reset: 42))
@@ -113,7 +97,7 @@ final class FakeClock: MonotonicClock {
   }
 
   @Test func aWaitLongerThanAllowedThrows() {
-    let clock = FakeClock()
+    let clock = ManualClock()
     let limiter = RateLimiter(reserve: 0, maxWait: 30, clock: clock)
     #expect(throws: Never.self) { try limiter.acquire() }
     limiter.complete(RateLimitHeaders(remaining: 0, limit: 50, reset: 3600), throttled: true)

@@ -2,25 +2,8 @@ import HTTPTransport
 import Logging
 import Synchronization
 import SystemBase
+import TestSupport
 import Testing
-
-/// A clock that only moves when told to, or when something sleeps on it; it records every sleep.
-final class ManualClock: MonotonicClock {
-  private let state = Mutex<(now: Double, sleeps: [Double])>((1000, []))
-
-  func now() -> Double { state.withLock { $0.now } }
-
-  func sleep(seconds: Double) {
-    state.withLock { state in
-      state.sleeps.append(seconds)
-      state.now += max(0, seconds)
-    }
-  }
-
-  func advance(_ seconds: Double) { state.withLock { $0.now += seconds } }
-
-  var sleeps: [Double] { state.withLock { $0.sleeps } }
-}
 
 struct TestFailure: Error, Equatable {
   var kind: String

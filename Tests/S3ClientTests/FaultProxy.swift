@@ -1,7 +1,7 @@
 import TestSupport
 
 /// A loopback proxy in front of moto that misbehaves on purpose, once or a few times:
-/// - `slowdown N`: the first N requests answer 503 SlowDown;
+/// - `slowdown N` (or `N:S`): the first N requests answer 503 SlowDown (with `Retry-After: S`);
 /// - `cut`: the first successful GET sends half its body, then the connection is dropped;
 /// - `redirect REGION`: the first request answers 301 PermanentRedirect naming REGION;
 /// - `long`: the first successful GET sends its body plus 10 bytes more.
@@ -17,7 +17,8 @@ enum FaultProxy {
 
     port, upstream, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     arg = sys.argv[4] if len(sys.argv) > 4 else ""
-    state = {"remaining": int(arg) if mode == "slowdown" else 1, "requests": 0}
+    count, _, wait = arg.partition(":")
+    state = {"remaining": int(count) if mode == "slowdown" else 1, "requests": 0}
     lock = threading.Lock()
 
     def take():
@@ -54,7 +55,8 @@ enum FaultProxy {
             if mode == "slowdown" and take():
                 xml = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
                        b'<Message>Please reduce your request rate.</Message></Error>')
-                return self.answer(503, xml, [("Content-Type", "application/xml")])
+                extra = [("Retry-After", wait)] if wait else []
+                return self.answer(503, xml, [("Content-Type", "application/xml")] + extra)
             if mode == "redirect" and take():
                 xml = ('<?xml version="1.0" encoding="UTF-8"?><Error><Code>PermanentRedirect</Code>'
                        '<Message>The bucket you are attempting to access must be addressed using the specified '

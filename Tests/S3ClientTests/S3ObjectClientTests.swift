@@ -188,6 +188,51 @@ import Testing
     )
   }
 
+  /// A SlowDown's `Retry-After` is the wait, on the client's clock (here a manual one: no real
+  /// sleeping); one longer than the mount check's budget fails the check at once.
+  @Test func slowDownWaitsAsRetryAfterSays() throws {
+    guard let moto = Moto.require() else { return }
+    let bucket = uniqueBucket("wait")
+    let seed = Seeder(endpoint: moto.endpoint)
+    try seed.createBucket(bucket)
+    try seed.putObject(bucket, "a.log", pattern(100))
+    let proxy = try FaultProxy.start(upstream: moto, mode: "slowdown", argument: "2:3")
+    let clock = ManualClock()
+    let s3 = try S3ObjectClient(
+      configuration: S3Configuration(
+        bucket: bucket, endpoint: proxy.endpoint, credentials: testCredentials, maxAttempts: 5), clock: clock)
+    #expect(try s3.getBytes(key: "a.log", range: 0..<10) == Array(pattern(100)[0..<10]))
+    #expect(clock.sleeps == [3, 3])
+    #expect(s3.counters.snapshot.retries == 2)
+
+    let stubborn = try FaultProxy.start(upstream: moto, mode: "slowdown", argument: "1:30")
+    let checkClock = ManualClock()
+    let check = try S3ObjectClient(
+      configuration: S3Configuration(bucket: bucket, endpoint: stubborn.endpoint, credentials: testCredentials),
+      clock: checkClock)
+    let error = #expect(throws: ObjectStoreError.self) { try check.checkBucket() }
+    #expect(error?.kind == .serverError)
+    #expect(error?.message.contains("the server asked to wait 30 s") == true, "\(String(describing: error))")
+    #expect(checkClock.sleeps.isEmpty)
+  }
+
+  /// Backoff runs on the injected clock: a long one costs no real time, and stays within its bounds.
+  @Test func backoffRunsOnTheInjectedClock() throws {
+    let port = try freeLoopbackPort()
+    let clock = ManualClock()
+    let s3 = try S3ObjectClient(
+      configuration: S3Configuration(
+        bucket: "any", endpoint: "http://127.0.0.1:\(port)", maxAttempts: 4, retryBaseDelay: 10, retryMaxDelay: 25),
+      clock: clock)
+    let start = Date()
+    let error = #expect(throws: ObjectStoreError.self) { try s3.head(key: "x") }
+    #expect(error?.message.contains("after 4 attempts") == true)
+    #expect(Date().timeIntervalSince(start) < 3)
+    let sleeps = clock.sleeps
+    #expect(sleeps.count == 3)
+    for (index, sleep) in sleeps.enumerated() { #expect(sleep >= 0 && sleep <= min(25, 10 * Double(1 << index))) }
+  }
+
   @Test func cutBodyResumesExactly() throws {
     guard let moto = Moto.require() else { return }
     let bucket = uniqueBucket("cut")
