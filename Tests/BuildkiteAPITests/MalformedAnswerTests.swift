@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTransport
+import Synchronization
 import TestSupport
 import Testing
 
@@ -185,5 +186,24 @@ import Testing
       }
       #expect(Date().timeIntervalSince(started) < 15, "\(mode)")
     }
+  }
+
+  /// A 500 with an endless body is a 500: its first 64 KiB are read, then the transfer stops, and it
+  /// is retried like any server error (before, the body was read to its end or the total timeout).
+  @Test func aServerErrorWithAnEndlessBodyIsRetriedAsOne() throws {
+    let server = try HostileServer.start()
+    defer { server.stop() }
+    let client = try BuildkiteClient(
+      configuration: BuildkiteConfiguration(
+        baseURL: "\(server.endpoint)/huge-error", token: "bkua_hostile",
+        timeouts: HTTPTimeouts(connect: 2, stall: 5, total: 20), maxAttempts: 2, retryBaseDelay: 0.01,
+        retryMaxDelay: 0.02))
+    let started = Date()
+    let error = #expect(throws: BuildkiteError.self) { _ = try client.organizations() }
+    #expect(error?.kind == .server, "\(String(describing: error))")
+    #expect(error?.message.contains("HTTP 500") == true, "\(String(describing: error))")
+    #expect(error?.message.contains("after 2 attempts") == true, "\(String(describing: error))")
+    #expect(client.counters.bytesFetched.load(ordering: .relaxed) == 0)
+    #expect(Date().timeIntervalSince(started) < 15)
   }
 }
