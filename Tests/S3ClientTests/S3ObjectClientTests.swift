@@ -18,6 +18,18 @@ import Testing
         retryMaxDelay: 0.2))
   }
 
+  /// moto with a new bucket holding `a.log`; nil when moto is missing (the test is then skipped).
+  func bucketWithALog(
+    _ name: String, _ bytes: [UInt8], sourceLocation: SourceLocation = #_sourceLocation
+  ) throws -> (moto: ChildServer, bucket: String)? {
+    guard let moto = Moto.require(sourceLocation: sourceLocation) else { return nil }
+    let bucket = uniqueBucket(name)
+    let seed = Seeder(endpoint: moto.endpoint)
+    try seed.createBucket(bucket)
+    try seed.putObject(bucket, "a.log", bytes)
+    return (moto, bucket)
+  }
+
   @Test func listWithDelimiterAndContinuation() throws {
     guard let moto = Moto.require() else { return }
     let bucket = uniqueBucket("list")
@@ -165,12 +177,8 @@ import Testing
   }
 
   @Test func slowDownIsRetried() throws {
-    guard let moto = Moto.require() else { return }
-    let bucket = uniqueBucket("slow")
-    let seed = Seeder(endpoint: moto.endpoint)
-    try seed.createBucket(bucket)
     let bytes = pattern(50_000)
-    try seed.putObject(bucket, "a.log", bytes)
+    guard case let (moto, bucket)? = try bucketWithALog("slow", bytes) else { return }
     let proxy = try FaultProxy.start(upstream: moto, mode: "slowdown", argument: "2")
     let s3 = try client(bucket, endpoint: proxy.endpoint)
     #expect(try s3.getBytes(key: "a.log", range: 100..<40_000) == Array(bytes[100..<40_000]))
@@ -191,11 +199,7 @@ import Testing
   /// A SlowDown's `Retry-After` is the wait, on the client's clock (here a manual one: no real
   /// sleeping); one longer than the mount check's budget fails the check at once.
   @Test func slowDownWaitsAsRetryAfterSays() throws {
-    guard let moto = Moto.require() else { return }
-    let bucket = uniqueBucket("wait")
-    let seed = Seeder(endpoint: moto.endpoint)
-    try seed.createBucket(bucket)
-    try seed.putObject(bucket, "a.log", pattern(100))
+    guard case let (moto, bucket)? = try bucketWithALog("wait", pattern(100)) else { return }
     let proxy = try FaultProxy.start(upstream: moto, mode: "slowdown", argument: "2:3")
     let clock = ManualClock()
     let s3 = try S3ObjectClient(
@@ -234,12 +238,8 @@ import Testing
   }
 
   @Test func cutBodyResumesExactly() throws {
-    guard let moto = Moto.require() else { return }
-    let bucket = uniqueBucket("cut")
-    let seed = Seeder(endpoint: moto.endpoint)
-    try seed.createBucket(bucket)
     let bytes = pattern(1 << 20)
-    try seed.putObject(bucket, "a.log", bytes)
+    guard case let (moto, bucket)? = try bucketWithALog("cut", bytes) else { return }
     let proxy = try FaultProxy.start(upstream: moto, mode: "cut")
     let s3 = try client(bucket, endpoint: proxy.endpoint)
     var chunks = 0
@@ -255,12 +255,8 @@ import Testing
   }
 
   @Test func overlongBodyIsRefusedThenRetried() throws {
-    guard let moto = Moto.require() else { return }
-    let bucket = uniqueBucket("long")
-    let seed = Seeder(endpoint: moto.endpoint)
-    try seed.createBucket(bucket)
     let bytes = pattern(10_000)
-    try seed.putObject(bucket, "a.log", bytes)
+    guard case let (moto, bucket)? = try bucketWithALog("long", bytes) else { return }
     let proxy = try FaultProxy.start(upstream: moto, mode: "long")
     let s3 = try client(bucket, endpoint: proxy.endpoint)
     #expect(try s3.getBytes(key: "a.log", range: 10..<5000) == Array(bytes[10..<5000]))
@@ -268,11 +264,7 @@ import Testing
   }
 
   @Test func followsTheBucketToItsRegion() throws {
-    guard let moto = Moto.require() else { return }
-    let bucket = uniqueBucket("region")
-    let seed = Seeder(endpoint: moto.endpoint)
-    try seed.createBucket(bucket)
-    try seed.putObject(bucket, "a.log", pattern(10))
+    guard case let (moto, bucket)? = try bucketWithALog("region", pattern(10)) else { return }
     let proxy = try FaultProxy.start(upstream: moto, mode: "redirect", argument: "eu-west-3")
     let s3 = try client(bucket, endpoint: proxy.endpoint)
     #expect(try s3.head(key: "a.log").size == 10)
