@@ -5,8 +5,10 @@
 // statuses are transient, where a region lives, how its rate limiter waits) stays in the client.
 //
 // The shape follows the AWS SDKs' standard strategy as mountpoint-s3 configures it (attempts counted
-// with the first included; full-jitter exponential backoff), with a total-time budget and server-named
-// waits as gcsfuse's and Google's storage clients honour them.
+// with the first included; full-jitter exponential backoff); as in gcsfuse's wrapper, one function
+// judges which transport failures are worth another try. Unlike both, a call may also be bounded in
+// total time (the mount check must answer within seconds), and a server's own wait is obeyed rather
+// than guessed at.
 
 public import Logging
 public import SystemBase
