@@ -121,9 +121,12 @@ let package = Package(
       swiftSettings: strictSettings),
     .testTarget(name: "DigestsTests", dependencies: ["Digests", "TestSupport"], swiftSettings: strictSettings),
     .testTarget(
-      name: "HTTPTransportTests", dependencies: ["HTTPTransport", "TestSupport"], swiftSettings: strictSettings),
+      name: "HTTPTransportTests",
+      dependencies: ["HTTPTransport", "SystemBase", "TestSupport", .product(name: "Logging", package: "swift-log")],
+      swiftSettings: strictSettings),
     .testTarget(
-      name: "S3ClientTests", dependencies: ["S3Client", "ObjectStore", "HTTPTransport", "Digests", "TestSupport"],
+      name: "S3ClientTests",
+      dependencies: ["S3Client", "ObjectStore", "HTTPTransport", "Digests", "SystemBase", "TestSupport"],
       swiftSettings: strictSettings),
     // One suite every ObjectClient must pass: the in-memory fake, a local directory, S3 on moto_server
     // and S3 on Ceph's RADOS Gateway (scripts/rgw).

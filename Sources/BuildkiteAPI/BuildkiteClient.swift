@@ -49,7 +49,7 @@ public final class BuildkiteClient: Sendable {
   private let configuration: BuildkiteConfiguration
   private let http: HTTPClient
   private let logger: Logger
-  private let clock: any MonotonicClock
+  private let retries: RetryEngine<BuildkiteError>
   /// `scheme://host[:port]` of the base URL.
   private let origin: String
   /// The base URL's path, without a trailing slash ("/v2").
@@ -78,10 +78,21 @@ public final class BuildkiteClient: Sendable {
     basePath = path
     self.configuration = configuration
     http = httpClient ?? HTTPClient(timeouts: configuration.timeouts)
-    self.clock = clock
     self.logger = logger
     rateLimiter = RateLimiter(
       reserve: configuration.rateLimitReserve, maxWait: configuration.maxRateLimitWait, clock: clock)
+    let counters = counters
+    let token = configuration.token
+    retries = RetryEngine(
+      clock: clock, logger: logger, message: { $0.message },
+      rewrite: { error, message in BuildkiteError(error.kind, removingToken(token, from: message)) },
+      count: { event in
+        switch event {
+        case .retry: counters.retries.add(1, ordering: .relaxed)
+        case .throttled: counters.throttled.add(1, ordering: .relaxed)
+        case .failure: counters.failures.add(1, ordering: .relaxed)
+        }
+      })
   }
 
   /// The API root requests go to (never holds the token).
@@ -193,9 +204,9 @@ public final class BuildkiteClient: Sendable {
   public func logSize(organization: String, pipeline: String, number: Int, job: String) throws(BuildkiteError) -> Int64?
   {
     let call = Call(.logSize, method: "HEAD", path: logPath(organization, pipeline, number, job), accept: "text/plain")
-    return try withRetries(call) { () throws(Outcome) -> Int64? in
-      let response = try send(call, onResponse: { _ in true }, onBody: { _ in true })
-      guard (200..<300).contains(response.status) else { throw classify(response, body: [], call) }
+    return try retries.run(call.summary, policy) { () throws(Outcome) -> Int64? in
+      let (response, errorBody) = try send(call, onBody: { _ in true })
+      guard (200..<300).contains(response.status) else { throw classify(response, body: errorBody, call) }
       return response.headers["content-length"].flatMap { Int64($0.trimmingSpaces()) }
     }
   }
@@ -207,21 +218,11 @@ public final class BuildkiteClient: Sendable {
   ) throws(BuildkiteError) {
     let call = Call(.log, path: logPath(organization, pipeline, number, job), accept: "text/plain")
     var delivered = 0
-    try withRetries(call) { () throws(Outcome) in
-      var streaming = false
+    try retries.run(call.summary, policy) { () throws(Outcome) in
       var skip = delivered
-      var errorBody: [UInt8] = []
-      let response = try send(
+      let (response, errorBody) = try send(
         call,
-        onResponse: { head in
-          streaming = (200..<300).contains(head.status)
-          return true
-        },
         onBody: { chunk in
-          guard streaming else {
-            if errorBody.count < 64 << 10 { errorBody.append(contentsOf: chunk) }
-            return true
-          }
           var chunk = chunk
           if skip > 0 {
             let dropped = min(skip, chunk.count)
@@ -234,7 +235,7 @@ public final class BuildkiteClient: Sendable {
           }
           return true
         })
-      guard streaming else { throw classify(response, body: errorBody, call) }
+      guard (200..<300).contains(response.status) else { throw classify(response, body: errorBody, call) }
       if skip > 0 {
         throw Outcome.fail(
           BuildkiteError(.invalidResponse, "the log is shorter than the \(delivered) bytes already read"))
@@ -255,12 +256,12 @@ public final class BuildkiteClient: Sendable {
     let call = Call(
       .logTail, path: logPath(organization, pipeline, number, job), accept: "text/plain",
       headers: [(name: "Range", value: "bytes=-\(count)")])
-    return try withRetries(call) { () throws(Outcome) -> (bytes: [UInt8], totalSize: Int64) in
+    return try retries.run(call.summary, policy) { () throws(Outcome) -> (bytes: [UInt8], totalSize: Int64) in
       var status = 0
       var bytes: [UInt8] = []
       var seen: Int64 = 0
       var problem: BuildkiteError?
-      let response = try send(
+      let (response, errorBody) = try send(
         call,
         onResponse: { head in
           status = head.status
@@ -280,7 +281,8 @@ public final class BuildkiteClient: Sendable {
             bytes.append(contentsOf: chunk)
             if bytes.count > 2 * count + (1 << 20) { bytes.removeFirst(bytes.count - count) }
           default:
-            if bytes.count < 64 << 10 { bytes.append(contentsOf: chunk) }
+            // Another 2xx, refused below by its status.
+            break
           }
           return true
         },
@@ -306,7 +308,7 @@ public final class BuildkiteClient: Sendable {
         }
         return ([], 0)
       default:
-        throw classify(response, body: bytes, call)
+        throw classify(response, body: errorBody, call)
       }
     }
   }
@@ -384,20 +386,24 @@ public final class BuildkiteClient: Sendable {
 
   // MARK: - Requests, outcomes and retries
 
-  private enum Outcome: Error {
-    /// Final: no retry helps.
-    case fail(BuildkiteError)
-    /// Transient: retry after a backoff.
-    case retry(BuildkiteError)
-    /// HTTP 429: wait for the rate-limit reset (the limiter does), then retry.
-    case throttled(BuildkiteError)
+  private typealias Outcome = RetryOutcome<BuildkiteError>
+
+  /// Every call's policy. A 429 waits in the rate limiter, not in the engine, for as many as
+  /// `max429Retries`; a 503's `Retry-After` is honoured as long as a rate-limit wait may last.
+  private var policy: RetryPolicy {
+    RetryPolicy(
+      maxAttempts: configuration.maxAttempts, baseDelay: configuration.retryBaseDelay,
+      maxDelay: configuration.retryMaxDelay, maxThrottles: configuration.max429Retries,
+      maxServerWait: configuration.maxRateLimitWait)
   }
 
-  /// Sends one request through the rate limiter and reports its answer back to it.
+  /// Sends one request through the rate limiter and reports its answer back to it. `onResponse`
+  /// sees every head, `onBody` only a successful (2xx) answer's body; of an error answer, the first
+  /// `HTTPClient.errorBodyLimit` bytes are returned.
   private func send(
-    _ call: Call, onResponse: (HTTPResponse) -> Bool, onBody: (UnsafeRawBufferPointer) -> Bool,
+    _ call: Call, onResponse: (HTTPResponse) -> Bool = { _ in true }, onBody: (UnsafeRawBufferPointer) -> Bool,
     problem: () -> BuildkiteError? = { nil }
-  ) throws(Outcome) -> HTTPResponse {
+  ) throws(Outcome) -> (response: HTTPResponse, errorBody: [UInt8]) {
     do {
       if try rateLimiter.acquire() { counters.rateLimitWaits.add(1, ordering: .relaxed) }
     } catch {
@@ -416,18 +422,18 @@ public final class BuildkiteClient: Sendable {
     headers += call.headers
     var head: HTTPResponse?
     do {
-      let response = try http.perform(
+      let (response, errorBody) = try http.performJudgingErrors(
         HTTPRequest(method: call.method, url: url(call), headers: headers),
         onResponse: { response in
           head = response
           return onResponse(response)
         },
-        onBody: { chunk in
+        onSuccessBody: { chunk in
           counters.bytesFetched.add(chunk.count, ordering: .relaxed)
           return onBody(chunk)
         })
       rateLimiter.complete(RateLimitHeaders(headers: response.headers), throttled: response.status == 429)
-      return response
+      return (response, errorBody)
     } catch {
       rateLimiter.complete(head.map { RateLimitHeaders(headers: $0.headers) } ?? RateLimitHeaders())
       if let problem = problem() { throw .fail(problem) }
@@ -437,11 +443,11 @@ public final class BuildkiteClient: Sendable {
 
   /// A GET whose 2xx body is collected (up to 64 MiB).
   private func getJSON(_ call: Call) throws(BuildkiteError) -> (HTTPResponse, [UInt8]) {
-    try withRetries(call) { () throws(Outcome) -> (HTTPResponse, [UInt8]) in
+    try retries.run(call.summary, policy) { () throws(Outcome) -> (HTTPResponse, [UInt8]) in
       var body: [UInt8] = []
       var problem: BuildkiteError?
-      let response = try send(
-        call, onResponse: { _ in true },
+      let (response, errorBody) = try send(
+        call,
         onBody: { chunk in
           guard body.count + chunk.count <= 64 << 20 else {
             problem = BuildkiteError(.invalidResponse, "the answer is larger than 64 MiB")
@@ -450,7 +456,7 @@ public final class BuildkiteClient: Sendable {
           body.append(contentsOf: chunk)
           return true
         }, problem: { problem })
-      guard (200..<300).contains(response.status) else { throw classify(response, body: body, call) }
+      guard (200..<300).contains(response.status) else { throw classify(response, body: errorBody, call) }
       return (response, body)
     }
   }
@@ -477,56 +483,12 @@ public final class BuildkiteClient: Sendable {
     throw failure(call, BuildkiteError(.invalidResponse, "the \(what) listing ran past 10000 pages"))
   }
 
-  private func withRetries<T>(_ call: Call, _ attempt: () throws(Outcome) -> T) throws(BuildkiteError) -> T {
-    var attempts = 0
-    var throttles = 0
-    while true {
-      attempts += 1
-      let final: BuildkiteError
-      do {
-        return try attempt()
-      } catch {
-        switch error {
-        case .fail(let failure):
-          final = failure
-        case .throttled(let failure):
-          counters.throttled.add(1, ordering: .relaxed)
-          throttles += 1
-          attempts -= 1
-          if throttles <= configuration.max429Retries {
-            logger.notice("\(call.summary): rate limited (HTTP 429); waiting for the reset, then retrying")
-            continue
-          }
-          final = failure
-        case .retry(let failure):
-          let ceiling = configuration.retryBaseDelay * Double(1 << min(attempts - 1, 30))
-          let delay = Double.random(in: 0...max(0, min(configuration.retryMaxDelay, ceiling)))
-          if attempts < configuration.maxAttempts {
-            counters.retries.add(1, ordering: .relaxed)
-            logger.debug("\(call.summary): \(failure.message); retry \(attempts) in \(Int(delay * 1000)) ms")
-            clock.sleep(seconds: delay)
-            continue
-          }
-          final = failure
-        }
-      }
-      counters.failures.add(1, ordering: .relaxed)
-      let suffix = attempts > 1 ? " after \(attempts) attempts" : ""
-      throw failure(call, BuildkiteError(final.kind, final.message + suffix))
-    }
-  }
-
   /// `error` with the call named: "GET /organizations/acme/pipelines failed: …", with no token.
   private func failure(_ call: Call, _ error: BuildkiteError) -> BuildkiteError {
     BuildkiteError(error.kind, scrub("\(call.summary) failed: \(error.message)"))
   }
 
-  /// Removes the token from text that came from elsewhere (an API message, libcurl's words).
-  private func scrub(_ text: String) -> String {
-    let token = configuration.token
-    guard token.count >= 4, text.contains(token) else { return text }
-    return text.replacing(token, with: "<token>")
-  }
+  private func scrub(_ text: String) -> String { removingToken(configuration.token, from: text) }
 
   /// What a non-2xx answer means.
   private func classify(_ response: HTTPResponse, body: [UInt8], _ call: Call) -> Outcome {
@@ -552,7 +514,10 @@ public final class BuildkiteClient: Sendable {
     case 429:
       return .throttled(BuildkiteError(.rateLimited, "the Buildkite API rate limit was exceeded (HTTP 429)"))
     case 500...599:
-      return .retry(BuildkiteError(.server, "the Buildkite API failed (HTTP \(status)\(said))"))
+      // An overloaded API may say how long to back off.
+      return .retry(
+        BuildkiteError(.server, "the Buildkite API failed (HTTP \(status)\(said))"),
+        serverWait: status == 503 ? response.retryAfter : nil)
     case 300...399:
       return .fail(
         BuildkiteError(.invalidResponse, "the API answered with a redirect (HTTP \(status)), which is not followed"))
@@ -565,14 +530,21 @@ public final class BuildkiteClient: Sendable {
 
   private func transportOutcome(_ error: HTTPError) -> Outcome {
     let reason = scrub(error.detail)
-    switch error.kind {
-    case .connect, .resolve, .transfer: return .retry(BuildkiteError(.unreachable, "\(reason) (\(origin))"))
-    case .timeout: return .retry(BuildkiteError(.timedOut, "\(reason) (\(origin))"))
-    case .tls: return .fail(BuildkiteError(.unreachable, "\(reason) (\(origin))"))
-    case .tooLarge, .aborted: return .retry(BuildkiteError(.invalidResponse, reason))
-    case .invalidRequest: return .fail(BuildkiteError(.badRequest, reason))
+    return .transport(error) { cause in
+      switch cause {
+      case .unreachable, .tls: BuildkiteError(.unreachable, "\(reason) (\(origin))")
+      case .timedOut: BuildkiteError(.timedOut, "\(reason) (\(origin))")
+      case .badAnswer: BuildkiteError(.invalidResponse, reason)
+      case .invalidRequest: BuildkiteError(.badRequest, reason)
+      }
     }
   }
+}
+
+/// Removes the token from text that came from elsewhere (an API message, libcurl's words).
+private func removingToken(_ token: String, from text: String) -> String {
+  guard token.count >= 4, text.contains(token) else { return text }
+  return text.replacing(token, with: "<token>")
 }
 
 /// The first scope name (`read_…` or `write_…`) in an API message, such as "Your access token does

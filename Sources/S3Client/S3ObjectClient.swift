@@ -1,8 +1,8 @@
-import Glibc
 public import HTTPTransport
 public import Logging
 public import ObjectStore
 import Synchronization
+public import SystemBase
 
 /// An S3 bucket (or an S3-compatible endpoint) as an `ObjectClient`: ListObjectsV2, HEAD and ranged
 /// GET, signed with SigV4 (or unsigned), retried with backoff and full jitter, following the bucket
@@ -16,10 +16,13 @@ public final class S3ObjectClient: ObjectClient {
   private let logger: Logger
   private let endpointURL: HTTPURL?
   private let currentRegion: Mutex<String>
+  private let retries: RetryEngine<ObjectStoreError>
 
   /// Throws `.invalidRequest` when the endpoint is not an `http(s)://host[:port][/path]` URL.
+  /// - Parameter clock: times the backoff and the retry budget.
   public init(
-    configuration: S3Configuration, httpClient: HTTPClient? = nil, logger: Logger = Logger(label: "bklogfs.s3")
+    configuration: S3Configuration, httpClient: HTTPClient? = nil, clock: any MonotonicClock = SystemClock(),
+    logger: Logger = Logger(label: "bklogfs.s3")
   ) throws(ObjectStoreError) {
     if let endpoint = configuration.endpoint {
       guard let url = HTTPURL(endpoint) else {
@@ -37,6 +40,16 @@ public final class S3ObjectClient: ObjectClient {
     http = httpClient ?? HTTPClient(timeouts: configuration.timeouts)
     self.logger = logger
     currentRegion = Mutex(configuration.region)
+    let counters = counters
+    retries = RetryEngine(
+      clock: clock, logger: logger, message: { $0.message }, rewrite: { ObjectStoreError($0.kind, $1) },
+      count: { event in
+        switch event {
+        case .retry: counters.retries.add(1, ordering: .relaxed)
+        case .failure: counters.failures.add(1, ordering: .relaxed)
+        case .throttled: break
+        }
+      })
   }
 
   /// The region requests are signed for and sent to: the configured one until S3 names another.
@@ -46,13 +59,12 @@ public final class S3ObjectClient: ObjectClient {
 
   public func listPage(_ request: ListRequest) throws(ObjectStoreError) -> ListPage {
     counters.lists.add(1, ordering: .relaxed)
-    return try list(request, policy: RetryPolicy(maxAttempts: configuration.maxAttempts))
+    return try list(request, policy: policy())
   }
 
   public func head(key: String) throws(ObjectStoreError) -> ObjectInfo {
     counters.heads.add(1, ordering: .relaxed)
-    let policy = RetryPolicy(maxAttempts: configuration.maxAttempts)
-    return try withRetries("HEAD \(display(key))", policy) { () throws(Outcome) -> ObjectInfo in
+    return try retries.run("HEAD \(display(key))", policy()) { () throws(Outcome) -> ObjectInfo in
       let (response, _) = try exchange(method: "HEAD", key: key, query: [], headers: [], collectLimit: 0)
       guard (200..<300).contains(response.status) else { throw classify(response, body: []) }
       guard let length = response.headers["content-length"].flatMap({ UInt64($0) }) else {
@@ -71,8 +83,7 @@ public final class S3ObjectClient: ObjectClient {
     var delivered: UInt64 = 0
     // The ETag of the first answer: a resumed transfer must read the same object version.
     var firstETag: String?
-    let policy = RetryPolicy(maxAttempts: configuration.maxAttempts)
-    try withRetries("GET \(display(key)) bytes \(range.lowerBound)-\(range.upperBound - 1)", policy) {
+    try retries.run("GET \(display(key)) bytes \(range.lowerBound)-\(range.upperBound - 1)", policy()) {
       () throws(Outcome) in
       let first = range.lowerBound + delivered
       let last = range.upperBound - 1
@@ -82,11 +93,10 @@ public final class S3ObjectClient: ObjectClient {
       }
       var streaming = false
       var problem: ObjectStoreError?
-      var errorBody = [UInt8]()
       let address = address(key: key, query: [], region: region)
-      let response: HTTPResponse
+      let (response, errorBody): (HTTPResponse, [UInt8])
       do throws(HTTPError) {
-        response = try http.perform(
+        (response, errorBody) = try http.performJudgingErrors(
           HTTPRequest(method: "GET", url: address.url, headers: signedHeaders("GET", address, headers)),
           onResponse: { head in
             guard (200..<300).contains(head.status) else { return true }
@@ -98,11 +108,7 @@ public final class S3ObjectClient: ObjectClient {
             streaming = true
             return true
           },
-          onBody: { chunk in
-            guard streaming else {
-              if errorBody.count < 64 << 10 { errorBody.append(contentsOf: chunk) }
-              return true
-            }
+          onSuccessBody: { chunk in
             guard UInt64(chunk.count) <= UInt64(range.count) - delivered else {
               problem = ObjectStoreError(.invalidResponse, "the body is longer than the \(range.count) bytes asked for")
               return false
@@ -136,7 +142,11 @@ public final class S3ObjectClient: ObjectClient {
       connect: min(configuration.timeouts.connect, 3), stall: min(configuration.timeouts.stall, 5),
       total: min(configuration.timeouts.total, 8))
     let request = ListRequest(prefix: configuration.prefix, delimiter: "/", maxKeys: 1)
-    _ = try list(request, policy: RetryPolicy(maxAttempts: 2, budgetSeconds: 10, timeouts: quick))
+    var check = policy()
+    check.maxAttempts = 2
+    check.budget = 10
+    check.timeouts = quick
+    _ = try list(request, policy: check)
   }
 
   // MARK: - Listing
@@ -148,7 +158,7 @@ public final class S3ObjectClient: ObjectClient {
     if let startAfter = request.startAfter { query.append(("start-after", startAfter)) }
     if let maxKeys = request.maxKeys { query.append(("max-keys", String(maxKeys))) }
     let what = "LIST s3://\(configuration.bucket)/\(request.prefix)"
-    return try withRetries(what, policy) { () throws(Outcome) -> ListPage in
+    return try retries.run(what, policy) { () throws(Outcome) -> ListPage in
       let (response, body) = try exchange(
         method: "GET", key: nil, query: query, headers: [], collectLimit: configuration.maxListBodyBytes,
         timeouts: policy.timeouts)
@@ -217,41 +227,29 @@ public final class S3ObjectClient: ObjectClient {
     let request = SignableRequest(
       method: method, path: address.path, query: address.query, headers: [(name: "host", value: address.host)],
       payloadSHA256: emptyPayloadSHA256)
-    return host + signer.signatureHeaders(for: request, epochSeconds: epochSeconds(), addContentSHA256: true) + extra
+    return host
+      + signer.signatureHeaders(for: request, epochSeconds: signingTime(), addContentSHA256: true) + extra
   }
 
-  /// One request whose body (error or listing) is collected, up to `collectLimit` bytes. Of an
-  /// error (not 2xx), only the first `errorBodyLimit` bytes are read, which say what it is: the
-  /// transfer then stops, and the answer is judged by its status and those bytes, so a 5xx with an
-  /// endless body is still a 5xx, retried.
+  /// One request whose body (error or listing) is collected, up to `collectLimit` bytes; of an
+  /// error (not 2xx), only what `HTTPClient.errorBodyLimit` allows.
   private func exchange(
     method: String, key: String?, query: [(String, String)], headers: [(name: String, value: String)],
     collectLimit: Int, timeouts: HTTPTimeouts? = nil
   ) throws(Outcome) -> (HTTPResponse, [UInt8]) {
     let address = address(key: key, query: query, region: region)
     var body = [UInt8]()
-    var errorHead: HTTPResponse?
     do throws(HTTPError) {
-      let response = try http.perform(
+      let (response, errorBody) = try http.performJudgingErrors(
         HTTPRequest(
           method: method, url: address.url, headers: signedHeaders(method, address, headers),
-          maxBodyBytes: max(collectLimit, Self.errorBodyLimit), timeouts: timeouts),
-        onResponse: { head in
-          if !(200..<300).contains(head.status) { errorHead = head }
+          maxBodyBytes: max(collectLimit, HTTPClient.errorBodyLimit), timeouts: timeouts),
+        onSuccessBody: { chunk in
+          body.append(contentsOf: chunk)
           return true
-        },
-        onBody: { chunk in
-          guard errorHead != nil else {
-            body.append(contentsOf: chunk)
-            return true
-          }
-          body.append(contentsOf: chunk.prefix(Self.errorBodyLimit - body.count))
-          return body.count < Self.errorBodyLimit
         })
-      return (response, body)
+      return (response, (200..<300).contains(response.status) ? body : errorBody)
     } catch {
-      // An error's body cut short here (or past a HEAD's limit) still leaves its status to judge by.
-      if let errorHead, error.kind == .aborted || error.kind == .tooLarge { return (errorHead, body) }
       if error.kind == .tooLarge {
         throw .fail(ObjectStoreError(.invalidResponse, "the response is larger than \(collectLimit) bytes"))
       }
@@ -259,74 +257,15 @@ public final class S3ObjectClient: ObjectClient {
     }
   }
 
-  /// The most of an error's body that is read.
-  static let errorBodyLimit = 64 << 10
-
   // MARK: - Outcomes and retries
 
-  /// How one attempt ended, when it did not succeed.
-  private enum Outcome: Error {
-    /// Final: no retry helps.
-    case fail(ObjectStoreError)
-    /// Transient: retry after a backoff.
-    case retry(ObjectStoreError)
-    /// The bucket lives in another region: switch and retry once.
-    case redirect(region: String, ObjectStoreError)
-  }
+  private typealias Outcome = RetryOutcome<ObjectStoreError>
 
-  private struct RetryPolicy {
-    var maxAttempts: Int
-    var budgetSeconds: Double?
-    var timeouts: HTTPTimeouts?
-  }
-
-  private func withRetries<T>(
-    _ what: String, _ policy: RetryPolicy, _ attempt: () throws(Outcome) -> T
-  ) throws(ObjectStoreError) -> T {
-    let deadline = policy.budgetSeconds.map { monotonicSeconds() + $0 }
-    var attempts = 0
-    var redirected = false
-    while true {
-      attempts += 1
-      let final: ObjectStoreError
-      do {
-        return try attempt()
-      } catch {
-        switch error {
-        case .fail(let failure):
-          final = failure
-        case .redirect(let newRegion, let failure):
-          if redirected {
-            final = failure
-            break
-          }
-          redirected = true
-          let old = currentRegion.withLock { region in
-            defer { region = newRegion }
-            return region
-          }
-          logger.notice(
-            "s3://\(configuration.bucket) is in region \(newRegion), not \(old): using \(newRegion) from now on")
-          counters.retries.add(1, ordering: .relaxed)
-          attempts -= 1
-          continue
-        case .retry(let failure):
-          let ceiling = configuration.retryBaseDelay * Double(1 << min(attempts - 1, 30))
-          let delay = Double.random(in: 0...max(0, min(configuration.retryMaxDelay, ceiling)))
-          let inBudget = deadline.map { monotonicSeconds() + delay < $0 } ?? true
-          if attempts < policy.maxAttempts && inBudget {
-            counters.retries.add(1, ordering: .relaxed)
-            logger.debug("\(what): \(failure.message); retry \(attempts) in \(Int(delay * 1000)) ms")
-            sleepSeconds(delay)
-            continue
-          }
-          final = failure
-        }
-      }
-      counters.failures.add(1, ordering: .relaxed)
-      let suffix = attempts > 1 ? " after \(attempts) attempts" : ""
-      throw ObjectStoreError(final.kind, "\(what) failed: \(final.message)\(suffix)")
-    }
+  /// Every call's policy but `checkBucket`'s.
+  private func policy() -> RetryPolicy {
+    RetryPolicy(
+      maxAttempts: configuration.maxAttempts, baseDelay: configuration.retryBaseDelay,
+      maxDelay: configuration.retryMaxDelay)
   }
 
   /// What a non-2xx answer means.
@@ -339,8 +278,9 @@ public final class S3ObjectClient: ObjectClient {
     let current = region
     let hinted = response.headers["x-amz-bucket-region"] ?? s3?.region
     if let hinted, !hinted.isEmpty, hinted != current {
-      return .redirect(
-        region: hinted, ObjectStoreError(.invalidResponse, "\(reason) (the bucket is in region \(hinted))"))
+      return .redirect(ObjectStoreError(.invalidResponse, "\(reason) (the bucket is in region \(hinted))")) {
+        self.follow(region: hinted)
+      }
     }
     switch status {
     case 301, 307, 308:
@@ -354,7 +294,11 @@ public final class S3ObjectClient: ObjectClient {
       return .fail(ObjectStoreError(.preconditionFailed, reason))
     case 416:
       return .fail(ObjectStoreError(.invalidRequest, reason))
-    case 429, 500...599:
+    case 429, 503:
+      // Throttled or overloaded (`SlowDown`): the server may say how long to back off.
+      return .retry(
+        ObjectStoreError(code == "RequestTimeout" ? .timedOut : .serverError, reason), serverWait: response.retryAfter)
+    case 500...599:
       return .retry(ObjectStoreError(code == "RequestTimeout" ? .timedOut : .serverError, reason))
     default:
       switch code {
@@ -367,20 +311,25 @@ public final class S3ObjectClient: ObjectClient {
   }
 
   private func transportOutcome(_ error: HTTPError) -> Outcome {
-    let origin = endpointURL?.origin ?? "S3"
-    let reason = "\(error.detail) (\(origin))"
-    switch error.kind {
-    case .connect, .resolve, .transfer: return .retry(ObjectStoreError(.unreachable, reason))
-    case .timeout: return .retry(ObjectStoreError(.timedOut, reason))
-    case .tls: return .fail(ObjectStoreError(.unreachable, reason))
-    case .tooLarge, .aborted: return .retry(ObjectStoreError(.invalidResponse, reason))
-    case .invalidRequest: return .fail(ObjectStoreError(.invalidRequest, reason))
+    let reason = "\(error.detail) (\(endpointURL?.origin ?? "S3"))"
+    return .transport(error) { cause in
+      switch cause {
+      case .unreachable, .tls: ObjectStoreError(.unreachable, reason)
+      case .timedOut: ObjectStoreError(.timedOut, reason)
+      case .badAnswer: ObjectStoreError(.invalidResponse, reason)
+      case .invalidRequest: ObjectStoreError(.invalidRequest, reason)
+      }
     }
   }
 
   /// A successful answer may still say the bucket is elsewhere: follow it for later requests.
   private func noteRegion(_ response: HTTPResponse) {
     guard let hinted = response.headers["x-amz-bucket-region"], !hinted.isEmpty else { return }
+    follow(region: hinted)
+  }
+
+  /// Sends later requests to `region`, saying so once.
+  private func follow(region hinted: String) {
     let old = currentRegion.withLock { region -> String? in
       guard region != hinted else { return nil }
       defer { region = hinted }
@@ -433,15 +382,6 @@ private func rangeMismatch(_ response: HTTPResponse, first: UInt64, last: UInt64
 
 private let emptyPayloadSHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
-private func epochSeconds() -> Int64 {
-  var now = timespec()
-  clock_gettime(CLOCK_REALTIME, &now)
-  return Int64(now.tv_sec)
-}
-
-private func sleepSeconds(_ seconds: Double) {
-  guard seconds > 0 else { return }
-  var request = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - seconds.rounded(.down)) * 1e9))
-  var remaining = timespec()
-  while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
-}
+/// The time a signature carries: always the system's wall clock, never an injected clock, since the
+/// server compares it with its own.
+private func signingTime() -> Int64 { Int64(SystemClock().secondsSinceEpoch()) }

@@ -291,6 +291,22 @@ enum SharedFake {
     #expect(client.counters.failures.load(ordering: .relaxed) == 1)
   }
 
+  /// A 503's `Retry-After` is the wait before the retry, on the client's clock (a manual one here).
+  @Test func aServiceUnavailableWaitsAsRetryAfterSays() throws {
+    guard let fake = FakeBuildkite.start(worldOptions: ["--big-builds", "5"]) else { return }
+    defer { fake.stop() }
+    let clock = FakeClock()
+    let client = try BuildkiteClient(
+      configuration: BuildkiteConfiguration(
+        baseURL: fake.baseURL, token: FakeBuildkite.fullToken, timeouts: HTTPTimeouts(connect: 2, stall: 10, total: 60),
+        retryBaseDelay: 0.01, retryMaxDelay: 0.05),
+      clock: clock)
+    try fake.control("fail-next", ["status": 503, "count": 2, "retry_after": 4])
+    #expect(try client.pipelines(organization: "acme").count == 2)
+    #expect(clock.sleeps == [4, 4])
+    #expect(client.counters.retries.load(ordering: .relaxed) == 2)
+  }
+
   @Test func aThrottledRequestWaitsForTheResetAndSucceeds() throws {
     guard let fake = FakeBuildkite.start(worldOptions: ["--big-builds", "5"]),
       let client = try SharedFake.client(fake: fake)

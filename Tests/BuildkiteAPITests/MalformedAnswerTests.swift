@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTransport
+import Synchronization
 import TestSupport
 import Testing
 
@@ -163,6 +164,15 @@ import Testing
     #expect(suffixRangeTotal(contentRange: "bytes 5-9/10", byteCount: 4) == nil)
   }
 
+  /// A client of `HostileServer` answering as `mode` says, with two quick attempts.
+  func hostileClient(_ server: ChildServer, _ mode: String) throws -> BuildkiteClient {
+    try BuildkiteClient(
+      configuration: BuildkiteConfiguration(
+        baseURL: "\(server.endpoint)/\(mode)", token: "bkua_hostile",
+        timeouts: HTTPTimeouts(connect: 2, stall: 5, total: 20), maxAttempts: 2, retryBaseDelay: 0.01,
+        retryMaxDelay: 0.02))
+  }
+
   /// Through the client: an answer past 64 MiB is refused while it streams, with or without a
   /// `Content-Length`; one nested 100,000 deep is refused; each a clear `.invalidResponse`, within seconds.
   @Test func theClientRefusesHugeAndDeepAnswersFromTheServer() throws {
@@ -171,11 +181,7 @@ import Testing
     for (mode, expected) in [
       ("huge-json", "larger than 64 MiB"), ("endless", "larger than 64 MiB"), ("deep-json", "nests deeper than 512"),
     ] {
-      let client = try BuildkiteClient(
-        configuration: BuildkiteConfiguration(
-          baseURL: "\(server.endpoint)/\(mode)", token: "bkua_hostile",
-          timeouts: HTTPTimeouts(connect: 2, stall: 5, total: 20), maxAttempts: 2, retryBaseDelay: 0.01,
-          retryMaxDelay: 0.02))
+      let client = try hostileClient(server, mode)
       let started = Date()
       #expect {
         _ = try client.organizations()
@@ -185,5 +191,20 @@ import Testing
       }
       #expect(Date().timeIntervalSince(started) < 15, "\(mode)")
     }
+  }
+
+  /// A 500 with an endless body is a 500: its first 64 KiB are read, then the transfer stops, and it
+  /// is retried like any server error (before, the body was read to its end or the total timeout).
+  @Test func aServerErrorWithAnEndlessBodyIsRetriedAsOne() throws {
+    let server = try HostileServer.start()
+    defer { server.stop() }
+    let client = try hostileClient(server, "huge-error")
+    let started = Date()
+    let error = #expect(throws: BuildkiteError.self) { _ = try client.organizations() }
+    #expect(error?.kind == .server, "\(String(describing: error))")
+    #expect(error?.message.contains("HTTP 500") == true, "\(String(describing: error))")
+    #expect(error?.message.contains("after 2 attempts") == true, "\(String(describing: error))")
+    #expect(client.counters.bytesFetched.load(ordering: .relaxed) == 0)
+    #expect(Date().timeIntervalSince(started) < 15)
   }
 }

@@ -18,6 +18,18 @@ import Testing
         retryMaxDelay: 0.2))
   }
 
+  /// moto with a new bucket holding `a.log`; nil when moto is missing (the test is then skipped).
+  func bucketWithALog(
+    _ name: String, _ bytes: [UInt8], sourceLocation: SourceLocation = #_sourceLocation
+  ) throws -> (moto: ChildServer, bucket: String)? {
+    guard let moto = Moto.require(sourceLocation: sourceLocation) else { return nil }
+    let bucket = uniqueBucket(name)
+    let seed = Seeder(endpoint: moto.endpoint)
+    try seed.createBucket(bucket)
+    try seed.putObject(bucket, "a.log", bytes)
+    return (moto, bucket)
+  }
+
   @Test func listWithDelimiterAndContinuation() throws {
     guard let moto = Moto.require() else { return }
     let bucket = uniqueBucket("list")
@@ -165,12 +177,8 @@ import Testing
   }
 
   @Test func slowDownIsRetried() throws {
-    guard let moto = Moto.require() else { return }
-    let bucket = uniqueBucket("slow")
-    let seed = Seeder(endpoint: moto.endpoint)
-    try seed.createBucket(bucket)
     let bytes = pattern(50_000)
-    try seed.putObject(bucket, "a.log", bytes)
+    guard case let (moto, bucket)? = try bucketWithALog("slow", bytes) else { return }
     let proxy = try FaultProxy.start(upstream: moto, faults: ["503", "503"])
     let s3 = try client(bucket, endpoint: proxy.endpoint)
     #expect(try s3.getBytes(key: "a.log", range: 100..<40_000) == Array(bytes[100..<40_000]))
@@ -188,13 +196,50 @@ import Testing
     )
   }
 
+  /// A SlowDown's `Retry-After` is the wait, on the client's clock (here a manual one: no real
+  /// sleeping); one longer than the mount check's budget fails the check at once.
+  @Test func slowDownWaitsAsRetryAfterSays() throws {
+    guard case let (moto, bucket)? = try bucketWithALog("wait", pattern(100)) else { return }
+    let proxy = try FaultProxy.start(upstream: moto, faults: ["503:3", "503:3"])
+    let clock = FakeClock()
+    let s3 = try S3ObjectClient(
+      configuration: S3Configuration(
+        bucket: bucket, endpoint: proxy.endpoint, credentials: testCredentials, maxAttempts: 5), clock: clock)
+    #expect(try s3.getBytes(key: "a.log", range: 0..<10) == Array(pattern(100)[0..<10]))
+    #expect(clock.sleeps == [3, 3])
+    #expect(s3.counters.snapshot.retries == 2)
+
+    let stubborn = try FaultProxy.start(upstream: moto, faults: ["503:30"])
+    let checkClock = FakeClock()
+    let check = try S3ObjectClient(
+      configuration: S3Configuration(bucket: bucket, endpoint: stubborn.endpoint, credentials: testCredentials),
+      clock: checkClock)
+    let error = #expect(throws: ObjectStoreError.self) { try check.checkBucket() }
+    #expect(error?.kind == .serverError)
+    #expect(error?.message.contains("the server asked to wait 30 s") == true, "\(String(describing: error))")
+    #expect(checkClock.sleeps.isEmpty)
+  }
+
+  /// Backoff runs on the injected clock: a long one costs no real time, and stays within its bounds.
+  @Test func backoffRunsOnTheInjectedClock() throws {
+    let port = try freeLoopbackPort()
+    let clock = FakeClock()
+    let s3 = try S3ObjectClient(
+      configuration: S3Configuration(
+        bucket: "any", endpoint: "http://127.0.0.1:\(port)", maxAttempts: 4, retryBaseDelay: 10, retryMaxDelay: 25),
+      clock: clock)
+    let start = Date()
+    let error = #expect(throws: ObjectStoreError.self) { try s3.head(key: "x") }
+    #expect(error?.message.contains("after 4 attempts") == true)
+    #expect(Date().timeIntervalSince(start) < 3)
+    let sleeps = clock.sleeps
+    #expect(sleeps.count == 3)
+    for (index, sleep) in sleeps.enumerated() { #expect(sleep >= 0 && sleep <= min(25, 10 * Double(1 << index))) }
+  }
+
   @Test func cutBodyResumesExactly() throws {
-    guard let moto = Moto.require() else { return }
-    let bucket = uniqueBucket("cut")
-    let seed = Seeder(endpoint: moto.endpoint)
-    try seed.createBucket(bucket)
     let bytes = pattern(1 << 20)
-    try seed.putObject(bucket, "a.log", bytes)
+    guard case let (moto, bucket)? = try bucketWithALog("cut", bytes) else { return }
     let proxy = try FaultProxy.start(upstream: moto, faults: ["short"])
     let s3 = try client(bucket, endpoint: proxy.endpoint)
     var chunks = 0
@@ -210,12 +255,8 @@ import Testing
   }
 
   @Test func overlongBodyIsRefusedThenRetried() throws {
-    guard let moto = Moto.require() else { return }
-    let bucket = uniqueBucket("long")
-    let seed = Seeder(endpoint: moto.endpoint)
-    try seed.createBucket(bucket)
     let bytes = pattern(10_000)
-    try seed.putObject(bucket, "a.log", bytes)
+    guard case let (moto, bucket)? = try bucketWithALog("long", bytes) else { return }
     let proxy = try FaultProxy.start(upstream: moto, faults: ["long"])
     let s3 = try client(bucket, endpoint: proxy.endpoint)
     #expect(try s3.getBytes(key: "a.log", range: 10..<5000) == Array(bytes[10..<5000]))
@@ -223,11 +264,7 @@ import Testing
   }
 
   @Test func followsTheBucketToItsRegion() throws {
-    guard let moto = Moto.require() else { return }
-    let bucket = uniqueBucket("region")
-    let seed = Seeder(endpoint: moto.endpoint)
-    try seed.createBucket(bucket)
-    try seed.putObject(bucket, "a.log", pattern(10))
+    guard case let (moto, bucket)? = try bucketWithALog("region", pattern(10)) else { return }
     let proxy = try FaultProxy.start(upstream: moto, faults: ["redirect"], redirectRegion: "eu-west-3")
     let s3 = try client(bucket, endpoint: proxy.endpoint)
     #expect(try s3.head(key: "a.log").size == 10)

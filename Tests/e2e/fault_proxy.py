@@ -7,6 +7,7 @@ S3 do. The end-to-end tests import it (`FaultProxy`); the Swift tests run it as 
 
 Faults, each spoiling one response:
     503     S3's `503 SlowDown`, with its XML error body
+    503:S   the same with `Retry-After: S` (seconds): only as one of `next_faults`
     500     S3's `500 InternalError`
     reset   the head and half the body, then a TCP reset
     short   the head (its Content-Length) and half the body, then an orderly close
@@ -32,6 +33,7 @@ identity, fault or None) for every request, in order of arrival. Standard librar
 
 import json
 import random
+import re
 import socket
 import threading
 import time
@@ -180,9 +182,12 @@ class FaultProxy:
             fault = self._choose((method, target, request_range), request_range is not None and method == b"GET",
                                  method == b"HEAD")
             head_only = method == b"HEAD"
+            retry_after = []
+            if fault and fault.startswith("503:"):
+                fault, retry_after = "503", [(b"Retry-After", fault[4:].encode())]
             if fault in ERROR_BODIES:
                 status, body = ERROR_BODIES[fault]
-                return _answer(client, status, [(b"Content-Type", b"application/xml")], body, head_only)
+                return _answer(client, status, [(b"Content-Type", b"application/xml")] + retry_after, body, head_only)
             if fault == "429":
                 reset = self.reset_seconds
                 body = json.dumps({"message": "You have exceeded your API rate limit. Please wait "
@@ -258,7 +263,9 @@ def main():
     args = parser.parse_args()
     proxy = FaultProxy(args.upstream, port=args.port, redirect_region=args.redirect_region)
     proxy.next_faults = [fault for fault in args.next.split(",") if fault]
-    assert set(proxy.next_faults) <= set(ALL_FAULTS), proxy.next_faults
+    unknown = [f for f in proxy.next_faults if f not in ALL_FAULTS and not re.fullmatch(r"503:\d+", f)]
+    if unknown:
+        parser.error(f"unknown faults: {unknown}")
     threading.Event().wait()
 
 

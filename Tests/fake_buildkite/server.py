@@ -455,7 +455,10 @@ def create_app(world, *, quiet=True):
                     if status == 502:
                         return Response("<html><body><h1>502 Bad Gateway</h1></body></html>", status=502,
                                         mimetype="text/html", headers={"X-Fake-Injected": "1"})
-                    return json_response({"message": "Internal Server Error"}, status, {"X-Fake-Injected": "1"})
+                    headers = {"X-Fake-Injected": "1"}
+                    if "retry_after" in f:
+                        headers["Retry-After"] = str(f["retry_after"])
+                    return json_response({"message": "Internal Server Error"}, status, headers)
         return None
 
     @app.after_request
@@ -747,6 +750,8 @@ def create_app(world, *, quiet=True):
         with st.lock:
             st.faults.append({"status": status, "count": int(d.get("count", 1)), "path": d.get("path"),
                               "method": d.get("method"), "reset": d.get("reset", 1)})
+            if "retry_after" in d:
+                st.faults[-1]["retry_after"] = int(d["retry_after"])
         return json_response({"ok": True})
 
     @app.post("/__fake__/rate-limit")
