@@ -1,11 +1,12 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// Layers, each depending only on those listed before it:
-//   C shims (CFuse, CCurl, CCrypto, CLinux)
+// Layers, each depending only on those listed before it (doc/ARCHITECTURE.md draws the graph):
+//   C shims (CFuse, CCurl, CCrypto, CSQLite, CLinux)
 //   SystemBase                    — system calls (on swift-system), threads, the clock, the calendar and ISO 8601
-//   Digests, HTTPTransport        — one Swift module per C library
-//   ObjectStore                   — the object-client protocol and the local-directory client
+//   Digests                       — hashes, checksums and gzip over libcrypto and zlib
+//   HTTPTransport                 — libcurl transfers with timeouts, and the one retry engine
+//   ObjectStore                   — the object-client protocol, its errors and the local-directory client
 //   S3Client                      — SigV4, ListObjectsV2, ranged GET over HTTPTransport
 //   BlockCache                    — memory and disk block caches
 //   BuildkiteAPI                  — the Buildkite REST client over HTTPTransport
@@ -135,12 +136,15 @@ let package = Package(
       dependencies: ["ObjectStore", "S3Client", "HTTPTransport", "TestSupport"], swiftSettings: strictSettings),
     .testTarget(
       name: "BuildkiteAPITests",
-      dependencies: ["BuildkiteAPI", "HTTPTransport", "SystemBase", "TestSupport", .product(name: "Logging", package: "swift-log")],
+      dependencies: [
+        "BuildkiteAPI", "HTTPTransport", "SystemBase", "TestSupport", .product(name: "Logging", package: "swift-log"),
+      ],
       swiftSettings: strictSettings),
     .testTarget(
       name: "BuildkiteNamesTests",
       dependencies: [
-        "BuildkiteNames", "BuildkiteAPI", "Catalog", "LogFS", "ObjectStore", "BlockCache", "HTTPTransport", "SystemBase",
+        "BuildkiteNames", "BuildkiteAPI", "Catalog", "LogFS", "ObjectStore", "BlockCache", "HTTPTransport",
+        "SystemBase",
         "TestSupport",
         .product(name: "Logging", package: "swift-log"),
       ],

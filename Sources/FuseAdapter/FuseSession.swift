@@ -69,7 +69,8 @@ public final class FuseSession {
       // Every stored property is set: throwing now runs deinit, which destroys the session and
       // releases the context (doing it here too freed them twice).
       throw FuseError(
-        description: "could not mount on \(mountpoint): the kernel or fusermount3 refused (libfuse's reason is in the log)")
+        description:
+          "could not mount on \(mountpoint): the kernel or fusermount3 refused (libfuse's reason is in the log)")
     }
     mounted = true
   }

@@ -6,32 +6,6 @@ import ObjectStore
 import TestSupport
 import Testing
 
-/// A store that lists like `inner` and fails every HEAD and GET, and every listing once told to,
-/// with one chosen error.
-final class FailingObjectClient: ObjectClient {
-  let inner: InMemoryObjectClient
-  let error: ObjectStoreError
-  let failListings: Bool
-
-  init(_ inner: InMemoryObjectClient, failing error: ObjectStoreError, listings: Bool = false) {
-    self.inner = inner
-    self.error = error
-    self.failListings = listings
-  }
-
-  var identity: String { inner.identity }
-  var isRemote: Bool { true }
-  var counters: RequestCounters { inner.counters }
-  func listPage(_ request: ListRequest) throws(ObjectStoreError) -> ListPage {
-    if failListings { throw error }
-    return try inner.listPage(request)
-  }
-  func head(key: String) throws(ObjectStoreError) -> ObjectInfo { throw error }
-  func get(
-    key: String, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
-  ) throws(ObjectStoreError) { throw error }
-}
-
 @Suite struct FilesystemErrorTests {
   /// Every kind of store failure has its errno, from one table.
   @Test(arguments: [
@@ -67,7 +41,8 @@ final class FailingObjectClient: ObjectClient {
     let store = InMemoryObjectClient()
     store.put("org/job.log", Array(repeating: 65, count: 5000))
     let log = CapturedLog()
-    let client = FailingObjectClient(store, failing: ObjectStoreError(.serverError, "SlowDown (503)"))
+    let client = FaultInjectingObjectClient(store)
+    client.inject(.fail(.serverError), into: .get, times: nil)
     let filesystem = LogFilesystem(
       namespace: ArchiveNamespace(client: client, rootPrefix: ""),
       configuration: FilesystemConfiguration(blockSize: 4096, fetchThreads: 1),
@@ -88,8 +63,8 @@ final class FailingObjectClient: ObjectClient {
     let store = InMemoryObjectClient()
     store.put("org/job.log", [1, 2, 3])
     let log = CapturedLog()
-    let client = FailingObjectClient(
-      store, failing: ObjectStoreError(.accessDenied, "AccessDenied (403)"), listings: true)
+    let client = FaultInjectingObjectClient(store)
+    client.inject(.fail(.accessDenied), into: .list, times: nil)
     let filesystem = LogFilesystem(
       namespace: ArchiveNamespace(client: client, rootPrefix: ""), configuration: FilesystemConfiguration(),
       memoryCache: MemoryBlockCache(maxBytes: 1 << 20), diskCache: nil, logger: log.logger)

@@ -105,47 +105,20 @@ struct SeededGenerator: RandomNumberGenerator {
   }
 }
 
-/// A store that fails some GETs, chosen by a seeded generator, and otherwise serves `inner`.
-final class FlakyObjectClient: ObjectClient {
-  let inner: InMemoryObjectClient
-  private let random: Mutex<SeededGenerator>
-  let failures = Atomic<Int>(0)
-
-  init(_ inner: InMemoryObjectClient, seed: UInt64) {
-    self.inner = inner
-    random = Mutex(SeededGenerator(seed: seed))
-  }
-
-  var identity: String { inner.identity }
-  var isRemote: Bool { true }
-  var counters: RequestCounters { inner.counters }
-  func listPage(_ request: ListRequest) throws(ObjectStoreError) -> ListPage { try inner.listPage(request) }
-  func head(key: String) throws(ObjectStoreError) -> ObjectInfo { try inner.head(key: key) }
-  func get(
-    key: String, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
-  ) throws(ObjectStoreError) {
-    // Fail before any byte, or after part of the range (a cut transfer), or end early without a
-    // word (a store that breaks its contract; the reader must not trust it).
-    let roll = random.withLock { Int.random(in: 0..<7, using: &$0) }
-    if roll == 0 {
-      failures.add(1, ordering: .relaxed)
-      throw ObjectStoreError(.serverError, "injected")
-    }
-    var delivered: UInt64 = 0
-    let cut = roll == 1 || roll == 2 ? range.count / 2 : Int.max
-    try inner.get(key: key, range: range, ifMatch: ifMatch) { chunk in
-      guard delivered < cut else { return }
-      let take = min(chunk.count, cut - Int(delivered))
-      body(UnsafeRawBufferPointer(rebasing: chunk[..<take]))
-      delivered += UInt64(take)
-    }
-    if delivered < range.count {
-      failures.add(1, ordering: .relaxed)
-      if roll == 2 { return }
-      throw ObjectStoreError(.unreachable, "injected cut after \(delivered) bytes")
-    }
-  }
+/// `store` with some GETs spoiled, chosen by a seeded generator: failed before any byte, cut
+/// part-way (a transfer that broke), or ended early without a word (a store that breaks its
+/// contract, which the reader must not trust).
+func flaky(_ store: InMemoryObjectClient, seed: UInt64) -> FaultInjectingObjectClient {
+  let client = FaultInjectingObjectClient(store)
+  let random = Mutex(SeededGenerator(seed: seed))
+  let roll = Selector.matching { _ in random.withLock { Int.random(in: 0..<7, using: &$0) } == 0 }
+  client.inject(.fail(.serverError), into: .get, roll, times: nil)
+  client.inject(.cutShort(after: 512, .unreachable), into: .get, roll, times: nil)
+  client.inject(.endEarly(after: 512), into: .get, roll, times: nil)
+  return client
 }
+
+private typealias Selector = FaultInjectingObjectClient.Selector
 
 /// Properties of the block reader's claim, publish and fail steps: random reads, readahead and
 /// releases from several threads over a store that fails some GETs. Every read returns the
@@ -162,7 +135,7 @@ final class FlakyObjectClient: ObjectClient {
       store.put("o\(number).log", bytes)
       return (key: "o\(number).log", bytes: bytes, etag: try! store.head(key: "o\(number).log").etag)
     }
-    let client = FlakyObjectClient(store, seed: seed)
+    let client = flaky(store, seed: seed)
     let pool = WorkerPool(threads: 2)
     defer { pool.shutdown() }
     let reader = BlockReader(
@@ -205,7 +178,7 @@ final class FlakyObjectClient: ObjectClient {
     for _ in 0..<2 { _ = drained.wait(timeout: .now() + 30) }
     #expect(problems.withLock { $0 } == [])
     #expect(reader.claimedBlocks == 0)
-    #expect(client.failures.load(ordering: .relaxed) > 0, "no fault was injected: the test proves nothing")
+    #expect(Set(client.injected.map(\.fault)).count == 3, "not every fault was injected: the test proves less")
     // Every object still reads whole and right once the faults are gone.
     for object in objects {
       let version = BlockReader.ObjectVersion(key: object.key, etag: object.etag, size: UInt64(object.bytes.count))

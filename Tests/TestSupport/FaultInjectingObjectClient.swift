@@ -42,6 +42,10 @@ public final class FaultInjectingObjectClient: ObjectClient {
     /// A get passes on the first `bytes` bytes of its body, then fails with an error of this kind,
     /// as a transfer that broke and ran out of retries does. Matches only gets of more than `bytes`.
     case cutShort(after: Int, ObjectStoreError.Kind)
+    /// A get passes on the first `bytes` bytes of its body and then returns as if it were done: a
+    /// store that breaks its contract, which a reader must not trust. Matches only gets of more
+    /// than `bytes`.
+    case endEarly(after: Int)
     /// The call waits this long on the wrapper's clock, then goes on.
     case delay(seconds: Double)
   }
@@ -145,7 +149,7 @@ public final class FaultInjectingObjectClient: ObjectClient {
         counters.bytesFetched.add(passed.count, ordering: .relaxed)
         body(passed)
       }
-      if let failure { throw failure.error }
+      if let failure, !failure.silent { throw failure.error }
     }
   }
 
@@ -153,6 +157,8 @@ public final class FaultInjectingObjectClient: ObjectClient {
   private struct Failure {
     var error: ObjectStoreError
     var passOn: Int
+    /// The get ends without an error once its bytes are passed on.
+    var silent = false
   }
 
   /// Numbers the call, fires the faults that match it (waiting out the delays), and says how it is
@@ -176,6 +182,9 @@ public final class FaultInjectingObjectClient: ObjectClient {
         case .cutShort(let bytes, let kind):
           guard failure == nil, let range, range.count > UInt64(bytes) else { continue }
           failure = Failure(error: Self.error(kind, call), passOn: bytes)
+        case .endEarly(let bytes):
+          guard failure == nil, let range, range.count > UInt64(bytes) else { continue }
+          failure = Failure(error: Self.error(.invalidResponse, call), passOn: bytes, silent: true)
         }
         state.rules[index].remaining = rule.remaining.map { $0 - 1 }
         state.injected.append(Injection(call: call, fault: rule.fault))

@@ -118,6 +118,16 @@ import Testing
     #expect(received.isEmpty)
   }
 
+  @Test func aGetThatEndsEarlyPassesOnItsFirstBytesAndReturnsWithoutAWord() throws {
+    let client = wrapped()
+    client.inject(.endEarly(after: 10), into: .get)
+    var received: [UInt8] = []
+    try client.get(key: "a.log", range: 5..<60, ifMatch: nil) { received += $0 }
+    #expect(received == Array(bytes[5..<15]))
+    #expect(client.injected.map(\.fault) == [.endEarly(after: 10)])
+    #expect(try client.getBytes(key: "a.log", range: 5..<60) == Array(bytes[5..<60]))
+  }
+
   @Test func aDelayWaitsOnTheClockThenTheCallGoesOn() throws {
     let client = wrapped()
     client.inject(.delay(seconds: 0.5), into: .list)
