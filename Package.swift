@@ -89,7 +89,7 @@ let package = Package(
       swiftSettings: strictSettings),
     .target(
       name: "FuseAdapter",
-      dependencies: ["CFuse", "LogFS", "ObjectStore", .product(name: "Logging", package: "swift-log")],
+      dependencies: ["CFuse", "LogFS", "ObjectStore", "SystemBase", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strictSettings),
     .executableTarget(
       name: "bklogfs",

@@ -3,6 +3,7 @@ import Glibc
 import LogFS
 import Logging
 import ObjectStore
+import SystemBase
 
 // The libfuse low-level callbacks. They live here, not in main.swift: top-level code there is
 // main-actor isolated, and libfuse calls these on its own worker threads.
@@ -264,24 +265,14 @@ private func fillDirectory(
 
 /// Reads a mount's counters, as JSON, from the attribute on its root.
 public func readStatistics(mountpoint: String) throws(FuseError) -> String {
-  for _ in 0..<3 {
-    let size = getxattr(mountpoint, statisticsAttribute, nil, 0)
-    guard size >= 0 else {
-      if errno == ENODATA || errno == ENOTSUP {
-        throw FuseError(description: "\(mountpoint) is not the root of a bklogfs mount")
-      }
-      throw FuseError(description: "cannot read the counters of \(mountpoint): \(String(cString: strerror(errno)))")
-    }
-    var buffer = [UInt8](repeating: 0, count: size)
-    let count = getxattr(mountpoint, statisticsAttribute, &buffer, buffer.count)
-    // The counters may have grown between the two calls: ask again.
-    if count < 0 && errno == ERANGE { continue }
-    guard count >= 0 else {
-      throw FuseError(description: "cannot read the counters of \(mountpoint): \(String(cString: strerror(errno)))")
-    }
-    return String(decoding: buffer[..<count], as: UTF8.self)
+  let value: [UInt8]?
+  do throws(SystemCallError) {
+    value = try FileSystem.extendedAttribute(mountpoint, statisticsAttribute)
+  } catch {
+    throw FuseError(description: "cannot read the counters of \(mountpoint): \(error.reason)")
   }
-  throw FuseError(description: "the counters of \(mountpoint) kept changing size")
+  guard let value else { throw FuseError(description: "\(mountpoint) is not the root of a bklogfs mount") }
+  return String(decoding: value, as: UTF8.self)
 }
 
 /// Calls `body` with an iovec for each piece, each valid for the whole call.

@@ -134,9 +134,10 @@ public final class LogFilesystem: Sendable {
     self.diskWriter = diskCache.map {
       DiskCacheWriter(cache: $0, maxQueuedBytes: configuration.diskWriteQueueBytes, clock: clock, logger: logger)
     }
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    self.mountTime = Timestamp(seconds: Int64(now.tv_sec), nanoseconds: Int32(now.tv_nsec))
+    let now = clock.secondsSinceEpoch()
+    let seconds = now.rounded(.down)
+    self.mountTime = Timestamp(
+      seconds: Int64(seconds), nanoseconds: Int32(min(999_999_999, ((now - seconds) * 1e9).rounded(.down))))
     self.table = Mutex(InodeTable(rootKey: namespace.rootKey))
     self.listings = SingleFlight(waitLimit: configuration.waitLimit)
     self.pool = WorkerPool(threads: configuration.fetchThreads)

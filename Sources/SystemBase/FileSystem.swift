@@ -1,3 +1,4 @@
+internal import CLinux
 import Glibc
 public import SystemPackage
 
@@ -92,6 +93,27 @@ public enum FileSystem {
       if name != "." && name != ".." { names.append(name) }
     }
     return names
+  }
+
+  /// The value of the extended attribute `name` of `path` (`getxattr(2)`), or nil when the file has
+  /// no such attribute or its filesystem keeps none (ENODATA, ENOTSUP). A value that grows between
+  /// asking its size and reading it is asked for again.
+  public static func extendedAttribute(_ path: String, _ name: String) throws(SystemCallError) -> [UInt8]? {
+    while true {
+      let size: Int
+      do throws(SystemCallError) {
+        size = try systemCall("getxattr", path: path) { getxattr(path, name, nil, 0) }
+      } catch  where error.errno == .noData || error.errno == .notSupported {
+        return nil
+      }
+      var buffer = [UInt8](repeating: 0, count: size)
+      do throws(SystemCallError) {
+        let count = try systemCall("getxattr", path: path) { getxattr(path, name, &buffer, buffer.count) }
+        return Array(buffer[..<count])
+      } catch  where error.errno == .outOfRange {
+        continue
+      }
+    }
   }
 
   /// Whether this user may create and remove names in the directory (`access(path, W_OK | X_OK)`).

@@ -213,3 +213,16 @@ final class WindowNamespace: Namespace {
     #expect(waiting() == 2)
   }
 }
+
+@Suite struct MountTimeTests {
+  /// Directories carry the mount's time, read from the filesystem's clock like every other time.
+  @Test func directoriesCarryTheMountTimeOfTheClock() throws {
+    let clock = FakeClock()
+    clock.advance(0.25)
+    let filesystem = LogFilesystem(
+      namespace: FixedNamespace(tree: ["/": []], ttl: nil), configuration: FilesystemConfiguration(),
+      memoryCache: MemoryBlockCache(maxBytes: 1 << 20), diskCache: nil, clock: clock, logger: Logger(label: "test"))
+    let root = try filesystem.attributes(of: LogFilesystem.rootInode)
+    #expect(root.modified == Timestamp(seconds: Int64(clock.secondsSinceEpoch()), nanoseconds: 250_000_000))
+  }
+}

@@ -177,3 +177,22 @@ enum FileManagerless {
     return close(descriptor) == 0
   }
 }
+
+@Suite struct ExtendedAttributeTests {
+  @Test func aFileWithoutTheAttributeHasNone() throws {
+    try withTemporaryDirectory { (directory: String) throws in
+      #expect(try FileSystem.extendedAttribute(directory, "user.bklogfs.none") == nil)
+    }
+  }
+
+  @Test func aMissingFileIsAnErrorNamingTheCallAndThePath() throws {
+    try withTemporaryDirectory { (directory: String) throws in
+      let error = #expect(throws: SystemCallError.self) {
+        try FileSystem.extendedAttribute(directory + "/gone", "user.bklogfs.stats")
+      }
+      #expect(error?.function == "getxattr")
+      #expect(error?.path == directory + "/gone")
+      #expect(error?.errno == .noSuchFileOrDirectory)
+    }
+  }
+}

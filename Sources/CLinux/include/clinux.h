@@ -1,8 +1,10 @@
-// System calls Swift cannot make itself (prctl is variadic). Imported by SystemBase only.
+// Linux calls Swift cannot make or does not see: prctl is variadic, and Glibc's module map leaves
+// out <sys/xattr.h>. Imported by SystemBase only.
 #ifndef BKLOGFS_CLINUX_H
 #define BKLOGFS_CLINUX_H
 
 #include <sys/prctl.h>
+#include <sys/xattr.h>
 
 // Marks the process not dumpable: no core dump, and /proc/PID/mem, environ and maps, which hold
 // the credentials the daemon works with, become readable by root alone (proc(5), PR_SET_DUMPABLE).
