@@ -269,6 +269,12 @@ private struct Parser {
     guard !(first >= 0x30 && first <= 0x39), first != 0x2D, first != 0x2E else {
       throw invalidXML("a name starting with a digit, '-' or '.'")
     }
+    // A prefixed name is `prefix:local`, both parts non-empty (Namespaces in XML, QName): `<:a>`,
+    // `<a:>` or `<a:b:c>` would leave an element without a local name.
+    let colons = bytes[start..<index].lazy.filter { $0 == 0x3A }.count
+    guard colons == 0 || (colons == 1 && first != 0x3A && bytes[index - 1] != 0x3A) else {
+      throw invalidXML("a malformed prefixed name")
+    }
     return String(decoding: bytes[start..<index], as: UTF8.self)
   }
 

@@ -47,6 +47,16 @@ import Testing
     }
   }
 
+  /// A name whose prefix or local part is empty leaves no element name: refused (the fuzzer's
+  /// `crash-empty-local-name.xml`, kept in the corpus, is one).
+  @Test func aPrefixedNameWithAnEmptyPartIsRefused() {
+    for name in ["::", ":a", "a:", "a:b:c"] {
+      let message = listingError(Array("<ListBucketResult><\(name)/></ListBucketResult>".utf8))
+      #expect(message?.contains("a malformed prefixed name") == true, "\(name): \(message ?? "accepted")")
+    }
+    #expect(listingError(Array(#"<s3:ListBucketResult xmlns:s3="x"></s3:ListBucketResult>"#.utf8)) == nil)
+  }
+
   @Test func nestingOf100000LevelsIsRefusedWithoutRecursion() {
     let depth = 100_000
     let open = String(repeating: "<a>", count: depth)
