@@ -50,7 +50,10 @@ let package = Package(
       swiftSettings: strictSettings),
     .target(
       name: "ObjectStore",
-      dependencies: [.product(name: "Logging", package: "swift-log")],
+      dependencies: [
+        "SystemBase", .product(name: "SystemPackage", package: "swift-system"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
       swiftSettings: strictSettings),
     .target(
       name: "S3Client",

@@ -1,5 +1,6 @@
-import Glibc
 import Synchronization
+import SystemBase
+import SystemPackage
 
 /// A local directory laid out like the archive (`org/pipeline/build/job.log`), served with the same
 /// listing semantics as S3. Only regular files and directories are shown; symbolic links and other
@@ -16,11 +17,10 @@ public final class LocalDirectoryClient: ObjectClient {
     while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
     self.root = trimmed
     self.identity = "file://" + trimmed
-    var status = stat()
-    guard lstat(trimmed, &status) == 0, (status.st_mode & S_IFMT) == S_IFDIR else {
+    guard (try? FileSystem.stat(trimmed, followingSymlinks: false))?.type == .directory else {
       throw ObjectStoreError(.notFound, "\(root) is not a directory")
     }
-    guard access(trimmed, R_OK | X_OK) == 0 else {
+    guard FileSystem.canRead(trimmed) else {
       throw ObjectStoreError(.accessDenied, "\(root) is not readable")
     }
   }
@@ -59,25 +59,19 @@ public final class LocalDirectoryClient: ObjectClient {
     undecodable: inout [String]
   ) {
     let path = directory.isEmpty ? root : root + "/" + directory
-    guard let handle = opendir(path) else { return }
-    defer { closedir(handle) }
-    while let entry = readdir(handle) {
-      let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-        String(validatingCString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
-      }
-      guard let name else {
+    // A directory that cannot be read, or that went away, holds no keys.
+    guard let names = try? FileSystem.listDirectoryBytes(path) else { return }
+    for bytes in names {
+      guard let name = String(validating: bytes, as: UTF8.self) else {
         // A file name that is not UTF-8: it cannot be a key. Reported, percent-encoded, to be logged.
-        let bytes = withUnsafeBytes(of: entry.pointee.d_name) { raw in Array(raw.prefix { $0 != 0 }) }
         let encoded = directory + percentEncodedName(bytes)
         if hasBytePrefix(encoded, request.prefix) { undecodable.append(encoded) }
         continue
       }
-      guard name != ".", name != ".." else { continue }
       let key = directory + name
-      var status = stat()
-      guard lstat(root + "/" + key, &status) == 0 else { continue }
-      let type = status.st_mode & S_IFMT
-      if type == S_IFDIR {
+      // lstat, so that a symbolic link is seen as one and left out, never followed.
+      guard let status = try? FileSystem.stat(root + "/" + key, followingSymlinks: false) else { continue }
+      if status.type == .directory {
         let dirKey = key + "/"
         if recursive {
           // A directory can hold matching keys even when its own name is shorter than the prefix.
@@ -89,23 +83,26 @@ public final class LocalDirectoryClient: ObjectClient {
         } else if hasBytePrefix(dirKey, request.prefix) {
           prefixes.append(dirKey)
         }
-      } else if type == S_IFREG, hasBytePrefix(key, request.prefix) {
+      } else if status.type == .regular, hasBytePrefix(key, request.prefix) {
         keys.append(info(key: key, status: status))
       }
     }
   }
 
-  private func info(key: String, status: stat) -> ObjectInfo {
-    let mtime = Timestamp(seconds: Int64(status.st_mtim.tv_sec), nanoseconds: Int32(status.st_mtim.tv_nsec))
+  private func info(key: String, status: Stat) -> ObjectInfo {
+    let modified = status.modifiedSinceEpoch
+    let mtime = Timestamp(seconds: Int64(modified.seconds), nanoseconds: Int32(modified.nanoseconds))
     // Changes whenever the file is replaced or rewritten, like an S3 ETag.
-    let etag = "\"\(status.st_dev)-\(status.st_ino)-\(status.st_size)-\(mtime.seconds).\(mtime.nanoseconds)\""
-    return ObjectInfo(key: key, size: UInt64(status.st_size), lastModified: mtime, etag: etag)
+    let etag =
+      "\"\(status.deviceID.rawValue)-\(status.inode.rawValue)-\(status.size)-\(mtime.seconds).\(mtime.nanoseconds)\""
+    return ObjectInfo(key: key, size: UInt64(status.size), lastModified: mtime, etag: etag)
   }
 
   public func head(key: String) throws(ObjectStoreError) -> ObjectInfo {
     counters.heads.add(1, ordering: .relaxed)
-    var status = stat()
-    guard isSafe(key), lstat(root + "/" + key, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+    guard isSafe(key), let status = try? FileSystem.stat(root + "/" + key, followingSymlinks: false),
+      status.type == .regular
+    else {
       throw ObjectStoreError(.notFound, "no file \(key) in \(root)")
     }
     return info(key: key, status: status)
@@ -116,26 +113,33 @@ public final class LocalDirectoryClient: ObjectClient {
   ) throws(ObjectStoreError) {
     counters.gets.add(1, ordering: .relaxed)
     guard isSafe(key) else { throw ObjectStoreError(.notFound, "no file \(key) in \(root)") }
-    let fd = open(root + "/" + key, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-    guard fd >= 0 else {
-      let code = errno
-      throw ObjectStoreError(code == ENOENT ? .notFound : .accessDenied, "cannot open \(key) in \(root): errno \(code)")
+    let file: OpenedFile
+    do throws(SystemCallError) {
+      // O_NOFOLLOW: a symbolic link put in place of the file is refused, never followed.
+      file = try FileSystem.open(root + "/" + key, .readOnly, options: .noFollow)
+    } catch {
+      let code = error.errno
+      throw ObjectStoreError(
+        code == .noSuchFileOrDirectory ? .notFound : .accessDenied,
+        "cannot open \(key) in \(root): errno \(code.rawValue)")
     }
-    defer { close(fd) }
-    var status = stat()
-    guard fstat(fd, &status) == 0 else { throw ObjectStoreError(.invalidResponse, "cannot stat \(key) in \(root)") }
+    defer { file.closeIgnoringErrors() }
+    let status: Stat
+    do { status = try file.stat() } catch { throw ObjectStoreError(.invalidResponse, "cannot stat \(key) in \(root)") }
     if let ifMatch, info(key: key, status: status).etag != ifMatch {
       throw ObjectStoreError(.preconditionFailed, "\(key) in \(root) changed while mounted")
     }
-    guard range.upperBound <= UInt64(status.st_size) else {
+    guard range.upperBound <= UInt64(status.size) else {
       throw ObjectStoreError(.invalidRequest, "range \(range) is past the end of \(key)")
     }
     var buffer = [UInt8](repeating: 0, count: min(Int(range.count), 1 << 20))
     var offset = range.lowerBound
     while offset < range.upperBound {
       let want = min(buffer.count, Int(range.upperBound - offset))
-      let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(offset)) }
-      if got < 0 && errno == EINTR { continue }
+      // A file that shrank, or a read that failed, ends the body where it stopped.
+      let got = buffer.withUnsafeMutableBytes { bytes in
+        (try? file.read(into: UnsafeMutableRawBufferPointer(rebasing: bytes[..<want]), at: Int(offset))) ?? 0
+      }
       guard got > 0 else {
         throw ObjectStoreError(.invalidResponse, "\(key) in \(root) ended early at byte \(offset)")
       }

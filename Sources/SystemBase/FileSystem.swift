@@ -18,13 +18,17 @@ public enum FileSystem {
     return OpenedFile(descriptor: descriptor, path: path)
   }
 
-  /// `stat(2)`, following symbolic links; nil if nothing is at `path`.
-  public static func stat(_ path: String) throws(SystemCallError) -> Stat? {
-    let result = path.withCString { cPath in Result { () throws(Errno) in try Stat(cPath) } }
+  /// `stat(2)`, or `lstat(2)` when `followingSymlinks` is false, so that a symbolic link is
+  /// described itself rather than what it points at; nil if nothing is at `path`.
+  public static func stat(_ path: String, followingSymlinks: Bool = true) throws(SystemCallError) -> Stat? {
+    let result = path.withCString { cPath in
+      Result { () throws(Errno) in try Stat(cPath, followTargetSymlink: followingSymlinks) }
+    }
     switch result {
     case .success(let info): return info
     case .failure(.noSuchFileOrDirectory): return nil
-    case .failure(let error): throw SystemCallError(function: "stat", errno: error, path: path)
+    case .failure(let error):
+      throw SystemCallError(function: followingSymlinks ? "stat" : "lstat", errno: error, path: path)
     }
   }
 
@@ -72,14 +76,25 @@ public enum FileSystem {
     try makeDirectories(parent.isEmpty ? "/" : parent, permissions: permissions)
   }
 
-  /// The names in a directory, without "." and ".." (`opendir`, `readdir`).
+  /// The names in a directory, without "." and ".." (`opendir`, `readdir`); a name that is not
+  /// UTF-8 has its bad bytes replaced (`listDirectoryBytes` keeps them).
   public static func listDirectory(_ path: String) throws(SystemCallError) -> [String] {
+    try listDirectoryBytes(path).map { String(decoding: $0, as: UTF8.self) }
+  }
+
+  /// The names in a directory as the bytes the kernel holds, in `readdir`'s order, without "." and
+  /// ".." (`opendir`, `readdir`). A Linux file name is any bytes but "/" and NUL, so one that is not
+  /// UTF-8 can only be told apart, and named, from its bytes.
+  public static func listDirectoryBytes(_ path: String) throws(SystemCallError) -> [[UInt8]] {
     guard let directory = opendir(path) else {
       throw SystemCallError(function: "opendir", errno: Errno(rawValue: Glibc.errno), path: path)
     }
     defer { closedir(directory) }
-    var names: [String] = []
+    let dot = [UInt8(ascii: ".")]
+    let dotDot = dot + dot
+    var names: [[UInt8]] = []
     while true {
+      // readdir returns NULL both at the end and on failure; only errno tells them apart.
       Glibc.errno = 0
       guard let entry = readdir(directory) else {
         let error = Glibc.errno
@@ -87,10 +102,8 @@ public enum FileSystem {
         if error == EINTR { continue }
         throw SystemCallError(function: "readdir", errno: Errno(rawValue: error), path: path)
       }
-      let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-        String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
-      }
-      if name != "." && name != ".." { names.append(name) }
+      let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in Array(raw.prefix { $0 != 0 }) }
+      if name != dot && name != dotDot { names.append(name) }
     }
     return names
   }
@@ -118,6 +131,9 @@ public enum FileSystem {
 
   /// Whether this user may create and remove names in the directory (`access(path, W_OK | X_OK)`).
   public static func canWrite(_ path: String) -> Bool { access(path, W_OK | X_OK) == 0 }
+
+  /// Whether this user may list the directory and open what is in it (`access(path, R_OK | X_OK)`).
+  public static func canRead(_ path: String) -> Bool { access(path, R_OK | X_OK) == 0 }
 }
 
 /// A descriptor and the path it was opened at, which its failures name.
@@ -184,4 +200,12 @@ public struct OpenedFile: Sendable {
 
   /// `close(2)`, for paths where the file was only read or its writing already failed.
   public func closeIgnoringErrors() { try? descriptor.close() }
+}
+
+extension Stat {
+  /// The time of last modification (`st_mtim`), as whole seconds since the Epoch and the
+  /// nanoseconds past them, so callers need not reach into Glibc's `timespec`.
+  public var modifiedSinceEpoch: (seconds: Int, nanoseconds: Int) {
+    (st_mtim.tv_sec, st_mtim.tv_nsec)
+  }
 }

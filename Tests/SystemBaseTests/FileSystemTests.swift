@@ -91,6 +91,77 @@ import Testing
     }
   }
 
+  /// A name that is not UTF-8 comes back as its bytes, so it can be told apart and named.
+  @Test func listsNamesAsTheirBytes() throws {
+    try withTemporaryDirectory { (directory: String) throws in
+      let bad: [UInt8] = Array("bad".utf8) + [0xFF] + Array("name.log".utf8)
+      let path = Array(directory.utf8) + [UInt8(ascii: "/")] + bad + [0]
+      let descriptor = path.withUnsafeBufferPointer { buffer in
+        buffer.withMemoryRebound(to: CChar.self) {
+          open($0.baseAddress!, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        }
+      }
+      #expect(descriptor >= 0)
+      close(descriptor)
+      #expect(FileManagerless.createFile(directory + "/é.log"))
+      let names = try FileSystem.listDirectoryBytes(directory)
+      #expect(Set(names) == [bad, Array("é.log".utf8)])
+      // The String listing cannot keep the byte: it is replaced.
+      #expect(try FileSystem.listDirectory(directory).sorted() == ["bad\u{FFFD}name.log", "é.log"])
+
+      let missing = #expect(throws: SystemCallError.self) { try FileSystem.listDirectoryBytes(directory + "/none") }
+      #expect(missing?.function == "opendir")
+      #expect(missing?.errno == .noSuchFileOrDirectory)
+    }
+  }
+
+  @Test func lstatDescribesASymbolicLinkAndStatWhatItPointsAt() throws {
+    try withTemporaryDirectory { (directory: String) throws in
+      let target = directory + "/target"
+      #expect(FileManagerless.createFile(target))
+      #expect(symlink("target", directory + "/link") == 0)
+      #expect(symlink("gone", directory + "/dangling") == 0)
+      #expect(try FileSystem.stat(directory + "/link", followingSymlinks: false)?.type == .symbolicLink)
+      #expect(try FileSystem.stat(directory + "/link")?.type == .regular)
+      #expect(try FileSystem.stat(directory + "/dangling", followingSymlinks: false)?.type == .symbolicLink)
+      #expect(try FileSystem.stat(directory + "/dangling") == nil)
+      #expect(try FileSystem.stat(directory + "/none", followingSymlinks: false) == nil)
+
+      let error = #expect(throws: SystemCallError.self) {
+        try FileSystem.stat(target + "/below", followingSymlinks: false)
+      }
+      #expect(error?.function == "lstat")
+      #expect(error?.path == target + "/below")
+      #expect(error?.errno == .notDirectory)
+    }
+  }
+
+  @Test func theModificationTimeIsSecondsAndNanoseconds() throws {
+    try withTemporaryDirectory { (directory: String) throws in
+      let path = directory + "/file"
+      #expect(FileManagerless.createFile(path))
+      var times = [timespec(tv_sec: 1_700_000_000, tv_nsec: 123_456_789), timespec(tv_sec: 1_700_000_001, tv_nsec: 5)]
+      #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+      let modified = try #require(try FileSystem.stat(path)).modifiedSinceEpoch
+      #expect(modified.seconds == 1_700_000_001)
+      #expect(modified.nanoseconds == 5)
+    }
+  }
+
+  @Test func aDirectoryCanBeReadOnlyWithReadAndSearchPermission() throws {
+    try withTemporaryDirectory { (directory: String) throws in
+      #expect(FileSystem.canRead(directory))
+      #expect(!FileSystem.canRead(directory + "/none"))
+      // Root passes every permission check, so only another user sees the refusal.
+      if geteuid() != 0 {
+        let locked = directory + "/locked"
+        #expect(mkdir(locked, 0o300) == 0)
+        defer { chmod(locked, 0o700) }
+        #expect(!FileSystem.canRead(locked))
+      }
+    }
+  }
+
   @Test func writesAndReadsAtOffsetsAndNamesThePathOnFailure() throws {
     try withTemporaryDirectory { (directory: String) throws in
       let path = directory + "/block"
