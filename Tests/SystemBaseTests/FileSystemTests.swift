@@ -57,20 +57,6 @@ import Testing
       try FileSystem.makeParentDirectories(of: "bklogfs.log", permissions: .ownerReadWriteExecute)
     }
   }
-
-  /// Root passes every permission check, so only another user sees the refusal.
-  @Test(.enabled(if: geteuid() != 0)) func aDirectoryThatCannotBeWrittenRefusesAndIsNamed() throws {
-    try withTemporaryDirectory { (directory: String) throws in
-      let locked = directory + "/locked"
-      #expect(mkdir(locked, 0o500) == 0)
-      defer { chmod(locked, 0o700) }
-      let error = #expect(throws: SystemCallError.self) {
-        try FileSystem.makeDirectories(locked + "/inside/deeper", permissions: .ownerReadWriteExecute)
-      }
-      #expect(error?.errno == .permissionDenied)
-      #expect(error?.path == locked + "/inside")
-    }
-  }
 }
 
 @Suite struct FileSystemTests {
