@@ -81,7 +81,9 @@ let package = Package(
       swiftSettings: strictSettings),
     .target(
       name: "LogFS",
-      dependencies: ["ObjectStore", "BlockCache", "SystemBase", .product(name: "Logging", package: "swift-log")],
+      dependencies: [
+        "ObjectStore", "BlockCache", "Digests", "SystemBase", .product(name: "Logging", package: "swift-log"),
+      ],
       swiftSettings: strictSettings),
     .target(
       name: "BuildkiteNames",

@@ -1,11 +1,22 @@
+import Digests
 import ObjectStore
 
 /// The tree as known so far: which inode stands for which entry, and what each directory held when
-/// it was last listed. An inode number stands for one (parent, name, kind) for the life of the
-/// mount. Not thread-safe on its own; `LogFilesystem` keeps it behind a mutex.
+/// it was last listed. Not thread-safe on its own; `LogFilesystem` keeps it behind a mutex.
+///
+/// An inode number stands for one path (each step a name and a kind: file, directory or link) of
+/// one mount source, and it is the same in every mount of that source, in whatever order the paths
+/// are looked up, on any machine: it is derived from the path (`StableInode`), not handed out in
+/// order, so backup tools that key their change detection on inode numbers (restic, borg, `tar -g`)
+/// see the same file after a remount. Two paths whose numbers collide (a 64-bit hash: about one
+/// chance in 10^6 for 10^7 names) are told apart by giving the one seen second the next free
+/// number, which then holds for this mount only. No number is ever given to a second path within a
+/// mount, so the kernel never holds one number for two files.
 struct InodeTable {
   struct Node {
     let inode: UInt64
+    /// The number the path hashes to before any collision moved it: what its children's derive from.
+    let seed: UInt64
     let parent: UInt64
     let name: String
     var content: NamespaceEntry.Content
@@ -45,7 +56,8 @@ struct InodeTable {
   private var nodes: [UInt64: Node] = [:]
   private var listings: [UInt64: Listing] = [:]
   private var inodeByIdentity: [Identity: UInt64] = [:]
-  private var nextInode: UInt64 = 2
+  /// How a path's seed is made: `StableInode.seed`, or a weaker one in tests that need collisions.
+  private let seedOf: (UInt64, String, NodeKind) -> UInt64
   /// Files whose content (object version or size) changed since the last `takeChangedFiles`.
   private var changedFiles: [UInt64] = []
 
@@ -55,9 +67,16 @@ struct InodeTable {
     return changedFiles
   }
 
-  init(rootKey: String) {
+  /// `source` names what is mounted (the stores and the namespace's root), so that another source's
+  /// paths get other numbers.
+  init(
+    rootKey: String, source: String,
+    seedOf: @escaping (_ parent: UInt64, _ name: String, _ kind: NodeKind) -> UInt64 = StableInode.seed
+  ) {
+    self.seedOf = seedOf
     nodes[Self.rootInode] = Node(
-      inode: Self.rootInode, parent: Self.rootInode, name: "", content: .directory(key: rootKey))
+      inode: Self.rootInode, seed: StableInode.seed(source: source), parent: Self.rootInode, name: "",
+      content: .directory(key: rootKey))
     listings[Self.rootInode] = Listing()
   }
 
@@ -77,8 +96,10 @@ struct InodeTable {
       nodes[existing]?.content = entry.content
       return existing
     }
-    let node = Node(inode: nextInode, parent: parent, name: entry.name, content: entry.content)
-    nextInode += 1
+    let seed = seedOf(nodes[parent]?.seed ?? 0, entry.name, entry.content.kind)
+    var number = StableInode.number(seed)
+    while nodes[number] != nil { number = StableInode.number(number &+ 1) }
+    let node = Node(inode: number, seed: seed, parent: parent, name: entry.name, content: entry.content)
     nodes[node.inode] = node
     if node.kind == .directory { listings[node.inode] = Listing() }
     inodeByIdentity[identity] = node.inode
@@ -133,5 +154,34 @@ extension FileContent {
     case .object(_, let key, let etag): "\(key)\u{0}\(etag)\u{0}\(size)"
     case .bytes(let bytes): "\(bytes.count)\u{0}\(bytes.hashValue)"
     }
+  }
+}
+
+/// Inode numbers derived from paths: the first 8 bytes of a SHA-256 over the parent's seed, the
+/// entry's kind and its name's bytes: fixed, unlike Swift's `Hasher`, which is seeded anew in every
+/// process, and well spread, so that collisions stay as rare as 64 bits allow (names made to collide
+/// on purpose would take some 2^32 tries, and cost only the stability of one number).
+enum StableInode {
+  /// The seed of a mount source's root.
+  static func seed(source: String) -> UInt64 { leading64(SHA256.hash(Array("bklogfs-root\u{0}\(source)".utf8))) }
+
+  static func seed(parent: UInt64, name: String, kind: NodeKind) -> UInt64 {
+    let kindByte: UInt8 =
+      switch kind {
+      case .directory: 0x64
+      case .file: 0x66
+      case .symlink: 0x6C
+      }
+    var bytes = withUnsafeBytes(of: parent.littleEndian) { Array($0) }
+    bytes.append(kindByte)
+    bytes += name.utf8
+    return leading64(SHA256.hash(bytes))
+  }
+
+  /// A seed as an inode number: 0 is no inode and 1 the root, for FUSE.
+  static func number(_ seed: UInt64) -> UInt64 { seed < 2 ? seed + 2 : seed }
+
+  private static func leading64(_ digest: [UInt8]) -> UInt64 {
+    digest.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
   }
 }

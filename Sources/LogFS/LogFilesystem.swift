@@ -138,7 +138,7 @@ public final class LogFilesystem: Sendable {
     let seconds = now.rounded(.down)
     self.mountTime = Timestamp(
       seconds: Int64(seconds), nanoseconds: Int32(min(999_999_999, ((now - seconds) * 1e9).rounded(.down))))
-    self.table = Mutex(InodeTable(rootKey: namespace.rootKey))
+    self.table = Mutex(InodeTable(rootKey: namespace.rootKey, source: namespace.sourceIdentity))
     self.listings = SingleFlight(waitLimit: configuration.waitLimit)
     self.pool = WorkerPool(threads: configuration.fetchThreads)
   }

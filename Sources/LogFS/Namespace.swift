@@ -19,6 +19,14 @@ public protocol Namespace: Sendable {
   /// One entry of the directory, or nil when it has no entry of that name. Should cost less than
   /// a whole listing where the source allows it.
   func lookup(directory key: String, name: String) throws(FilesystemError) -> NamespaceEntry?
+
+  /// What is mounted, as far as inode numbers go: the same text in two mounts gives the same path
+  /// the same number (`InodeTable`). By default the stores' identities and the root's key.
+  var sourceIdentity: String { get }
+}
+
+extension Namespace {
+  public var sourceIdentity: String { clients.map(\.identity).joined(separator: " ") + "\u{0}" + rootKey }
 }
 
 public struct NamespaceListing: Sendable {

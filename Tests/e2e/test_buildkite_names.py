@@ -123,6 +123,20 @@ def test_a_remount_makes_no_api_call_for_finished_builds(mount, fake_buildkite, 
     assert fake_buildkite.counters()["total"] == 0, fake_buildkite.counters()["endpoints"]
 
 
+def test_a_remount_gives_names_and_aliases_their_inode_numbers_again(mount, fake_buildkite, tmp_path):
+    m = mount(_source_args=names_args(fake_buildkite, tmp_path))
+    top = m / ORG / PIPE / str(SPECIAL["retried"])
+    paths = [m / ORG, m / ORG / PIPE, top] + sorted(top.iterdir())
+    assert any(p.is_symlink() for p in paths), "no alias in the build: the test would prove less"
+    before = {str(p.relative_to(m.path)): os.lstat(p).st_ino for p in paths}
+    m.unmount()
+    again = m.remount()
+    # The deepest names first, straight by path, before any directory above them is listed.
+    after = {rel: os.lstat(again / rel).st_ino for rel in sorted(before, key=lambda r: -r.count("/"))}
+    assert after == before
+    assert len(set(after.values())) == len(after)
+
+
 def test_empty_and_deleted_logs(mount, fake_buildkite, tmp_path):
     m = mount(_source_args=names_args(fake_buildkite, tmp_path))
     number = SPECIAL["empty_deleted"]
