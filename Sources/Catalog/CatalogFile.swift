@@ -1,4 +1,3 @@
-import Glibc
 import SystemBase
 import SystemPackage
 
@@ -33,7 +32,7 @@ enum CatalogFile {
     }
     guard status.permissions.rawValue & 0o077 != 0 else { return }
     do {
-      _ = try systemCall("fchmod", path: path) { fchmod(file.descriptor.rawValue, 0o600) }
+      try file.setPermissions(.ownerReadWrite)
     } catch {
       throw CatalogError("Cannot restrict the catalog file \(path) to mode 0600: \(error.reason).")
     }

@@ -294,12 +294,12 @@ public final class S3ObjectClient: ObjectClient {
       return .fail(ObjectStoreError(.preconditionFailed, reason))
     case 416:
       return .fail(ObjectStoreError(.invalidRequest, reason))
-    case 429, 503:
-      // Throttled or overloaded (`SlowDown`): the server may say how long to back off.
+    case 429, 500...599:
+      // Throttled or overloaded (429, 503 `SlowDown`): the server may say how long to back off.
+      let throttled = status == 429 || status == 503
       return .retry(
-        ObjectStoreError(code == "RequestTimeout" ? .timedOut : .serverError, reason), serverWait: response.retryAfter)
-    case 500...599:
-      return .retry(ObjectStoreError(code == "RequestTimeout" ? .timedOut : .serverError, reason))
+        ObjectStoreError(code == "RequestTimeout" ? .timedOut : .serverError, reason),
+        serverWait: throttled ? response.retryAfter : nil)
     default:
       switch code {
       case "RequestTimeout": return .retry(ObjectStoreError(.timedOut, reason))

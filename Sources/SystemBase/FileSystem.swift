@@ -185,6 +185,11 @@ public struct OpenedFile: Sendable {
     do { return try descriptor.stat() } catch { throw SystemCallError(function: "fstat", errno: error, path: path) }
   }
 
+  /// `fchmod(2)`.
+  public func setPermissions(_ permissions: FilePermissions) throws(SystemCallError) {
+    _ = try systemCall("fchmod", path: path) { fchmod(descriptor.rawValue, permissions.rawValue) }
+  }
+
   /// Sets the file's access and modification times to now (`futimens(fd, NULL)`).
   public func touch() throws(SystemCallError) {
     _ = try systemCall("futimens", path: path) { futimens(descriptor.rawValue, nil) }
