@@ -10,7 +10,10 @@ public import SystemBase
 public struct ArchiveNamespace: Namespace {
   public let client: any ObjectClient
   public let rootKey: String
+  /// What pages of keys listed ahead taught: whole listings of directories, and runs of keys of
+  /// the rest; nil for a local store, where listing costs little.
   private let subtrees: SubtreeListings?
+  private let runs: KeyRuns?
 
   public var clients: [any ObjectClient] { [client] }
 
@@ -23,14 +26,15 @@ public struct ArchiveNamespace: Namespace {
   ) {
     self.client = client
     self.rootKey = rootPrefix
-    self.subtrees =
-      client.isRemote && listingFreshness > 0 ? SubtreeListings(freshness: listingFreshness, clock: clock) : nil
+    let ahead = client.isRemote && listingFreshness > 0
+    self.subtrees = ahead ? SubtreeListings(freshness: listingFreshness, clock: clock) : nil
+    self.runs = ahead ? KeyRuns(freshness: listingFreshness, clock: clock) : nil
   }
 
   public func list(directory key: String) throws(FilesystemError) -> NamespaceListing {
-    if let subtrees, key != rootKey {
+    if let subtrees, let runs, key != rootKey {
       if let listing = subtrees.take(key) { return listing }
-      if let listing = try listSubtree(from: key, subtrees) { return listing }
+      if let listing = try listSubtree(from: key, subtrees, runs) { return listing }
     }
     let page: ListPage
     do throws(ObjectStoreError) {
@@ -41,10 +45,46 @@ public struct ArchiveNamespace: Namespace {
     return entries(of: page, in: key)
   }
 
-  /// Lists only the keys that start with the name (`prefix=dir/name`), stopping once past
-  /// `dir/name/`: one request, whatever the size of the directory.
+  public func knownListing(directory key: String) -> NamespaceListing? {
+    key == rootKey ? nil : subtrees?.take(key)
+  }
+
+  /// The first lookup in a directory lists only the keys that start with the name
+  /// (`prefix=dir/name`), stopping once past `dir/name/`: one request, whatever the size of the
+  /// directory. A directory whose names are looked up one after another is read a page of keys at a
+  /// time from the name on (`KeyRuns`), and the names a page covered cost nothing more.
   public func lookup(directory key: String, name: String) throws(FilesystemError) -> NamespaceEntry? {
     if let listing = subtrees?.peek(key) { return listing.entries.first { sameBytes($0.name, name) } }
+    if let subtrees, let runs, !name.isEmpty {
+      var known = runs.answer(directory: key, name: name)
+      if known == nil, runs.noteLookup(in: key) {
+        known = try lookupByPage(directory: key, name: name, subtrees, runs)
+      }
+      if let known { return entries(of: known, in: key).entries.first { sameBytes($0.name, name) } }
+    }
+    return try lookupByPrefix(directory: key, name: name)
+  }
+
+  /// Decides `name` from one page of the directory's keys from the name on, or from where the run
+  /// the name follows ends; nil when the page ended too soon to decide it.
+  private func lookupByPage(
+    directory key: String, name: String, _ subtrees: SubtreeListings, _ runs: KeyRuns
+  ) throws(FilesystemError) -> ListPage? {
+    let start = runs.pageStart(directory: key, name: name)
+    let page: ListPage
+    do throws(ObjectStoreError) {
+      page = try client.listPage(ListRequest(prefix: key, delimiter: nil, startAfter: start))
+    } catch {
+      throw FilesystemError(error, context: "looking up \(client.identity)/\(key + name)")
+    }
+    let through = page.nextContinuationToken == nil ? nil : page.objects.last?.key
+    guard page.nextContinuationToken == nil || through != nil else { return nil }
+    runs.record(directory: key, after: start, through: through, objects: page.objects)
+    _ = learn(from: page, under: key, after: start, through: through, keeping: nil, subtrees, runs)
+    return runs.answer(directory: key, name: name)
+  }
+
+  private func lookupByPrefix(directory key: String, name: String) throws(FilesystemError) -> NamespaceEntry? {
     let target = key + name
     let asDirectory = target + "/"
     var request = ListRequest(prefix: target, delimiter: "/")
@@ -111,11 +151,13 @@ public struct ArchiveNamespace: Namespace {
   /// one with subdirectories is given one page. Returns the directory's listing when the pages
   /// covered all of it, else nil (the caller lists it by delimiter); the other directories covered
   /// are kept for later calls.
-  private func listSubtree(from key: String, _ subtrees: SubtreeListings) throws(FilesystemError) -> NamespaceListing? {
+  private func listSubtree(
+    from key: String, _ subtrees: SubtreeListings, _ runs: KeyRuns
+  ) throws(FilesystemError) -> NamespaceListing? {
     guard let parent = parentKey(of: key) else { return nil }
     // Where an earlier page stopped inside this directory, go on from there with what it had.
-    let resumed = subtrees.frontier(inside: key)
-    var request = ListRequest(prefix: parent, delimiter: nil, startAfter: resumed?.lastKey ?? key)
+    let resumed = runs.start(of: key)
+    var request = ListRequest(prefix: parent, delimiter: nil, startAfter: resumed?.through ?? key)
     var page = ListPage(objects: resumed?.objects ?? [], commonPrefixes: [], nextContinuationToken: nil)
     while true {
       let next: ListPage
@@ -136,13 +178,75 @@ public struct ArchiveNamespace: Namespace {
       if inside.contains(UInt8(ascii: "/")) { break }
       request = ListRequest(prefix: parent, delimiter: nil, continuationToken: token)
     }
+    let through = page.nextContinuationToken == nil ? nil : page.objects.last?.key
+    guard page.nextContinuationToken == nil || through != nil else { return nil }
+    return learn(from: page, under: parent, after: key, through: through, keeping: key, subtrees, runs)
+  }
+
+  /// What a page of keys below `parent` without delimiter says of the directories it holds, the
+  /// page holding every key above `after` and at most `through` (nil: to the end): the listing of
+  /// each directory it holds whole is kept (that of `keeping` returned instead), and the keys of
+  /// each it holds in part kept as a run, which a later page may complete.
+  private func learn(
+    from page: ListPage, under parent: String, after start: String, through: String?, keeping wanted: String?,
+    _ subtrees: SubtreeListings, _ runs: KeyRuns
+  ) -> NamespaceListing? {
+    var (pages, order, _) = directoryPages(of: page.objects, below: parent)
+    // A key that is not UTF-8 is logged with the listing of its directory (S3 leaves "/" unescaped).
+    for encoded in page.undecodableKeys {
+      let bytes = Array(encoded.utf8)
+      guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { continue }
+      let directory = ExactName(String(decoding: bytes[...slash], as: UTF8.self))
+      pages[directory]?.undecodableKeys.append(encoded)
+    }
+    var found: NamespaceListing?
+    var learned: [(String, NamespaceListing)] = []
+    for directory in order {
+      // Keys come in byte order: a directory is held from its start unless the page began inside
+      // it, and to its end unless the page stopped inside it.
+      let fromStart = !hasBytePrefix(start, directory) || start.utf8.count == directory.utf8.count
+      let toEnd = through.map { !hasBytePrefix($0, directory) } ?? true
+      if fromStart && toEnd {
+        let listing = entries(of: pages[ExactName(directory)]!, in: directory)
+        if let wanted, sameBytes(directory, wanted) { found = listing } else { learned.append((directory, listing)) }
+        continue
+      }
+      let objects = page.objects.filter { hasBytePrefix($0.key, directory) }
+      runs.record(
+        directory: directory, after: fromStart ? directory : start, through: toEnd ? nil : through, objects: objects,
+        undecodable: pages[ExactName(directory)]!.undecodableKeys)
+      // A page that goes on where an earlier one stopped may complete a directory.
+      if let all = runs.whole(directory) {
+        var page = directoryPages(of: all.objects, below: directory).listing
+        page.undecodableKeys = all.undecodable
+        let listing = entries(of: page, in: directory)
+        if let wanted, sameBytes(directory, wanted) { found = listing } else { learned.append((directory, listing)) }
+      }
+    }
+    subtrees.store(learned)
+    return found
+  }
+
+  /// The keys of a page split by the directory below `parent` that holds them: for each, the
+  /// objects directly in it and its subdirectories, as a delimiter listing would show them; with the
+  /// directories in the order they came, and the listing of `parent` itself.
+  private func directoryPages(
+    of objects: [ObjectInfo], below parent: String
+  ) -> (pages: [ExactName: ListPage], order: [String], listing: ListPage) {
     var pages: [ExactName: ListPage] = [:]
     var order: [String] = []
+    var listing = ListPage(objects: [], commonPrefixes: [], nextContinuationToken: nil)
     let parentLength = parent.utf8.count
-    for object in page.objects {
+    for object in objects {
       // Each directory between the parent and the object holds the next directory down, or the object.
       let bytes = Array(object.key.utf8)
       let slashes = bytes.indices.filter { $0 >= parentLength && bytes[$0] == UInt8(ascii: "/") }
+      if let first = slashes.first {
+        let child = String(decoding: bytes[...first], as: UTF8.self)
+        if !(listing.commonPrefixes.last.map { sameBytes($0, child) } ?? false) { listing.commonPrefixes.append(child) }
+      } else {
+        listing.objects.append(object)
+      }
       for (level, slash) in slashes.enumerated() {
         let directory = String(decoding: bytes[...slash], as: UTF8.self)
         let name = ExactName(directory)
@@ -160,35 +264,7 @@ public struct ArchiveNamespace: Namespace {
         }
       }
     }
-    // A key that is not UTF-8 is logged with the listing of its directory (S3 leaves "/" unescaped).
-    for encoded in page.undecodableKeys {
-      let bytes = Array(encoded.utf8)
-      guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { continue }
-      let directory = ExactName(String(decoding: bytes[...slash], as: UTF8.self))
-      pages[directory]?.undecodableKeys.append(encoded)
-    }
-    // Keys come in byte order, so a directory is whole unless the page stopped inside it.
-    let lastKey = page.objects.last?.key
-    func isWhole(_ directory: String) -> Bool {
-      page.nextContinuationToken == nil || !(lastKey?.utf8.starts(with: directory.utf8) ?? false)
-    }
-    var found: NamespaceListing?
-    var learned: [(String, NamespaceListing)] = []
-    for directory in order where isWhole(directory) {
-      let listing = entries(of: pages[ExactName(directory)]!, in: directory)
-      if sameBytes(directory, key) { found = listing } else { learned.append((directory, listing)) }
-    }
-    subtrees.store(learned)
-    // The directories the page stopped inside (all begin within it): their keys so far, so that
-    // opening one goes on from the last key rather than listing its start again.
-    if page.nextContinuationToken != nil, let lastKey {
-      let cut = order.filter { lastKey.utf8.starts(with: $0.utf8) }
-      if let outermost = cut.first {
-        let objects = page.objects.filter { $0.key.utf8.starts(with: outermost.utf8) }
-        subtrees.storeFrontier(Frontier(lastKey: lastKey, directories: cut, objects: objects))
-      }
-    }
-    return found
+    return (pages, order, listing)
   }
 }
 
@@ -197,14 +273,6 @@ private func parentKey(of key: String) -> String? {
   let bytes = key.utf8.dropLast()
   guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return "" }
   return String(key.utf8[key.utf8.startIndex...slash])
-}
-
-/// Where a subtree page stopped: its last key, the directories it stopped inside (outermost
-/// first), and the objects it had of the outermost (so of all of them).
-struct Frontier: Sendable {
-  var lastKey: String
-  var directories: [String]
-  var objects: [ObjectInfo]
 }
 
 /// Directory listings learned from subtree listings before anyone asked for them, kept until a
@@ -262,30 +330,6 @@ final class SubtreeListings: Sendable {
     return learned.withLock { learned in
       guard let found = learned[ExactName(key)], now - found.learnedAt < freshness else { return nil }
       return found.listing
-    }
-  }
-
-  private let frontiers = Mutex<[(frontier: Frontier, at: Double)]>([])
-
-  func storeFrontier(_ frontier: Frontier) {
-    let now = clock.now()
-    frontiers.withLock { frontiers in
-      frontiers.removeAll { now - $0.at >= freshness }
-      frontiers.append((frontier, now))
-      if frontiers.count > 64 { frontiers.removeFirst(frontiers.count - 64) }
-    }
-  }
-
-  /// Where the latest recent page stopped inside directory `key`, and the objects it had of it.
-  func frontier(inside key: String) -> (lastKey: String, objects: [ObjectInfo])? {
-    let now = clock.now()
-    return frontiers.withLock { frontiers in
-      guard
-        let found = frontiers.last(where: {
-          now - $0.at < freshness && $0.frontier.directories.contains { sameBytes($0, key) }
-        })
-      else { return nil }
-      return (found.frontier.lastKey, found.frontier.objects.filter { $0.key.utf8.starts(with: key.utf8) })
     }
   }
 }

@@ -33,6 +33,9 @@ struct InodeTable {
     /// The names of the last full listing, in byte order (the order readdir gives them).
     var order: [String] = []
 
+    /// Whether the last full listing may still be trusted at monotonic time `now`.
+    func isTrusted(at now: Double) -> Bool { trustedUntil.map { now < $0 } ?? false }
+
     /// The position of `name` in `order`, if it is there.
     func position(of name: String) -> Int? {
       var low = 0

@@ -167,8 +167,14 @@ public final class LogFilesystem: Sendable {
     if let problem = nameProblem(name) {
       throw FilesystemError(name.utf8.count > 255 ? .nameTooLong : .notFound, "cannot look up \(name): \(problem)")
     }
-    let (key, listing) = try directory(parent)
-    if let trustedUntil = listing.trustedUntil, clock.now() < trustedUntil {
+    var (key, listing) = try directory(parent)
+    if !listing.isTrusted(at: clock.now()), let known = namespace.knownListing(directory: key) {
+      // A directory a page of keys covered whole: taken as listed, so that the files a reader opens
+      // in it one by one are fetched ahead as in a walk.
+      record(known, of: parent, key: key)
+      listing = try directory(parent).listing
+    }
+    if listing.isTrusted(at: clock.now()) {
       if let child = listing.children[name] { return try attributes(of: child) }
       if listing.isComplete { throw .noEntry(key + name) }
     }
@@ -252,19 +258,24 @@ public final class LogFilesystem: Sendable {
   /// The directory's children, listed first if its listing is missing or no longer trusted.
   private func currentChildren(_ inode: UInt64) throws(FilesystemError) -> Children {
     let (key, listing) = try directory(inode)
-    guard listing.trustedUntil.map({ clock.now() >= $0 }) ?? true else { return listing.children }
+    guard !listing.isTrusted(at: clock.now()) else { return listing.children }
     try listings.run(inode) { () throws(FilesystemError) in
-      let result = shownEntries(of: try namespace.list(directory: key), in: key)
-      report(result.leftOut)
-      let trustedUntil = clock.now() + (result.ttl ?? configuration.directoryTTL)
-      let changed = table.withLock { table in
-        _ = table.replaceListing(
-          of: inode, with: result.entries, trustedUntil: trustedUntil, isComplete: result.isComplete)
-        return table.takeChangedFiles()
-      }
-      report(changed: changed)
+      record(try namespace.list(directory: key), of: inode, key: key)
     }
     return try directory(inode).listing.children
+  }
+
+  /// Takes a listing of the directory with this inode and key as its entries, trusted for its TTL.
+  private func record(_ listing: NamespaceListing, of inode: UInt64, key: String) {
+    let result = shownEntries(of: listing, in: key)
+    report(result.leftOut)
+    let trustedUntil = clock.now() + (result.ttl ?? configuration.directoryTTL)
+    let changed = table.withLock { table in
+      _ = table.replaceListing(
+        of: inode, with: result.entries, trustedUntil: trustedUntil, isComplete: result.isComplete)
+      return table.takeChangedFiles()
+    }
+    report(changed: changed)
   }
 
   /// Entries from `offset` on (an offset is an index into the snapshot taken at open).

@@ -20,12 +20,19 @@ public protocol Namespace: Sendable {
   /// a whole listing where the source allows it.
   func lookup(directory key: String, name: String) throws(FilesystemError) -> NamespaceEntry?
 
+  /// The listing of a directory the namespace already holds, learned ahead of any request for it
+  /// (from a page of keys that covered it), handed over once and without a request; nil when it
+  /// holds none. The filesystem takes it as a listing of the directory.
+  func knownListing(directory key: String) -> NamespaceListing?
+
   /// What is mounted, as far as inode numbers go: the same text in two mounts gives the same path
   /// the same number (`InodeTable`). By default the stores' identities and the root's key.
   var sourceIdentity: String { get }
 }
 
 extension Namespace {
+  public func knownListing(directory key: String) -> NamespaceListing? { nil }
+
   public var sourceIdentity: String { clients.map(\.identity).joined(separator: " ") + "\u{0}" + rootKey }
 }
 
