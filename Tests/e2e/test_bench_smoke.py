@@ -65,7 +65,7 @@ def test_bench_smoke(bklogfs_bin, tmp_path):
     results = report["results"]
     systems = ["bklogfs", "curl", "local"] + [s for s in ("s3fs", "rclone") if IN_CI or shutil.which(s)]
     problems = []
-    for n in range(1, 9):
+    for n in range(1, 10):
         cells = results.get(str(n), {})
         for s in systems:
             cell = cells.get(s)
@@ -86,10 +86,10 @@ def test_bench_smoke(bklogfs_bin, tmp_path):
     # what bklogfs read is what the archive holds: workload 1's count, workload 4's bytes
     assert results["1"]["bklogfs"]["runs"][0]["answer"] == results["1"]["local"]["runs"][0]["answer"]
     assert results["4"]["bklogfs"]["runs"][0]["answer"] == results["4"]["curl"]["runs"][0]["answer"]
-    for n in range(1, 9):
+    for n in range(1, 10):
         assert report["workloads"][str(n)]["target_result"]["text"], f"workload {n} has no target line"
     table = (out / "results.md").read_text()
-    assert "| workload |" in table and "8. Peak RSS" in table
+    assert "| workload |" in table and "8. Peak RSS" in table and "9. (L) `sha256sum -c`" in table
     if _has_matplotlib():
         assert (out / "benchmarks.png").stat().st_size > 10_000
     assert "patched" in report["peer_check"] and "error" not in report["peer_check"]["patched"]

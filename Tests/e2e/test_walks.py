@@ -61,3 +61,22 @@ def test_grep_r_fetches_the_next_files_ahead_and_each_once(mount, walk_bucket):
     assert s["requests"]["get"] == files, "every file is fetched exactly once"
     # All but the first file or two of each build come ahead of grep.
     assert s["cache"]["prefetched_blocks"] >= files - 2 * BUILDS, s
+
+
+def test_sha256sum_c_of_a_manifest_on_a_fresh_mount_costs_about_one_list_per_page_of_keys(mount, walk_bucket, tmp_path):
+    import hashlib
+    manifest = tmp_path / "SHA256SUMS"
+    manifest.write_text("".join(f"{hashlib.sha256(body).hexdigest()}  {key}\n"
+                                for key, body in sorted(walk_bucket.bodies.items())))
+    m = mount(bucket=walk_bucket)
+    out = run(["sha256sum", "-c", "--quiet", str(manifest)], cwd=m.path)
+    assert out == "", out
+    s = m.stats()
+    # Looked up name by name, each alone would cost a LIST (1,262 here). A page of 1,000 keys from
+    # the name on answers the names after it: two pages a pipeline, the first (targeted) lookups in
+    # the root, the organization, each pipeline and its first build, and a page to finish each build
+    # a page stopped inside.
+    assert s["requests"]["list"] <= 14, s["requests"]
+    assert s["requests"]["get"] == len(walk_bucket.bodies), "every file is fetched exactly once"
+    # The builds a page covered are taken as listed, so their files come ahead of the reader.
+    assert s["cache"]["prefetched_blocks"] >= len(walk_bucket.bodies) // 2, s
