@@ -13,7 +13,7 @@ import Testing
 /// The names tree's directory times, against the fake API's world (doc/SEMANTICS.md, "Attributes"):
 /// a build shows when it finished (else when it was created), a pipeline and an organization their
 /// newest build the catalog holds, a link the time of its log.
-@Suite(.serialized) final class DirectoryTimesTests {
+@Suite(.serialized) final class BuildkiteTimesTests {
   let fake: FakeBuildkite
   let directory: String
   let log = CapturedLog()
