@@ -31,7 +31,7 @@ import Testing
   }
 
   /// A namespace over its own catalog file: a new name means a catalog that knows nothing yet.
-  func names(catalog: String) throws -> BuildkiteNamespace {
+  func names(catalog: String, clock: FakeClock = FakeClock()) throws -> BuildkiteNamespace {
     let api = try BuildkiteClient(
       configuration: BuildkiteConfiguration(
         baseURL: fake.baseURL, token: FakeBuildkite.fullToken, timeouts: HTTPTimeouts(connect: 2, stall: 10, total: 60),
@@ -39,7 +39,7 @@ import Testing
     return BuildkiteNamespace(
       api: api, catalog: try Catalog(path: "\(directory)/\(catalog).sqlite", logger: log.logger),
       logStore: BuildkiteLogStore(api: api), configuration: BuildkiteNamesConfiguration(recentBuilds: 6),
-      logger: log.logger)
+      clock: clock, logger: log.logger)
   }
 
   func filesystem(_ names: BuildkiteNamespace, clock: FakeClock = FakeClock()) -> LogFilesystem {
@@ -61,18 +61,22 @@ import Testing
     return Dictionary(uniqueKeysWithValues: try fs.readDirectory(handle, from: 0).map { ($0.name, $0.attributes) })
   }
 
-  /// Each build of a pipeline in the fake's world, by number, with its finish (else creation) time.
-  func worldTimes(_ organization: String, _ pipeline: String) throws -> [String: Timestamp] {
+  /// The whole seconds of a time as the API writes it.
+  func seconds(_ text: String) throws -> Timestamp {
     let parser = ISO8601DateFormatter()
     parser.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return Timestamp(seconds: Int64(try #require(parser.date(from: text)).timeIntervalSince1970))
+  }
+
+  /// Each build of a pipeline in the fake's world, by number, with its finish (else creation) time.
+  func worldTimes(_ organization: String, _ pipeline: String) throws -> [String: Timestamp] {
     let organizations = try fake.world()["organizations"] as? [[String: Any]] ?? []
     let pipelines = organizations.first { $0["slug"] as? String == organization }?["pipelines"] as? [[String: Any]]
     let builds = pipelines?.first { $0["slug"] as? String == pipeline }?["builds"] as? [[String: Any]] ?? []
     var times: [String: Timestamp] = [:]
     for build in builds {
       let text = try #require((build["finished_at"] as? String) ?? (build["created_at"] as? String))
-      let date = try #require(parser.date(from: text))
-      times[String(try #require(build["number"] as? Int))] = Timestamp(seconds: Int64(date.timeIntervalSince1970))
+      times[String(try #require(build["number"] as? Int))] = try seconds(text)
     }
     return times
   }
@@ -132,6 +136,23 @@ import Testing
     let relisted = try fresh.list(directory: "/acme/web-app").entries
     #expect(relisted.count == listed.count)
     for entry in relisted { #expect(entry.modified == listed[entry.name]?.modified, "build \(entry.name)") }
+  }
+
+  @Test func aRunningBuildShowsItsCreationUntilItFinishesAndItsPipelineMovesOn() throws {
+    let clock = FakeClock()
+    let fs = filesystem(try names(catalog: "catalog", clock: clock), clock: clock)
+    let tools = try worldTimes("acme", "tools")
+    #expect(try listing(fs, ["acme", "tools"])["4"]?.modified == tools["4"])
+    #expect(try listing(fs, ["acme"])["tools"]?.modified == tools.values.max())
+    let answer = try fake.control("finish-build", ["org": "acme", "pipeline": "tools", "number": 4])
+    let finished = try seconds(try #require(answer["finished_at"] as? String))
+    // Past the listing TTL, the build is fetched again: it shows its finish, and is now the
+    // pipeline's and the organization's newest.
+    clock.advance(61)
+    #expect(try listing(fs, ["acme", "tools"])["4"]?.modified == finished)
+    #expect(try listing(fs, ["acme"])["tools"]?.modified == finished)
+    #expect(try listing(fs, [])["acme"]?.modified == finished)
+    #expect(finished > tools.values.max()!)
   }
 
   @Test func anAliasShowsTheTimeOfTheLogItPointsTo() throws {
