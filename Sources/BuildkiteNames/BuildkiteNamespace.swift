@@ -92,8 +92,10 @@ public final class BuildkiteNamespace: Namespace {
     if path.count == 2 {
       // A build by number, listed or not: one request the first time, none after.
       guard let number = canonicalNumber(name) else { return nil }
-      guard try buildRecord(organization: path[0], pipeline: path[1], number: number) != nil else { return nil }
-      return NamespaceEntry(name: name, content: .directory(key: "/\(path[0])/\(path[1])/\(number)"))
+      guard let build = try buildRecord(organization: path[0], pipeline: path[1], number: number) else { return nil }
+      // The time a listing of the pipeline gives it too, so a path's time does not depend on the way to it.
+      return NamespaceEntry(
+        name: name, content: .directory(key: "/\(path[0])/\(path[1])/\(number)"), modified: Self.time(of: build))
     }
     return try list(directory: key).entries.first { sameBytes($0.name, name) }
   }
@@ -111,7 +113,8 @@ public final class BuildkiteNamespace: Namespace {
           try catalog.upsert(organizations: found.map { CatalogOrganization(id: $0.id, slug: $0.slug, name: $0.name) })
         }
       })
-    return directories(organizations.map(\.slug), under: "", ttl: configuration.listingTTL)
+    let times = try stored { () throws(CatalogError) in try catalog.newestBuildTimesOfOrganizations() }
+    return directories(timed(organizations.map(\.slug), times), under: "", ttl: configuration.listingTTL)
   }
 
   private func pipelinesListing(organization: String) throws(FilesystemError) -> NamespaceListing {
@@ -134,7 +137,8 @@ public final class BuildkiteNamespace: Namespace {
     {
       throw FilesystemError(.notFound, "no organization \(organization)")
     }
-    return directories(pipelines.map(\.slug), under: "/\(organization)", ttl: configuration.listingTTL)
+    let times = try stored { () throws(CatalogError) in try catalog.newestBuildTimes(organizationSlug: organization) }
+    return directories(timed(pipelines.map(\.slug), times), under: "/\(organization)", ttl: configuration.listingTTL)
   }
 
   private func buildsListing(organization: String, pipeline: String) throws(FilesystemError) -> NamespaceListing {
@@ -168,7 +172,8 @@ public final class BuildkiteNamespace: Namespace {
         }
       })
     var listing = directories(
-      builds.map { String($0.number) }, under: "/\(organization)/\(pipeline)", ttl: configuration.listingTTL,
+      builds.map { (String($0.number), Self.time(of: $0)) }, under: "/\(organization)/\(pipeline)",
+      ttl: configuration.listingTTL,
       check: { canonicalNumber($0) == nil ? "a build number is never below 0" : nil })
     // Older builds exist beyond the window: they are found by number.
     listing.isComplete = false
@@ -187,7 +192,9 @@ public final class BuildkiteNamespace: Namespace {
     var entries: [NamespaceEntry] = []
     var leftOut: [(source: String, reason: String)] = []
     var logNames: [String: String] = [:]
-    let modified = Timestamp(seconds: build.finishedAt ?? build.createdAt ?? 0)
+    // Each log's time, which its alias shows too.
+    var logTimes: [String: Timestamp] = [:]
+    let modified = Self.time(of: build) ?? Timestamp(seconds: 0)
     let stored = try storedLogs(of: build, organization: organization, pipeline: pipeline)
     // By `String` equality, so IDs the API should never send (two that are canonically equivalent)
     // cannot stand for each other in the dictionaries below.
@@ -208,6 +215,7 @@ public final class BuildkiteNamespace: Namespace {
       if let (client, object) = stored[job.id] {
         // The archive's or the export's copy: final once written, sized by the listing, no API request.
         logNames[job.id] = name
+        logTimes[job.id] = object.lastModified
         named.append(job)
         let content = FileContent(
           size: object.size, modified: object.lastModified, isImmutable: true,
@@ -233,9 +241,11 @@ public final class BuildkiteNamespace: Namespace {
         }
       }
       logNames[job.id] = name
+      let logTime = Timestamp(seconds: job.finishedAt ?? build.createdAt ?? 0)
+      logTimes[job.id] = logTime
       named.append(job)
       let content = FileContent(
-        size: size!, modified: Timestamp(seconds: job.finishedAt ?? build.createdAt ?? 0), isImmutable: finished,
+        size: size!, modified: logTime, isImmutable: finished,
         source: .object(
           client: logStore, key: key,
           etag: finished ? BuildkiteLogStore.etag(size: size!) : BuildkiteLogStore.growingETag(size: size!)))
@@ -249,7 +259,7 @@ public final class BuildkiteNamespace: Namespace {
       }, reserved: Set(logNames.values).union(["build.json"]))
     for job in named {
       if let alias = aliases[job.id], let target = logNames[job.id] {
-        entries.append(NamespaceEntry(name: alias, content: .symlink(target: target)))
+        entries.append(NamespaceEntry(name: alias, content: .symlink(target: target), modified: logTimes[job.id]))
       }
     }
     entries.append(
@@ -563,24 +573,39 @@ public final class BuildkiteNamespace: Namespace {
     return (catalogBuild, jobs)
   }
 
-  /// A directory of each name; names that cannot be file names (or fail `check`) are left out, and
-  /// of names that are the same bytes the first is kept (the API should never send two).
+  /// A directory's name and its time (nil shows 0).
+  private typealias TimedName = (name: String, modified: Timestamp?)
+
+  /// A directory of each name, with its time; names that cannot be file names (or fail `check`) are
+  /// left out, and of names that are the same bytes the first is kept (the API should never send two).
   private func directories(
-    _ names: [String], under parent: String, ttl: Double, check: (String) -> String? = { _ in nil }
+    _ names: [TimedName], under parent: String, ttl: Double, check: (String) -> String? = { _ in nil }
   ) -> NamespaceListing {
     var entries: [NamespaceEntry] = []
     var leftOut: [(source: String, reason: String)] = []
     var seen = Set<ExactName>()
-    for name in names {
+    for (name, modified) in names {
       if let problem = nameProblem(name) ?? check(name) {
         leftOut.append(("\(parent)/\(name)", problem))
       } else if !seen.insert(ExactName(name)).inserted {
         leftOut.append(("\(parent)/\(name) (a second one of that name)", "one of the same name is shown"))
       } else {
-        entries.append(NamespaceEntry(name: name, content: .directory(key: "\(parent)/\(name)")))
+        entries.append(NamespaceEntry(name: name, content: .directory(key: "\(parent)/\(name)"), modified: modified))
       }
     }
     return NamespaceListing(entries: entries, leftOut: leftOut, ttl: ttl)
+  }
+
+  /// Each slug with the newest build time the catalog holds under it (nil when none), matched byte for byte.
+  private func timed(_ slugs: [String], _ times: [(slug: String, time: Int64)]) -> [TimedName] {
+    let bySlug = Dictionary(times.map { (ExactName($0.slug), $0.time) }, uniquingKeysWith: max)
+    return slugs.map { ($0, bySlug[ExactName($0)].map { Timestamp(seconds: $0) }) }
+  }
+
+  /// A build's directory time: when it finished, else when it was created (a running build), the
+  /// time its `build.json` shows too. It moves only when the build finishes.
+  static func time(of build: CatalogBuild) -> Timestamp? {
+    (build.finishedAt ?? build.createdAt).map { Timestamp(seconds: $0) }
   }
 
   /// Wall-clock seconds: the catalog keeps when listings were fetched across mounts.

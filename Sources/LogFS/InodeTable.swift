@@ -20,6 +20,8 @@ struct InodeTable {
     let parent: UInt64
     let name: String
     var content: NamespaceEntry.Content
+    /// The time of a directory or link, from the last entry recorded for it (`NamespaceEntry.modified`).
+    var modified: Timestamp?
 
     var kind: NodeKind { content.kind }
   }
@@ -79,7 +81,7 @@ struct InodeTable {
     self.seedOf = seedOf
     nodes[Self.rootInode] = Node(
       inode: Self.rootInode, seed: StableInode.seed(source: source), parent: Self.rootInode, name: "",
-      content: .directory(key: rootKey))
+      content: .directory(key: rootKey), modified: nil)
     listings[Self.rootInode] = Listing()
   }
 
@@ -97,12 +99,14 @@ struct InodeTable {
         changedFiles.append(existing)
       }
       nodes[existing]?.content = entry.content
+      nodes[existing]?.modified = entry.modified
       return existing
     }
     let seed = seedOf(nodes[parent]?.seed ?? 0, entry.name, entry.content.kind)
     var number = StableInode.number(seed)
     while nodes[number] != nil { number = StableInode.number(number &+ 1) }
-    let node = Node(inode: number, seed: seed, parent: parent, name: entry.name, content: entry.content)
+    let node = Node(
+      inode: number, seed: seed, parent: parent, name: entry.name, content: entry.content, modified: entry.modified)
     nodes[node.inode] = node
     if node.kind == .directory { listings[node.inode] = Listing() }
     inodeByIdentity[identity] = node.inode

@@ -51,7 +51,6 @@ public final class LogFilesystem: Sendable {
   public let namespace: any Namespace
   public let configuration: FilesystemConfiguration
   let logger: Logger
-  let mountTime: Timestamp
   let memoryCache: MemoryBlockCache
   let diskCache: DiskBlockCache?
   let diskWriter: DiskCacheWriter?
@@ -134,10 +133,6 @@ public final class LogFilesystem: Sendable {
     self.diskWriter = diskCache.map {
       DiskCacheWriter(cache: $0, maxQueuedBytes: configuration.diskWriteQueueBytes, clock: clock, logger: logger)
     }
-    let now = clock.secondsSinceEpoch()
-    let seconds = now.rounded(.down)
-    self.mountTime = Timestamp(
-      seconds: Int64(seconds), nanoseconds: Int32(min(999_999_999, ((now - seconds) * 1e9).rounded(.down))))
     self.table = Mutex(InodeTable(rootKey: namespace.rootKey, source: namespace.sourceIdentity))
     self.listings = SingleFlight(waitLimit: configuration.waitLimit)
     self.pool = WorkerPool(threads: configuration.fetchThreads)
@@ -197,16 +192,20 @@ public final class LogFilesystem: Sendable {
     return attributes(node)
   }
 
+  /// A directory or link shows the time its namespace gave it, and 0 (1970-01-01 UTC) without one,
+  /// as the root does: never the mount's own time, which would change at each remount and make
+  /// `rsync -a` set every directory's time again (doc/SEMANTICS.md, "Attributes").
   private func attributes(_ node: InodeTable.Node) -> Attributes {
-    switch node.content {
+    let modified = node.modified ?? Timestamp(seconds: 0)
+    return switch node.content {
     case .directory:
-      Attributes(inode: node.inode, kind: .directory, size: 0, modified: mountTime, isImmutable: false)
+      Attributes(inode: node.inode, kind: .directory, size: 0, modified: modified, isImmutable: false)
     case .file(let file):
       Attributes(
         inode: node.inode, kind: .file, size: file.size, modified: file.modified, isImmutable: file.isImmutable)
     case .symlink(let target):
       Attributes(
-        inode: node.inode, kind: .symlink, size: UInt64(target.utf8.count), modified: mountTime, isImmutable: false)
+        inode: node.inode, kind: .symlink, size: UInt64(target.utf8.count), modified: modified, isImmutable: false)
     }
   }
 

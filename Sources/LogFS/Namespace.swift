@@ -60,6 +60,11 @@ public struct NamespaceListing: Sendable {
 public struct NamespaceEntry: Sendable {
   public var name: String
   public var content: Content
+  /// A directory's or link's modification time (and change time); nil shows 0, 1970-01-01 UTC. It
+  /// must be the same every time the entry is listed or looked up until what it stands for changes,
+  /// so that `rsync -a` and `ls -lt` see the tree as it is, in every mount. A file's time is its
+  /// content's (`FileContent.modified`), and this is not used for one.
+  public var modified: Timestamp?
 
   public enum Content: Sendable {
     /// A directory, with the key the namespace knows it by.
@@ -69,9 +74,10 @@ public struct NamespaceEntry: Sendable {
     case symlink(target: String)
   }
 
-  public init(name: String, content: Content) {
+  public init(name: String, content: Content, modified: Timestamp? = nil) {
     self.name = name
     self.content = content
+    self.modified = modified
   }
 }
 

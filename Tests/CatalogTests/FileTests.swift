@@ -156,7 +156,7 @@ import Testing
       downgrade.arguments = [
         "python3", "-c",
         "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('DROP TABLE build_exports'); "
-          + "c.execute('PRAGMA user_version = 1'); c.commit()",
+          + "c.execute('DROP INDEX builds_by_time'); c.execute('PRAGMA user_version = 1'); c.commit()",
         path,
       ]
       try downgrade.run()
@@ -166,6 +166,9 @@ import Testing
       #expect(try catalog.organization(slug: "acme") == organization(1, slug: "acme"))
       try catalog.setExportLocation(buildID: "b", location: "x/")
       #expect(try catalog.exportLocation(buildID: "b") == "x/")
+      try catalog.upsert(pipelines: [pipeline(1, slug: "web")])
+      try catalog.upsert(builds: [(build(1), [])])
+      #expect(try catalog.newestBuildTimes(organizationSlug: "acme").map(\.time) == [1_700_000_100])
     }
   }
 }

@@ -214,15 +214,106 @@ final class WindowNamespace: Namespace {
   }
 }
 
-@Suite struct MountTimeTests {
-  /// Directories carry the mount's time, read from the filesystem's clock like every other time.
-  @Test func directoriesCarryTheMountTimeOfTheClock() throws {
+/// A tree whose entries a test changes between listings, as a source learns newer builds.
+final class ChangingNamespace: Namespace {
+  let rootKey = "/"
+  let clients: [any ObjectClient] = []
+  let tree: Mutex<[String: [NamespaceEntry]]>
+
+  init(_ tree: [String: [NamespaceEntry]]) { self.tree = Mutex(tree) }
+
+  func list(directory key: String) throws(FilesystemError) -> NamespaceListing {
+    guard let entries = tree.withLock({ $0[key] }) else { throw FilesystemError(.notFound, "no directory \(key)") }
+    return NamespaceListing(entries: entries)
+  }
+
+  func lookup(directory key: String, name: String) throws(FilesystemError) -> NamespaceEntry? {
+    tree.withLock { $0[key]?.first { $0.name == name } }
+  }
+}
+
+/// Directories and links show the time their namespace gives them, and 0 without one: never the
+/// mount's time, so that every mount shows the same (doc/SEMANTICS.md, "Attributes").
+@Suite struct DirectoryTimeTests {
+  static let built = Timestamp(seconds: 1_717_200_000)
+  static let linked = Timestamp(seconds: 1_717_300_000, nanoseconds: 5)
+  static let file = FileContent(
+    size: 3, modified: Timestamp(seconds: 1_717_400_000), isImmutable: true, source: .bytes([1, 2, 3]))
+
+  static func tree(build: Timestamp?) -> [String: [NamespaceEntry]] {
+    [
+      "/": [
+        NamespaceEntry(name: "timed", content: .directory(key: "/timed"), modified: build),
+        NamespaceEntry(name: "untimed", content: .directory(key: "/untimed")),
+      ],
+      "/timed": [
+        NamespaceEntry(name: "a.log", content: .file(file)),
+        NamespaceEntry(name: "alias.log", content: .symlink(target: "a.log"), modified: linked),
+        NamespaceEntry(name: "bare.log", content: .symlink(target: "a.log")),
+      ],
+      "/untimed": [],
+    ]
+  }
+
+  /// A filesystem on a clock far from 1970, so a time taken from the clock would show.
+  func filesystem(_ namespace: any Namespace, clock: FakeClock = FakeClock()) -> LogFilesystem {
+    LogFilesystem(
+      namespace: namespace, configuration: FilesystemConfiguration(directoryTTL: 60),
+      memoryCache: MemoryBlockCache(maxBytes: 1 << 20), diskCache: nil, clock: clock, logger: Logger(label: "test"))
+  }
+
+  func listing(_ fs: LogFilesystem, _ inode: UInt64) throws -> [String: Attributes] {
+    let handle = try fs.openDirectory(inode)
+    defer { fs.releaseDirectory(handle) }
+    return Dictionary(uniqueKeysWithValues: try fs.readDirectory(handle, from: 0).map { ($0.name, $0.attributes) })
+  }
+
+  @Test func aDirectoryOrLinkShowsItsEntrysTimeInLookupsAndListings() throws {
+    let fs = filesystem(FixedNamespace(tree: Self.tree(build: Self.built), ttl: nil))
+    let timed = try fs.lookup(parent: LogFilesystem.rootInode, name: "timed")
+    #expect(timed.modified == Self.built)
+    #expect(try fs.lookup(parent: timed.inode, name: "alias.log").modified == Self.linked)
+    let root = try listing(fs, LogFilesystem.rootInode)
+    #expect(root["timed"]?.modified == Self.built)
+    let inside = try listing(fs, timed.inode)
+    #expect(inside["."]?.modified == Self.built)
+    #expect(inside["alias.log"]?.modified == Self.linked)
+    #expect(inside["a.log"]?.modified == Self.file.modified)
+    #expect(try fs.attributes(of: timed.inode).modified == Self.built)
+  }
+
+  @Test func withoutATimeADirectoryALinkAndTheRootShowTheEpoch() throws {
     let clock = FakeClock()
     clock.advance(0.25)
-    let filesystem = LogFilesystem(
-      namespace: FixedNamespace(tree: ["/": []], ttl: nil), configuration: FilesystemConfiguration(),
-      memoryCache: MemoryBlockCache(maxBytes: 1 << 20), diskCache: nil, clock: clock, logger: Logger(label: "test"))
-    let root = try filesystem.attributes(of: LogFilesystem.rootInode)
-    #expect(root.modified == Timestamp(seconds: Int64(clock.secondsSinceEpoch()), nanoseconds: 250_000_000))
+    let fs = filesystem(FixedNamespace(tree: Self.tree(build: nil), ttl: nil), clock: clock)
+    let epoch = Timestamp(seconds: 0)
+    #expect(try fs.attributes(of: LogFilesystem.rootInode).modified == epoch)
+    let root = try listing(fs, LogFilesystem.rootInode)
+    #expect(root["."]?.modified == epoch && root[".."]?.modified == epoch)
+    #expect(root["untimed"]?.modified == epoch && root["timed"]?.modified == epoch)
+    let timed = try fs.lookup(parent: LogFilesystem.rootInode, name: "timed")
+    #expect(try fs.lookup(parent: timed.inode, name: "bare.log").modified == epoch)
+    #expect(try listing(fs, timed.inode)["bare.log"]?.modified == epoch)
+  }
+
+  @Test func aRelistingKeepsATimeUntilTheNamespaceGivesAnother() throws {
+    let clock = FakeClock()
+    let namespace = ChangingNamespace(Self.tree(build: Self.built))
+    let fs = filesystem(namespace, clock: clock)
+    let first = try listing(fs, LogFilesystem.rootInode)["timed"]
+    #expect(first?.modified == Self.built)
+    clock.advance(61)
+    #expect(try listing(fs, LogFilesystem.rootInode)["timed"] == first)
+    // The source learned of something newer: a relisting shows it, on the same inode.
+    let newer = Timestamp(seconds: Self.built.seconds + 3600)
+    namespace.tree.withLock { $0 = Self.tree(build: newer) }
+    clock.advance(61)
+    let second = try listing(fs, LogFilesystem.rootInode)["timed"]
+    #expect(second?.modified == newer && second?.inode == first?.inode)
+    #expect(try fs.attributes(of: try #require(first).inode).modified == newer)
+    // And so does a lookup that records the entry again (the listing no longer trusted).
+    namespace.tree.withLock { $0 = Self.tree(build: Self.built) }
+    clock.advance(61)
+    #expect(try fs.lookup(parent: LogFilesystem.rootInode, name: "timed").modified == Self.built)
   }
 }

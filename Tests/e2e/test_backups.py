@@ -9,6 +9,7 @@ import shutil
 import subprocess
 
 from conftest import require
+from test_buildkite_names import ORG, PIPE, SPECIAL, names_args
 
 
 def tool(name):
@@ -54,10 +55,8 @@ def test_a_remount_keeps_every_inode_and_time_in_any_lookup_order(mount, seeded_
     for rel in sorted(before, key=lambda r: (-r.count("/"), r[::-1])):
         st = os.lstat(m / rel)
         after[rel] = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
-    files = {rel: value for rel, value in before.items() if not os.path.isdir(m / rel)}
-    assert {rel: after[rel] for rel in files} == files
-    # Directories keep their numbers (their times are the mount's, for now).
-    assert {rel: after[rel][0] for rel in before} == {rel: value[0] for rel, value in before.items()}
+    # Files and directories alike: a directory of the UUID tree shows time 0 in every mount.
+    assert after == before
     assert len({value[0] for value in after.values()}) == len(after), "two paths share an inode number"
 
 
@@ -138,3 +137,42 @@ def test_a_level_1_tar_dump_after_a_remount_holds_no_file(mount, seeded_bucket, 
     level1 = subprocess.run([tar, "-tvf", str(tmp_path / "level1.tar")], capture_output=True, check=True).stdout
     assert [line for line in level1.splitlines() if not line.startswith(b"d")] == []
     assert fetched(m) == (0, 0), "tar read a log it had already dumped"
+
+
+def rsync(source, destination, *extra):
+    """`rsync -a -i` of `source` into `destination`: the lines it itemizes, one per thing it changed."""
+    r = subprocess.run([tool("rsync"), "-a", "-i", *extra, f"{source}/", f"{destination}/"], capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout.splitlines()
+
+
+def test_rsync_a_after_a_remount_copies_nothing_and_sets_no_time_again(mount, seeded_bucket, tmp_path):
+    m = mount()
+    copy = tmp_path / "copy"
+    first = rsync(m.path, copy)
+    assert sum(line.startswith(">f") for line in first) >= len(seeded_bucket.keys) - 1, first[:20]
+    assert any(line.startswith("cd") for line in first), "no directory was copied: the test would prove less"
+    m = remount(mount, m, tmp_path, 1)
+    # Not one line: no file sent, and no directory's time set again (".d..t......").
+    assert rsync(m.path, copy) == []
+    assert fetched(m) == (0, 0), "rsync read a log it had already copied"
+
+
+def test_rsync_a_of_the_names_tree_after_a_remount_sets_no_time_again(mount, fake_buildkite, tmp_path):
+    m = mount(_source_args=names_args(fake_buildkite, tmp_path, "bkua_fake_full", "--recent-builds", "5"))
+    # A walk teaches the catalog the builds, whose newest gives each pipeline and organization its
+    # time from then on (before, a pipeline whose builds it knows none of shows 0).
+    for _ in os.walk(m.path):
+        pass
+    m = m.remount()
+    copy = tmp_path / "copy"
+    # The running build's log grows with every read: rsync would rightly copy it again.
+    running = f"--exclude=/{ORG}/{PIPE}/{SPECIAL['running']}/"
+    first = rsync(m.path, copy, running)
+    assert any(line.startswith(">f") for line in first) and any(line.startswith("cL") for line in first), first
+    m = m.remount()
+    fake_buildkite.control("reset-counters")
+    assert rsync(m.path, copy, running) == []
+    gets = [r for r in fake_buildkite.counters()["log_requests"] if r["method"] == "GET"]
+    assert gets == [], "rsync read a log it had already copied"

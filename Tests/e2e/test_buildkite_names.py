@@ -5,6 +5,7 @@ attempt), readable aliases as symbolic links, and build.json. Logs come from Bui
 through the API. Costs are read from the fake's own request counters.
 """
 
+import datetime
 import json
 import os
 import subprocess
@@ -135,6 +136,63 @@ def test_a_remount_gives_names_and_aliases_their_inode_numbers_again(mount, fake
     after = {rel: os.lstat(again / rel).st_ino for rel in sorted(before, key=lambda r: -r.count("/"))}
     assert after == before
     assert len(set(after.values())) == len(after)
+
+
+def build_time(build):
+    """A build directory's time: when the build finished, else when it was created, in epoch seconds."""
+    text = build.get("finished_at") or build["created_at"]
+    return int(datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+
+
+def test_ls_lt_lists_a_pipelines_builds_newest_first(mount, fake_buildkite, tmp_path):
+    m = mount(_source_args=names_args(fake_buildkite, tmp_path, "bkua_fake_full", "--recent-builds", "20"))
+    for pipeline in (SPECIAL["big_pipeline"], PIPE):
+        builds = WORLD.find_pipeline(fake_buildkite.world, ORG, pipeline)["builds"]
+        out = subprocess.run(["ls", "-lt", "--time-style=+%s", str(m / ORG / pipeline)], capture_output=True,
+                             text=True, check=True).stdout
+        lines = [line.split() for line in out.splitlines()[1:]]
+        listed = [(fields[-1], int(fields[-2])) for fields in lines]
+        assert {fields[1] for fields in lines} == {"2"}, "a directory's link count is 2"
+        newest = sorted(builds, key=build_time, reverse=True)[:20]
+        assert listed == [(str(b["number"]), build_time(b)) for b in newest], out
+        # Not the order of names: a test that could not tell them apart would prove nothing.
+        assert [name for name, _ in listed] != sorted(name for name, _ in listed)
+
+
+def test_a_remount_gives_every_directory_and_alias_the_same_time(mount, fake_buildkite, tmp_path):
+    m = mount(_source_args=names_args(fake_buildkite, tmp_path, "bkua_fake_full", "--recent-builds", "5"))
+
+    def times(root):
+        """{relative path: st_mtime_ns} of the root and everything below, by lstat; no file is read."""
+        found = {".": os.lstat(root).st_mtime_ns}
+        for directory, dirs, files in os.walk(root):
+            for name in dirs + files:
+                path = os.path.join(directory, name)
+                found[os.path.relpath(path, root)] = os.lstat(path).st_mtime_ns
+        return found
+
+    first = times(m.path)
+    m = m.remount()
+    second = times(m.path)
+    m = m.remount()
+    third = times(m.path)
+    assert second == third
+    # A build, its files and its aliases have their times from the first listing on. An organization
+    # and a pipeline show their newest build the catalog holds: 0 in the first mount, which listed
+    # them before it had learned any of their builds.
+    builds = {rel for rel in first if rel.count("/") >= 2}
+    assert {rel: first[rel] for rel in builds} == {rel: second[rel] for rel in builds}
+    web = WORLD.find_pipeline(fake_buildkite.world, ORG, SPECIAL["big_pipeline"])["builds"]
+    newest = max(build_time(b) for b in web) * 10**9
+    assert (first[f"{ORG}/{SPECIAL['big_pipeline']}"], second[f"{ORG}/{SPECIAL['big_pipeline']}"]) == (0, newest)
+    assert second[ORG] == newest and second["."] == 0 and second["empty-org"] == 0
+    for rel in builds:
+        if rel.count("/") == 2:
+            number = int(rel.split("/")[2])
+            org, pipeline = rel.split("/")[:2]
+            assert second[rel] == build_time(WORLD.find_build(fake_buildkite.world, org, pipeline, number)) * 10**9
+    links = [rel for rel in builds if os.path.islink(m.path / rel)]
+    assert links and all(second[rel] > 0 for rel in links)
 
 
 def test_empty_and_deleted_logs(mount, fake_buildkite, tmp_path):
