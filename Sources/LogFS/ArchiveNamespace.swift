@@ -49,6 +49,13 @@ public struct ArchiveNamespace: Namespace {
     key == rootKey ? nil : subtrees?.take(key)
   }
 
+  public func directory(after key: String) -> String? {
+    guard let parent = parentKey(of: key), let next = runs?.entry(in: parent, after: key) else { return nil }
+    let name = next.utf8.dropFirst(parent.utf8.count)
+    guard let slash = name.firstIndex(of: UInt8(ascii: "/")) else { return nil }
+    return String(decoding: name[..<slash], as: UTF8.self)
+  }
+
   /// The first lookup in a directory lists only the keys that start with the name
   /// (`prefix=dir/name`), stopping once past `dir/name/`: one request, whatever the size of the
   /// directory. A directory whose names are looked up one after another is read a page of keys at a

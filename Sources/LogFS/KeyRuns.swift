@@ -93,6 +93,21 @@ final class KeyRuns: Sendable {
     }
   }
 
+  /// The first key of `directory` past every key below `key` (a subdirectory's key), if a run holds
+  /// all the keys between them: what follows that subdirectory.
+  func entry(in directory: String, after key: String) -> String? {
+    let now = clock.now()
+    return state.withLock { state in
+      for run in state.runs[ExactName(directory)] ?? [] where now - run.learnedAt < freshness {
+        guard !utf8Less(key, run.after) else { continue }
+        var index = lowerBound(key, in: run.objects)
+        while index < run.objects.count && hasBytePrefix(run.objects[index].key, key) { index += 1 }
+        if index < run.objects.count { return run.objects[index].key }
+      }
+      return nil
+    }
+  }
+
   /// Records that every key under `directory` above `after` and at most `through` (nil: all of
   /// them) is in `objects` (sorted), merging it with the runs it overlaps or touches.
   func record(

@@ -389,7 +389,7 @@ public final class LogFilesystem: Sendable {
   /// once the walk's window reaches the directory's end, the start of the next directory beside it.
   private func followWalk(_ node: InodeTable.Node) {
     guard configuration.maxWalkAhead > 0 else { return }
-    let (ahead, nextDirectory) = table.withLock { table -> ([(any ObjectClient, BlockReader.ObjectVersion)], UInt64?) in
+    let (ahead, next) = table.withLock { table -> ([(any ObjectClient, BlockReader.ObjectVersion)], NextDirectory?) in
       guard let listing = table.listing(node.parent), let index = listing.position(of: node.name) else {
         return ([], nil)
       }
@@ -406,14 +406,36 @@ public final class LogFilesystem: Sendable {
         return (range, handOn)
       }
       let files = (range ?? 0..<0).compactMap { position in fileObject(listing.order[position], in: listing, table) }
-      return (files, handOn ? directory(after: node.parent, table) : nil)
+      guard handOn else { return (files, nil) }
+      if let listed = directory(after: node.parent, table) { return (files, .listed(listed)) }
+      // A directory entered by path in a parent nobody listed: the namespace may know what follows it.
+      guard let directory = table.node(node.parent), case .directory(let key) = directory.content else {
+        return (files, nil)
+      }
+      return (files, .named(parent: directory.parent, key: key))
     }
     prefetchStarts(of: ahead)
-    if let nextDirectory, case .file(let file) = node.content, case .object(let client, _, _) = file.source,
-      client.isRemote
-    {
-      pool.submit { [self] in walkInto(nextDirectory) }
+    guard let next, case .file(let file) = node.content, case .object(let client, _, _) = file.source, client.isRemote
+    else { return }
+    pool.submit { [self] in
+      switch next {
+      case .listed(let inode):
+        walkInto(inode)
+      case .named(let parent, let key):
+        guard let name = namespace.directory(after: key),
+          let found = try? lookup(parent: parent, name: name), found.kind == .directory
+        else { return }
+        walkInto(found.inode)
+      }
     }
+  }
+
+  /// Where a walk goes on once it reaches the end of a directory.
+  private enum NextDirectory {
+    /// The next directory of the parent's listing.
+    case listed(UInt64)
+    /// The one after the directory with this key in the parent with this inode, if the namespace knows it.
+    case named(parent: UInt64, key: String)
   }
 
   /// The remote object a directory entry stands for, if it is one.

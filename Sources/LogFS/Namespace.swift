@@ -25,6 +25,10 @@ public protocol Namespace: Sendable {
   /// holds none. The filesystem takes it as a listing of the directory.
   func knownListing(directory key: String) -> NamespaceListing?
 
+  /// The name of the directory that follows the directory with this key in its parent, if the
+  /// namespace knows it without a request (from a page of keys it holds); a walk goes on there.
+  func directory(after key: String) -> String?
+
   /// What is mounted, as far as inode numbers go: the same text in two mounts gives the same path
   /// the same number (`InodeTable`). By default the stores' identities and the root's key.
   var sourceIdentity: String { get }
@@ -32,6 +36,8 @@ public protocol Namespace: Sendable {
 
 extension Namespace {
   public func knownListing(directory key: String) -> NamespaceListing? { nil }
+
+  public func directory(after key: String) -> String? { nil }
 
   public var sourceIdentity: String { clients.map(\.identity).joined(separator: " ") + "\u{0}" + rootKey }
 }

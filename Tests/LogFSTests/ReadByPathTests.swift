@@ -32,6 +32,12 @@ import Testing
 
     init(_ fixture: Fixture) { self.fixture = fixture }
 
+    func read(_ path: String) throws -> [UInt8] {
+      let handle = try fixture.filesystem.openFile(try resolve(path).inode)
+      defer { fixture.filesystem.releaseFile(handle) }
+      return try fixture.filesystem.read(handle, offset: 0, count: 1 << 16)
+    }
+
     func resolve(_ path: String) throws -> Attributes {
       let parts = path.split(separator: "/").map(String.init)
       var parent = ""
@@ -117,13 +123,23 @@ import Testing
     // The first names of the pipeline: the second build is then known whole from the page of keys
     // the second lookup in the pipeline listed.
     _ = try resolver.resolve(Self.key(0, 0))
-    for job in 0..<30 {
-      let found = try resolver.resolve(Self.key(1, job))
-      let handle = try fixture.filesystem.openFile(found.inode)
-      #expect(try fixture.filesystem.read(handle, offset: 0, count: 100) == Array("1-\(job)".utf8))
-      fixture.filesystem.releaseFile(handle)
-    }
+    for job in 0..<30 { #expect(try resolver.read(Self.key(1, job)) == Array("1-\(job)".utf8)) }
     // Opened in order, the build's files were fetched ahead of the reader, as a walk's are.
     #expect(fixture.filesystem.statistics().cache.prefetchedBlocks >= 20)
+  }
+
+  @Test func aReaderGoingByPathFromOneBuildToTheNextFindsItsFirstFilesFetched() throws {
+    let fixture = seeded(pageSize: 1000, walkAhead: 8)
+    let resolver = Resolver(fixture)
+    _ = try resolver.resolve(Self.key(0, 0))
+    for job in 0..<30 { _ = try resolver.read(Self.key(1, job)) }
+    // At the end of build 1 the walk goes on into build 2, which only the page of keys names: its
+    // first files (the first window, 2) are fetched before the reader opens them.
+    for _ in 0..<200 where fixture.store.counters.snapshot.gets < 32 { usleep(10_000) }
+    usleep(50_000)
+    #expect(fixture.store.counters.snapshot.gets == 30 + 2)
+    let hits = fixture.filesystem.statistics().cache.memoryHits
+    #expect(try resolver.read(Self.key(2, 0)) == Array("2-0".utf8))
+    #expect(fixture.filesystem.statistics().cache.memoryHits == hits + 1, "build 2's first file was in memory")
   }
 }
