@@ -128,8 +128,13 @@ final class KeyRuns: Sendable {
           continue
         }
         // The newer page is what the store holds now within its bounds; the older run adds the rest.
-        let outside = other.objects.filter { !run.covers($0.key) }
-        run.objects = (outside + run.objects).sorted { utf8Less($0.key, $1.key) }
+        if let end = other.through, !utf8Less(run.after, end) {
+          // The usual case, a page that goes on where the run ended: every older key comes before it.
+          run.objects = other.objects + run.objects
+        } else {
+          let outside = other.objects.filter { !run.covers($0.key) }
+          run.objects = (outside + run.objects).sorted { utf8Less($0.key, $1.key) }
+        }
         run.undecodable += other.undecodable.filter { old in !run.undecodable.contains { sameBytes($0, old) } }
         if utf8Less(other.after, run.after) { run.after = other.after }
         if let end = run.through { run.through = other.through.map { utf8Less(end, $0) ? $0 : end } }
