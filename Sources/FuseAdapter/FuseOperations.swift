@@ -96,8 +96,10 @@ func makeOperations() -> fuse_lowlevel_ops {
       return
     }
     do throws(FilesystemError) {
-      var entry = entryParameters(try context.filesystem.lookup(parent: parent, name: name), context)
-      fuse_reply_entry(request, &entry)
+      // The kernel holds the inode once the reply reaches it: counted before (a forget may follow
+      // at once), and given back if the reply did not get there (the request was interrupted).
+      var entry = entryParameters(try context.filesystem.lookup(parent: parent, name: name, reference: true), context)
+      if fuse_reply_entry(request, &entry) != 0 { context.filesystem.forget(entry.ino, count: 1) }
     } catch  where error.kind == .notFound {
       // Inode 0 tells the kernel to remember the name as missing for a while.
       logFailure(error, context)
@@ -118,8 +120,17 @@ func makeOperations() -> fuse_lowlevel_ops {
     }
   }
 
-  ops.forget = { request, _, _ in fuse_reply_none(request) }
-  ops.forget_multi = { request, _, _ in fuse_reply_none(request) }
+  ops.forget = { request, inode, count in
+    context(request).filesystem.forget(inode, count: count)
+    fuse_reply_none(request)
+  }
+  ops.forget_multi = { request, count, forgets in
+    let filesystem = context(request).filesystem
+    for forgotten in UnsafeBufferPointer(start: forgets, count: count) {
+      filesystem.forget(forgotten.ino, count: forgotten.nlookup)
+    }
+    fuse_reply_none(request)
+  }
 
   ops.getattr = { request, inode, _ in
     let context = context(request)
@@ -246,6 +257,8 @@ private func fillDirectory(
   let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
   defer { buffer.deallocate() }
   var used = 0
+  // readdirplus hands the kernel each entry as a lookup does, but "." and "..", which it skips.
+  var referenced: [UInt64] = []
   for (index, entry) in zip(entries.indices, entries) {
     let nextOffset = off_t(index + 1)
     let added = entry.name.withCString { cName -> Int in
@@ -259,8 +272,13 @@ private func fillDirectory(
     }
     if added > size - used { break }
     used += added
+    if plus && entry.name != "." && entry.name != ".." && context.filesystem.reference(entry.attributes.inode) {
+      referenced.append(entry.attributes.inode)
+    }
   }
-  fuse_reply_buf(request, buffer, used)
+  if fuse_reply_buf(request, buffer, used) != 0 {
+    for inode in referenced { context.filesystem.forget(inode, count: 1) }
+  }
 }
 
 /// Reads a mount's counters, as JSON, from the attribute on its root.

@@ -65,6 +65,7 @@ public final class FuseSession {
     session = created
     invalidations = Invalidations(session: created)
     filesystem.onFileChanged { [invalidations] inode in invalidations.invalidate(inode) }
+    filesystem.onNamesDropped { [invalidations] names in invalidations.invalidate(names) }
     guard fuse_session_mount(session, mountpoint) == 0 else {
       // Every stored property is set: throwing now runs deinit, which destroys the session and
       // releases the context (doing it here too freed them twice).
@@ -129,7 +130,8 @@ extension String {
 }
 
 /// Tells the kernel to drop what it cached of a file whose object changed (its pages and
-/// attributes), from a queue of its own: never from inside a request, where it could deadlock.
+/// attributes), or of names the inode table let go, from a queue of its own: never from inside a
+/// request, where it could deadlock.
 private final class Invalidations: @unchecked Sendable {
   private let session: OpaquePointer
   private let open = Mutex(true)
@@ -141,6 +143,19 @@ private final class Invalidations: @unchecked Sendable {
     queue.async { [self] in
       open.withLock { open in
         if open { _ = fuse_lowlevel_notify_inval_inode(session, inode, 0, 0) }
+      }
+    }
+  }
+
+  /// Asks the kernel to drop its entries of these names (`fuse_lowlevel_notify_inval_entry`), so that
+  /// it forgets their inodes unless a process is using them: the inode table let them go.
+  func invalidate(_ names: [(parent: UInt64, name: String)]) {
+    queue.async { [self] in
+      open.withLock { open in
+        guard open else { return }
+        for (parent, name) in names {
+          _ = name.withCString { fuse_lowlevel_notify_inval_entry(session, parent, $0, name.utf8.count) }
+        }
       }
     }
   }

@@ -10,8 +10,16 @@ import ObjectStore
 /// order, so backup tools that key their change detection on inode numbers (restic, borg, `tar -g`)
 /// see the same file after a remount. Two paths whose numbers collide (a 64-bit hash: about one
 /// chance in 10^6 for 10^7 names) are told apart by giving the one seen second the next free
-/// number, which then holds for this mount only. No number is ever given to a second path within a
-/// mount, so the kernel never holds one number for two files.
+/// number, which then holds for this mount only. No number is ever given to a second path while
+/// the kernel may hold the first, so the kernel never holds one number for two files.
+///
+/// The table is bounded (`capacity` names). A node is kept while the kernel holds it (the lookups
+/// and readdirplus entries it was given, less what it forgot), while it has children, while a
+/// directory handle of its parent is open, and while its parent's listing is trusted. Past the
+/// capacity, the least recently used listings are dropped with the children nobody holds, and the
+/// names of those the kernel holds are handed back to be invalidated, so that the kernel forgets
+/// them too; a dropped name is listed or looked up again when next asked for, and gets the same
+/// number.
 struct InodeTable {
   struct Node {
     let inode: UInt64
@@ -22,6 +30,10 @@ struct InodeTable {
     var content: NamespaceEntry.Content
     /// The time of a directory or link, from the last entry recorded for it (`NamespaceEntry.modified`).
     var modified: Timestamp?
+    /// References the kernel holds: lookups and readdirplus entries it was given, less what it forgot.
+    var lookups: UInt64 = 0
+    /// Nodes whose parent this is: a directory goes only after them (their numbers derive from its seed).
+    var liveChildren = 0
 
     var kind: NodeKind { content.kind }
   }
@@ -34,6 +46,8 @@ struct InodeTable {
     var isComplete = true
     /// The names of the last full listing, in byte order (the order readdir gives them).
     var order: [String] = []
+    /// When the listing was last used, in the table's ticks: the least recently used go first.
+    var lastUsed: UInt64 = 0
 
     /// Whether the last full listing may still be trusted at monotonic time `now`.
     func isTrusted(at now: Double) -> Bool { trustedUntil.map { now < $0 } ?? false }
@@ -65,6 +79,17 @@ struct InodeTable {
   private let seedOf: (UInt64, String, NodeKind) -> UInt64
   /// Files whose content (object version or size) changed since the last `takeChangedFiles`.
   private var changedFiles: [UInt64] = []
+  /// The most names kept while nothing holds them (see the type's comment).
+  let capacity: Int
+  private var ticks: UInt64 = 0
+  /// How many names the last eviction left.
+  private var evictedTo = 0
+  /// Open directory handles by directory: the entries of their snapshots stay while they are open,
+  /// for readdirplus hands them to the kernel.
+  private var openDirectories: [UInt64: Int] = [:]
+
+  /// The names the table holds, the root included.
+  var count: Int { nodes.count }
 
   /// The files found changed by listings and lookups since the last call.
   mutating func takeChangedFiles() -> [UInt64] {
@@ -75,10 +100,11 @@ struct InodeTable {
   /// `source` names what is mounted (the stores and the namespace's root), so that another source's
   /// paths get other numbers.
   init(
-    rootKey: String, source: String,
+    rootKey: String, source: String, capacity: Int = .max,
     seedOf: @escaping (_ parent: UInt64, _ name: String, _ kind: NodeKind) -> UInt64 = StableInode.seed
   ) {
     self.seedOf = seedOf
+    self.capacity = max(1, capacity)
     nodes[Self.rootInode] = Node(
       inode: Self.rootInode, seed: StableInode.seed(source: source), parent: Self.rootInode, name: "",
       content: .directory(key: rootKey), modified: nil)
@@ -108,6 +134,7 @@ struct InodeTable {
     let node = Node(
       inode: number, seed: seed, parent: parent, name: entry.name, content: entry.content, modified: entry.modified)
     nodes[node.inode] = node
+    nodes[parent]?.liveChildren += 1
     if node.kind == .directory { listings[node.inode] = Listing() }
     inodeByIdentity[identity] = node.inode
     return node.inode
@@ -118,22 +145,111 @@ struct InodeTable {
     of directory: UInt64, with entries: [NamespaceEntry], trustedUntil: Double, isComplete: Bool
   ) -> Children {
     var children = Children()
+    guard nodes[directory] != nil else { return children }
     for entry in entries { children[entry.name] = inode(parent: directory, entry: entry) }
+    let previous = listings[directory]?.children
+    ticks += 1
     listings[directory] = Listing(
       children: children, trustedUntil: trustedUntil, isComplete: isComplete,
-      order: children.names.sorted(by: utf8Less))
+      order: children.names.sorted(by: utf8Less), lastUsed: ticks)
+    // Names the directory no longer holds go once nothing holds them.
+    for (name, child) in previous ?? Children() where children[name] != child { dropIfUnused(child, now: nil) }
     return children
   }
 
   /// Records one entry found by a lookup, or that the name is gone (`entry` nil).
   mutating func recordLookup(in directory: UInt64, name: String, entry: NamespaceEntry?) -> UInt64? {
     guard let entry else {
-      listings[directory]?.children[name] = nil
+      if let gone = listings[directory]?.children[name] {
+        listings[directory]?.children[name] = nil
+        dropIfUnused(gone, now: nil)
+      }
       return nil
     }
+    guard nodes[directory] != nil else { return nil }
     let child = inode(parent: directory, entry: entry)
     listings[directory, default: Listing()].children[name] = child
     return child
+  }
+
+  // MARK: What holds a node
+
+  /// Marks the directory's listing as just used.
+  mutating func touch(_ directory: UInt64) {
+    ticks += 1
+    listings[directory]?.lastUsed = ticks
+  }
+
+  /// The kernel was given the inode `count` more times (a lookup's or a readdirplus entry's reply).
+  mutating func reference(_ inode: UInt64, count: UInt64 = 1) -> Bool {
+    guard nodes[inode] != nil else { return false }
+    nodes[inode]!.lookups += count
+    return true
+  }
+
+  /// The kernel forgot `count` of its references to the inode (FUSE's forget); at monotonic time
+  /// `now`, by which a parent's listing is judged still trusted.
+  mutating func forget(_ inode: UInt64, count: UInt64, now: Double) {
+    guard inode != Self.rootInode, nodes[inode] != nil else { return }
+    nodes[inode]!.lookups -= min(count, nodes[inode]!.lookups)
+    dropIfUnused(inode, now: now)
+  }
+
+  mutating func openedDirectory(_ inode: UInt64) { openDirectories[inode, default: 0] += 1 }
+
+  mutating func closedDirectory(_ inode: UInt64) {
+    guard let open = openDirectories[inode] else { return }
+    openDirectories[inode] = open > 1 ? open - 1 : nil
+  }
+
+  /// Drops the node if nothing holds it (see the type's comment), and then its parent if that held
+  /// it last. A listing is judged trusted at monotonic time `now`; with `now` nil, any full listing
+  /// that lists a node holds it.
+  private mutating func dropIfUnused(_ inode: UInt64, now: Double?) {
+    var next: UInt64? = inode
+    while let inode = next, inode != Self.rootInode, let node = nodes[inode] {
+      guard node.lookups == 0, node.liveChildren == 0, openDirectories[node.parent] == nil else { return }
+      let listed = listings[node.parent].map { $0.children[node.name] == inode } ?? false
+      if listed, let until = listings[node.parent]!.trustedUntil, now.map({ $0 < until }) ?? true { return }
+      nodes[inode] = nil
+      inodeByIdentity[Identity(parent: node.parent, name: ExactName(node.name), kind: node.kind)] = nil
+      listings[inode] = nil
+      if listed {
+        // The parent's listing no longer holds every name it had.
+        listings[node.parent]!.children[node.name] = nil
+        listings[node.parent]!.trustedUntil = nil
+      }
+      nodes[node.parent]?.liveChildren -= 1
+      next = node.parent
+    }
+  }
+
+  /// Past the capacity, drops the least recently used listings, down to nine tenths of it: their
+  /// children nobody holds go, and the names of those the kernel holds are returned, for the kernel
+  /// to be told to forget them (it then does, unless a process is using them).
+  mutating func evict() -> [(parent: UInt64, name: String)] {
+    guard nodes.count > capacity else {
+      evictedTo = 0
+      return []
+    }
+    // While the kernel has yet to forget what it was asked to, the table stays above its capacity:
+    // it is gone through again only once it grew by a twentieth more.
+    guard nodes.count >= evictedTo + capacity / 20 else { return [] }
+    defer { evictedTo = nodes.count }
+    let target = capacity / 10 * 9
+    var held: [(parent: UInt64, name: String)] = []
+    let byAge = listings.filter { !$0.value.children.isEmpty && openDirectories[$0.key] == nil }
+      .map { (inode: $0.key, lastUsed: $0.value.lastUsed) }.sorted { $0.lastUsed < $1.lastUsed }
+    for (directory, _) in byAge where nodes.count > target {
+      guard let children = listings[directory]?.children else { continue }
+      listings[directory] = Listing(lastUsed: listings[directory]!.lastUsed)
+      for (name, child) in children {
+        guard let node = nodes[child] else { continue }
+        // Its parent's listing is gone: only the kernel and its own children hold it now.
+        if node.lookups > 0 { held.append((directory, name)) } else { dropIfUnused(child, now: nil) }
+      }
+    }
+    return held
   }
 }
 
@@ -148,6 +264,8 @@ struct Children: Sequence {
   }
 
   var names: [String] { byName.keys.map(\.string) }
+
+  var isEmpty: Bool { byName.isEmpty }
 
   func makeIterator() -> some IteratorProtocol<(name: String, inode: UInt64)> {
     byName.lazy.map { (name: $0.key.string, inode: $0.value) }.makeIterator()

@@ -24,12 +24,17 @@ public struct FilesystemConfiguration: Sendable {
   /// The most bytes of fetched blocks queued for the disk cache's writer (`DiskCacheWriter`); 0
   /// writes each block on the thread that fetched it.
   public var diskWriteQueueBytes: Int
+  /// The most names (files, directories and links) whose attributes and listings are kept in
+  /// memory once the kernel no longer holds them (`InodeTable`).
+  public var metadataCacheNames: Int
 
   public init(
     blockSize: Int = 1 << 20, partSize: Int = 8 << 20, initialReadahead: UInt64 = 1 << 20,
     maxReadahead: UInt64 = 32 << 20, fetchThreads: Int = 8, directoryTTL: Double = 60, waitLimit: Double = 300,
-    initialWalkAhead: Int = 4, maxWalkAhead: Int = 16, diskWriteQueueBytes: Int = 0
+    initialWalkAhead: Int = 4, maxWalkAhead: Int = 16, diskWriteQueueBytes: Int = 0,
+    metadataCacheNames: Int = 1_000_000
   ) {
+    self.metadataCacheNames = metadataCacheNames
     self.blockSize = blockSize
     self.partSize = partSize
     self.initialReadahead = initialReadahead
@@ -83,6 +88,9 @@ public final class LogFilesystem: Sendable {
   /// Told the inode of every file whose content changed (a new ETag or size), so the kernel drops
   /// what it cached of it; set by the FUSE adapter.
   private let fileChanged = Mutex<(@Sendable (UInt64) -> Void)?>(nil)
+  /// Told the names the kernel holds that the inode table dropped past its capacity, so that the
+  /// kernel forgets them too; set by the FUSE adapter.
+  private let namesDropped = Mutex<(@Sendable ([(parent: UInt64, name: String)]) -> Void)?>(nil)
   /// What was already reported as left out of the tree, so each is logged once.
   private let reported = Mutex<Set<ExactName>>([])
 
@@ -112,7 +120,8 @@ public final class LogFilesystem: Sendable {
   private struct HandleTable {
     var nextHandle: UInt64 = 1
     var files: [UInt64: OpenFile] = [:]
-    var directories: [UInt64: [DirectoryEntry]] = [:]
+    /// Each open directory handle: the directory's inode, and the snapshot of its entries.
+    var directories: [UInt64: (inode: UInt64, entries: [DirectoryEntry])] = [:]
 
     mutating func allocate() -> UInt64 {
       defer { nextHandle += 1 }
@@ -133,7 +142,9 @@ public final class LogFilesystem: Sendable {
     self.diskWriter = diskCache.map {
       DiskCacheWriter(cache: $0, maxQueuedBytes: configuration.diskWriteQueueBytes, clock: clock, logger: logger)
     }
-    self.table = Mutex(InodeTable(rootKey: namespace.rootKey, source: namespace.sourceIdentity))
+    self.table = Mutex(
+      InodeTable(
+        rootKey: namespace.rootKey, source: namespace.sourceIdentity, capacity: configuration.metadataCacheNames))
     self.listings = SingleFlight(waitLimit: configuration.waitLimit)
     self.pool = WorkerPool(threads: configuration.fetchThreads)
   }
@@ -141,6 +152,18 @@ public final class LogFilesystem: Sendable {
   /// Sets what is told of files whose content changed under the mount.
   public func onFileChanged(_ body: @escaping @Sendable (UInt64) -> Void) {
     fileChanged.withLock { $0 = body }
+  }
+
+  /// Sets what is told of the names the kernel holds that the inode table let go past its capacity.
+  public func onNamesDropped(_ body: @escaping @Sendable ([(parent: UInt64, name: String)]) -> Void) {
+    namesDropped.withLock { $0 = body }
+  }
+
+  /// Keeps the inode table within its capacity, and passes on the names the kernel should forget.
+  private func evictPastCapacity() {
+    let held = table.withLock { $0.evict() }
+    guard !held.isEmpty, let body = namesDropped.withLock({ $0 }) else { return }
+    body(held)
   }
 
   /// Passes on the files a listing or lookup found changed (taken under the same lock as it).
@@ -158,7 +181,9 @@ public final class LogFilesystem: Sendable {
 
   // MARK: Names
 
-  public func lookup(parent: UInt64, name: String) throws(FilesystemError) -> Attributes {
+  /// The entry of `name` in directory `parent`. With `reference`, the kernel is being given it:
+  /// the inode is kept until the kernel forgets it (`forget`).
+  public func lookup(parent: UInt64, name: String, reference: Bool = false) throws(FilesystemError) -> Attributes {
     if let problem = nameProblem(name) {
       throw FilesystemError(name.utf8.count > 255 ? .nameTooLong : .notFound, "cannot look up \(name): \(problem)")
     }
@@ -170,20 +195,49 @@ public final class LogFilesystem: Sendable {
       listing = try directory(parent).listing
     }
     if listing.isTrusted(at: clock.now()) {
-      if let child = listing.children[name] { return try attributes(of: child) }
-      if listing.isComplete { throw .noEntry(key + name) }
+      if let child = listing.children[name] {
+        if let found = attributes(of: child, reference: reference) { return found }
+      } else if listing.isComplete {
+        throw .noEntry(key + name)
+      }
     }
     var entry = try namespace.lookup(directory: key, name: name)
     if let found = entry, !sameBytes(found.name, name) || showable(found) != nil { entry = nil }
-    let (child, changed) = table.withLock { table in
-      (table.recordLookup(in: parent, name: name, entry: entry), table.takeChangedFiles())
+    let (found, changed) = table.withLock { table in
+      let child = table.recordLookup(in: parent, name: name, entry: entry)
+      if let child, reference { _ = table.reference(child) }
+      return (child.flatMap { table.node($0) }.map(attributes), table.takeChangedFiles())
     }
     report(changed: changed)
-    guard let child else {
+    evictPastCapacity()
+    guard let found else {
       throw .noEntry(key + name)
     }
-    return try attributes(of: child)
+    return found
   }
+
+  /// The attributes of a node the table holds, referenced for the kernel if asked; nil if it is gone.
+  private func attributes(of inode: UInt64, reference: Bool) -> Attributes? {
+    table.withLock { table in
+      guard let node = table.node(inode) else { return nil }
+      if reference { _ = table.reference(inode) }
+      return attributes(node)
+    }
+  }
+
+  /// The kernel was given the inode `count` more times (readdirplus entries); false if it is gone.
+  public func reference(_ inode: UInt64, count: UInt64 = 1) -> Bool {
+    table.withLock { $0.reference(inode, count: count) }
+  }
+
+  /// The kernel forgot `count` of its references to the inode: once it holds none, the inode may go.
+  public func forget(_ inode: UInt64, count: UInt64) {
+    let now = clock.now()
+    table.withLock { $0.forget(inode, count: count, now: now) }
+  }
+
+  /// The names the inode table holds, for tests and the counters.
+  public var cachedNames: Int { table.withLock { $0.count } }
 
   public func attributes(of inode: UInt64) throws(FilesystemError) -> Attributes {
     guard let node = table.withLock({ $0.node(inode) }) else {
@@ -221,7 +275,10 @@ public final class LogFilesystem: Sendable {
   }
 
   private func directory(_ inode: UInt64) throws(FilesystemError) -> (key: String, listing: InodeTable.Listing) {
-    let found = table.withLock { table in table.node(inode).map { ($0, table.listing(inode)) } }
+    let found = table.withLock { table in
+      table.touch(inode)
+      return table.node(inode).map { ($0, table.listing(inode)) }
+    }
     guard let (node, listing) = found else { throw FilesystemError(.notFound, "unknown inode \(inode)") }
     guard case .directory(let key) = node.content, let listing else {
       throw FilesystemError(.notADirectory, "\(node.name) is not a directory")
@@ -234,14 +291,29 @@ public final class LogFilesystem: Sendable {
   /// Lists the directory if its listing is missing or no longer trusted, and returns a snapshot of
   /// its entries (with "." and "..") under a new handle.
   public func openDirectory(_ inode: UInt64) throws(FilesystemError) -> UInt64 {
-    let children = try currentChildren(inode)
+    // Open before it is listed: the inode table keeps an open directory's entries (readdirplus hands
+    // them to the kernel, which then holds them), however many they are.
+    table.withLock { $0.openedDirectory(inode) }
+    let children: Children
+    do throws(FilesystemError) {
+      children = try currentChildren(inode)
+    } catch {
+      table.withLock { $0.closedDirectory(inode) }
+      throw error
+    }
     let (entries, parent) = table.withLock { table in
       let entries = children.compactMap { name, child in
         table.node(child).map { DirectoryEntry(name: name, attributes: attributes($0)) }
       }
       return (entries, table.node(inode).flatMap { table.node($0.parent) })
     }
-    let this = try attributes(of: inode)
+    let this: Attributes
+    do throws(FilesystemError) {
+      this = try attributes(of: inode)
+    } catch {
+      table.withLock { $0.closedDirectory(inode) }
+      throw error
+    }
     let all =
       [
         DirectoryEntry(name: ".", attributes: this),
@@ -249,7 +321,7 @@ public final class LogFilesystem: Sendable {
       ] + entries.sorted { utf8Less($0.name, $1.name) }
     return handles.withLock { handles in
       let handle = handles.allocate()
-      handles.directories[handle] = all
+      handles.directories[handle] = (inode, all)
       return handle
     }
   }
@@ -275,16 +347,18 @@ public final class LogFilesystem: Sendable {
       return table.takeChangedFiles()
     }
     report(changed: changed)
+    evictPastCapacity()
   }
 
   /// Entries from `offset` on (an offset is an index into the snapshot taken at open).
   public func readDirectory(_ handle: UInt64, from offset: Int) throws(FilesystemError) -> ArraySlice<DirectoryEntry> {
-    guard let entries = handles.withLock({ $0.directories[handle] }) else { throw .badHandle }
+    guard let entries = handles.withLock({ $0.directories[handle]?.entries }) else { throw .badHandle }
     return offset < entries.count ? entries[max(0, offset)...] : []
   }
 
   public func releaseDirectory(_ handle: UInt64) {
-    _ = handles.withLock { $0.directories.removeValue(forKey: handle) }
+    guard let (inode, _) = handles.withLock({ $0.directories.removeValue(forKey: handle) }) else { return }
+    table.withLock { $0.closedDirectory(inode) }
   }
 
   /// What of a listing can be shown: an entry whose name cannot be a file name, or a link that
@@ -541,7 +615,8 @@ public final class LogFilesystem: Sendable {
         memoryBytes: memory.bytes, diskBytes: disk?.bytes ?? 0, diskBytesOnDisk: diskCache?.bytesOnDisk ?? 0,
         diskBlocks: disk?.blocks ?? 0, diskEvictions: disk?.evictions ?? 0, corruptBlocks: disk?.corruptBlocks ?? 0,
         diskQueueBytes: writer?.bytes ?? 0, diskQueueMaxBytes: writer?.maxBytes ?? 0,
-        diskQueueDropped: writer?.dropped ?? 0))
+        diskQueueDropped: writer?.dropped ?? 0),
+      cachedNames: cachedNames)
   }
 }
 

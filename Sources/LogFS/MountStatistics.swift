@@ -35,6 +35,8 @@ public struct MountStatistics: Codable, Sendable, Hashable {
   public var retries: Int
   public var failures: Int
   public var cache: Cache
+  /// Names (files, directories, links) the inode table holds now.
+  public var cachedNames: Int
 
   /// One line of JSON with snake_case keys in a fixed order.
   public func json() -> String {
@@ -53,8 +55,10 @@ public struct MountStatistics: Codable, Sendable, Hashable {
   }
 
   init(
-    source: String, pid: Int32, requests: Requests, bytesFetched: Int, retries: Int, failures: Int, cache: Cache
+    source: String, pid: Int32, requests: Requests, bytesFetched: Int, retries: Int, failures: Int, cache: Cache,
+    cachedNames: Int
   ) {
+    self.cachedNames = cachedNames
     self.source = source
     self.pid = pid
     self.requests = requests

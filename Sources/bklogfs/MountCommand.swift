@@ -76,6 +76,9 @@ struct MountCommand: ParsableCommand {
       throw ValidationError("--log-level takes trace, debug, info, notice, warning, error or critical.")
     }
     if directoryTTL < 0 { throw ValidationError("--directory-ttl cannot be negative.") }
+    if cache.metadataCacheNames < 1000 {
+      throw ValidationError("--metadata-cache-names must be at least 1000 (it is \(cache.metadataCacheNames)).")
+    }
     if reading.partSize.bytes < 1 << 20 { throw ValidationError("--part-size must be at least 1M.") }
     if reading.readahead.bytes < 1 << 20 { throw ValidationError("--readahead must be at least 1M.") }
     try network.validate()
@@ -262,7 +265,8 @@ struct MountCommand: ParsableCommand {
       directoryTTL: directoryTTL, waitLimit: network.waitLimit,
       // Blocks waiting for the disk cache's writer hold memory beside the memory cache: at most half
       // as much again (doc/CONFIGURATION.md).
-      diskWriteQueueBytes: max(blockSize, cache.memoryCacheSize.bytes / 2))
+      diskWriteQueueBytes: max(blockSize, cache.memoryCacheSize.bytes / 2),
+      metadataCacheNames: cache.metadataCacheNames)
     let filesystem = LogFilesystem(
       namespace: namespace, configuration: configuration,
       memoryCache: MemoryBlockCache(maxBytes: cache.memoryCacheSize.bytes), diskCache: diskCache, logger: logger)
@@ -321,6 +325,12 @@ struct CacheOptions: ParsableArguments {
 
   @Option(help: "The most the memory cache may hold.")
   var memoryCacheSize = ByteSize(bytes: 256 << 20)
+
+  @Option(
+    help: ArgumentHelp(
+      "The most names (files, directories, links) whose attributes and listings are kept in memory once the kernel no longer holds them.",
+      valueName: "count"))
+  var metadataCacheNames = 250_000
 }
 
 struct ReadingOptions: ParsableArguments {

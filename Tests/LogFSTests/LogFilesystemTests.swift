@@ -20,7 +20,8 @@ struct Fixture {
   init(
     store: InMemoryObjectClient = InMemoryObjectClient(), rootPrefix: String = "", disk: DiskBlockCache? = nil,
     readahead: UInt64 = 0, directoryTTL: Double = 60, listingFreshness: Double = 60, walkAhead: Int = 0,
-    diskWriteQueue: Int = 0, clock: any MonotonicClock = SystemClock(), logger: Logger = Logger(label: "test")
+    diskWriteQueue: Int = 0, metadataCacheNames: Int = 1_000_000, clock: any MonotonicClock = SystemClock(),
+    logger: Logger = Logger(label: "test")
   ) {
     self.store = store
     faults = FaultInjectingObjectClient(store)
@@ -28,7 +29,7 @@ struct Fixture {
       blockSize: Self.blockSize, partSize: 4 * Self.blockSize,
       initialReadahead: readahead, maxReadahead: readahead * 4, fetchThreads: 2, directoryTTL: directoryTTL,
       waitLimit: 30, initialWalkAhead: min(2, walkAhead), maxWalkAhead: walkAhead,
-      diskWriteQueueBytes: diskWriteQueue)
+      diskWriteQueueBytes: diskWriteQueue, metadataCacheNames: metadataCacheNames)
     filesystem = LogFilesystem(
       namespace: ArchiveNamespace(
         client: faults, rootPrefix: rootPrefix, listingFreshness: listingFreshness, clock: clock),

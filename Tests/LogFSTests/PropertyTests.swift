@@ -172,10 +172,18 @@ private typealias Selector = FaultInjectingObjectClient.Selector
       }
     }
     #expect(group.wait(timeout: .now() + 120) == .success, "the readers did not finish")
-    // Let readahead already queued run out, then nothing may be left claimed.
-    let drained = DispatchSemaphore(value: 0)
-    for _ in 0..<2 { pool.submit { drained.signal() } }
-    for _ in 0..<2 { _ = drained.wait(timeout: .now() + 30) }
+    // Let readahead already queued run out, then nothing may be left claimed: once a task holds each
+    // of the pool's threads at the same time, every task queued before them has ended.
+    let started = DispatchSemaphore(value: 0)
+    let release = DispatchSemaphore(value: 0)
+    for _ in 0..<2 {
+      pool.submit {
+        started.signal()
+        _ = release.wait(timeout: .now() + 30)
+      }
+    }
+    for _ in 0..<2 { _ = started.wait(timeout: .now() + 30) }
+    for _ in 0..<2 { release.signal() }
     #expect(problems.withLock { $0 } == [])
     #expect(reader.claimedBlocks == 0)
     #expect(Set(client.injected.map(\.fault)).count == 3, "not every fault was injected: the test proves less")

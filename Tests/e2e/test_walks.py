@@ -2,6 +2,7 @@
 the next files of a directory ahead of the walker."""
 
 import random
+import time
 import subprocess
 from types import SimpleNamespace
 
@@ -80,3 +81,38 @@ def test_sha256sum_c_of_a_manifest_on_a_fresh_mount_costs_about_one_list_per_pag
     assert s["requests"]["get"] == len(walk_bucket.bodies), "every file is fetched exactly once"
     # The builds a page covered are taken as listed, so their files come ahead of the reader.
     assert s["cache"]["prefetched_blocks"] >= len(walk_bucket.bodies) // 2, s
+
+
+def test_past_its_metadata_cache_the_mount_asks_the_kernel_to_forget_and_holds_about_its_capacity(
+        mount, walk_bucket):
+    m = mount(bucket=walk_bucket, extra_args=["--metadata-cache-names", "1000"])
+    everything = len(walk_bucket.bodies) + 2 * (1 + BUILDS) + 2  # files, pipelines and builds, org, root
+    files = run(["find", str(m.path), "-type", "f"]).splitlines()
+    assert len(files) == len(walk_bucket.bodies)
+    # The kernel held every name find looked at; the names the table let go were invalidated, and
+    # the kernel forgot them.
+    held = m.stats()["cached_names"]
+    assert held <= 1000 + JOBS + 1, f"{held} of {everything} names held"
+    # What was let go is found again, with the same numbers and bytes.
+    key = sorted(walk_bucket.bodies)[0]
+    before = (m / key).stat().st_ino
+    found = sorted(run(["grep", "-rl", "MATCH", "."], cwd=m.path).splitlines())
+    assert found == sorted("./" + k for k, body in walk_bucket.bodies.items() if b"MATCH" in body)
+    assert (m / key).stat().st_ino == before
+    assert (m / key).read_bytes() == walk_bucket.bodies[key]
+
+
+def test_names_the_kernel_forgot_go_once_their_listings_expire(mount, walk_bucket):
+    m = mount(bucket=walk_bucket, extra_args=["--directory-ttl", "1"])
+    files = run(["find", str(m.path), "-type", "f"]).splitlines()
+    assert len(files) == len(walk_bucket.bodies)
+    assert m.stats()["cached_names"] >= len(walk_bucket.bodies)
+    time.sleep(1.5)
+    subprocess.run(["sync"], check=True)
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("2\n")
+    deadline = time.monotonic() + 10
+    while m.stats()["cached_names"] > 10 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert m.stats()["cached_names"] <= 10, m.stats()
+    assert len(run(["find", str(m.path), "-type", "f"]).splitlines()) == len(walk_bucket.bodies)
