@@ -70,11 +70,46 @@ struct InodeTable {
     let kind: NodeKind
   }
 
+  /// What the table keeps of a node: `Node` without what can be derived (see `Stored`).
+  private struct Record {
+    let seed: UInt64
+    let parent: UInt64
+    let name: String
+    var stored: Stored
+    var lookups: UInt64 = 0
+    var liveChildren: Int32 = 0
+
+    var kind: NodeKind {
+      switch stored {
+      case .directory: .directory
+      case .file: .file
+      case .symlink: .symlink
+      }
+    }
+  }
+
+  /// A node's content, kept small, since a table may hold hundreds of thousands: a key that is its
+  /// parent's key and its name (as every key of the archive's tree is) is derived rather than kept,
+  /// a store is kept by its index in `clients`, and an S3 ETag (a quoted MD5) as 16 bytes.
+  private enum Stored {
+    case directory(key: String?, modified: Timestamp?)
+    case file(size: UInt64, modified: Timestamp, isImmutable: Bool, source: StoredSource)
+    case symlink(target: String, modified: Timestamp?)
+  }
+
+  private enum StoredSource: Equatable {
+    case object(client: UInt16, key: String?, etag: CompactETag)
+    case bytes([UInt8])
+  }
+
   static let rootInode: UInt64 = 1
 
-  private var nodes: [UInt64: Node] = [:]
+  private var records: [UInt64: Record] = [:]
   private var listings: [UInt64: Listing] = [:]
-  private var inodeByIdentity: [Identity: UInt64] = [:]
+  /// The few nodes whose number is not the one their path hashes to (a collision moved them).
+  private var displaced: [Identity: UInt64] = [:]
+  /// The stores files are read from, by the index their records keep.
+  private var clients: [any ObjectClient] = []
   /// How a path's seed is made: `StableInode.seed`, or a weaker one in tests that need collisions.
   private let seedOf: (UInt64, String, NodeKind) -> UInt64
   /// Files whose content (object version or size) changed since the last `takeChangedFiles`.
@@ -89,7 +124,7 @@ struct InodeTable {
   private var openDirectories: [UInt64: Int] = [:]
 
   /// The names the table holds, the root included.
-  var count: Int { nodes.count }
+  var count: Int { records.count }
 
   /// The files found changed by listings and lookups since the last call.
   mutating func takeChangedFiles() -> [UInt64] {
@@ -105,39 +140,108 @@ struct InodeTable {
   ) {
     self.seedOf = seedOf
     self.capacity = max(1, capacity)
-    nodes[Self.rootInode] = Node(
-      inode: Self.rootInode, seed: StableInode.seed(source: source), parent: Self.rootInode, name: "",
-      content: .directory(key: rootKey), modified: nil)
+    records[Self.rootInode] = Record(
+      seed: StableInode.seed(source: source), parent: Self.rootInode, name: "",
+      stored: .directory(key: rootKey, modified: nil))
     listings[Self.rootInode] = Listing()
   }
 
-  func node(_ inode: UInt64) -> Node? { nodes[inode] }
+  func node(_ inode: UInt64) -> Node? {
+    guard let record = records[inode] else { return nil }
+    let (content, modified) = expand(record)
+    return Node(
+      inode: inode, seed: record.seed, parent: record.parent, name: record.name, content: content, modified: modified,
+      lookups: record.lookups, liveChildren: Int(record.liveChildren))
+  }
+
+  /// The key of the directory with this inode.
+  private func key(of directory: UInt64) -> String {
+    guard let record = records[directory], case .directory(let key, _) = record.stored else { return "" }
+    return key ?? self.key(of: record.parent) + record.name + "/"
+  }
+
+  private func expand(_ record: Record) -> (NamespaceEntry.Content, Timestamp?) {
+    switch record.stored {
+    case .directory(let key, let modified):
+      return (.directory(key: key ?? self.key(of: record.parent) + record.name + "/"), modified)
+    case .symlink(let target, let modified):
+      return (.symlink(target: target), modified)
+    case .file(let size, let modified, let isImmutable, let stored):
+      let source: FileSource
+      switch stored {
+      case .object(let client, let key, let etag):
+        source = .object(
+          client: clients[Int(client)], key: key ?? self.key(of: record.parent) + record.name, etag: etag.string)
+      case .bytes(let bytes):
+        source = .bytes(bytes)
+      }
+      return (.file(FileContent(size: size, modified: modified, isImmutable: isImmutable, source: source)), nil)
+    }
+  }
+
+  /// An entry of `parent` as a record keeps it.
+  private mutating func compact(_ entry: NamespaceEntry, in parent: UInt64) -> Stored {
+    switch entry.content {
+    case .directory(let key):
+      let derived = sameBytes(key, self.key(of: parent) + entry.name + "/")
+      return .directory(key: derived ? nil : key, modified: entry.modified)
+    case .symlink(let target):
+      return .symlink(target: target, modified: entry.modified)
+    case .file(let file):
+      switch file.source {
+      case .object(let client, let key, let etag):
+        let derived = sameBytes(key, self.key(of: parent) + entry.name)
+        return .file(
+          size: file.size, modified: file.modified, isImmutable: file.isImmutable,
+          source: .object(client: index(of: client), key: derived ? nil : key, etag: CompactETag(etag)))
+      case .bytes(let bytes):
+        return .file(size: file.size, modified: file.modified, isImmutable: file.isImmutable, source: .bytes(bytes))
+      }
+    }
+  }
+
+  /// The index of a store in `clients`, added on first sight; stores are told apart by identity.
+  private mutating func index(of client: any ObjectClient) -> UInt16 {
+    if let found = clients.firstIndex(where: { $0.identity == client.identity }) { return UInt16(found) }
+    clients.append(client)
+    return UInt16(clients.count - 1)
+  }
+
+  /// The inode of the node for this path step, if the table holds one.
+  private func existing(_ identity: Identity, seed: UInt64) -> UInt64? {
+    let number = StableInode.number(seed)
+    if let record = records[number], record.parent == identity.parent, record.kind == identity.kind,
+      sameBytes(record.name, identity.name.string)
+    {
+      return number
+    }
+    return displaced[identity]
+  }
 
   func listing(_ inode: UInt64) -> Listing? { listings[inode] }
 
   /// The inode for an entry of `parent`, made on first sight; a known one takes the entry's new content.
   private mutating func inode(parent: UInt64, entry: NamespaceEntry) -> UInt64 {
     let identity = Identity(parent: parent, name: ExactName(entry.name), kind: entry.content.kind)
-    if let existing = inodeByIdentity[identity] {
-      if case .file(let old)? = nodes[existing]?.content, case .file(let new) = entry.content,
-        old.version != new.version
+    let seed = seedOf(records[parent]?.seed ?? 0, entry.name, entry.content.kind)
+    let stored = compact(entry, in: parent)
+    if let existing = existing(identity, seed: seed) {
+      if case .file(let oldSize, _, _, let old) = records[existing]!.stored,
+        case .file(let newSize, _, _, let new) = stored,
+        oldSize != newSize || old != new
       {
         changedFiles.append(existing)
       }
-      nodes[existing]?.content = entry.content
-      nodes[existing]?.modified = entry.modified
+      records[existing]!.stored = stored
       return existing
     }
-    let seed = seedOf(nodes[parent]?.seed ?? 0, entry.name, entry.content.kind)
     var number = StableInode.number(seed)
-    while nodes[number] != nil { number = StableInode.number(number &+ 1) }
-    let node = Node(
-      inode: number, seed: seed, parent: parent, name: entry.name, content: entry.content, modified: entry.modified)
-    nodes[node.inode] = node
-    nodes[parent]?.liveChildren += 1
-    if node.kind == .directory { listings[node.inode] = Listing() }
-    inodeByIdentity[identity] = node.inode
-    return node.inode
+    while records[number] != nil { number = StableInode.number(number &+ 1) }
+    records[number] = Record(seed: seed, parent: parent, name: entry.name, stored: stored)
+    records[parent]?.liveChildren += 1
+    if entry.content.kind == .directory { listings[number] = Listing() }
+    if number != StableInode.number(seed) { displaced[identity] = number }
+    return number
   }
 
   /// Records a full listing of `directory`, trusted until `trustedUntil`; returns its children.
@@ -145,7 +249,7 @@ struct InodeTable {
     of directory: UInt64, with entries: [NamespaceEntry], trustedUntil: Double, isComplete: Bool
   ) -> Children {
     var children = Children()
-    guard nodes[directory] != nil else { return children }
+    guard records[directory] != nil else { return children }
     for entry in entries { children[entry.name] = inode(parent: directory, entry: entry) }
     let previous = listings[directory]?.children
     ticks += 1
@@ -166,7 +270,7 @@ struct InodeTable {
       }
       return nil
     }
-    guard nodes[directory] != nil else { return nil }
+    guard records[directory] != nil else { return nil }
     let child = inode(parent: directory, entry: entry)
     listings[directory, default: Listing()].children[name] = child
     return child
@@ -182,16 +286,16 @@ struct InodeTable {
 
   /// The kernel was given the inode `count` more times (a lookup's or a readdirplus entry's reply).
   mutating func reference(_ inode: UInt64, count: UInt64 = 1) -> Bool {
-    guard nodes[inode] != nil else { return false }
-    nodes[inode]!.lookups += count
+    guard records[inode] != nil else { return false }
+    records[inode]!.lookups += count
     return true
   }
 
   /// The kernel forgot `count` of its references to the inode (FUSE's forget); at monotonic time
   /// `now`, by which a parent's listing is judged still trusted.
   mutating func forget(_ inode: UInt64, count: UInt64, now: Double) {
-    guard inode != Self.rootInode, nodes[inode] != nil else { return }
-    nodes[inode]!.lookups -= min(count, nodes[inode]!.lookups)
+    guard inode != Self.rootInode, records[inode] != nil else { return }
+    records[inode]!.lookups -= min(count, records[inode]!.lookups)
     dropIfUnused(inode, now: now)
   }
 
@@ -207,19 +311,21 @@ struct InodeTable {
   /// that lists a node holds it.
   private mutating func dropIfUnused(_ inode: UInt64, now: Double?) {
     var next: UInt64? = inode
-    while let inode = next, inode != Self.rootInode, let node = nodes[inode] {
+    while let inode = next, inode != Self.rootInode, let node = records[inode] {
       guard node.lookups == 0, node.liveChildren == 0, openDirectories[node.parent] == nil else { return }
       let listed = listings[node.parent].map { $0.children[node.name] == inode } ?? false
       if listed, let until = listings[node.parent]!.trustedUntil, now.map({ $0 < until }) ?? true { return }
-      nodes[inode] = nil
-      inodeByIdentity[Identity(parent: node.parent, name: ExactName(node.name), kind: node.kind)] = nil
+      records[inode] = nil
+      if !displaced.isEmpty {
+        displaced[Identity(parent: node.parent, name: ExactName(node.name), kind: node.kind)] = nil
+      }
       listings[inode] = nil
       if listed {
         // The parent's listing no longer holds every name it had.
         listings[node.parent]!.children[node.name] = nil
         listings[node.parent]!.trustedUntil = nil
       }
-      nodes[node.parent]?.liveChildren -= 1
+      records[node.parent]?.liveChildren -= 1
       next = node.parent
     }
   }
@@ -228,23 +334,23 @@ struct InodeTable {
   /// children nobody holds go, and the names of those the kernel holds are returned, for the kernel
   /// to be told to forget them (it then does, unless a process is using them).
   mutating func evict() -> [(parent: UInt64, name: String)] {
-    guard nodes.count > capacity else {
+    guard records.count > capacity else {
       evictedTo = 0
       return []
     }
     // While the kernel has yet to forget what it was asked to, the table stays above its capacity:
     // it is gone through again only once it grew by a twentieth more.
-    guard nodes.count >= evictedTo + capacity / 20 else { return [] }
-    defer { evictedTo = nodes.count }
+    guard records.count >= evictedTo + capacity / 20 else { return [] }
+    defer { evictedTo = records.count }
     let target = capacity / 10 * 9
     var held: [(parent: UInt64, name: String)] = []
     let byAge = listings.filter { !$0.value.children.isEmpty && openDirectories[$0.key] == nil }
       .map { (inode: $0.key, lastUsed: $0.value.lastUsed) }.sorted { $0.lastUsed < $1.lastUsed }
-    for (directory, _) in byAge where nodes.count > target {
+    for (directory, _) in byAge where records.count > target {
       guard let children = listings[directory]?.children else { continue }
       listings[directory] = Listing(lastUsed: listings[directory]!.lastUsed)
       for (name, child) in children {
-        guard let node = nodes[child] else { continue }
+        guard let node = records[child] else { continue }
         // Its parent's listing is gone: only the kernel and its own children hold it now.
         if node.lookups > 0 { held.append((directory, name)) } else { dropIfUnused(child, now: nil) }
       }
@@ -272,12 +378,43 @@ struct Children: Sequence {
   }
 }
 
-extension FileContent {
-  /// What identifies the bytes: the object's ETag and the size, or the inline bytes.
-  fileprivate var version: String {
-    switch source {
-    case .object(_, let key, let etag): "\(key)\u{0}\(etag)\u{0}\(size)"
-    case .bytes(let bytes): "\(bytes.count)\u{0}\(bytes.hashValue)"
+/// An ETag as a table keeps it: S3's usual form, a quoted MD5 in lowercase hex, as its 16 bytes;
+/// any other (a multipart upload's, a local directory's) as it is.
+enum CompactETag: Hashable, Sendable {
+  case md5(UInt64, UInt64)
+  case text(String)
+
+  init(_ etag: String) {
+    let bytes = Array(etag.utf8)
+    let quote = UInt8(ascii: "\"")
+    guard bytes.count == 34, bytes.first == quote, bytes.last == quote else {
+      self = .text(etag)
+      return
+    }
+    var halves: [UInt64] = [0, 0]
+    for (index, byte) in bytes[1..<33].enumerated() {
+      let digit: UInt8
+      switch byte {
+      case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+      case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+      default:
+        self = .text(etag)
+        return
+      }
+      halves[index / 16] = halves[index / 16] << 4 | UInt64(digit)
+    }
+    self = .md5(halves[0], halves[1])
+  }
+
+  var string: String {
+    switch self {
+    case .text(let text): return text
+    case .md5(let high, let low):
+      func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+      }
+      return "\"" + hex(high) + hex(low) + "\""
     }
   }
 }

@@ -109,4 +109,41 @@ import Testing
     #expect(low.recordLookup(in: InodeTable.rootInode, name: "z", entry: entry("z")) == 2)
     #expect(low.recordLookup(in: InodeTable.rootInode, name: "o", entry: entry("o")) == 3)
   }
+
+  /// A collided path's number stays its own while the kernel holds it, even once the path that
+  /// owned the hash is gone, and the table finds it again rather than making a second node.
+  @Test func aDisplacedPathKeepsItsNumberWhenTheFirstGoes() {
+    var table = InodeTable(rootKey: "", source: "test", seedOf: { _, _, _ in 1000 })
+    func entry(_ name: String) -> NamespaceEntry {
+      NamespaceEntry(
+        name: name,
+        content: .file(FileContent(size: 1, modified: Timestamp(seconds: 0), isImmutable: true, source: .bytes([1]))))
+    }
+    let a = table.recordLookup(in: InodeTable.rootInode, name: "a", entry: entry("a"))!
+    let b = table.recordLookup(in: InodeTable.rootInode, name: "b", entry: entry("b"))!
+    _ = table.reference(b)
+    _ = table.reference(a)
+    // "a" is gone from the directory and forgotten: its number is free again.
+    _ = table.recordLookup(in: InodeTable.rootInode, name: "a", entry: nil)
+    table.forget(a, count: 1, now: 0)
+    #expect(table.node(a) == nil)
+    #expect(table.recordLookup(in: InodeTable.rootInode, name: "b", entry: entry("b")) == b)
+    #expect(table.count == 2)
+    // A new path hashing there takes the free number; "b" keeps its own.
+    #expect(table.recordLookup(in: InodeTable.rootInode, name: "c", entry: entry("c")) == a)
+    #expect(table.recordLookup(in: InodeTable.rootInode, name: "b", entry: entry("b")) == b)
+  }
+
+  @Test(arguments: [
+    "\"0123456789abcdef0123456789abcdef\"", "\"00000000000000000000000000000000\"",
+    "\"0123456789ABCDEF0123456789ABCDEF\"", "\"0123456789abcdef0123456789abcdef-12\"", "12-34-56-78", "\"\"", "",
+  ])
+  func anETagIsKeptExactly(etag: String) {
+    #expect(CompactETag(etag).string == etag)
+  }
+
+  @Test func anS3ETagIsKeptIn16Bytes() {
+    #expect(CompactETag("\"0123456789abcdef0123456789abcdef\"") == .md5(0x0123_4567_89ab_cdef, 0x0123_4567_89ab_cdef))
+    #expect(CompactETag("\"0123456789abcdeg0123456789abcdef\"") == .text("\"0123456789abcdeg0123456789abcdef\""))
+  }
 }
