@@ -93,11 +93,6 @@ import Testing
   /// ever stands for two paths in one mount.
   @Test func aCollisionGivesTheSecondPathTheNextFreeNumber() {
     var table = InodeTable(rootKey: "", source: "test", seedOf: { _, _, _ in 1000 })
-    func entry(_ name: String) -> NamespaceEntry {
-      NamespaceEntry(
-        name: name,
-        content: .file(FileContent(size: 1, modified: Timestamp(seconds: 0), isImmutable: true, source: .bytes([1]))))
-    }
     let a = table.recordLookup(in: InodeTable.rootInode, name: "a", entry: entry("a"))
     let b = table.recordLookup(in: InodeTable.rootInode, name: "b", entry: entry("b"))
     let c = table.recordLookup(in: InodeTable.rootInode, name: "c", entry: entry("c"))
@@ -114,11 +109,6 @@ import Testing
   /// owned the hash is gone, and the table finds it again rather than making a second node.
   @Test func aDisplacedPathKeepsItsNumberWhenTheFirstGoes() {
     var table = InodeTable(rootKey: "", source: "test", seedOf: { _, _, _ in 1000 })
-    func entry(_ name: String) -> NamespaceEntry {
-      NamespaceEntry(
-        name: name,
-        content: .file(FileContent(size: 1, modified: Timestamp(seconds: 0), isImmutable: true, source: .bytes([1]))))
-    }
     let a = table.recordLookup(in: InodeTable.rootInode, name: "a", entry: entry("a"))!
     let b = table.recordLookup(in: InodeTable.rootInode, name: "b", entry: entry("b"))!
     _ = table.reference(b)
@@ -145,5 +135,12 @@ import Testing
   @Test func anS3ETagIsKeptIn16Bytes() {
     #expect(CompactETag("\"0123456789abcdef0123456789abcdef\"") == .md5(0x0123_4567_89ab_cdef, 0x0123_4567_89ab_cdef))
     #expect(CompactETag("\"0123456789abcdeg0123456789abcdef\"") == .text("\"0123456789abcdeg0123456789abcdef\""))
+  }
+
+  /// A one-byte file entry of this name.
+  func entry(_ name: String) -> NamespaceEntry {
+    NamespaceEntry(
+      name: name,
+      content: .file(FileContent(size: 1, modified: Timestamp(seconds: 0), isImmutable: true, source: .bytes([1]))))
   }
 }
