@@ -307,7 +307,9 @@ public final class BuildkiteNamespace: Namespace {
 
   /// A build the API no longer has (past retention), from the build exports. The first time a
   /// pipeline needs one, its export folders are found with one listing of the organization's exports
-  /// and each of its builds' `build.json.gz` is read once; the catalog keeps them all.
+  /// and each of its builds' `build.json.gz` is read once; the catalog keeps them all, with how far
+  /// the scan went. Once that is older than the listing TTL, a number the catalog lacks costs a
+  /// listing of the exports since the last date scanned, and reads only the folders new since.
   private func exportedBuild(organization: String, pipeline: String, number: Int) throws(FilesystemError)
     -> CatalogBuild?
   {
@@ -337,19 +339,32 @@ public final class BuildkiteNamespace: Namespace {
       logger.warning("cannot look in the build exports for \(organization)/\(pipeline): its UUIDs are not known yet")
       return
     }
+    // Exports are written under `org={uuid}/date={YYYY-MM-DD}/`: a scan goes on from the last date
+    // the previous one saw (listed again, as more may have come for it).
+    let organizationPrefix = "\(exports.prefix)org=\(organizationID)/"
+    let through = try stored { () throws(CatalogError) in try catalog.exportScanThrough(pipelineID: pipelineID) }
     let page: ListPage
     do throws(ObjectStoreError) {
-      page = try exports.client.listAll(prefix: "\(exports.prefix)org=\(organizationID)/", delimiter: nil)
+      page = try exports.client.listAll(
+        prefix: organizationPrefix, delimiter: nil, startAfter: through.map { organizationPrefix + $0 })
     } catch {
       throw FilesystemError(error, context: "listing the build exports of \(organization)")
     }
     let marker = "/pipeline=\(pipelineID)/build="
     let keys = Set(page.objects.map(\.key))
+    let known = try stored { () throws(CatalogError) in
+      try catalog.exportLocations(containing: "/pipeline=\(pipelineID)/")
+    }
     let folders = page.objects.filter { $0.key.hasSuffix("/build.json.gz") && $0.key.contains(marker) }
+      .map { String($0.key.dropLast("build.json.gz".count)) }
+    let new = folders.filter { !known.contains($0) }
     logger.info(
-      "the build exports of \(organization) hold \(page.objects.count) objects, \(folders.count) builds of \(pipeline)")
+      "the build exports of \(organization)\(through.map { " since \($0)" } ?? "") hold \(page.objects.count) objects, \(folders.count) builds of \(pipeline), \(new.count) not seen before"
+    )
+    var failed: [String] = []
     for object in page.objects where object.key.hasSuffix("/build.json.gz") && object.key.contains(marker) {
       let folder = String(object.key.dropLast("build.json.gz".count))
+      guard !known.contains(folder) else { continue }
       do throws(FilesystemError) {
         let build = try exportedBuildObject(exports.client, object, folder: folder, keys: keys)
         try store { () throws(CatalogError) in
@@ -358,7 +373,20 @@ public final class BuildkiteNamespace: Namespace {
         }
       } catch {
         logger.warning("left out the export \(folder): \(error.message)")
+        failed.append(folder)
       }
+    }
+    // The next scan starts at the newest date folder listed, or at the oldest one a folder could not
+    // be read from, so that it is tried again.
+    func date(_ key: String) -> String? {
+      let inside = key.utf8.dropFirst(organizationPrefix.utf8.count)
+      guard inside.starts(with: "date=".utf8), let slash = inside.firstIndex(of: UInt8(ascii: "/")) else { return nil }
+      return String(decoding: inside[..<slash], as: UTF8.self)
+    }
+    let next =
+      failed.compactMap(date).min(by: utf8Less) ?? page.objects.compactMap { date($0.key) }.max(by: utf8Less)
+    if let next {
+      try store { () throws(CatalogError) in try catalog.setExportScanThrough(pipelineID: pipelineID, next) }
     }
   }
 

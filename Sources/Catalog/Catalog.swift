@@ -404,6 +404,38 @@ public final class Catalog: Sendable {
     }
   }
 
+  /// The export folders recorded whose location holds `marker` (such as `/pipeline={uuid}/`).
+  public func exportLocations(containing marker: String) throws(CatalogError) -> Set<String> {
+    try read { (db) throws(SQLiteError) in
+      Set(
+        try db.rows(
+          "SELECT location FROM build_exports WHERE instr(location, ?1) > 0",
+          purpose: "find the export folders known of a pipeline", binding: [.text(marker)]
+        ) { row in row.text(0) }.compactMap { $0 })
+    }
+  }
+
+  /// The last `date=` folder of the build exports a scan for the pipeline saw, if one was made.
+  public func exportScanThrough(pipelineID: String) throws(CatalogError) -> String? {
+    try read { (db) throws(SQLiteError) in
+      try db.firstRow(
+        "SELECT through FROM export_scans WHERE pipeline_id = ?1", purpose: "find how far the export scan went",
+        binding: [.text(pipelineID)]
+      ) { row in row.text(0) } ?? nil
+    }
+  }
+
+  public func setExportScanThrough(pipelineID: String, _ through: String) throws(CatalogError) {
+    try write { (db) throws(SQLiteError) in
+      try db.run(
+        """
+        INSERT INTO export_scans (pipeline_id, through) VALUES (?1, ?2)
+        ON CONFLICT (pipeline_id) DO UPDATE SET through = excluded.through
+        """,
+        purpose: "record how far the export scan went", binding: [.text(pipelineID), .text(through)])
+    }
+  }
+
   public func setListingFetched(_ key: String, at time: Int64) throws(CatalogError) {
     try write { (db) throws(SQLiteError) in
       try db.run(

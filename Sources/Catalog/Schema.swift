@@ -75,5 +75,13 @@ enum Schema {
     """
     CREATE INDEX builds_by_time ON builds (organization_slug, pipeline_slug, coalesce(finished_at, created_at));
     """,
+    // Version 4: how far each pipeline's scan of the build exports went (the last `date=` folder it
+    // saw), so that a later scan lists only what came since.
+    """
+    CREATE TABLE export_scans (
+      pipeline_id TEXT NOT NULL PRIMARY KEY,
+      through TEXT NOT NULL
+    );
+    """,
   ]
 }

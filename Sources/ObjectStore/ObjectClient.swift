@@ -50,9 +50,11 @@ extension ObjectClient {
   }
 
   /// Every page of a listing, concatenated.
-  public func listAll(prefix: String, delimiter: String?) throws(ObjectStoreError) -> ListPage {
+  public func listAll(prefix: String, delimiter: String?, startAfter: String? = nil) throws(ObjectStoreError)
+    -> ListPage
+  {
     var all = ListPage(objects: [], commonPrefixes: [], nextContinuationToken: nil)
-    var request = ListRequest(prefix: prefix, delimiter: delimiter)
+    var request = ListRequest(prefix: prefix, delimiter: delimiter, startAfter: startAfter)
     while true {
       let page = try listPage(request)
       all.objects += page.objects

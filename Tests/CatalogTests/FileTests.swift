@@ -156,7 +156,8 @@ import Testing
       downgrade.arguments = [
         "python3", "-c",
         "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('DROP TABLE build_exports'); "
-          + "c.execute('DROP INDEX builds_by_time'); c.execute('PRAGMA user_version = 1'); c.commit()",
+          + "c.execute('DROP INDEX builds_by_time'); c.execute('DROP TABLE export_scans'); "
+          + "c.execute('PRAGMA user_version = 1'); c.commit()",
         path,
       ]
       try downgrade.run()
@@ -169,6 +170,29 @@ import Testing
       try catalog.upsert(pipelines: [pipeline(1, slug: "web")])
       try catalog.upsert(builds: [(build(1), [])])
       #expect(try catalog.newestBuildTimes(organizationSlug: "acme").map(\.time) == [1_700_000_100])
+      try catalog.setExportScanThrough(pipelineID: "p", "date=2024-05-01")
+      #expect(try catalog.exportScanThrough(pipelineID: "p") == "date=2024-05-01")
+    }
+  }
+
+  /// How far each pipeline's scan of the build exports went, and the folders known of a pipeline.
+  @Test func exportScansAreKeptByPipeline() throws {
+    try withTemporaryDirectory { directory in
+      let path = directory + "/catalog.sqlite"
+      do {
+        let catalog = try Catalog(path: path, logger: testLogger)
+        #expect(try catalog.exportScanThrough(pipelineID: "p1") == nil)
+        try catalog.setExportScanThrough(pipelineID: "p1", "date=2024-05-01")
+        try catalog.setExportScanThrough(pipelineID: "p1", "date=2024-06-02")
+        try catalog.setExportScanThrough(pipelineID: "p2", "date=2023-01-01")
+        try catalog.setExportLocation(buildID: "b1", location: "org=o/date=2024-05-01/pipeline=p1/build=b1/")
+        try catalog.setExportLocation(buildID: "b2", location: "org=o/date=2024-05-01/pipeline=p2/build=b2/")
+      }
+      let catalog = try Catalog(path: path, logger: testLogger)
+      #expect(try catalog.exportScanThrough(pipelineID: "p1") == "date=2024-06-02")
+      #expect(try catalog.exportScanThrough(pipelineID: "p2") == "date=2023-01-01")
+      #expect(
+        try catalog.exportLocations(containing: "/pipeline=p1/") == ["org=o/date=2024-05-01/pipeline=p1/build=b1/"])
     }
   }
 }

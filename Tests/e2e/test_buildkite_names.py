@@ -355,3 +355,48 @@ def test_a_build_past_retention_gets_its_names_from_the_build_exports(mount, fak
     assert json.loads(read_file(directory / "build.json"))["number"] == number
     asked = {r["path"] for r in fake_buildkite.counters()["log_requests"]}
     assert not asked, f"logs of an exported build were asked of the API: {asked}"
+
+
+def test_a_later_scan_of_the_build_exports_reads_only_what_came_since(mount, fake_buildkite, moto, tmp_path):
+    """Twelve exported builds of a pipeline; the first unknown number scans them all. A build exported
+    later (a newer date folder) is found once the scan's TTL passed, by listing only from the last
+    date scanned and reading only the new folder."""
+    import gzip
+    import time
+    import uuid
+
+    world = fake_buildkite.world
+    org_id = WORLD.find_org(world, ORG)["id"]
+    pipe_id = WORLD.find_pipeline(world, ORG, PIPE)["id"]
+    template, _ = fake_buildkite.get_json(f"/v2/organizations/{ORG}/pipelines/{PIPE}/builds/{SPECIAL['retried']}")
+    bucket = f"exports-{uuid.uuid4().hex[:8]}"
+    moto.client.create_bucket(Bucket=bucket)
+    root = f"buildkite/build-exports/org={org_id}/"
+
+    def export(number, date):
+        build = dict(template, id=str(uuid.uuid4()), number=number, jobs=[])
+        moto.client.put_object(Bucket=bucket, Key=f"{root}date={date}/pipeline={pipe_id}/build={build['id']}/build.json.gz",
+                               Body=gzip.compress(json.dumps(build).encode()))
+
+    old = [900_000 + i for i in range(12)]
+    for i, number in enumerate(old):
+        export(number, f"2024-04-{1 + i:02d}")
+    m = mount(_source_args=names_args(fake_buildkite, tmp_path, "bkua_fake_full", "--directory-ttl", "3") + [
+        "--exports", f"s3://{bucket}/buildkite/build-exports/", "--endpoint", moto.endpoint, "--region", "us-east-1"])
+    pipeline = m / ORG / PIPE
+    before = m.stats()["requests"]
+    assert json.loads(read_file(pipeline / str(old[3]) / "build.json"))["number"] == old[3]
+    first = m.stats()["requests"]
+    assert first["get"] - before["get"] >= len(old), "the first scan reads every export of the pipeline"
+    # Within the scan's TTL, every old number is known without a request, and a missing one costs none.
+    for number in old:
+        assert (pipeline / str(number)).is_dir()
+    assert not (pipeline / "900999").exists()
+    assert m.stats()["requests"]["list"] == first["list"]
+    # A build exported later, under a newer date.
+    export(901_000, "2024-06-01")
+    time.sleep(3.5)
+    assert json.loads(read_file(pipeline / "901000" / "build.json"))["number"] == 901_000
+    second = m.stats()["requests"]
+    assert second["get"] - first["get"] <= 2, "only the new export is read (its build.json, then the file)"
+    assert second["list"] - first["list"] <= 2, second
