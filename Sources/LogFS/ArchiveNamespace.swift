@@ -297,26 +297,32 @@ final class SubtreeListings: Sendable {
   }
 
   let freshness: Double
-  /// The most listings kept; a walk consumes them about as fast as pages arrive.
-  let capacity = 100_000
-  private let learned = Mutex<[ExactName: Learned]>([:])
+  /// The most entries kept, in all listings; a walk consumes them about as fast as pages arrive.
+  let capacity: Int
+  private let learned = Mutex<(listings: [ExactName: Learned], entries: Int)>(([:], 0))
 
   let clock: any MonotonicClock
 
-  init(freshness: Double, clock: any MonotonicClock) {
+  init(freshness: Double, capacity: Int = 100_000, clock: any MonotonicClock) {
     self.freshness = freshness
+    self.capacity = capacity
     self.clock = clock
   }
 
   func store(_ listings: [(String, NamespaceListing)]) {
     guard !listings.isEmpty else { return }
     let now = clock.now()
+    let adding = listings.reduce(0) { $0 + $1.1.entries.count }
     learned.withLock { learned in
-      if learned.count + listings.count > capacity {
-        learned = learned.filter { now - $0.value.learnedAt < freshness }
-        if learned.count + listings.count > capacity { learned.removeAll() }
+      if learned.entries + adding > capacity {
+        learned.listings = learned.listings.filter { now - $0.value.learnedAt < freshness }
+        learned.entries = learned.listings.values.reduce(0) { $0 + $1.listing.entries.count }
+        if learned.entries + adding > capacity { learned = ([:], 0) }
       }
-      for (key, listing) in listings { learned[ExactName(key)] = Learned(listing: listing, learnedAt: now) }
+      for (key, listing) in listings {
+        let previous = learned.listings.updateValue(Learned(listing: listing, learnedAt: now), forKey: ExactName(key))
+        learned.entries += listing.entries.count - (previous?.listing.entries.count ?? 0)
+      }
     }
   }
 
@@ -324,9 +330,9 @@ final class SubtreeListings: Sendable {
   func take(_ key: String) -> NamespaceListing? {
     let now = clock.now()
     return learned.withLock { learned in
-      guard let found = learned.removeValue(forKey: ExactName(key)), now - found.learnedAt < freshness else {
-        return nil
-      }
+      guard let found = learned.listings.removeValue(forKey: ExactName(key)) else { return nil }
+      learned.entries -= found.listing.entries.count
+      guard now - found.learnedAt < freshness else { return nil }
       return found.listing
     }
   }
@@ -335,7 +341,7 @@ final class SubtreeListings: Sendable {
   func peek(_ key: String) -> NamespaceListing? {
     let now = clock.now()
     return learned.withLock { learned in
-      guard let found = learned[ExactName(key)], now - found.learnedAt < freshness else { return nil }
+      guard let found = learned.listings[ExactName(key)], now - found.learnedAt < freshness else { return nil }
       return found.listing
     }
   }

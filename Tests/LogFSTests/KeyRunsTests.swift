@@ -83,4 +83,22 @@ import Testing
     runs.record(directory: "e/", after: "e/x", through: "e/y", objects: [])
     #expect(runs.noteLookup(in: "e/"), "a directory with a page held is being read already")
   }
+
+  @Test func listingsLearnedAheadAreBoundedByTheirEntries() {
+    let clock = FakeClock()
+    let learned = SubtreeListings(freshness: 60, capacity: 10, clock: clock)
+    func listing(_ count: Int) -> NamespaceListing {
+      NamespaceListing(entries: (0..<count).map { NamespaceEntry(name: "e\($0)", content: .directory(key: "e\($0)/")) })
+    }
+    learned.store([("a/", listing(6))])
+    learned.store([("b/", listing(3))])
+    #expect(learned.peek("a/")?.entries.count == 6)
+    // Past 10 entries in all, what is held goes before the new one is kept.
+    learned.store([("c/", listing(4))])
+    #expect(learned.peek("a/") == nil && learned.peek("b/") == nil)
+    #expect(learned.take("c/")?.entries.count == 4)
+    // Taking hands the entries back: the next 10 fit.
+    learned.store([("d/", listing(10))])
+    #expect(learned.peek("d/")?.entries.count == 10)
+  }
 }
