@@ -9,34 +9,59 @@ import HTTPTransport
 /// closes: when `stop()` closes it, or when the test process exits in any way. No server outlives
 /// the test run.
 public final class ChildServer: @unchecked Sendable {
-  public let process = Process()
-  public let stdin = Pipe()
+  public let process: Process
+  public let stdin: Pipe
   public let port: Int
 
   /// Starts `arguments` (where "{port}" becomes a free port) and waits until the port answers HTTP,
   /// or with `probeWithRequests: false` until it accepts a connection (for a server that counts requests).
+  ///
+  /// A free port is only free when it is picked: another process may take it before the child binds
+  /// it, and the probe would then be answered by that process. So the child must still run once the
+  /// port answers (one that could not bind has exited); if not, it starts again on another port.
   public init(_ arguments: [String], timeout: TimeInterval = 30, probeWithRequests: Bool = true) throws {
-    port = try freeLoopbackPort()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments =
-      ["python3", TestPaths.script("servers/child_launcher.py")]
-      + arguments.map { $0.replacingOccurrences(of: "{port}", with: "\(port)") }
-    process.standardInput = stdin
-    try process.run()
-    let probe = HTTPClient(timeouts: HTTPTimeouts(connect: 1, stall: 2, total: 2))
     let deadline = Date().addingTimeInterval(timeout)
+    var attempt = 0
     while true {
-      if probeWithRequests {
-        if (try? probe.fetch(HTTPRequest(method: "HEAD", url: "http://127.0.0.1:\(port)/"))) != nil { break }
-      } else if acceptsConnections(port: port) {
-        break
+      attempt += 1
+      let port = try freeLoopbackPort()
+      let process = Process()
+      let stdin = Pipe()
+      process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+      process.arguments =
+        ["python3", TestPaths.script("servers/child_launcher.py")]
+        + arguments.map { $0.replacingOccurrences(of: "{port}", with: "\(port)") }
+      process.standardInput = stdin
+      try process.run()
+      if Self.waitForAnswer(port: port, process: process, probeWithRequests: probeWithRequests, until: deadline) {
+        Thread.sleep(forTimeInterval: 0.2)
+        if process.isRunning {
+          (self.process, self.stdin, self.port) = (process, stdin, port)
+          return
+        }
       }
-      guard Date() < deadline, process.isRunning else {
-        stop()
+      try? stdin.fileHandleForWriting.close()
+      process.terminate()
+      process.waitUntilExit()
+      guard Date() < deadline, attempt < 5 else {
         throw ServerError(message: "\(arguments.first ?? "server") did not answer on port \(port)")
+      }
+    }
+  }
+
+  /// Whether the child answers on the port before the deadline (false once it has exited).
+  private static func waitForAnswer(port: Int, process: Process, probeWithRequests: Bool, until deadline: Date) -> Bool
+  {
+    let probe = HTTPClient(timeouts: HTTPTimeouts(connect: 1, stall: 2, total: 2))
+    while process.isRunning && Date() < deadline {
+      if probeWithRequests {
+        if (try? probe.fetch(HTTPRequest(method: "HEAD", url: "http://127.0.0.1:\(port)/"))) != nil { return true }
+      } else if acceptsConnections(port: port) {
+        return true
       }
       Thread.sleep(forTimeInterval: 0.1)
     }
+    return false
   }
 
   public var endpoint: String { "http://127.0.0.1:\(port)" }
