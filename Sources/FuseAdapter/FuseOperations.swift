@@ -259,11 +259,15 @@ private func fillDirectory(
   var used = 0
   // readdirplus hands the kernel each entry as a lookup does, but "." and "..", which it skips.
   var referenced: [UInt64] = []
-  for (index, entry) in zip(entries.indices, entries) {
-    let nextOffset = off_t(index + 1)
+  for (position, entry) in entries.enumerated() {
+    // An entry's offset is where the next readdir starts: the position after it, counted from the
+    // offset asked for (the slice's own indices need not be those offsets).
+    let nextOffset = offset + off_t(position + 1)
     let added = entry.name.withCString { cName -> Int in
       if plus {
         var parameters = entryParameters(entry.attributes, context)
+        // Node 0: the kernel takes the name and number only, and looks the entry up if it is used.
+        if !entry.handsInode { parameters.ino = 0 }
         return fuse_add_direntry_plus(request, buffer + used, size - used, cName, &parameters, nextOffset)
       } else {
         var buffer2 = statBuffer(entry.attributes, context)
@@ -272,7 +276,9 @@ private func fillDirectory(
     }
     if added > size - used { break }
     used += added
-    if plus && entry.name != "." && entry.name != ".." && context.filesystem.reference(entry.attributes.inode) {
+    if plus && entry.handsInode && entry.name != "." && entry.name != ".."
+      && context.filesystem.reference(entry.attributes.inode)
+    {
       referenced.append(entry.attributes.inode)
     }
   }

@@ -14,6 +14,9 @@ public struct ArchiveNamespace: Namespace {
   /// the rest; nil for a local store, where listing costs little.
   private let subtrees: SubtreeListings?
   private let runs: KeyRuns?
+  /// Pages of keys (up to 1,000 each) a directory is listed in at once; a bigger one is listed that
+  /// far, then streamed page by page as it is read (`listPage`).
+  public let pagesBeforeStreaming: Int
 
   public var clients: [any ObjectClient] { [client] }
 
@@ -21,9 +24,10 @@ public struct ArchiveNamespace: Namespace {
   /// used for at most `listingFreshness` seconds (the directory TTL) on `clock`; 0 turns subtree
   /// listing off.
   public init(
-    client: any ObjectClient, rootPrefix: String, listingFreshness: Double = 60,
+    client: any ObjectClient, rootPrefix: String, listingFreshness: Double = 60, pagesBeforeStreaming: Int = 5,
     clock: any MonotonicClock = SystemClock()
   ) {
+    self.pagesBeforeStreaming = max(1, pagesBeforeStreaming)
     self.client = client
     self.rootKey = rootPrefix
     let ahead = client.isRemote && listingFreshness > 0
@@ -36,13 +40,45 @@ public struct ArchiveNamespace: Namespace {
       if let listing = subtrees.take(key) { return listing }
       if let listing = try listSubtree(from: key, subtrees, runs) { return listing }
     }
-    let page: ListPage
-    do throws(ObjectStoreError) {
-      page = try client.listAll(prefix: key, delimiter: "/")
-    } catch {
-      throw FilesystemError(error, context: "listing \(client.identity)/\(key)")
+    return try listByDelimiter(key, from: nil, pages: pagesBeforeStreaming)
+  }
+
+  public func listPage(directory key: String, continuation: String) throws(FilesystemError) -> NamespaceListing {
+    try listByDelimiter(key, from: continuation, pages: 1)
+  }
+
+  /// Up to `pages` pages of the directory's entries by delimiter, from a continuation this namespace
+  /// gave (nil: from the start): an S3 continuation token ("token:"), or a key to start after
+  /// ("after:", where a subtree listing stopped). What is left is the listing's continuation.
+  private func listByDelimiter(_ key: String, from continuation: String?, pages: Int) throws(FilesystemError)
+    -> NamespaceListing
+  {
+    var request = ListRequest(prefix: key, delimiter: "/")
+    if let continuation {
+      if continuation.hasPrefix("token:") {
+        request.continuationToken = String(continuation.dropFirst("token:".count))
+      } else if continuation.hasPrefix("after:") {
+        request.startAfter = String(continuation.dropFirst("after:".count))
+      }
     }
-    return entries(of: page, in: key)
+    var all = ListPage(objects: [], commonPrefixes: [], nextContinuationToken: nil)
+    for _ in 0..<pages {
+      let page: ListPage
+      do throws(ObjectStoreError) {
+        page = try client.listPage(request)
+      } catch {
+        throw FilesystemError(error, context: "listing \(client.identity)/\(key)")
+      }
+      all.objects += page.objects
+      all.commonPrefixes += page.commonPrefixes
+      all.undecodableKeys += page.undecodableKeys
+      guard let token = page.nextContinuationToken else { return entries(of: all, in: key) }
+      request = ListRequest(prefix: key, delimiter: "/", continuationToken: token)
+    }
+    var listing = entries(of: all, in: key)
+    listing.isComplete = false
+    listing.continuation = "token:" + (request.continuationToken ?? "")
+    return listing
   }
 
   public func knownListing(directory key: String) -> NamespaceListing? {
@@ -166,6 +202,7 @@ public struct ArchiveNamespace: Namespace {
     let resumed = runs.start(of: key)
     var request = ListRequest(prefix: parent, delimiter: nil, startAfter: resumed?.through ?? key)
     var page = ListPage(objects: resumed?.objects ?? [], commonPrefixes: [], nextContinuationToken: nil)
+    var pages = 0
     while true {
       let next: ListPage
       do throws(ObjectStoreError) {
@@ -183,6 +220,14 @@ public struct ArchiveNamespace: Namespace {
       // delimiter listing's would; once it has subdirectories, their subtrees could be large.
       let inside = last.utf8.dropFirst(key.utf8.count)
       if inside.contains(UInt8(ascii: "/")) { break }
+      pages += 1
+      if pages >= pagesBeforeStreaming {
+        // A big directory of files: what came so far, and the rest as it is read.
+        var listing = entries(of: page, in: key)
+        listing.isComplete = false
+        listing.continuation = "after:" + last
+        return listing
+      }
       request = ListRequest(prefix: parent, delimiter: nil, continuationToken: token)
     }
     let through = page.nextContinuationToken == nil ? nil : page.objects.last?.key

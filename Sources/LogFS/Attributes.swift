@@ -27,6 +27,15 @@ public struct Attributes: Sendable, Hashable {
 public struct DirectoryEntry: Sendable, Hashable {
   public var name: String
   public var attributes: Attributes
+  /// Whether readdirplus hands the kernel the entry's inode (as a lookup does), or only its name and
+  /// number: an entry of a directory too big to keep (streamed page by page) is looked up if used.
+  public var handsInode: Bool
+
+  public init(name: String, attributes: Attributes, handsInode: Bool = true) {
+    self.name = name
+    self.attributes = attributes
+    self.handsInode = handsInode
+  }
 }
 
 /// Why a key or prefix cannot be shown as a file name, or nil when it can.

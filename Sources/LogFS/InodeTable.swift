@@ -48,6 +48,8 @@ struct InodeTable {
     var order: [String] = []
     /// When the listing was last used, in the table's ticks: the least recently used go first.
     var lastUsed: UInt64 = 0
+    /// For a directory too big to list at once: where the entries after the listed ones start.
+    var continuation: String?
 
     /// Whether the last full listing may still be trusted at monotonic time `now`.
     func isTrusted(at now: Double) -> Bool { trustedUntil.map { now < $0 } ?? false }
@@ -207,6 +209,13 @@ struct InodeTable {
     return UInt16(clients.count - 1)
   }
 
+  /// The number an entry of `parent` has, or would have if it were looked up now (a collision found
+  /// then could move it): for entries the kernel is given only by name.
+  func number(in parent: UInt64, name: String, kind: NodeKind) -> UInt64 {
+    let seed = seedOf(records[parent]?.seed ?? 0, name, kind)
+    return existing(Identity(parent: parent, name: ExactName(name), kind: kind), seed: seed) ?? StableInode.number(seed)
+  }
+
   /// The inode of the node for this path step, if the table holds one.
   private func existing(_ identity: Identity, seed: UInt64) -> UInt64? {
     let number = StableInode.number(seed)
@@ -246,7 +255,8 @@ struct InodeTable {
 
   /// Records a full listing of `directory`, trusted until `trustedUntil`; returns its children.
   mutating func replaceListing(
-    of directory: UInt64, with entries: [NamespaceEntry], trustedUntil: Double, isComplete: Bool
+    of directory: UInt64, with entries: [NamespaceEntry], trustedUntil: Double, isComplete: Bool,
+    continuation: String? = nil
   ) -> Children {
     var children = Children()
     guard records[directory] != nil else { return children }
@@ -255,7 +265,7 @@ struct InodeTable {
     ticks += 1
     listings[directory] = Listing(
       children: children, trustedUntil: trustedUntil, isComplete: isComplete,
-      order: children.names.sorted(by: utf8Less), lastUsed: ticks)
+      order: children.names.sorted(by: utf8Less), lastUsed: ticks, continuation: continuation)
     // Names the directory no longer holds go once nothing holds them.
     for (name, child) in previous ?? Children() where children[name] != child { dropIfUnused(child, now: nil) }
     return children

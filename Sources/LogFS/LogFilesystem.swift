@@ -120,8 +120,9 @@ public final class LogFilesystem: Sendable {
   private struct HandleTable {
     var nextHandle: UInt64 = 1
     var files: [UInt64: OpenFile] = [:]
-    /// Each open directory handle: the directory's inode, and the snapshot of its entries.
-    var directories: [UInt64: (inode: UInt64, entries: [DirectoryEntry])] = [:]
+    /// Each open directory handle: the directory's inode, the snapshot of its entries, and for a
+    /// directory too big to list at once, the stream of its other entries.
+    var directories: [UInt64: (inode: UInt64, entries: [DirectoryEntry], stream: DirectoryStream?)] = [:]
 
     mutating func allocate() -> UInt64 {
       defer { nextHandle += 1 }
@@ -301,11 +302,17 @@ public final class LogFilesystem: Sendable {
       table.withLock { $0.closedDirectory(inode) }
       throw error
     }
-    let (entries, parent) = table.withLock { table in
-      let entries = children.compactMap { name, child in
+    let (entries, parent, continuation) = table.withLock { table in
+      let continuation = table.listing(inode)?.continuation
+      // A streamed directory's snapshot is what its listing listed: names looked up since, from
+      // the pages after it, come again in the stream.
+      let shown: [(name: String, inode: UInt64)] =
+        continuation == nil
+        ? Array(children) : (table.listing(inode)?.order ?? []).compactMap { name in children[name].map { (name, $0) } }
+      let entries = shown.compactMap { name, child in
         table.node(child).map { DirectoryEntry(name: name, attributes: attributes($0)) }
       }
-      return (entries, table.node(inode).flatMap { table.node($0.parent) })
+      return (entries, table.node(inode).flatMap { table.node($0.parent) }, continuation)
     }
     let this: Attributes
     do throws(FilesystemError) {
@@ -319,9 +326,10 @@ public final class LogFilesystem: Sendable {
         DirectoryEntry(name: ".", attributes: this),
         DirectoryEntry(name: "..", attributes: parent.map(attributes) ?? this),
       ] + entries.sorted { utf8Less($0.name, $1.name) }
+    let stream = continuation.map { DirectoryStream(start: all.count, continuation: $0) }
     return handles.withLock { handles in
       let handle = handles.allocate()
-      handles.directories[handle] = (inode, all)
+      handles.directories[handle] = (inode, all, stream)
       return handle
     }
   }
@@ -343,21 +351,55 @@ public final class LogFilesystem: Sendable {
     let trustedUntil = clock.now() + (result.ttl ?? configuration.directoryTTL)
     let changed = table.withLock { table in
       _ = table.replaceListing(
-        of: inode, with: result.entries, trustedUntil: trustedUntil, isComplete: result.isComplete)
+        of: inode, with: result.entries, trustedUntil: trustedUntil, isComplete: result.isComplete,
+        continuation: result.continuation)
       return table.takeChangedFiles()
     }
     report(changed: changed)
     evictPastCapacity()
   }
 
-  /// Entries from `offset` on (an offset is an index into the snapshot taken at open).
+  /// Entries from `offset` on (an offset is an index into the snapshot taken at open, then into the
+  /// pages of a directory too big to list at once, fetched as they are read).
   public func readDirectory(_ handle: UInt64, from offset: Int) throws(FilesystemError) -> ArraySlice<DirectoryEntry> {
-    guard let entries = handles.withLock({ $0.directories[handle]?.entries }) else { throw .badHandle }
-    return offset < entries.count ? entries[max(0, offset)...] : []
+    guard let (inode, entries, stream) = handles.withLock({ $0.directories[handle] }) else { throw .badHandle }
+    if offset < entries.count { return entries[max(0, offset)...] }
+    guard let stream else { return [] }
+    return try stream.entries(from: offset) { continuation throws(FilesystemError) in
+      try streamedPage(of: inode, from: continuation)
+    }
+  }
+
+  /// One page of a directory too big to list at once: its entries, given to the kernel by name and
+  /// number only (no inode is kept for them), and where the next page starts.
+  private func streamedPage(
+    of inode: UInt64, from continuation: String
+  ) throws(FilesystemError) -> (entries: [DirectoryEntry], next: String?) {
+    let (key, _) = try directory(inode)
+    let page = shownEntries(of: try namespace.listPage(directory: key, continuation: continuation), in: key)
+    report(page.leftOut)
+    let entries = table.withLock { table in
+      page.entries.map { entry in
+        let number = table.number(in: inode, name: entry.name, kind: entry.content.kind)
+        return DirectoryEntry(name: entry.name, attributes: attributes(of: entry, inode: number), handsInode: false)
+      }
+    }
+    return (entries.sorted { utf8Less($0.name, $1.name) }, page.continuation)
+  }
+
+  private func attributes(of entry: NamespaceEntry, inode: UInt64) -> Attributes {
+    let modified = entry.modified ?? Timestamp(seconds: 0)
+    return switch entry.content {
+    case .directory: Attributes(inode: inode, kind: .directory, size: 0, modified: modified, isImmutable: false)
+    case .file(let file):
+      Attributes(inode: inode, kind: .file, size: file.size, modified: file.modified, isImmutable: file.isImmutable)
+    case .symlink(let target):
+      Attributes(inode: inode, kind: .symlink, size: UInt64(target.utf8.count), modified: modified, isImmutable: false)
+    }
   }
 
   public func releaseDirectory(_ handle: UInt64) {
-    guard let (inode, _) = handles.withLock({ $0.directories.removeValue(forKey: handle) }) else { return }
+    guard let (inode, _, _) = handles.withLock({ $0.directories.removeValue(forKey: handle) }) else { return }
     table.withLock { $0.closedDirectory(inode) }
   }
 

@@ -20,6 +20,11 @@ public protocol Namespace: Sendable {
   /// a whole listing where the source allows it.
   func lookup(directory key: String, name: String) throws(FilesystemError) -> NamespaceEntry?
 
+  /// The next entries of a directory too big to list at once, from where the listing or page that
+  /// gave `continuation` ended; the page's own `continuation` says where the next one starts.
+  /// Called only with a continuation the namespace gave.
+  func listPage(directory key: String, continuation: String) throws(FilesystemError) -> NamespaceListing
+
   /// The listing of a directory the namespace already holds, learned ahead of any request for it
   /// (from a page of keys that covered it), handed over once and without a request; nil when it
   /// holds none. The filesystem takes it as a listing of the directory.
@@ -35,6 +40,10 @@ public protocol Namespace: Sendable {
 }
 
 extension Namespace {
+  public func listPage(directory key: String, continuation: String) throws(FilesystemError) -> NamespaceListing {
+    throw FilesystemError(.local, "\(key) has no more pages to list")
+  }
+
   public func knownListing(directory key: String) -> NamespaceListing? { nil }
 
   public func directory(after key: String) -> String? { nil }
@@ -51,11 +60,15 @@ public struct NamespaceListing: Sendable {
   /// False when the directory holds more than it lists (a pipeline's builds beyond the newest few):
   /// a name the listing lacks is then looked up rather than taken as missing.
   public var isComplete: Bool
+  /// For a directory too big to list at once: where its next entries start (`listPage`). The
+  /// listing holds the first entries only, and is not complete.
+  public var continuation: String?
 
   public init(
     entries: [NamespaceEntry], leftOut: [(source: String, reason: String)] = [], ttl: Double? = nil,
-    isComplete: Bool = true
+    isComplete: Bool = true, continuation: String? = nil
   ) {
+    self.continuation = continuation
     self.entries = entries
     self.leftOut = leftOut
     self.ttl = ttl

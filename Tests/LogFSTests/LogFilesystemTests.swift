@@ -20,8 +20,8 @@ struct Fixture {
   init(
     store: InMemoryObjectClient = InMemoryObjectClient(), rootPrefix: String = "", disk: DiskBlockCache? = nil,
     readahead: UInt64 = 0, directoryTTL: Double = 60, listingFreshness: Double = 60, walkAhead: Int = 0,
-    diskWriteQueue: Int = 0, metadataCacheNames: Int = 1_000_000, clock: any MonotonicClock = SystemClock(),
-    logger: Logger = Logger(label: "test")
+    diskWriteQueue: Int = 0, metadataCacheNames: Int = 1_000_000, pagesBeforeStreaming: Int = 5,
+    clock: any MonotonicClock = SystemClock(), logger: Logger = Logger(label: "test")
   ) {
     self.store = store
     faults = FaultInjectingObjectClient(store)
@@ -32,7 +32,8 @@ struct Fixture {
       diskWriteQueueBytes: diskWriteQueue, metadataCacheNames: metadataCacheNames)
     filesystem = LogFilesystem(
       namespace: ArchiveNamespace(
-        client: faults, rootPrefix: rootPrefix, listingFreshness: listingFreshness, clock: clock),
+        client: faults, rootPrefix: rootPrefix, listingFreshness: listingFreshness,
+        pagesBeforeStreaming: pagesBeforeStreaming, clock: clock),
       configuration: configuration,
       memoryCache: MemoryBlockCache(maxBytes: 1 << 20),
       diskCache: disk, clock: clock, logger: logger)
@@ -50,7 +51,13 @@ struct Fixture {
     let inode = path.isEmpty ? LogFilesystem.rootInode : try resolve(path).inode
     let handle = try filesystem.openDirectory(inode)
     defer { filesystem.releaseDirectory(handle) }
-    return try filesystem.readDirectory(handle, from: 0).map(\.name)
+    // As the kernel reads: from where the last reply ended, until a reply is empty.
+    var names: [String] = []
+    while true {
+      let entries = try filesystem.readDirectory(handle, from: names.count)
+      if entries.isEmpty { return names }
+      names += entries.map(\.name)
+    }
   }
 
   func readAll(_ path: String, chunk: Int = 1000) throws -> [UInt8] {

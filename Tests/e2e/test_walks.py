@@ -116,3 +116,38 @@ def test_names_the_kernel_forgot_go_once_their_listings_expire(mount, walk_bucke
         time.sleep(0.2)
     assert m.stats()["cached_names"] <= 10, m.stats()
     assert len(run(["find", str(m.path), "-type", "f"]).splitlines()) == len(walk_bucket.bodies)
+
+
+@pytest.fixture(scope="module")
+def flat_bucket(moto):
+    """One directory of 5,050 logs: more than the 5 pages of 1,000 keys listed when it is opened."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    name = "bk-flat-%08x" % random.Random(5).getrandbits(32)
+    moto.client.create_bucket(Bucket=name)
+    keys = [f"org/pipeline/build-{i:05d}.log" for i in range(5050)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda k: moto.client.put_object(Bucket=name, Key=k, Body=k.encode()), keys))
+    return SimpleNamespace(name=name, endpoint=moto.endpoint, keys=keys)
+
+
+def test_a_directory_bigger_than_five_pages_is_streamed_and_not_kept(mount, flat_bucket):
+    m = mount(bucket=flat_bucket)
+    directory = m / "org" / "pipeline"
+    # readdirplus of the entries past the first 5,000 gives the kernel names and numbers only.
+    names = run(["ls", "-f", str(directory)]).split()
+    assert sorted(n for n in names if n not in (".", "..")) == [k.rsplit("/", 1)[1] for k in flat_bucket.keys]
+    assert m.stats()["cached_names"] <= 5000 + 10, m.stats()
+    # Each streamed name is looked up when used, with the number readdir gave it, and its bytes.
+    last = flat_bucket.keys[-1].rsplit("/", 1)[1]
+    inodes = {line.split()[1]: int(line.split()[0]) for line in run(["ls", "-if", str(directory)]).splitlines()
+              if len(line.split()) == 2}
+    assert (directory / last).stat().st_ino == inodes[last]
+    assert (directory / last).read_bytes() == flat_bucket.keys[-1].encode()
+    # ls -l stats every entry: all are found, with their sizes.
+    long = run(["ls", "-l", str(directory)]).splitlines()[1:]
+    assert len(long) == len(flat_bucket.keys)
+    assert all(int(line.split()[4]) == len(f"org/pipeline/{line.split()[-1]}") for line in long)
+    # Read again, once those names were looked up: each still comes once.
+    again = run(["ls", "-f", str(directory)]).split()
+    assert sorted(again) == sorted(names)
