@@ -211,9 +211,10 @@ class World:
     def _trailer(key):
         return f"~~~ end of {key}\n".encode()
 
-    def object(self, i):
-        """(key, size, quoted ETag, LastModified in epoch seconds) of position i."""
-        key, h = self._job(i)
+    def object(self, i, job=None):
+        """(key, size, quoted ETag, LastModified in epoch seconds) of position i (whose `_job`, when
+        the caller has it already)."""
+        key, h = job or self._job(i)
         v = h % BODIES
         trailer = self._trailer(key)
         md5 = self._md5[v].copy()
@@ -230,14 +231,16 @@ class World:
     # ---- listings
 
     def walk(self, prefix, delimiter, after):
-        """Yields (name, position or None for a common prefix) in S3's order: the keys starting with
-        prefix, those holding delimiter after it rolled up into common prefixes, all after `after`."""
+        """Yields (name, position, its `_job`) in S3's order, position and job None for a common
+        prefix: the keys starting with prefix, those holding delimiter after it rolled up into common
+        prefixes, all after `after`."""
         if after and after >= prefix:
             i = self.upper_bound(after)
         else:
             i = self.lower_bound(prefix) if prefix else 0
         while i < self.n:
-            key = self.key(i)
+            job = self._job(i)
+            key = job[0]
             if not key.startswith(prefix):
                 return
             if delimiter:
@@ -245,10 +248,10 @@ class World:
                 if d >= 0:
                     common = key[: d + len(delimiter)]
                     if not (after and common <= after):
-                        yield common, None
+                        yield common, None, None
                     i = self.subtree_end(i, common)
                     continue
-            yield key, i
+            yield key, i, job
             i += 1
 
 
@@ -410,13 +413,13 @@ class Handler(BaseHTTPRequestHandler):
         out.append(f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>")
         owner = "<Owner><ID>synthetic</ID><DisplayName>synthetic</DisplayName></Owner>" \
             if (arg("fetch-owner") == "true" or not v2) else ""
-        for key, i in items:
+        for key, i, job in items:
             if i is not None:
-                _, size, etag, modified = world.object(i)
+                _, size, etag, modified = world.object(i, job)
                 out.append(f"<Contents><Key>{key}</Key><LastModified>{iso_time(modified)}</LastModified>"
                            f"<ETag>&quot;{etag[1:-1]}&quot;</ETag><Size>{size}</Size>{owner}"
                            f"<StorageClass>STANDARD</StorageClass></Contents>")
-        for common, i in items:
+        for common, i, _ in items:
             if i is None:
                 out.append(f"<CommonPrefixes><Prefix>{name(common)}</Prefix></CommonPrefixes>")
         out.append("</ListBucketResult>")

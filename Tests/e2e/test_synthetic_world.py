@@ -10,7 +10,9 @@ skip-nothing) implementation of S3's rules."""
 import bisect
 import hashlib
 import http.client
+import importlib.util
 import json
+import os
 import random
 import re
 import subprocess
@@ -298,3 +300,29 @@ def test_bklogfs_walks_the_world(world, mount):
         served = world.s3.get_object(Bucket=world.name, Key=key)["Body"].read()
         with open(m.path / key, "rb") as f:
             assert f.read() == served, key
+
+
+def test_scale_smoke(bklogfs_bin, tmp_path):
+    """scripts/bench --scale-smoke's driver (bench/scale.py --smoke), with the binary under test: a
+    walk of 10^4 synthetic keys that counts them all, its requests and the daemon's memory, and
+    its table (and chart, with matplotlib). Speed is not asserted: the run is a measurement."""
+    from conftest import require_fuse
+
+    require_fuse()
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, str(BENCH / "scale.py"), "--scale-smoke", "--out", str(out), "--bklogfs-bin",
+                        bklogfs_bin, "--cache-root", str(tmp_path / "cache"), "--settle", "1"],
+                       capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
+    assert r.returncode == 0, f"bench/scale.py --smoke exited {r.returncode}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    report = json.loads((out / "results.json").read_text())
+    [row] = report["results"]
+    assert row["keys"] == 10_000 and row["count"] == 10_000 and "error" not in row, row
+    assert 10 <= row["requests"]["LIST"] <= 10 + 2 * 3, row["requests"]
+    assert row["requests"]["GET"] == 0 and row["requests"]["HEAD"] == 0, row["requests"]
+    assert row["peak_rss"] >= row["rss_after_walk"] > 0
+    if os.geteuid() == 0:
+        assert row["rss_after_drop"] > 0
+    table = (out / "results.md").read_text()
+    assert "| keys | layout | `find -type f` |" in table and "| 10,000 | 1 × 500 × 20 |" in table, table
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (out / "scale.png").stat().st_size > 10_000
