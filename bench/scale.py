@@ -27,9 +27,9 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -47,9 +47,12 @@ from run import (  # noqa: E402
     is_mounted,
     kib_field,
     kill_pids,
+    load_pyplot,
     machine_info,
+    output_dirs,
     pids_with_arg,
     proc_status,
+    rewrite_doc,
     stop_group,
     wait_port_file,
 )
@@ -150,7 +153,10 @@ def walk(args, janitor, run_dir, keys):
             return row
         pid = m.pids[0]
         control(server_port, "/__reset")
+        load = os.getloadavg()[0]
         row.update(timed_find(args, mnt, pid, keys))
+        # The machine may be shared: how busy it was says how far to trust the time.
+        row["load_average"] = [round(load, 2), round(os.getloadavg()[0], 2)]
         row["requests"] = control(server_port, "/__stats")["requests"]
         status = proc_status(pid)
         row["peak_rss"] = kib_field(status, "VmHWM")
@@ -246,23 +252,22 @@ def render_markdown(report):
         lines.append(f"| {row['keys']:,} | {layout} | {walk} | {req.get('LIST', 0):,} | {req.get('GET', 0):,} | "
                      f"{req.get('HEAD', 0):,} | {mib(row.get('peak_rss'))} | {mib(row.get('rss_after_walk'))} | "
                      f"{mib(row.get('rss_after_drop'))} | {per_name} |")
-    for skipped in report.get("skipped", []):
+    if report.get("skipped") or any(r.get("note") or r.get("load_average") for r in report["results"]):
         lines.append("")
+    for skipped in report.get("skipped", []):
         lines.append(f"- {skipped}")
     notes = [f"{r['keys']:,} keys: {r['note']}" for r in report["results"] if r.get("note")]
+    notes += [f"{r['keys']:,} keys: load average {r['load_average'][0]:g} before the walk, "
+              f"{r['load_average'][1]:g} after it ({report['machine']['cores']} cores)"
+              for r in report["results"] if r.get("load_average")]
     for note in notes:
         lines.append(f"- {note}")
     return "\n".join(lines) + "\n"
 
 
 def render_chart(report, path):
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("matplotlib is not installed (pip install matplotlib): no chart")
+    plt = load_pyplot()
+    if plt is None:
         return False
     rows = [r for r in report["results"] if not r.get("error")]
     if not rows:
@@ -295,16 +300,7 @@ def render_chart(report, path):
 
 
 def write_doc(markdown, chart):
-    doc = REPO_ROOT / "doc" / "BENCHMARKS.md"
-    text = doc.read_text()
-    if DOC_BEGIN not in text or DOC_END not in text:
-        raise SystemExit(f"scale: {doc} has no scale-results markers; not rewriting it")
-    head, rest = text.split(DOC_BEGIN, 1)
-    _, tail = rest.split(DOC_END, 1)
-    doc.write_text(head + DOC_BEGIN + "\n\n" + markdown + "\n![scale chart](scale.png)\n\n" + DOC_END + tail)
-    if chart:
-        shutil.copyfile(chart, REPO_ROOT / "doc" / "scale.png")
-    log(f"wrote {doc} and doc/scale.png")
+    rewrite_doc(DOC_BEGIN, DOC_END, markdown + "\n![scale chart](scale.png)\n", chart, "scale.png")
 
 
 def main(argv=None):
@@ -343,18 +339,14 @@ def main(argv=None):
                          f"or pass --bklogfs-bin)")
     if not os.path.exists("/dev/fuse") or not shutil.which("fusermount3"):
         raise SystemExit("scale: FUSE is not usable here (/dev/fuse and fusermount3 are needed)")
-    cache_root = Path(args.cache_root)
-    cache_root.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    if args.out:
-        out_dir = Path(args.out)
-    elif args.smoke:
-        out_dir = Path(tempfile.mkdtemp(prefix="bklogfs-scale-smoke-"))
-    else:
-        out_dir = cache_root / f"scale-{stamp}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    run_dir = Path(tempfile.mkdtemp(prefix="scale-run-", dir=cache_root))
+    _, out_dir, run_dir = output_dirs(args, "scale", "scale")
     janitor = Janitor()
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt()
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     started = time.monotonic()
     results, skipped = [], []
     try:

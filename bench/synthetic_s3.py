@@ -57,8 +57,6 @@ import json
 import os
 import random
 import re
-import signal
-import socket
 import sys
 import time
 import urllib.parse
@@ -67,7 +65,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from s3peer import Counters, _decode_token, _encode_token, classify  # noqa: E402
+from s3peer import Counters, _decode_token, _encode_token, _take, classify, listen, run_forked  # noqa: E402
 
 REGION = "us-east-1"
 DEFAULT_BUCKET = "bklogfs-synthetic"
@@ -264,17 +262,6 @@ class S3Error(Exception):
         self.status, self.code, self.message, self.fields = status, code, message, fields
 
 
-def take(iterator, count):
-    out = []
-    if count <= 0:
-        return out
-    for item in iterator:
-        out.append(item)
-        if len(out) >= count:
-            break
-    return out
-
-
 def iso_time(t):
     return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(t))
 
@@ -384,7 +371,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             after = start_after
         world = self.server.world
-        items = take(world.walk(prefix, delimiter, after), max_keys + 1)
+        items = _take(world.walk(prefix, delimiter, after), max_keys + 1)
         truncated = len(items) > max_keys
         items = items[:max_keys]
 
@@ -527,64 +514,20 @@ class Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def listen(host, port):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
-    # Workers share the socket: one that wakes for a connection another took must not block in accept.
-    sock.setblocking(False)
-    return sock
-
-
 def run_server(args):
     started = time.monotonic()
     world = World(args.keys, args.jobs, args.builds_per_pipeline, args.seed)
     counters = Counters()
     sock = listen(args.host, args.port)
+    # Workers share the socket: one that wakes for a connection another took must not block in accept.
+    sock.setblocking(False)
     port = sock.getsockname()[1]
-    children = []
-    if args.workers > 1:
-        for _ in range(args.workers):
-            pid = os.fork()
-            if pid == 0:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                try:
-                    Server(sock, world, args.bucket, counters).serve_forever()
-                finally:
-                    os._exit(0)
-            children.append(pid)
-
-    def stop(signum, frame):
-        for pid in children:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        os._exit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    if args.port_file:
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{port}\n")
-        os.replace(tmp, args.port_file)
-    print(f"synthetic_s3: ready http://{args.host}:{port} (s3://{args.bucket}: {world.n:,} keys, "
-          f"{world.pipelines} pipeline{'s' if world.pipelines != 1 else ''} of {world.builds:,} builds of "
-          f"{world.jobs} jobs; {max(args.workers, 1)} worker{'s' if args.workers > 1 else ''}; "
-          f"{time.monotonic() - started:.1f} s to start)", flush=True)
-    if children:
-        while True:
-            try:
-                pid, _ = os.wait()
-            except ChildProcessError:
-                return
-            print(f"synthetic_s3: worker {pid} exited; stopping", file=sys.stderr, flush=True)
-            stop(None, None)
-    else:
-        Server(sock, world, args.bucket, counters).serve_forever()
+    ready = (f"synthetic_s3: ready http://{args.host}:{port} (s3://{args.bucket}: {world.n:,} keys, "
+             f"{world.pipelines} pipeline{'s' if world.pipelines != 1 else ''} of {world.builds:,} builds of "
+             f"{world.jobs} jobs; {max(args.workers, 1)} worker{'s' if args.workers > 1 else ''}; "
+             f"{time.monotonic() - started:.1f} s to start)")
+    run_forked(lambda: Server(sock, world, args.bucket, counters).serve_forever(), args.workers, port,
+               args.port_file, ready, "synthetic_s3")
 
 
 def main(argv=None):

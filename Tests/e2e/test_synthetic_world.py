@@ -24,7 +24,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import CREDS, REGION, REPO_ROOT, require
+from conftest import CREDS, REGION, REPO_ROOT
 
 BENCH = REPO_ROOT / "bench"
 KEYS = 20_007  # not a multiple of the 20 jobs of a build: the last build has 7
