@@ -248,7 +248,8 @@ def render_markdown(report):
             continue
         req = row.get("requests", {})
         walk = f"{row['seconds']:.1f} s" if not row.get("error") else row["error"]
-        per_name = f"{row['peak_rss'] / row['keys']:,.0f}" if row.get("peak_rss") else "–"
+        # A stopped walk saw only some of the names.
+        per_name = f"{row['peak_rss'] / row['keys']:,.0f}" if row.get("peak_rss") and not row.get("error") else "–"
         lines.append(f"| {row['keys']:,} | {layout} | {walk} | {req.get('LIST', 0):,} | {req.get('GET', 0):,} | "
                      f"{req.get('HEAD', 0):,} | {mib(row.get('peak_rss'))} | {mib(row.get('rss_after_walk'))} | "
                      f"{mib(row.get('rss_after_drop'))} | {per_name} |")
@@ -270,11 +271,18 @@ def render_chart(report, path):
     if plt is None:
         return False
     rows = [r for r in report["results"] if not r.get("error")]
-    if not rows:
+    # A walk stopped for its time or memory: what it had reached when stopped, marked apart.
+    stopped = [r for r in report["results"] if str(r.get("error", "")).startswith("stopped") and r.get("peak_rss")]
+    if not rows and not stopped:
         return False
     keys = [r["keys"] for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.plot(keys, [r["seconds"] for r in rows], "o-", color="#1f77b4", label="bklogfs")
+    if stopped:
+        left.plot([r["keys"] for r in stopped], [r["seconds"] for r in stopped], "^", color="#1f77b4",
+                  mfc="none", label="bklogfs, stopped unfinished")
+        right.plot([r["keys"] for r in stopped], [r["peak_rss"] / MiB for r in stopped], "^", color="#d62728",
+                   mfc="none", label="peak RSS when stopped")
     targets = sorted(TARGET_SECONDS.items())
     left.plot([k for k, _ in targets], [s for _, s in targets], "x--", color="#7f7f7f", label="issue 13's target")
     left.set_ylabel("seconds")
@@ -326,7 +334,12 @@ def main(argv=None):
     parser.add_argument("--out", help="output directory (default: CACHE_ROOT/scale-DATE, or a temporary one with --smoke)")
     parser.add_argument("--write-doc", action="store_true",
                         help="also rewrite doc/BENCHMARKS.md's scale results and doc/scale.png")
+    parser.add_argument("--render", metavar="RESULTS_JSON",
+                        help="run nothing: write results.md and scale.png (and with --write-doc the doc) from a "
+                             "run's results.json, next to it")
     args = parser.parse_args(argv)
+    if args.render:
+        return render(Path(args.render), args.write_doc)
 
     sizes = [parse_count(s.strip()) for s in (args.keys or ("1e4" if args.smoke else "1e5,1e6,1e7")).split(",")
              if s.strip()]
@@ -386,17 +399,25 @@ def main(argv=None):
         "elapsed_s": round(time.monotonic() - started, 1),
     }
     (out_dir / "results.json").write_text(json.dumps(report, indent=2))
+    log(f"done in {report['elapsed_s']} s; results in {out_dir}")
+    render(out_dir / "results.json", args.write_doc)
+    return 1 if any(r.get("error") for r in results) else 0
+
+
+def render(results_json, write):
+    """results.md and scale.png beside results.json, printed; and in the doc with `write`."""
+    report = json.loads(results_json.read_text())
+    out_dir = results_json.parent
     markdown = render_markdown(report)
     (out_dir / "results.md").write_text(markdown)
     chart = out_dir / "scale.png"
     if not render_chart(report, chart):
         chart = None
-    log(f"done in {report['elapsed_s']} s; results in {out_dir}")
     print()
     print(markdown)
-    if args.write_doc:
+    if write:
         write_doc(markdown, chart)
-    return 1 if any(r.get("error") for r in results) else 0
+    return 0
 
 
 if __name__ == "__main__":
