@@ -247,7 +247,8 @@ def render_markdown(report):
             lines.append(f"| {row['keys']:,} | {layout} | {row['error']} | | | | | | | |")
             continue
         req = row.get("requests", {})
-        walk = f"{row['seconds']:.1f} s" if not row.get("error") else row["error"]
+        walk = (f"{row['seconds']:,.0f} s" if row["seconds"] >= 100 else f"{row['seconds']:.1f} s") \
+            if not row.get("error") else row["error"]
         # A stopped walk saw only some of the names.
         per_name = f"{row['peak_rss'] / row['keys']:,.0f}" if row.get("peak_rss") and not row.get("error") else "–"
         lines.append(f"| {row['keys']:,} | {layout} | {walk} | {req.get('LIST', 0):,} | {req.get('GET', 0):,} | "
@@ -361,6 +362,7 @@ def main(argv=None):
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, on_signal)
     started = time.monotonic()
+    machine = machine_info(args)  # before the walks: the commit checked out when they began
     results, skipped = [], []
     try:
         for keys in sizes:
@@ -390,7 +392,7 @@ def main(argv=None):
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": command,
-        "machine": machine_info(args),
+        "machine": machine,
         "config": {"delay_ms": args.delay_ms, "jobs": args.jobs, "builds_per_pipeline": args.builds_per_pipeline,
                    "server_workers": args.server_workers, "bklogfs_args": args.bklogfs_args,
                    "max_rss": args.max_rss, "settle_s": args.settle},
