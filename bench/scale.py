@@ -7,7 +7,7 @@ Usually started by scripts/bench, which builds bklogfs (release) first:
     scripts/bench --scale                              # 10^5, 10^6 and 10^7 keys, 20 ms per request
     scripts/bench --scale --scale-keys 1e5,1e6         # only these sizes
     scripts/bench --scale-smoke                        # 10^4 keys, no added latency (what CI runs)
-    scripts/bench --scale --write-doc                  # also rewrite doc/BENCHMARKS.md's scale results and doc/scale.png
+    scripts/bench --scale --write-doc                  # also rewrite the doc's scale results and doc/scale.png
 
 For each size it starts bench/synthetic_s3.py with that many keys (Buildkite's archive layout,
 generated on demand), bench/latency_proxy.py in front of it (--delay-ms, default 20: every answer's
@@ -332,7 +332,8 @@ def main(argv=None):
     parser.add_argument("--bklogfs-args", default="", help="extra `bklogfs mount` flags, one shell-quoted string")
     parser.add_argument("--cache-root", default=os.environ.get("BENCH_CACHE_ROOT", "/var/tmp/bklogfs-bench"),
                         help="where the run's mounts and caches live")
-    parser.add_argument("--out", help="output directory (default: CACHE_ROOT/scale-DATE, or a temporary one with --smoke)")
+    parser.add_argument("--out",
+                        help="output directory (default: CACHE_ROOT/scale-DATE, or a temporary one with --smoke)")
     parser.add_argument("--write-doc", action="store_true",
                         help="also rewrite doc/BENCHMARKS.md's scale results and doc/scale.png")
     parser.add_argument("--render", metavar="RESULTS_JSON",
@@ -365,29 +366,29 @@ def main(argv=None):
     machine = machine_info(args)  # before the walks: the commit checked out when they began
     results, skipped = [], []
     try:
-        for keys in sizes:
-            done = [r for r in results if r.get("peak_rss")]
-            if done and done[-1]["peak_rss"] * keys / done[-1]["keys"] > args.max_rss:
-                last = done[-1]
-                skipped.append(f"{keys:,} keys: not run; at {last['peak_rss'] / last['keys']:,.0f} bytes a name (the "
-                               f"peak at {last['keys']:,} keys) the daemon would need about "
-                               f"{last['peak_rss'] * keys / last['keys'] / (1 << 30):,.1f} GiB, over --max-rss "
-                               f"({args.max_rss / (1 << 30):,.1f} GiB)")
-                log(skipped[-1])
-                continue
-            results.append(walk(args, janitor, run_dir, keys))
-            row = results[-1]
-            if row.get("error"):
-                log(f"  {row['error']}")
-            else:
-                log(f"  {row['seconds']:.1f} s, LIST {row['requests']['LIST']:,}, peak RSS {mib(row['peak_rss'])}, "
-                    f"after drop_caches {mib(row['rss_after_drop'])}")
+        with contextlib.ExitStack() as at_exit:  # last in, first out: unmount and stop, then remove
+            at_exit.callback(shutil.rmtree, run_dir, ignore_errors=True)
+            at_exit.callback(janitor.cleanup)
+            for keys in sizes:
+                done = [r for r in results if r.get("peak_rss")]
+                if done and done[-1]["peak_rss"] * keys / done[-1]["keys"] > args.max_rss:
+                    last = done[-1]
+                    skipped.append(f"{keys:,} keys: not run; at {last['peak_rss'] / last['keys']:,.0f} bytes a "
+                                   f"name (the peak at {last['keys']:,} keys) the daemon would need about "
+                                   f"{last['peak_rss'] * keys / last['keys'] / (1 << 30):,.1f} GiB, over --max-rss "
+                                   f"({args.max_rss / (1 << 30):,.1f} GiB)")
+                    log(skipped[-1])
+                    continue
+                results.append(walk(args, janitor, run_dir, keys))
+                row = results[-1]
+                if row.get("error"):
+                    log(f"  {row['error']}")
+                else:
+                    log(f"  {row['seconds']:.1f} s, LIST {row['requests']['LIST']:,}, peak RSS {mib(row['peak_rss'])}, "
+                        f"after drop_caches {mib(row['rss_after_drop'])}")
     except KeyboardInterrupt:
         log("interrupted: unmounting and stopping servers")
         return 130
-    finally:
-        janitor.cleanup()
-        shutil.rmtree(run_dir, ignore_errors=True)
     command = os.environ.get("BENCH_COMMAND") or " ".join(map(shlex.quote, ["bench/scale.py", *sys.argv[1:]]))
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

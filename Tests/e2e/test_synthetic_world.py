@@ -24,7 +24,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import CREDS, REGION, REPO_ROOT
+from conftest import CREDS, IN_CI, REGION, REPO_ROOT, require, require_fuse
 
 BENCH = REPO_ROOT / "bench"
 KEYS = 20_007  # not a multiple of the 20 jobs of a build: the last build has 7
@@ -77,7 +77,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    pytest.importorskip("boto3")
+    require(importlib.util.find_spec("boto3") is not None, "boto3 is not installed (pip install boto3)")
     tmp = tmp_path_factory.mktemp("synthetic")
     port_file = tmp / "port"
     log = open(tmp / "server.log", "wb")
@@ -286,7 +286,8 @@ def test_bklogfs_walks_the_world(world, mount):
     """A mount of the synthetic bucket: `find -type f` sees every key, in about one LIST per 1,000
     keys, and the files' bytes are the server's."""
     keys = world.keys()
-    m = mount(bucket=types.SimpleNamespace(name=world.name, endpoint=world.endpoint), extra_args=["--log-level", "info"])
+    bucket = types.SimpleNamespace(name=world.name, endpoint=world.endpoint)
+    m = mount(bucket=bucket, extra_args=["--log-level", "info"])
     world.control("/__reset")
     r = subprocess.run(f"find {m.path} -type f | wc -l", shell=True, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and int(r.stdout) == KEYS, r
@@ -306,9 +307,10 @@ def test_scale_smoke(bklogfs_bin, tmp_path):
     """scripts/bench --scale-smoke's driver (bench/scale.py --smoke), with the binary under test: a
     walk of 10^4 synthetic keys that counts them all, its requests and the daemon's memory, and
     its table (and chart, with matplotlib). Speed is not asserted: the run is a measurement."""
-    from conftest import require_fuse
-
     require_fuse()
+    if IN_CI:
+        require(importlib.util.find_spec("matplotlib") is not None,
+                "matplotlib is not installed (scripts/setup installs it)")
     out = tmp_path / "out"
     r = subprocess.run([sys.executable, str(BENCH / "scale.py"), "--scale-smoke", "--out", str(out), "--bklogfs-bin",
                         bklogfs_bin, "--cache-root", str(tmp_path / "cache"), "--settle", "1"],
