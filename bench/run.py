@@ -1388,7 +1388,8 @@ def render_markdown(report):
     return "\n".join(lines) + "\n"
 
 
-def render_chart(report, path):
+def load_pyplot():
+    """matplotlib.pyplot drawing to files, or None (and a line saying so) when it is not installed."""
     try:
         import matplotlib
 
@@ -1396,6 +1397,13 @@ def render_chart(report, path):
         import matplotlib.pyplot as plt
     except ImportError:
         log("matplotlib is not installed (pip install matplotlib): no chart")
+        return None
+    return plt
+
+
+def render_chart(report, path):
+    plt = load_pyplot()
+    if plt is None:
         return False
     results = {int(k): v for k, v in report["results"].items()}
     cfg = report["config"]
@@ -1443,17 +1451,23 @@ DOC_BEGIN = "<!-- BEGIN GENERATED RESULTS: scripts/bench --write-doc rewrites th
 DOC_END = "<!-- END GENERATED RESULTS -->"
 
 
-def write_doc(markdown, chart):
+def rewrite_doc(begin, end, markdown, chart, chart_name):
+    """Replaces what stands between the markers begin and end in doc/BENCHMARKS.md with markdown, and
+    doc/CHART_NAME with chart (when there is one)."""
     doc = REPO_ROOT / "doc" / "BENCHMARKS.md"
     text = doc.read_text()
-    if DOC_BEGIN not in text or DOC_END not in text:
-        raise SystemExit(f"bench: {doc} has no generated-results markers; not rewriting it")
-    head, rest = text.split(DOC_BEGIN, 1)
-    _, tail = rest.split(DOC_END, 1)
-    doc.write_text(head + DOC_BEGIN + "\n\n" + markdown + "\n" + DOC_END + tail)
+    if begin not in text or end not in text:
+        raise SystemExit(f"bench: {doc} has no markers {begin}; not rewriting it")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    doc.write_text(head + begin + "\n\n" + markdown + "\n" + end + tail)
     if chart and chart.exists():
-        shutil.copyfile(chart, REPO_ROOT / "doc" / "benchmarks.png")
-    log(f"wrote {doc} and doc/benchmarks.png")
+        shutil.copyfile(chart, REPO_ROOT / "doc" / chart_name)
+    log(f"wrote {doc} and doc/{chart_name}")
+
+
+def write_doc(markdown, chart):
+    rewrite_doc(DOC_BEGIN, DOC_END, markdown, chart, "benchmarks.png")
 
 
 # ------------------------------------------------------------------ main
@@ -1479,6 +1493,23 @@ def default_bklogfs_bin():
     if env:
         return env
     return str(REPO_ROOT / ".build" / "release" / "bklogfs")
+
+
+def output_dirs(args, kind, results):
+    """(--cache-root, the output directory, a new directory for the run's mounts and caches in the
+    cache root). The output directory is --out, else a temporary one with --smoke, else
+    CACHE_ROOT/RESULTS-DATE."""
+    cache_root = Path(args.cache_root)
+    cache_root.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    if args.out:
+        out_dir = Path(args.out)
+    elif args.smoke:
+        out_dir = Path(tempfile.mkdtemp(prefix=f"bklogfs-{kind}-smoke-"))
+    else:
+        out_dir = cache_root / f"{results}-{stamp}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return cache_root, out_dir, Path(tempfile.mkdtemp(prefix=f"{kind}-run-", dir=cache_root))
 
 
 def main(argv=None):
@@ -1543,17 +1574,7 @@ def main(argv=None):
         raise SystemExit(f"bench: no bklogfs binary at {args.bklogfs_bin} (build it with `swift build -c release`, "
                          f"or pass --bklogfs-bin)")
 
-    cache_root = Path(args.cache_root)
-    cache_root.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    if args.out:
-        out_dir = Path(args.out)
-    elif args.smoke:
-        out_dir = Path(tempfile.mkdtemp(prefix="bklogfs-bench-smoke-"))
-    else:
-        out_dir = cache_root / f"results-{stamp}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=cache_root))
+    cache_root, out_dir, run_dir = output_dirs(args, "bench", "results")
 
     janitor = Janitor()
 

@@ -623,15 +623,24 @@ def run_server(args):
     sock = listen(args.host, args.port)
     port = sock.getsockname()[1]
 
+    ready = (f"s3peer: ready http://{args.host}:{port} ({'stock moto' if args.stock else 'patched moto'}, "
+             f"{max(args.workers, 1)} worker{'s' if args.workers > 1 else ''})")
+    run_forked(lambda: serve_on(sock, app), args.workers, port, args.port_file, ready, "s3peer")
+
+
+def run_forked(serve, workers, port, port_file, ready, name):
+    """Runs serve() (which serves a listening socket until killed) in `workers` forked processes, or
+    in this one when workers <= 1; writes PORT to port_file and prints `ready` once they run. SIGTERM
+    or SIGINT stops them all, and so does the exit of any worker."""
     children = []
-    if args.workers > 1:
-        for _ in range(args.workers):
+    if workers > 1:
+        for _ in range(workers):
             pid = os.fork()
             if pid == 0:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 try:
-                    serve_on(sock, app)
+                    serve()
                 finally:
                     os._exit(0)
             children.append(pid)
@@ -646,23 +655,22 @@ def run_server(args):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    if args.port_file:
-        tmp = args.port_file + ".tmp"
+    if port_file:
+        tmp = port_file + ".tmp"
         with open(tmp, "w") as f:
             f.write(f"{port}\n")
-        os.replace(tmp, args.port_file)
-    print(f"s3peer: ready http://{args.host}:{port} ({'stock moto' if args.stock else 'patched moto'}, "
-          f"{max(args.workers, 1)} worker{'s' if args.workers > 1 else ''})", flush=True)
+        os.replace(tmp, port_file)
+    print(ready, flush=True)
     if children:
         while True:
             try:
                 pid, _ = os.wait()
             except ChildProcessError:
                 return
-            print(f"s3peer: worker {pid} exited; stopping", file=sys.stderr, flush=True)
+            print(f"{name}: worker {pid} exited; stopping", file=sys.stderr, flush=True)
             stop(None, None)
     else:
-        serve_on(sock, app)
+        serve()
 
 
 # ------------------------------------------------------------------ the check
