@@ -122,7 +122,7 @@ final class SyncProgressDisplay {
       guard now - lastLine >= 0.2 || status.pipelinesDone != pipelinesDone else { return }
       pipelinesDone = status.pipelinesDone
       lastLine = now
-      write("\r\u{1B}[2K" + line(status, now: now))
+      write("\r\u{1B}[2K" + String(line(status, now: now).prefix(terminalColumns() - 1)))
       drawn = true
       return
     }
@@ -187,6 +187,13 @@ final class SyncProgressDisplay {
     if seconds < 60 { return "\(seconds)s" }
     if seconds < 3600 { return "\(seconds / 60)m\(seconds % 60)s" }
     return "\(seconds / 3600)h\(seconds / 60 % 60)m"
+  }
+
+  /// The terminal's width: a longer line would wrap, and `\r` would then redraw only its last row.
+  private func terminalColumns() -> Int {
+    var size = winsize()
+    guard ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 1 else { return 80 }
+    return Int(size.ws_col)
   }
 
   private func write(_ text: String) {
