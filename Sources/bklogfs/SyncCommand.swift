@@ -60,6 +60,12 @@ struct SyncCommand: ParsableCommand {
     let sync = OrganizationSync(
       api: client, catalog: catalog, organization: organization, pipelines: pipelines,
       since: since.flatMap(parseSinceDate), logger: logger)
+    // Ctrl-C ends the sync at once: every page stored so far was committed with how far it went.
+    signal(SIGINT) { _ in
+      let message: StaticString = "\nbklogfs sync: interrupted; what was synced is kept, run it again to go on\n"
+      _ = write(STDERR_FILENO, message.utf8Start, message.utf8CodeUnitCount)
+      _exit(130)
+    }
     let display = SyncProgressDisplay(
       organization: organization, api: client, terminal: isatty(STDERR_FILENO) == 1, interval: progressInterval)
     do throws(SyncError) {

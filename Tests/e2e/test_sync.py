@@ -199,6 +199,31 @@ def test_an_interrupted_sync_goes_on_where_it_stopped(bklogfs_bin, tmp_path):
         assert after <= uninterrupted - 5, (after, uninterrupted)
 
 
+def test_ctrl_c_ends_a_sync_at_once_keeping_what_it_stored(fake_buildkite, bklogfs_bin, tmp_path):
+    catalog = tmp_path / "catalog.sqlite"
+    # The builds listing answers 429 with a reset 30 s away: the sync waits in the middle of its work.
+    fake_buildkite.control("fail-next", status=429, count=1, path="/pipelines/[^/]+/builds$", reset=30)
+    args = ["sync", ORG, "--api-token-file", str(token_file(tmp_path)), "--api-endpoint", fake_buildkite.api,
+            "--catalog", str(catalog)]
+    proc = subprocess.Popen([bklogfs_bin, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **CREDS})
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not fake_buildkite.counters()["statuses"].get("429"):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted; what was synced is kept" in err
+    assert rows(catalog, "SELECT slug FROM pipelines ORDER BY slug") == [(TOOLS,), (WEB,)]
+    # The next sync goes on: it finds the pipelines not begun and fetches them whole.
+    result = sync(bklogfs_bin, fake_buildkite, tmp_path, ORG, catalog=catalog)
+    assert result.returncode == 0, result.stderr
+    assert numbers(catalog, WEB) == world_numbers(fake_buildkite.world, WEB)
+
+
 def test_progress_on_a_terminal_is_one_line_redrawn(fake_buildkite, bklogfs_bin, tmp_path):
     controller, terminal = pty.openpty()
     args = ["sync", ORG, "--api-token-file", str(token_file(tmp_path)), "--api-endpoint", fake_buildkite.api,
