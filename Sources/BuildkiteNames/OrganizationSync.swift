@@ -67,8 +67,6 @@ public struct SyncStatus: Sendable {
   public var pipeline: String?
   /// Pages the current walk still has, as the API's `last` link says; nil when unknown.
   public var pagesLeft: Int?
-  /// Pipelines found finished by an earlier sync, with only newer builds to fetch.
-  public var pipelinesResumed = 0
   public init() {}
 }
 
@@ -177,11 +175,10 @@ public final class OrganizationSync {
     var progress = CatalogSyncProgress(pipelineID: pipeline.id, newest: nil, oldest: nil, reachedEnd: false)
     var stale: [Int] = []
     if let prior, let newest = prior.newest {
-      // Builds still running when stored, older than what the first walk below fetches again.
+      // Builds still running when stored; the walk of newer builds below does not reach them.
       stale = try stored { () throws(CatalogError) in
         try catalog.unfinishedBuildNumbers(organizationSlug: organization, pipelineSlug: slug, createdBefore: newest)
       }
-      if prior.reachedEnd || (prior.oldest ?? .max) <= (since ?? .min) { status.pipelinesResumed += 1 }
       // The builds created since the newest held; the range held then reaches the newest.
       var walk = BuildWalk(floor: max(newest, since ?? newest))
       try run(&walk, slug, report: report, progress: { _ in nil })
@@ -222,8 +219,8 @@ public final class OrganizationSync {
     }
     // The newest builds are held as of the sync's start: the pipeline's listing needs no request
     // within its TTL.
-    try store { () throws(CatalogError) in try catalog.setListingFetched("builds:\(organization)/\(slug)", at: started)
-    }
+    let listing = "builds:\(organization)/\(slug)"
+    try store { () throws(CatalogError) in try catalog.setListingFetched(listing, at: started) }
   }
 
   /// Walks pages until the walk is done, storing each page with the progress `progress` gives for it.
