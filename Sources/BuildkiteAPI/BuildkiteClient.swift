@@ -37,6 +37,15 @@ public struct BuildQuery: Sendable, Hashable {
   }
 }
 
+/// One page of a builds listing.
+public struct BuildsPage: Sendable {
+  public var builds: [Build]
+  /// The next page's number, when the answer links one.
+  public var nextPage: Int?
+  /// The last page's number, when the answer links one past this page: how many pages the listing holds.
+  public var lastPage: Int?
+}
+
 /// A synchronous client for the Buildkite REST API (v2), for plain threads.
 ///
 /// Every request goes through one `RateLimiter` shared by all threads using the client, so that in
@@ -118,6 +127,15 @@ public final class BuildkiteClient: Sendable {
   public func builds(
     organization: String, pipeline: String, query: BuildQuery
   ) throws(BuildkiteError) -> (builds: [Build], nextPage: Int?) {
+    let page = try buildsPage(organization: organization, pipeline: pipeline, query: query)
+    return (page.builds, page.nextPage)
+  }
+
+  /// One page of a pipeline's builds (newest first), with the next and last pages' numbers from the
+  /// `Link` header (`next`, `last`) when it names them.
+  public func buildsPage(
+    organization: String, pipeline: String, query: BuildQuery
+  ) throws(BuildkiteError) -> BuildsPage {
     var parameters: [(String, String)] = []
     if let branch = query.branch { parameters.append(("branch", branch)) }
     if let state = query.state { parameters.append(("state", state)) }
@@ -136,9 +154,11 @@ public final class BuildkiteClient: Sendable {
     } catch {
       throw failure(call, error)
     }
-    let next = linkTarget(response.headers["link"], relation: "next").flatMap { queryParameter($0, "page") }
-      .flatMap { Int($0) }
-    return (builds, next.flatMap { $0 > query.page ? $0 : nil })
+    func page(_ relation: String) -> Int? {
+      linkTarget(response.headers["link"], relation: relation).flatMap { queryParameter($0, "page") }
+        .flatMap { Int($0) }.flatMap { $0 > query.page ? $0 : nil }
+    }
+    return BuildsPage(builds: builds, nextPage: page("next"), lastPage: page("last"))
   }
 
   /// One build by number, with its jobs (every attempt of retried jobs when `includeRetriedJobs`).

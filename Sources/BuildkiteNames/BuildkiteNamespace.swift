@@ -157,14 +157,9 @@ public final class BuildkiteNamespace: Namespace {
             () throws(BuildkiteError) in
             try api.builds(organization: organization, pipeline: pipeline, query: query)
           }
-          warnOfDuplicates(builds.map { String($0.number) }, "builds", in: "/\(organization)/\(pipeline)")
           try store { () throws(CatalogError) in
-            try catalog.upsert(builds: builds.map { record($0, organization: organization, pipeline: pipeline) })
             // Each build came with its jobs: its own record is as fresh as this listing.
-            let fetched = now()
-            for build in builds where !build.isFinished {
-              try catalog.setListingFetched(buildListingKey(organization, pipeline, build.number), at: fetched)
-            }
+            try catalog.storeListed(builds, organization: organization, pipeline: pipeline, at: now(), logger: logger)
           }
           fetched += builds.count
           guard let next, !builds.isEmpty else { break }
@@ -571,34 +566,14 @@ public final class BuildkiteNamespace: Namespace {
     try stored(body)
   }
 
-  /// The catalog keeps one organization per slug, one pipeline per slug, one build per number and
-  /// one job per ID (the last the API sent): a listing with two of one name loses one, and says so.
   private func warnOfDuplicates(_ names: [String], _ what: String, in place: String) {
-    var counts: [ExactName: Int] = [:]
-    for name in names { counts[ExactName(name), default: 0] += 1 }
-    for (name, count) in counts where count > 1 {
-      logger.warning(
-        "left out \(count - 1) of \(count) \(what) in \(escapedForLog(place)) named \(escapedForLog(name.string)): the API sent one name twice, the last is shown"
-      )
-    }
+    BuildkiteNames.warnOfDuplicates(names, what, in: place, logger: logger)
   }
 
   private func record(_ build: Build, organization: String, pipeline: String) -> (
     build: CatalogBuild, jobs: [CatalogJob]
   ) {
-    warnOfDuplicates(build.jobs.map(\.id), "jobs", in: "/\(organization)/\(pipeline)/\(build.number)")
-    let catalogBuild = CatalogBuild(
-      id: build.id, organizationSlug: organization, pipelineSlug: pipeline, number: build.number, state: build.state,
-      createdAt: build.createdAt.map { Int64($0) }, finishedAt: build.finishedAt.map { Int64($0) },
-      isFinished: build.isFinished, json: build.raw)
-    let jobs = build.jobs.map {
-      CatalogJob(
-        id: $0.id, buildID: build.id, type: $0.type, name: $0.name, stepKey: $0.stepKey, state: $0.state,
-        parallelGroupIndex: $0.parallelGroupIndex, parallelGroupTotal: $0.parallelGroupTotal, retried: $0.retried,
-        retriedInJobID: $0.retriedInJobID, retriesCount: $0.retriesCount, startedAt: $0.startedAt.map { Int64($0) },
-        finishedAt: $0.finishedAt.map { Int64($0) })
-    }
-    return (catalogBuild, jobs)
+    catalogRecord(of: build, organization: organization, pipeline: pipeline, logger: logger)
   }
 
   /// A directory's name and its time (nil shows 0).

@@ -209,6 +209,27 @@ public final class Catalog: Sendable {
       finishedAt: row.int64(12), logSize: row.int64(13))
   }
 
+  /// `upsert(builds:)`, and in the same transaction records when each of `listings` was fetched and, when given, how
+  /// far a sync went: a sync that stops at any point never claims a build it has not stored.
+  public func upsert(
+    builds: [(build: CatalogBuild, jobs: [CatalogJob])], listingsFetched listings: [String], at time: Int64,
+    syncProgress: CatalogSyncProgress? = nil
+  ) throws(CatalogError) {
+    try write { (db) throws(SQLiteError) in
+      try db.transaction(purpose: "store builds") { () throws(SQLiteError) in
+        for (build, jobs) in builds {
+          try Self.store(build, jobs: jobs, in: db)
+        }
+        for key in listings {
+          try Self.setListingFetched(key, at: time, in: db)
+        }
+        if let syncProgress {
+          try Self.store(syncProgress, in: db)
+        }
+      }
+    }
+  }
+
   /// Inserts or replaces builds with their jobs, all in one transaction.
   ///
   /// A build replaces the stored build with its id, and any other build stored under the same
@@ -437,13 +458,65 @@ public final class Catalog: Sendable {
   }
 
   public func setListingFetched(_ key: String, at time: Int64) throws(CatalogError) {
-    try write { (db) throws(SQLiteError) in
-      try db.run(
+    try write { (db) throws(SQLiteError) in try Self.setListingFetched(key, at: time, in: db) }
+  }
+
+  private static func setListingFetched(_ key: String, at time: Int64, in db: SQLiteDatabase) throws(SQLiteError) {
+    try db.run(
+      """
+      INSERT INTO listings (key, fetched_at) VALUES (?1, ?2)
+      ON CONFLICT (key) DO UPDATE SET fetched_at = excluded.fetched_at
+      """,
+      purpose: "record when a listing was fetched", binding: [.text(key), .integer(time)])
+  }
+
+  // MARK: Sync
+
+  /// How far `bklogfs sync` went through the pipeline's builds, if it ever started on it.
+  public func syncProgress(pipelineID: String) throws(CatalogError) -> CatalogSyncProgress? {
+    try read { (db) throws(SQLiteError) in
+      try db.firstRow(
+        "SELECT newest, oldest, reached_end FROM sync_progress WHERE pipeline_id = ?1",
+        purpose: "find how far a sync went", binding: [.text(pipelineID)]
+      ) { row in
+        CatalogSyncProgress(pipelineID: pipelineID, newest: row.int64(0), oldest: row.int64(1), reachedEnd: row.bool(2))
+      }
+    }
+  }
+
+  public func setSyncProgress(_ progress: CatalogSyncProgress) throws(CatalogError) {
+    try write { (db) throws(SQLiteError) in try Self.store(progress, in: db) }
+  }
+
+  private static func store(_ progress: CatalogSyncProgress, in db: SQLiteDatabase) throws(SQLiteError) {
+    try db.run(
+      """
+      INSERT INTO sync_progress (pipeline_id, newest, oldest, reached_end) VALUES (?1, ?2, ?3, ?4)
+      ON CONFLICT (pipeline_id) DO UPDATE SET
+        newest = excluded.newest, oldest = excluded.oldest, reached_end = excluded.reached_end
+      """,
+      purpose: "record how far a sync went",
+      binding: [
+        .text(progress.pipelineID), SQLiteValue(progress.newest), SQLiteValue(progress.oldest),
+        SQLiteValue(progress.reachedEnd),
+      ])
+  }
+
+  /// The numbers of a pipeline's builds that were still running when last stored and were created before
+  /// `createdBefore` (seconds since the epoch), oldest first.
+  public func unfinishedBuildNumbers(organizationSlug: String, pipelineSlug: String, createdBefore: Int64)
+    throws(CatalogError) -> [Int]
+  {
+    try read { (db) throws(SQLiteError) in
+      try db.rows(
         """
-        INSERT INTO listings (key, fetched_at) VALUES (?1, ?2)
-        ON CONFLICT (key) DO UPDATE SET fetched_at = excluded.fetched_at
+        SELECT number FROM builds
+        WHERE organization_slug = ?1 AND pipeline_slug = ?2 AND is_finished = 0 AND created_at < ?3
+        ORDER BY number
         """,
-        purpose: "record when a listing was fetched", binding: [.text(key), .integer(time)])
+        purpose: "find a pipeline's unfinished builds",
+        binding: [.text(organizationSlug), .text(pipelineSlug), .integer(createdBefore)]
+      ) { row in row.int(0) ?? 0 }
     }
   }
 

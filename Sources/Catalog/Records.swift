@@ -115,3 +115,21 @@ public struct CatalogJob: Sendable, Hashable {
     self.logSize = logSize
   }
 }
+
+/// How far `bklogfs sync` went through a pipeline's builds, which it walks newest first: every build created from
+/// `oldest` through `newest` (seconds since the epoch) is held, but those created in the second `oldest` perhaps not
+/// all, as a page may end among them. Both are nil when the pipeline had no builds.
+public struct CatalogSyncProgress: Sendable, Hashable {
+  public var pipelineID: String
+  public var newest: Int64?
+  public var oldest: Int64?
+  /// The walk reached the pipeline's first build: nothing older is left to fetch.
+  public var reachedEnd: Bool
+
+  public init(pipelineID: String, newest: Int64?, oldest: Int64?, reachedEnd: Bool) {
+    self.pipelineID = pipelineID
+    self.newest = newest
+    self.oldest = oldest
+    self.reachedEnd = reachedEnd
+  }
+}

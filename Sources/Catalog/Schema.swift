@@ -83,5 +83,16 @@ enum Schema {
       through TEXT NOT NULL
     );
     """,
+    // Version 5: how far `bklogfs sync` went through each pipeline's builds. Every build created from `oldest`
+    // (whole seconds; those of that very second perhaps not all) through `newest` is held; `reached_end` once the
+    // walk found the pipeline's first build. NULL times: the pipeline had no builds.
+    """
+    CREATE TABLE sync_progress (
+      pipeline_id TEXT NOT NULL PRIMARY KEY,
+      newest INTEGER,
+      oldest INTEGER,
+      reached_end INTEGER NOT NULL
+    );
+    """,
   ]
 }

@@ -9,7 +9,8 @@ import Logging
 import ObjectStore
 import SystemBase
 
-struct BuildkiteOptions: ParsableArguments {
+/// How Buildkite's API is reached: `mount` and `sync` take the same.
+struct BuildkiteAPIOptions: ParsableArguments {
   @Option(
     help:
       "A file holding a Buildkite API token, to show logs by organization, pipeline and build number (or set BUILDKITE_API_TOKEN).",
@@ -18,17 +19,6 @@ struct BuildkiteOptions: ParsableArguments {
 
   @Option(help: "The Buildkite REST API's base URL.")
   var apiEndpoint: String = "https://api.buildkite.com/v2"
-
-  @Option(help: "How many of a pipeline's newest builds its directory lists; older ones are reached by number.")
-  var recentBuilds: Int = 100
-
-  @Option(help: "Where names learned from Buildkite are kept (default: catalog.sqlite in the cache directory).")
-  var catalog: String?
-
-  @Option(
-    help: "Buildkite's build exports, s3://BUCKET/PREFIX (the folder holding org=… folders), for builds past retention."
-  )
-  var exports: String?
 
   /// The token from the file or the environment, or nil when neither gives one.
   func token() throws -> String? {
@@ -48,6 +38,31 @@ struct BuildkiteOptions: ParsableArguments {
   }
 }
 
+struct BuildkiteOptions: ParsableArguments {
+  @OptionGroup var api: BuildkiteAPIOptions
+
+  @Option(help: "How many of a pipeline's newest builds its directory lists; older ones are reached by number.")
+  var recentBuilds: Int = 100
+
+  @Option(
+    help: "Buildkite's build exports, s3://BUCKET/PREFIX (the folder holding org=… folders), for builds past retention."
+  )
+  var exports: String?
+}
+
+/// Where what bklogfs learns is kept across runs: `mount` and `sync` take the same.
+struct CacheLocationOptions: ParsableArguments {
+  @Option(help: "Where downloaded blocks are kept across mounts (default: $XDG_CACHE_HOME/bklogfs).")
+  var cacheDir: String?
+
+  @Option(help: "Where names learned from Buildkite are kept (default: catalog.sqlite in the cache directory).")
+  var catalog: String?
+
+  var cacheDirectory: String { absolutePath(cacheDir ?? defaultCacheDirectory()) }
+
+  var catalogPath: String { absolutePath(catalog ?? cacheDirectory + "/catalog.sqlite") }
+}
+
 extension String {
   fileprivate func trimmingWhitespace() -> String {
     var text = Substring(self)
@@ -57,31 +72,41 @@ extension String {
   }
 }
 
-/// The tree of Buildkite's names, over the API and the catalog. The token is checked with one
-/// request; if the API cannot be reached but the catalog knows names, the mount goes ahead on them.
-func makeBuildkiteNamespace(
-  token: String, options: BuildkiteOptions, archive: (client: any ObjectClient, prefix: String)?,
-  exports: (client: any ObjectClient, prefix: String)?, cacheDirectory: String, directoryTTL: Double,
-  timeouts: HTTPTimeouts, insecureHTTP: Bool, logger: Logger
-) throws -> BuildkiteNamespace {
+/// A client of Buildkite's API at the endpoint the options name, refusing a plain-http endpoint on
+/// another machine unless `insecureHTTP`.
+func makeBuildkiteClient(
+  token: String, options: BuildkiteAPIOptions, timeouts: HTTPTimeouts, insecureHTTP: Bool, logger: Logger
+) throws -> BuildkiteClient {
   try checkPlainHTTP(
     options.apiEndpoint, what: "the Buildkite API endpoint", carrying: "the API token", allowed: insecureHTTP,
     logger: logger)
-  let api: BuildkiteClient
   do throws(BuildkiteError) {
-    api = try BuildkiteClient(
+    return try BuildkiteClient(
       configuration: BuildkiteConfiguration(baseURL: options.apiEndpoint, token: token, timeouts: timeouts),
       logger: logger)
   } catch {
     throw MountFailure(error.message)
   }
-  let catalogPath = absolutePath(options.catalog ?? cacheDirectory + "/catalog.sqlite")
-  let catalog: Catalog
+}
+
+func openCatalog(_ location: CacheLocationOptions, logger: Logger) throws -> Catalog {
   do throws(CatalogError) {
-    catalog = try Catalog(path: catalogPath, logger: logger)
+    return try Catalog(path: location.catalogPath, logger: logger)
   } catch {
     throw MountFailure(error.description)
   }
+}
+
+/// The tree of Buildkite's names, over the API and the catalog. The token is checked with one
+/// request; if the API cannot be reached but the catalog knows names, the mount goes ahead on them.
+func makeBuildkiteNamespace(
+  token: String, options: BuildkiteOptions, archive: (client: any ObjectClient, prefix: String)?,
+  exports: (client: any ObjectClient, prefix: String)?, location: CacheLocationOptions, directoryTTL: Double,
+  timeouts: HTTPTimeouts, insecureHTTP: Bool, logger: Logger
+) throws -> BuildkiteNamespace {
+  let api = try makeBuildkiteClient(
+    token: token, options: options.api, timeouts: timeouts, insecureHTTP: insecureHTTP, logger: logger)
+  let catalog = try openCatalog(location, logger: logger)
   let names = BuildkiteNamespace(
     api: api, catalog: catalog, logStore: BuildkiteLogStore(api: api), archive: archive, exports: exports,
     configuration: BuildkiteNamesConfiguration(recentBuilds: options.recentBuilds, listingTTL: directoryTTL),

@@ -28,6 +28,7 @@ struct MountCommand: ParsableCommand {
   @OptionGroup(title: "Source") var source: SourceOptions
   @OptionGroup(title: "S3") var s3: S3Options
   @OptionGroup(title: "Buildkite") var buildkite: BuildkiteOptions
+  @OptionGroup(title: "Cache") var location: CacheLocationOptions
   @OptionGroup(title: "Cache") var cache: CacheOptions
   @OptionGroup(title: "Reading") var reading: ReadingOptions
   @OptionGroup(title: "Network") var network: NetworkOptions
@@ -37,13 +38,6 @@ struct MountCommand: ParsableCommand {
 
   @Flag(help: "Stay in the foreground, logging to standard error, until unmounted or interrupted.")
   var foreground = false
-
-  @Flag(
-    help: """
-      Accept plain-http endpoints on other machines (S3, Buildkite's API). Requests, credentials' \
-      signatures, the Buildkite token and logs then cross the network unencrypted.
-      """)
-  var insecureHTTP = false
 
   @Option(name: .customShort("o"), help: "A mount option for FUSE, such as allow_other (repeatable).")
   var options: [String] = []
@@ -58,7 +52,7 @@ struct MountCommand: ParsableCommand {
   @Option(help: .hidden) var readyFD: Int32?
 
   mutating func validate() throws {
-    if source.bucket == nil && source.archive == nil && buildkite.apiTokenFile == nil
+    if source.bucket == nil && source.archive == nil && buildkite.api.apiTokenFile == nil
       && environmentValue("BUILDKITE_API_TOKEN") == nil
     {
       throw ValidationError(
@@ -194,7 +188,8 @@ struct MountCommand: ParsableCommand {
   }
 
   private func mountAndServe(logger: Logger) throws {
-    let cacheDirectory = absolutePath(cache.cacheDir ?? defaultCacheDirectory())
+    let cacheDirectory = location.cacheDirectory
+    let insecureHTTP = network.insecureHTTP
     // The archive, if any: a local directory or a bucket, with the key prefix it lives under.
     var archive: (client: any ObjectClient, prefix: String, fsname: String)?
     if let directory = source.archive {
@@ -231,11 +226,11 @@ struct MountCommand: ParsableCommand {
 
     let namespace: any Namespace
     let fsname: String
-    if let token = try buildkite.token() {
+    if let token = try buildkite.api.token() {
       // With a token, the tree is Buildkite's names; the archive, if given, serves the logs it holds.
       let names = try makeBuildkiteNamespace(
         token: token, options: buildkite, archive: archive.map { ($0.client, $0.prefix) }, exports: exports,
-        cacheDirectory: cacheDirectory, directoryTTL: directoryTTL, timeouts: network.apiTimeouts,
+        location: location, directoryTTL: directoryTTL, timeouts: network.apiTimeouts,
         insecureHTTP: insecureHTTP, logger: logger)
       namespace = names
       fsname = "buildkite:" + names.api.baseURL
@@ -317,9 +312,6 @@ struct SourceOptions: ParsableArguments {
 }
 
 struct CacheOptions: ParsableArguments {
-  @Option(help: "Where downloaded blocks are kept across mounts (default: $XDG_CACHE_HOME/bklogfs).")
-  var cacheDir: String?
-
   @Option(help: "The most the disk cache may hold, such as 512M or 10G; 0 turns it off.")
   var cacheSize = ByteSize(bytes: 4 << 30)
 
@@ -351,6 +343,13 @@ struct NetworkOptions: ParsableArguments {
 
   @Option(help: ArgumentHelp("Seconds a connection (TCP and TLS) may take to open.", valueName: "seconds"))
   var connectTimeout: Double = 5
+
+  @Flag(
+    help: """
+      Accept plain-http endpoints on other machines (S3, Buildkite's API). Requests, credentials' \
+      signatures, the Buildkite token and logs then cross the network unencrypted.
+      """)
+  var insecureHTTP = false
 
   static let stallRange = 1...3600
 

@@ -157,7 +157,7 @@ import Testing
         "python3", "-c",
         "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('DROP TABLE build_exports'); "
           + "c.execute('DROP INDEX builds_by_time'); c.execute('DROP TABLE export_scans'); "
-          + "c.execute('PRAGMA user_version = 1'); c.commit()",
+          + "c.execute('DROP TABLE sync_progress'); c.execute('PRAGMA user_version = 1'); c.commit()",
         path,
       ]
       try downgrade.run()
@@ -172,6 +172,9 @@ import Testing
       #expect(try catalog.newestBuildTimes(organizationSlug: "acme").map(\.time) == [1_700_000_100])
       try catalog.setExportScanThrough(pipelineID: "p", "date=2024-05-01")
       #expect(try catalog.exportScanThrough(pipelineID: "p") == "date=2024-05-01")
+      let progress = CatalogSyncProgress(pipelineID: "p", newest: 2, oldest: 1, reachedEnd: true)
+      try catalog.setSyncProgress(progress)
+      #expect(try catalog.syncProgress(pipelineID: "p") == progress)
     }
   }
 
