@@ -266,11 +266,16 @@ private func fillDirectory(
     let added = entry.name.withCString { cName -> Int in
       if plus {
         var parameters = entryParameters(entry.attributes, context)
-        // Node 0: the kernel takes the name and number only, and looks the entry up if it is used.
-        if !entry.handsInode { parameters.ino = 0 }
+        // Node 0: the kernel takes the name only, and looks the entry up if it is used; its position
+        // is its d_ino (see DirectoryEntry.handsInode).
+        if !entry.handsInode {
+          parameters.ino = 0
+          parameters.attr.st_ino = UInt(nextOffset)
+        }
         return fuse_add_direntry_plus(request, buffer + used, size - used, cName, &parameters, nextOffset)
       } else {
         var buffer2 = statBuffer(entry.attributes, context)
+        if !entry.handsInode { buffer2.st_ino = UInt(nextOffset) }
         return fuse_add_direntry(request, buffer + used, size - used, cName, &buffer2, nextOffset)
       }
     }

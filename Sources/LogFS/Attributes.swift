@@ -27,8 +27,13 @@ public struct Attributes: Sendable, Hashable {
 public struct DirectoryEntry: Sendable, Hashable {
   public var name: String
   public var attributes: Attributes
-  /// Whether readdirplus hands the kernel the entry's inode (as a lookup does), or only its name and
-  /// number: an entry of a directory too big to keep (streamed page by page) is looked up if used.
+  /// Whether readdir hands the kernel the entry's inode (readdirplus, as a lookup does) and its
+  /// number as `d_ino`, or, in a directory too big to list at once (streamed page by page), only its
+  /// name, with its position as `d_ino`: the kernel looks it up when it is used, and `stat` gives its
+  /// inode number. Tools that sort a big directory's entries by `d_ino` before visiting them (gnulib's
+  /// fts, in `find`, `du` and `grep -r`, past 10,000 entries) then go in name order, which is the
+  /// order of the keys, so pages of keys listed ahead serve them, rather than in the random order of
+  /// inode numbers, where each would cost a request.
   public var handsInode: Bool
 
   public init(name: String, attributes: Attributes, handsInode: Bool = true) {

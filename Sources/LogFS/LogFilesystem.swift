@@ -309,8 +309,11 @@ public final class LogFilesystem: Sendable {
       let shown: [(name: String, inode: UInt64)] =
         continuation == nil
         ? Array(children) : (table.listing(inode)?.order ?? []).compactMap { name in children[name].map { (name, $0) } }
+      // A streamed directory's entries all go to the kernel by name: see `DirectoryEntry.handsInode`.
       let entries = shown.compactMap { name, child in
-        table.node(child).map { DirectoryEntry(name: name, attributes: attributes($0)) }
+        table.node(child).map {
+          DirectoryEntry(name: name, attributes: attributes($0), handsInode: continuation == nil)
+        }
       }
       return (entries, table.node(inode).flatMap { table.node($0.parent) }, continuation)
     }
