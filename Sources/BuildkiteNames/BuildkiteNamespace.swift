@@ -350,16 +350,15 @@ public final class BuildkiteNamespace: Namespace {
     let known = try stored { () throws(CatalogError) in
       try catalog.exportLocations(containing: "/pipeline=\(pipelineID)/")
     }
+    // Each of the pipeline's builds listed, by its `build.json.gz` and its folder; those not read before.
     let folders = page.objects.filter { $0.key.hasSuffix("/build.json.gz") && $0.key.contains(marker) }
-      .map { String($0.key.dropLast("build.json.gz".count)) }
-    let new = folders.filter { !known.contains($0) }
+      .map { (object: $0, folder: String($0.key.dropLast("build.json.gz".count))) }
+    let new = folders.filter { !known.contains($0.folder) }
     logger.info(
       "the build exports of \(organization)\(through.map { " since \($0)" } ?? "") hold \(page.objects.count) objects, \(folders.count) builds of \(pipeline), \(new.count) not seen before"
     )
     var failed: [String] = []
-    for object in page.objects where object.key.hasSuffix("/build.json.gz") && object.key.contains(marker) {
-      let folder = String(object.key.dropLast("build.json.gz".count))
-      guard !known.contains(folder) else { continue }
+    for (object, folder) in new {
       do throws(FilesystemError) {
         let build = try exportedBuildObject(exports.client, object, folder: folder, keys: keys)
         try store { () throws(CatalogError) in
