@@ -63,12 +63,7 @@ public struct ArchiveNamespace: Namespace {
     }
     var all = ListPage(objects: [], commonPrefixes: [], nextContinuationToken: nil)
     for _ in 0..<pages {
-      let page: ListPage
-      do throws(ObjectStoreError) {
-        page = try client.listPage(request)
-      } catch {
-        throw FilesystemError(error, context: "listing \(client.identity)/\(key)")
-      }
+      let page = try listPage(request, "listing", key)
       all.objects += page.objects
       all.commonPrefixes += page.commonPrefixes
       all.undecodableKeys += page.undecodableKeys
@@ -90,6 +85,15 @@ public struct ArchiveNamespace: Namespace {
     let name = next.utf8.dropFirst(parent.utf8.count)
     guard let slash = name.firstIndex(of: UInt8(ascii: "/")) else { return nil }
     return String(decoding: name[..<slash], as: UTF8.self)
+  }
+
+  /// One page of a listing; a failure says what was being done (`doing` the key), for the log.
+  private func listPage(_ request: ListRequest, _ doing: String, _ key: String) throws(FilesystemError) -> ListPage {
+    do throws(ObjectStoreError) {
+      return try client.listPage(request)
+    } catch {
+      throw FilesystemError(error, context: "\(doing) \(client.identity)/\(key)")
+    }
   }
 
   /// The first lookup in a directory lists only the keys that start with the name
@@ -114,12 +118,7 @@ public struct ArchiveNamespace: Namespace {
     directory key: String, name: String, _ subtrees: SubtreeListings, _ runs: KeyRuns
   ) throws(FilesystemError) -> ListPage? {
     let start = runs.pageStart(directory: key, name: name)
-    let page: ListPage
-    do throws(ObjectStoreError) {
-      page = try client.listPage(ListRequest(prefix: key, delimiter: nil, startAfter: start))
-    } catch {
-      throw FilesystemError(error, context: "looking up \(client.identity)/\(key + name)")
-    }
+    let page = try listPage(ListRequest(prefix: key, delimiter: nil, startAfter: start), "looking up", key + name)
     let through = page.nextContinuationToken == nil ? nil : page.objects.last?.key
     guard page.nextContinuationToken == nil || through != nil else { return nil }
     runs.record(directory: key, after: start, through: through, objects: page.objects)
@@ -133,12 +132,7 @@ public struct ArchiveNamespace: Namespace {
     var request = ListRequest(prefix: target, delimiter: "/")
     var found = ListPage(objects: [], commonPrefixes: [], nextContinuationToken: nil)
     while true {
-      let page: ListPage
-      do throws(ObjectStoreError) {
-        page = try client.listPage(request)
-      } catch {
-        throw FilesystemError(error, context: "looking up \(client.identity)/\(target)")
-      }
+      let page = try listPage(request, "looking up", target)
       found.objects += page.objects.filter { sameBytes($0.key, target) }
       found.commonPrefixes += page.commonPrefixes.filter { sameBytes($0, asDirectory) }
       let last = [page.objects.last?.key, page.commonPrefixes.last].compactMap { $0 }.max(by: utf8Less)
@@ -204,12 +198,7 @@ public struct ArchiveNamespace: Namespace {
     var page = ListPage(objects: resumed?.objects ?? [], commonPrefixes: [], nextContinuationToken: nil)
     var pages = 0
     while true {
-      let next: ListPage
-      do throws(ObjectStoreError) {
-        next = try client.listPage(request)
-      } catch {
-        throw FilesystemError(error, context: "listing \(client.identity)/\(key)")
-      }
+      let next = try listPage(request, "listing", key)
       page.objects += next.objects
       page.undecodableKeys += next.undecodableKeys
       page.nextContinuationToken = next.nextContinuationToken

@@ -23,17 +23,11 @@ import ObjectStore
 struct InodeTable {
   struct Node {
     let inode: UInt64
-    /// The number the path hashes to before any collision moved it: what its children's derive from.
-    let seed: UInt64
     let parent: UInt64
     let name: String
     var content: NamespaceEntry.Content
     /// The time of a directory or link, from the last entry recorded for it (`NamespaceEntry.modified`).
     var modified: Timestamp?
-    /// References the kernel holds: lookups and readdirplus entries it was given, less what it forgot.
-    var lookups: UInt64 = 0
-    /// Nodes whose parent this is: a directory goes only after them (their numbers derive from its seed).
-    var liveChildren = 0
 
     var kind: NodeKind { content.kind }
   }
@@ -74,11 +68,14 @@ struct InodeTable {
 
   /// What the table keeps of a node: `Node` without what can be derived (see `Stored`).
   private struct Record {
+    /// The number the path hashes to before any collision moved it: what its children's derive from.
     let seed: UInt64
     let parent: UInt64
     let name: String
     var stored: Stored
+    /// References the kernel holds: lookups and readdirplus entries it was given, less what it forgot.
     var lookups: UInt64 = 0
+    /// Nodes whose parent this is: a directory goes only after them (their numbers derive from its seed).
     var liveChildren: Int32 = 0
 
     var kind: NodeKind {
@@ -152,8 +149,7 @@ struct InodeTable {
     guard let record = records[inode] else { return nil }
     let (content, modified) = expand(record)
     return Node(
-      inode: inode, seed: record.seed, parent: record.parent, name: record.name, content: content, modified: modified,
-      lookups: record.lookups, liveChildren: Int(record.liveChildren))
+      inode: inode, parent: record.parent, name: record.name, content: content, modified: modified)
   }
 
   /// The key of the directory with this inode.
@@ -181,18 +177,18 @@ struct InodeTable {
     }
   }
 
-  /// An entry of `parent` as a record keeps it.
-  private mutating func compact(_ entry: NamespaceEntry, in parent: UInt64) -> Stored {
+  /// An entry of the directory whose key is `parentKey`, as a record keeps it.
+  private mutating func compact(_ entry: NamespaceEntry, under parentKey: String) -> Stored {
     switch entry.content {
     case .directory(let key):
-      let derived = sameBytes(key, self.key(of: parent) + entry.name + "/")
+      let derived = sameBytes(key, parentKey + entry.name + "/")
       return .directory(key: derived ? nil : key, modified: entry.modified)
     case .symlink(let target):
       return .symlink(target: target, modified: entry.modified)
     case .file(let file):
       switch file.source {
       case .object(let client, let key, let etag):
-        let derived = sameBytes(key, self.key(of: parent) + entry.name)
+        let derived = sameBytes(key, parentKey + entry.name)
         return .file(
           size: file.size, modified: file.modified, isImmutable: file.isImmutable,
           source: .object(client: index(of: client), key: derived ? nil : key, etag: CompactETag(etag)))
@@ -230,10 +226,11 @@ struct InodeTable {
   func listing(_ inode: UInt64) -> Listing? { listings[inode] }
 
   /// The inode for an entry of `parent`, made on first sight; a known one takes the entry's new content.
-  private mutating func inode(parent: UInt64, entry: NamespaceEntry) -> UInt64 {
+  /// `parentKey` is the parent's key (`key(of: parent)`), worked out once for a whole listing.
+  private mutating func inode(parent: UInt64, parentKey: String, entry: NamespaceEntry) -> UInt64 {
     let identity = Identity(parent: parent, name: ExactName(entry.name), kind: entry.content.kind)
     let seed = seedOf(records[parent]?.seed ?? 0, entry.name, entry.content.kind)
-    let stored = compact(entry, in: parent)
+    let stored = compact(entry, under: parentKey)
     if let existing = existing(identity, seed: seed) {
       if case .file(let oldSize, _, _, let old) = records[existing]!.stored,
         case .file(let newSize, _, _, let new) = stored,
@@ -260,7 +257,8 @@ struct InodeTable {
   ) -> Children {
     var children = Children()
     guard records[directory] != nil else { return children }
-    for entry in entries { children[entry.name] = inode(parent: directory, entry: entry) }
+    let parentKey = key(of: directory)
+    for entry in entries { children[entry.name] = inode(parent: directory, parentKey: parentKey, entry: entry) }
     let previous = listings[directory]?.children
     ticks += 1
     listings[directory] = Listing(
@@ -281,7 +279,7 @@ struct InodeTable {
       return nil
     }
     guard records[directory] != nil else { return nil }
-    let child = inode(parent: directory, entry: entry)
+    let child = inode(parent: directory, parentKey: key(of: directory), entry: entry)
     listings[directory, default: Listing()].children[name] = child
     return child
   }

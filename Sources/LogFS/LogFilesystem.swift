@@ -251,16 +251,20 @@ public final class LogFilesystem: Sendable {
   /// as the root does: never the mount's own time, which would change at each remount and make
   /// `rsync -a` set every directory's time again (doc/SEMANTICS.md, "Attributes").
   private func attributes(_ node: InodeTable.Node) -> Attributes {
-    let modified = node.modified ?? Timestamp(seconds: 0)
-    return switch node.content {
+    attributes(inode: node.inode, content: node.content, modified: node.modified)
+  }
+
+  /// What `stat` shows of an entry with this content: a directory or link shows `modified`, 0
+  /// without one; a file its object's time.
+  private func attributes(inode: UInt64, content: NamespaceEntry.Content, modified: Timestamp?) -> Attributes {
+    let modified = modified ?? Timestamp(seconds: 0)
+    return switch content {
     case .directory:
-      Attributes(inode: node.inode, kind: .directory, size: 0, modified: modified, isImmutable: false)
+      Attributes(inode: inode, kind: .directory, size: 0, modified: modified, isImmutable: false)
     case .file(let file):
-      Attributes(
-        inode: node.inode, kind: .file, size: file.size, modified: file.modified, isImmutable: file.isImmutable)
+      Attributes(inode: inode, kind: .file, size: file.size, modified: file.modified, isImmutable: file.isImmutable)
     case .symlink(let target):
-      Attributes(
-        inode: node.inode, kind: .symlink, size: UInt64(target.utf8.count), modified: modified, isImmutable: false)
+      Attributes(inode: inode, kind: .symlink, size: UInt64(target.utf8.count), modified: modified, isImmutable: false)
     }
   }
 
@@ -384,21 +388,12 @@ public final class LogFilesystem: Sendable {
     let entries = table.withLock { table in
       page.entries.map { entry in
         let number = table.number(in: inode, name: entry.name, kind: entry.content.kind)
-        return DirectoryEntry(name: entry.name, attributes: attributes(of: entry, inode: number), handsInode: false)
+        return DirectoryEntry(
+          name: entry.name, attributes: attributes(inode: number, content: entry.content, modified: entry.modified),
+          handsInode: false)
       }
     }
     return (entries.sorted { utf8Less($0.name, $1.name) }, page.continuation)
-  }
-
-  private func attributes(of entry: NamespaceEntry, inode: UInt64) -> Attributes {
-    let modified = entry.modified ?? Timestamp(seconds: 0)
-    return switch entry.content {
-    case .directory: Attributes(inode: inode, kind: .directory, size: 0, modified: modified, isImmutable: false)
-    case .file(let file):
-      Attributes(inode: inode, kind: .file, size: file.size, modified: file.modified, isImmutable: file.isImmutable)
-    case .symlink(let target):
-      Attributes(inode: inode, kind: .symlink, size: UInt64(target.utf8.count), modified: modified, isImmutable: false)
-    }
   }
 
   public func releaseDirectory(_ handle: UInt64) {
