@@ -91,6 +91,8 @@ public final class LogFilesystem: Sendable {
   /// Told the names the kernel holds that the inode table dropped past its capacity, so that the
   /// kernel forgets them too; set by the FUSE adapter.
   private let namesDropped = Mutex<(@Sendable ([(parent: UInt64, name: String)]) -> Void)?>(nil)
+  /// Forgets the kernel sent that the table has yet to take (`forget`).
+  private let pendingForgets = Mutex<[(inode: UInt64, count: UInt64)]>([])
   /// What was already reported as left out of the tree, so each is logged once.
   private let reported = Mutex<Set<ExactName>>([])
 
@@ -162,7 +164,11 @@ public final class LogFilesystem: Sendable {
 
   /// Keeps the inode table within its capacity, and passes on the names the kernel should forget.
   private func evictPastCapacity() {
-    let held = table.withLock { $0.evict() }
+    let now = clock.now()
+    let held = table.withLock { table in
+      takeForgets(into: &table, now: now)
+      return table.evict()
+    }
     guard !held.isEmpty, let body = namesDropped.withLock({ $0 }) else { return }
     body(held)
   }
@@ -188,19 +194,18 @@ public final class LogFilesystem: Sendable {
     if let problem = nameProblem(name) {
       throw FilesystemError(name.utf8.count > 255 ? .nameTooLong : .notFound, "cannot look up \(name): \(problem)")
     }
-    var (key, listing) = try directory(parent)
-    if !listing.isTrusted(at: clock.now()), let known = namespace.knownListing(directory: key) {
+    var (key, listed) = try listed(name, in: parent)
+    if listed == nil, let known = namespace.knownListing(directory: key) {
       // A directory a page of keys covered whole: taken as listed, so that the files a reader opens
       // in it one by one are fetched ahead as in a walk.
       record(known, of: parent, key: key)
-      listing = try directory(parent).listing
+      listed = try self.listed(name, in: parent).listed
     }
-    if listing.isTrusted(at: clock.now()) {
-      if let child = listing.children[name] {
-        if let found = attributes(of: child, reference: reference) { return found }
-      } else if listing.isComplete {
-        throw .noEntry(key + name)
-      }
+    switch listed {
+    case .child(let child)?:
+      if let found = attributes(of: child, reference: reference) { return found }
+    case .missing?: throw .noEntry(key + name)
+    case .unknown?, nil: break
     }
     var entry = try namespace.lookup(directory: key, name: name)
     if let found = entry, !sameBytes(found.name, name) || showable(found) != nil { entry = nil }
@@ -232,13 +237,32 @@ public final class LogFilesystem: Sendable {
   }
 
   /// The kernel forgot `count` of its references to the inode: once it holds none, the inode may go.
+  ///
+  /// The kernel sends forgets in bursts (after `notify_inval_entry`, under memory pressure), each on
+  /// its own FUSE thread: waiting for the table's lock there would keep those threads spinning on it.
+  /// A forget is queued instead, and taken by whoever holds the lock next, or now if it is free.
   public func forget(_ inode: UInt64, count: UInt64) {
+    pendingForgets.withLock { $0.append((inode, count)) }
     let now = clock.now()
-    table.withLock { $0.forget(inode, count: count, now: now) }
+    _ = table.withLockIfAvailable { takeForgets(into: &$0, now: now) }
+  }
+
+  private func takeForgets(into table: inout InodeTable, now: Double) {
+    let forgets = pendingForgets.withLock { pending in
+      defer { pending.removeAll(keepingCapacity: pending.count <= 1024) }
+      return pending
+    }
+    for forget in forgets { table.forget(forget.inode, count: forget.count, now: now) }
   }
 
   /// The names the inode table holds, for tests and the counters.
-  public var cachedNames: Int { table.withLock { $0.count } }
+  public var cachedNames: Int {
+    let now = clock.now()
+    return table.withLock { table in
+      takeForgets(into: &table, now: now)
+      return table.count
+    }
+  }
 
   public func attributes(of inode: UInt64) throws(FilesystemError) -> Attributes {
     guard let node = table.withLock({ $0.node(inode) }) else {
@@ -277,6 +301,33 @@ public final class LogFilesystem: Sendable {
       throw FilesystemError(.notALink, "\(node.name) is not a symbolic link")
     }
     return target
+  }
+
+  /// What the directory's trusted listing says of `name`: its child, known missing (a complete
+  /// listing lacks it), or unknown (a partial listing lacks it); nil without a trusted listing.
+  /// Only the answer leaves the lock: a copy of the listing held across the lookup would make the
+  /// lookup's own insertion copy the whole directory.
+  private func listed(_ name: String, in inode: UInt64) throws(FilesystemError) -> (key: String, listed: Listed?) {
+    let now = clock.now()
+    let found = table.withLock { table -> (InodeTable.Node, Listed?, Bool)? in
+      table.touch(inode)
+      guard let node = table.node(inode) else { return nil }
+      guard let listing = table.listing(inode) else { return (node, nil, false) }
+      guard listing.isTrusted(at: now) else { return (node, nil, true) }
+      let answer: Listed = listing.children[name].map { .child($0) } ?? (listing.isComplete ? .missing : .unknown)
+      return (node, answer, true)
+    }
+    guard let (node, listed, isDirectory) = found else { throw FilesystemError(.notFound, "unknown inode \(inode)") }
+    guard case .directory(let key) = node.content, isDirectory else {
+      throw FilesystemError(.notADirectory, "\(node.name) is not a directory")
+    }
+    return (key, listed)
+  }
+
+  private enum Listed {
+    case child(UInt64)
+    case missing
+    case unknown
   }
 
   private func directory(_ inode: UInt64) throws(FilesystemError) -> (key: String, listing: InodeTable.Listing) {
