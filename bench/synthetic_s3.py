@@ -273,7 +273,9 @@ class Handler(BaseHTTPRequestHandler):
         return "AmazonS3"
 
     def log_message(self, format, *args):
-        pass
+        # SYNTHETIC_S3_LOG=1: one line a request on standard error, to see what a walk asks for.
+        if os.environ.get("SYNTHETIC_S3_LOG"):
+            sys.stderr.write("%.3f %s\n" % (time.time(), urllib.parse.unquote(self.requestline)))
 
     def do_GET(self):
         self.serve("GET")

@@ -17,15 +17,19 @@ public struct ArchiveNamespace: Namespace {
   /// Pages of keys (up to 1,000 each) a directory is listed in at once; a bigger one is listed that
   /// far, then streamed page by page as it is read (`listPage`).
   public let pagesBeforeStreaming: Int
+  /// Lists the key space of a directory being walked ahead of the walk, in ranges at once (nil:
+  /// one page after another).
+  private var listingAhead: ListingAhead?
 
   public var clients: [any ObjectClient] { [client] }
 
   /// `rootPrefix` is empty or ends in "/". Listings learned ahead of time from a subtree listing are
   /// used for at most `listingFreshness` seconds (the directory TTL) on `clock`; 0 turns subtree
-  /// listing off.
+  /// listing off. A walk lists up to `listingConcurrency` key ranges at once (`ListingAhead`); 1 lists
+  /// one page after another.
   public init(
     client: any ObjectClient, rootPrefix: String, listingFreshness: Double = 60, pagesBeforeStreaming: Int = 5,
-    clock: any MonotonicClock = SystemClock()
+    listingConcurrency: Int = 1, clock: any MonotonicClock = SystemClock()
   ) {
     self.pagesBeforeStreaming = max(1, pagesBeforeStreaming)
     self.client = client
@@ -33,10 +37,21 @@ public struct ArchiveNamespace: Namespace {
     let ahead = client.isRemote && listingFreshness > 0
     self.subtrees = ahead ? SubtreeListings(freshness: listingFreshness, clock: clock) : nil
     self.runs = ahead ? KeyRuns(freshness: listingFreshness, clock: clock) : nil
+    self.listingAhead = nil
+    if ahead && listingConcurrency > 1 {
+      // The ranges are listed by this namespace as it is now, sharing what it learns.
+      let lister = self
+      listingAhead = ListingAhead(concurrency: listingConcurrency, freshness: listingFreshness, clock: clock) {
+        parent, range, pages in try lister.listRange(range, in: parent, pages: pages)
+      }
+    }
   }
 
   public func list(directory key: String) throws(FilesystemError) -> NamespaceListing {
     if let subtrees, let runs, key != rootKey {
+      if let listingAhead, let parent = parentKey(of: key) {
+        listingAhead.reach(String(decoding: key.utf8.dropLast(), as: UTF8.self), in: parent)
+      }
       if let listing = subtrees.take(key) { return listing }
       if let listing = try listSubtree(from: key, subtrees, runs) { return listing }
     }
@@ -67,7 +82,13 @@ public struct ArchiveNamespace: Namespace {
       all.objects += page.objects
       all.commonPrefixes += page.commonPrefixes
       all.undecodableKeys += page.undecodableKeys
-      guard let token = page.nextContinuationToken else { return entries(of: all, in: key) }
+      guard let token = page.nextContinuationToken else {
+        // The directory's last subdirectory: a walk through it lists no range past it (`ListingAhead`).
+        if let last = all.commonPrefixes.last {
+          listingAhead?.noteLast(String(decoding: last.utf8.dropFirst(key.utf8.count), as: UTF8.self), in: key)
+        }
+        return entries(of: all, in: key)
+      }
       request = ListRequest(prefix: key, delimiter: "/", continuationToken: token)
     }
     var listing = entries(of: all, in: key)
@@ -102,6 +123,15 @@ public struct ArchiveNamespace: Namespace {
   /// time from the name on (`KeyRuns`), and the names a page covered cost nothing more.
   public func lookup(directory key: String, name: String) throws(FilesystemError) -> NamespaceEntry? {
     if let listing = subtrees?.peek(key) { return listing.entries.first { sameBytes($0.name, name) } }
+    if let listingAhead, !name.isEmpty, let found = listingAhead.reach(key + name, in: key) {
+      let page: ListPage
+      switch found.entry(key + name) {
+      case .directory: page = ListPage(objects: [], commonPrefixes: [key + name + "/"], nextContinuationToken: nil)
+      case .file(let object): page = ListPage(objects: [object], commonPrefixes: [], nextContinuationToken: nil)
+      case .missing: return nil
+      }
+      return entries(of: page, in: key).entries.first { sameBytes($0.name, name) }
+    }
     if let subtrees, let runs, !name.isEmpty {
       var known = runs.answer(directory: key, name: name)
       if known == nil, runs.noteLookup(in: key) {
@@ -123,6 +153,10 @@ public struct ArchiveNamespace: Namespace {
     guard page.nextContinuationToken == nil || through != nil else { return nil }
     runs.record(directory: key, after: start, through: through, objects: page.objects)
     _ = learn(from: page, under: key, after: start, through: through, keeping: nil, subtrees, runs)
+    if let through {
+      listingAhead?.start(
+        parent: key, through: through, names: directoryNames(page.objects, in: key), keys: page.objects.count)
+    }
     return runs.answer(directory: key, name: name)
   }
 
@@ -221,7 +255,79 @@ public struct ArchiveNamespace: Namespace {
     }
     let through = page.nextContinuationToken == nil ? nil : page.objects.last?.key
     guard page.nextContinuationToken == nil || through != nil else { return nil }
-    return learn(from: page, under: parent, after: key, through: through, keeping: key, subtrees, runs)
+    // The walk looks up the parent's next names before it lists them: the same keys answer those.
+    let listedAfter = resumed?.through ?? key
+    runs.record(
+      directory: parent, after: listedAfter, through: through,
+      objects: Array(page.objects.drop { !utf8Less(listedAfter, $0.key) }))
+    let found = learn(from: page, under: parent, after: key, through: through, keeping: key, subtrees, runs)
+    if found != nil, let through, let listingAhead {
+      // The walk's directories are smaller than a page: list the ones after them ahead, in ranges.
+      let fresh = page.objects.drop { !utf8Less(listedAfter, $0.key) }
+      listingAhead.start(parent: parent, through: through, names: directoryNames(fresh, in: parent), keys: fresh.count)
+    }
+    return found
+  }
+
+  /// Lists one range of a walk's keys (`ListingAhead`), up to `pages` pages, learning the directories
+  /// it holds as a page of a subtree listing does.
+  func listRange(_ range: ListingAhead.Range, in parent: String, pages: Int) throws(FilesystemError)
+    -> ListingAhead.Outcome
+  {
+    guard let subtrees, let runs else { throw FilesystemError(.local, "no walk ahead in a local store") }
+    var request = ListRequest(prefix: parent, delimiter: nil, startAfter: range.after)
+    var after = range.after
+    var outcome = ListingAhead.Outcome(keys: 0, found: ListingAhead.Found(), reachedEnd: false, stoppedAfter: nil)
+    var finished = false
+    for _ in 0..<pages {
+      let listed = try listPage(request, "listing ahead", parent)
+      var page = listed
+      var passed = false
+      if let end = range.end, let cut = page.objects.firstIndex(where: { utf8Less(end, $0.key) }) {
+        page.objects.removeSubrange(cut...)
+        passed = true
+      }
+      let last = listed.nextContinuationToken == nil && !passed
+      let through = passed ? range.end : (last ? nil : page.objects.last?.key)
+      // A page that ends early without a key to go on from: what the walk lists itself.
+      guard passed || last || through != nil else { throw FilesystemError(.malformed, "an empty page of \(parent)") }
+      _ = learn(from: page, under: parent, after: after, through: through, keeping: nil, subtrees, runs)
+      outcome.keys += page.objects.count
+      outcome.found.directories += directoryNames(page.objects, in: parent).map { parent + $0 }.filter { name in
+        !(outcome.found.directories.last.map { sameBytes($0, name) } ?? false)
+      }
+      outcome.found.files += page.objects.filter {
+        !$0.key.utf8.dropFirst(parent.utf8.count).contains(UInt8(ascii: "/"))
+      }
+      if passed || last {
+        outcome.reachedEnd = last
+        outcome.found.end = through
+        finished = true
+        break
+      }
+      after = through!
+      request = ListRequest(prefix: parent, delimiter: nil, continuationToken: listed.nextContinuationToken)
+    }
+    if !finished {
+      outcome.stoppedAfter = after
+      outcome.found.end = after
+    }
+    // Names in byte order ("a-b" sorts before "a", whose keys "a/…" come first).
+    outcome.found.directories.sort(by: utf8Less)
+    return outcome
+  }
+
+  /// The names of the subdirectories of `parent` the keys (in byte order) are in, in order.
+  private func directoryNames(_ objects: some Sequence<ObjectInfo>, in parent: String) -> [String] {
+    var names: [String] = []
+    let skip = parent.utf8.count
+    for object in objects {
+      let inside = object.key.utf8.dropFirst(skip)
+      guard let slash = inside.firstIndex(of: UInt8(ascii: "/")) else { continue }
+      let name = String(decoding: inside[..<slash], as: UTF8.self)
+      if !(names.last.map { sameBytes($0, name) } ?? false) { names.append(name) }
+    }
+    return names
   }
 
   /// What a page of keys below `parent` without delimiter says of the directories it holds, the
@@ -242,6 +348,13 @@ public struct ArchiveNamespace: Namespace {
     }
     var found: NamespaceListing?
     var learned: [(String, NamespaceListing)] = []
+    func takeIfWhole(_ directory: String) {
+      guard let all = runs.whole(directory) else { return }
+      var page = directoryPages(of: all.objects, below: directory).listing
+      page.undecodableKeys = all.undecodable
+      let listing = entries(of: page, in: directory)
+      if let wanted, sameBytes(directory, wanted) { found = listing } else { learned.append((directory, listing)) }
+    }
     for directory in order {
       // Keys come in byte order: a directory is held from its start unless the page began inside
       // it, and to its end unless the page stopped inside it.
@@ -257,12 +370,18 @@ public struct ArchiveNamespace: Namespace {
         directory: directory, after: fromStart ? directory : start, through: toEnd ? nil : through, objects: objects,
         undecodable: pages[ExactName(directory)]!.undecodableKeys)
       // A page that goes on where an earlier one stopped may complete a directory.
-      if let all = runs.whole(directory) {
-        var page = directoryPages(of: all.objects, below: directory).listing
-        page.undecodableKeys = all.undecodable
-        let listing = entries(of: page, in: directory)
-        if let wanted, sameBytes(directory, wanted) { found = listing } else { learned.append((directory, listing)) }
-      }
+      takeIfWhole(directory)
+    }
+    // A page that goes on from a directory's last key holds none of its keys, yet says it ended.
+    var ancestor = start.utf8.index(start.utf8.startIndex, offsetBy: parent.utf8.count, limitedBy: start.utf8.endIndex)
+    while let from = ancestor, let slash = start.utf8[from...].firstIndex(of: UInt8(ascii: "/")) {
+      ancestor = start.utf8.index(after: slash)
+      let directory = String(decoding: start.utf8[...slash], as: UTF8.self)
+      guard pages[ExactName(directory)] == nil, through.map({ !hasBytePrefix($0, directory) }) ?? true,
+        !sameBytes(directory, start)
+      else { continue }
+      runs.record(directory: directory, after: start, through: nil, objects: [])
+      takeIfWhole(directory)
     }
     subtrees.store(learned)
     return found

@@ -13,7 +13,8 @@ import SystemBase
 /// run, which the next page extends: about one request per 1,000 keys, as a walk costs.
 ///
 /// Runs are trusted for `freshness` seconds (the directory TTL) and hold at most `capacity` keys in
-/// all: the oldest runs are dropped first.
+/// all: the oldest runs are dropped first. A directory's run holds at most a tenth of that (and a
+/// page at least): a walk reads on from a run's end, so a longer one loses its first keys.
 final class KeyRuns: Sendable {
   struct Run: Sendable {
     /// Keys above this one, and at most `through` (nil: to the directory's end), are all known.
@@ -139,6 +140,13 @@ final class KeyRuns: Sendable {
         if utf8Less(other.after, run.after) { run.after = other.after }
         if let end = run.through { run.through = other.through.map { utf8Less(end, $0) ? $0 : end } }
         run.learnedAt = min(run.learnedAt, other.learnedAt)
+      }
+      let limit = max(1000, capacity / 10)
+      if run.objects.count > limit {
+        // Keeping what is behind the reader would make every page that extends the run copy it all.
+        let dropped = run.objects.count - limit / 2
+        run.after = run.objects[dropped - 1].key
+        run.objects.removeFirst(dropped)
       }
       kept.append(run)
       state.keys += kept.reduce(0) { $0 + $1.objects.count }

@@ -36,6 +36,12 @@ struct MountCommand: ParsableCommand {
   @Option(help: "Seconds a directory listing is trusted before it is listed again.")
   var directoryTTL: Double = 60
 
+  @Option(
+    help: ArgumentHelp(
+      "The most key ranges of an archive a walk (find, du, rsync) lists at once, ahead of it; 1 lists one page after another.",
+      valueName: "count"))
+  var listConcurrency = 8
+
   @Flag(help: "Stay in the foreground, logging to standard error, until unmounted or interrupted.")
   var foreground = false
 
@@ -70,6 +76,9 @@ struct MountCommand: ParsableCommand {
       throw ValidationError("--log-level takes trace, debug, info, notice, warning, error or critical.")
     }
     if directoryTTL < 0 { throw ValidationError("--directory-ttl cannot be negative.") }
+    if !(1...64).contains(listConcurrency) {
+      throw ValidationError("--list-concurrency takes a count from 1 to 64 (it is \(listConcurrency)).")
+    }
     if cache.metadataCacheNames < 1000 {
       throw ValidationError("--metadata-cache-names must be at least 1000 (it is \(cache.metadataCacheNames)).")
     }
@@ -238,7 +247,8 @@ struct MountCommand: ParsableCommand {
       throw MountFailure("--exports gives names to builds past retention: it needs a Buildkite API token too")
     } else if let archive {
       namespace = ArchiveNamespace(
-        client: archive.client, rootPrefix: archive.prefix, listingFreshness: directoryTTL)
+        client: archive.client, rootPrefix: archive.prefix, listingFreshness: directoryTTL,
+        listingConcurrency: listConcurrency)
       fsname = archive.fsname
     } else {
       throw MountFailure("no Buildkite API token: give --api-token-file FILE or set BUILDKITE_API_TOKEN")
