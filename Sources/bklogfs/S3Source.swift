@@ -50,7 +50,8 @@ struct S3Target: Equatable {
 }
 
 func makeS3Client(
-  target: S3Target, options: S3Options, timeouts: HTTPTimeouts, insecureHTTP: Bool, logger: Logger
+  target: S3Target, options: S3Options, timeouts: HTTPTimeouts, insecureHTTP: Bool, maxAttempts: Int = 5,
+  logger: Logger
 ) throws -> S3ObjectClient {
   let settings: AWSSettings
   do throws(AWSConfigurationError) {
@@ -72,7 +73,7 @@ func makeS3Client(
   }
   let configuration = S3Configuration(
     bucket: target.bucket, prefix: target.prefix, region: options.region ?? settings.region ?? "us-east-1",
-    endpoint: endpoint, credentials: credentials, timeouts: timeouts)
+    endpoint: endpoint, credentials: credentials, timeouts: timeouts, maxAttempts: maxAttempts)
   do throws(ObjectStoreError) {
     return try S3ObjectClient(configuration: configuration, logger: logger)
   } catch {
