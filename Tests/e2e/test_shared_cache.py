@@ -8,10 +8,12 @@ asked of it) and from the seeded archive bucket (whose GETs `bklogfs stats` coun
 import random
 import subprocess
 import time
+from urllib.parse import urlparse
 
 import pytest
 
 from conftest import REGION, closed_port, is_mounted, load_fake_buildkite_world, read_file, run_bklogfs
+from fault_proxy import FaultProxy
 
 WORLD = load_fake_buildkite_world()
 SPECIAL = WORLD.SPECIAL
@@ -183,4 +185,22 @@ def test_a_missing_or_unreachable_shared_bucket_stops_the_mount_with_one_sentenc
                     "--shared-cache-endpoint", f"http://127.0.0.1:{closed_port()}")
     assert r.returncode == 1 and "cannot use the shared cache s3://shared/x/" in r.stderr, r.stderr
     assert time.monotonic() - start < 30
+    assert not is_mounted(mountpoint)
+
+
+def test_a_forbidden_shared_bucket_stops_the_mount_with_one_sentence(bklogfs_bin, seeded_bucket, moto, mountpoint,
+                                                                     shared_bucket):
+    # The shared bucket behind a proxy that refuses every request, as a bucket policy would.
+    proxy = FaultProxy(urlparse(moto.endpoint).port)
+    proxy.fail_all = "403"
+    try:
+        r = run_bklogfs(bklogfs_bin, "mount", mountpoint, "--bucket", seeded_bucket.name, "--endpoint",
+                        seeded_bucket.endpoint, "--region", REGION, "--shared-cache", f"s3://{shared_bucket[0]}/x",
+                        "--shared-cache-endpoint", proxy.endpoint)
+    finally:
+        proxy.stop()
+    message = r.stderr.strip()
+    assert r.returncode == 1 and "\n" not in message, r.stderr
+    assert f"cannot use the shared cache s3://{shared_bucket[0]}/x/" in message and "AccessDenied" in message
+    assert "testing" not in r.stderr  # the secret of the test's credentials
     assert not is_mounted(mountpoint)
