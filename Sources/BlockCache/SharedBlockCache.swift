@@ -1,5 +1,4 @@
 import Digests
-import Dispatch
 public import Logging
 public import ObjectStore
 import Synchronization
@@ -27,36 +26,19 @@ public import SystemBase
 ///
 /// How long blocks stay is the bucket's business (its lifecycle rules): nothing here deletes.
 public final class SharedBlockCache: Sendable {
-  public let client: any WritableObjectClient
+  public var client: any WritableObjectClient { bucket.client }
   /// "" or ending in "/".
-  public let prefix: String
-  public let blockSize: Int
-  public let maxQueuedBytes: Int
-  private let logger: Logger
-  private let clock: any MonotonicClock
+  public var prefix: String { format.prefix }
+  public var blockSize: Int { format.blockSize }
+  public var maxQueuedBytes: Int { queue.maxQueuedBytes }
 
   /// The folder under the prefix; a new object format gets a new one.
   public static let folder = "bklogfs-blocks/v1/"
-  /// The format version of the objects' checksums: CRC-32, which every processor computes.
-  static let checksumVersion: UInt32 = 1
-  /// Failures in a row after which the cache is left alone for `pause` seconds.
-  static let failuresBeforePause = 3
-  static let pause = 30.0
 
-  private struct State: Sendable {
-    var queue: [(key: BlockKey, bytes: [UInt8])] = []
-    var queuedKeys: Set<BlockKey> = []
-    var bytes = 0
-    var closed = false
-    var writersRunning = 0
-    var failuresInARow = 0
-    var pausedUntil = -Double.infinity
-    var statistics = SharedCacheStatistics()
-  }
-
-  private let state = Mutex(State())
-  private let work = DispatchSemaphore(value: 0)
-  private let writersDone = DispatchGroup()
+  private let format: SharedBlockFormat
+  private let bucket: SharedBucket
+  /// Blocks fetched from the store, waiting to be written.
+  private let queue: WriteQueue
 
   /// - Parameters:
   ///   - maxQueuedBytes: the most bytes of blocks waiting to be written; 0 writes on the caller's thread.
@@ -65,79 +47,45 @@ public final class SharedBlockCache: Sendable {
     client: any WritableObjectClient, prefix: String, blockSize: Int, maxQueuedBytes: Int, writers: Int = 2,
     clock: any MonotonicClock = SystemClock(), logger: Logger
   ) {
-    self.client = client
-    self.prefix = prefix.isEmpty || prefix.hasSuffix("/") ? prefix : prefix + "/"
-    self.blockSize = blockSize
-    self.maxQueuedBytes = max(0, maxQueuedBytes)
-    self.clock = clock
-    self.logger = logger
-    guard self.maxQueuedBytes > 0 else { return }
-    for _ in 0..<max(1, writers) {
-      state.withLock { $0.writersRunning += 1 }
-      writersDone.enter()
-      startDetachedThread { [self] in
-        writeQueue()
-        writersDone.leave()
-      }
+    let format = SharedBlockFormat(
+      prefix: prefix.isEmpty || prefix.hasSuffix("/") ? prefix : prefix + "/", blockSize: blockSize)
+    let bucket = SharedBucket(client: client, clock: clock, logger: logger)
+    self.format = format
+    self.bucket = bucket
+    // Plain priority: a write costs little processor time (a CRC-32 and the signature's SHA-256 of
+    // 1 MiB) and mostly waits for the network, while other machines wait for what it shares.
+    queue = WriteQueue(
+      maxQueuedBytes: maxQueuedBytes, writers: max(1, writers), onlyWhenIdle: false, clock: clock, logger: logger,
+      what: "Writing blocks to the shared cache"
+    ) { key, bytes in
+      bucket.write(format.objectKey(for: key), format.encode(key, bytes))
     }
-  }
-
-  /// The identity a shared block is checked against: the block's, with the store's identity hashed.
-  static func identity(_ key: BlockKey, blockSize: Int) -> [UInt8] {
-    let hidden = BlockKey(
-      source: "sha256:" + SHA256.hexHash(key.source), key: key.key, etag: key.etag, index: key.index)
-    return BlockIdentity.encode(hidden, blockSize: blockSize)
   }
 
   /// The key of the object that holds a block.
-  public func objectKey(for key: BlockKey) -> String {
-    prefix + Self.folder + BlockIdentity.hash(Self.identity(key, blockSize: blockSize))
-  }
+  public func objectKey(for key: BlockKey) -> String { format.objectKey(for: key) }
 
   /// The object that holds `bytes` as the block `key`.
-  public func encode(_ key: BlockKey, _ bytes: [UInt8]) -> [UInt8] {
-    let identity = Self.identity(key, blockSize: blockSize)
-    let header = bytes.withUnsafeBytes {
-      BlockFileFormat.header(identity: identity, data: $0, version: Self.checksumVersion)
-    }
-    return header + bytes
-  }
+  public func encode(_ key: BlockKey, _ bytes: [UInt8]) -> [UInt8] { format.encode(key, bytes) }
 
   /// The block's data from an object read back, or why it is refused. `count` is the block's length.
   public func decode(_ object: [UInt8], as key: BlockKey, count: Int) -> Result<[UInt8], SharedBlockDamage> {
-    switch BlockFileFormat.decode(object, identity: Self.identity(key, blockSize: blockSize), blockSize: blockSize) {
-    case .success(let data):
-      return data.count == count
-        ? .success(data) : .failure(SharedBlockDamage(reason: "holds \(data.count) bytes, not \(count)"))
-    case .failure(let damage):
-      return .failure(SharedBlockDamage(reason: damage.description))
-    }
+    format.decode(object, as: key, count: count)
   }
 
-  /// The block's bytes, or nil: no such object, a failure (logged at debug; the store is asked
-  /// instead), or a damaged object (counted in `corruptBlocks` and logged).
+  /// The block's bytes, or nil: no such object, a failure (logged; the store is asked instead), or
+  /// a damaged object (counted in `corruptBlocks` and logged).
   public func get(_ key: BlockKey, count: Int) -> [UInt8]? {
-    guard !isPaused() else { return nil }
-    let name = objectKey(for: key)
-    let object: [UInt8]?
-    do throws(ObjectStoreError) {
-      object = try client.getObject(key: name, limit: blockSize + (64 << 10))
-    } catch {
-      noteFailure("reading shared block \(name) failed: \(error.message)")
-      return nil
-    }
-    noteSuccess()
-    guard let object else {
-      state.withLock { $0.statistics.misses += 1 }
-      return nil
-    }
-    switch decode(object, as: key, count: count) {
+    let name = format.objectKey(for: key)
+    // A block and its header (a few hundred bytes): anything much longer is not a block.
+    guard let object = bucket.read(name, limit: format.blockSize + (64 << 10)) else { return nil }
+    switch format.decode(object, as: key, count: count) {
     case .success(let data):
-      state.withLock { $0.statistics.hits += 1 }
+      bucket.count { $0.hits += 1 }
       return data
     case .failure(let damage):
-      state.withLock { $0.statistics.corruptBlocks += 1 }
-      logger.warning(
+      bucket.count { $0.corruptBlocks += 1 }
+      bucket.logger.warning(
         "shared block \(name) (block \(key.index)) is damaged: \(damage.reason); fetching it from the source")
       return nil
     }
@@ -146,107 +94,135 @@ public final class SharedBlockCache: Sendable {
   /// Queues a block fetched from the store to be written. A block that would overfill the queue, or
   /// any block while the cache is paused, is not shared: no reader waits for the bucket.
   public func put(_ key: BlockKey, _ bytes: [UInt8]) {
-    enum Outcome { case queued, skipped, now }
-    let paused = isPaused()
-    let outcome: Outcome = state.withLock { state in
-      if paused {
-        state.statistics.dropped += 1
-        return .skipped
-      }
-      if maxQueuedBytes == 0 || state.closed { return .now }
-      if state.queuedKeys.contains(key) { return .skipped }
-      guard state.bytes + bytes.count <= maxQueuedBytes else {
-        state.statistics.dropped += 1
-        return .skipped
-      }
-      state.queue.append((key, bytes))
-      state.queuedKeys.insert(key)
-      state.bytes += bytes.count
-      return .queued
+    guard !bucket.isPaused() else {
+      bucket.count { $0.dropped += 1 }
+      return
     }
-    switch outcome {
-    case .queued: work.signal()
-    case .skipped: break
-    case .now: write(key, bytes)
-    }
+    queue.put(key, bytes)
   }
 
   /// Writes out what is queued (on this thread too), then stops the writers; gives up after `seconds`.
   public func close(seconds: Double = 30) {
-    let (wasOpen, writers) = state.withLock { state -> (Bool, Int) in
-      defer { state.closed = true }
-      return (!state.closed, state.writersRunning)
-    }
-    guard wasOpen, maxQueuedBytes > 0 else { return }
-    for _ in 0..<writers { work.signal() }
-    let deadline = clock.now() + seconds
-    while clock.now() < deadline, writeNext() {}
-    if writersDone.wait(timeout: .now() + max(0, deadline - clock.now())) == .timedOut {
-      logger.warning("blocks for the shared cache were still being written after \(Int(seconds)) s; left unshared")
-    }
+    queue.close(seconds: seconds)
   }
 
   public var statistics: SharedCacheStatistics {
-    state.withLock { state in
-      var statistics = state.statistics
-      statistics.queuedBytes = state.bytes
-      return statistics
-    }
+    let queued = queue.statistics
+    var statistics = bucket.statistics
+    statistics.dropped += queued.dropped
+    statistics.queuedBytes = queued.bytes
+    return statistics
+  }
+}
+
+/// How blocks are named and stored in the shared bucket.
+struct SharedBlockFormat: Sendable {
+  /// "" or ending in "/".
+  let prefix: String
+  let blockSize: Int
+  /// The format version of the objects' checksums: CRC-32, which every processor computes.
+  static let checksumVersion: UInt32 = 1
+
+  /// The identity a shared block is checked against: the block's, with the store's identity hashed.
+  func identity(_ key: BlockKey) -> [UInt8] {
+    let hidden = BlockKey(
+      source: "sha256:" + SHA256.hexHash(key.source), key: key.key, etag: key.etag, index: key.index)
+    return BlockIdentity.encode(hidden, blockSize: blockSize)
   }
 
-  // MARK: - Internals
-
-  private func writeQueue() {
-    while true {
-      if writeNext() { continue }
-      if state.withLock({ $0.closed }) {
-        state.withLock { $0.writersRunning -= 1 }
-        return
-      }
-      work.wait()
-    }
+  func objectKey(for key: BlockKey) -> String {
+    prefix + SharedBlockCache.folder + BlockIdentity.hash(identity(key))
   }
 
-  /// Writes the oldest queued block; false when the queue is empty.
-  private func writeNext() -> Bool {
-    let next: (key: BlockKey, bytes: [UInt8])? = state.withLock { state in
-      guard !state.queue.isEmpty else { return nil }
-      let next = state.queue.removeFirst()
-      state.queuedKeys.remove(next.key)
-      state.bytes -= next.bytes.count
-      return next
+  func encode(_ key: BlockKey, _ bytes: [UInt8]) -> [UInt8] {
+    let identity = identity(key)
+    let header = bytes.withUnsafeBytes {
+      BlockFileFormat.header(identity: identity, data: $0, version: Self.checksumVersion)
     }
-    guard let next else { return false }
-    if isPaused() {
-      state.withLock { $0.statistics.dropped += 1 }
-    } else {
-      write(next.key, next.bytes)
-    }
-    return true
+    return header + bytes
   }
 
-  private func write(_ key: BlockKey, _ bytes: [UInt8]) {
-    let name = objectKey(for: key)
+  func decode(_ object: [UInt8], as key: BlockKey, count: Int) -> Result<[UInt8], SharedBlockDamage> {
+    switch BlockFileFormat.decode(object, identity: identity(key), blockSize: blockSize) {
+    case .success(let data):
+      return data.count == count
+        ? .success(data) : .failure(SharedBlockDamage(reason: "holds \(data.count) bytes, not \(count)"))
+    case .failure(let damage):
+      return .failure(SharedBlockDamage(reason: damage.description))
+    }
+  }
+}
+
+/// The shared bucket's calls, their counters, and the pause after failures in a row.
+final class SharedBucket: Sendable {
+  let client: any WritableObjectClient
+  let logger: Logger
+  private let clock: any MonotonicClock
+  /// Failures in a row after which the bucket is left alone for `pause` seconds.
+  static let failuresBeforePause = 3
+  static let pause = 30.0
+
+  private struct State: Sendable {
+    var failuresInARow = 0
+    var pausedUntil = -Double.infinity
+    var statistics = SharedCacheStatistics()
+  }
+
+  private let state = Mutex(State())
+
+  init(client: any WritableObjectClient, clock: any MonotonicClock, logger: Logger) {
+    self.client = client
+    self.clock = clock
+    self.logger = logger
+  }
+
+  var statistics: SharedCacheStatistics { state.withLock { $0.statistics } }
+
+  func count(_ change: (inout SharedCacheStatistics) -> Void) {
+    state.withLock { change(&$0.statistics) }
+  }
+
+  /// The object, or nil when there is none (a miss), the request failed, or the bucket is paused.
+  func read(_ name: String, limit: Int) -> [UInt8]? {
+    guard !isPaused() else { return nil }
+    let object: [UInt8]?
     do throws(ObjectStoreError) {
-      try client.put(key: name, bytes: encode(key, bytes))
+      object = try client.getObject(key: name, limit: limit)
+    } catch {
+      noteFailure("reading shared block \(name) failed: \(error.message)")
+      return nil
+    }
+    state.withLock { state in
+      state.failuresInARow = 0
+      if object == nil { state.statistics.misses += 1 }
+    }
+    return object
+  }
+
+  func write(_ name: String, _ object: [UInt8]) {
+    // A block queued before a pause began is left unshared too.
+    guard !isPaused() else {
+      count { $0.dropped += 1 }
+      return
+    }
+    do throws(ObjectStoreError) {
+      try client.put(key: name, bytes: object)
     } catch {
       noteFailure("writing shared block \(name) failed: \(error.message)")
       return
     }
-    noteSuccess()
-    state.withLock { $0.statistics.writes += 1 }
+    state.withLock { state in
+      state.failuresInARow = 0
+      state.statistics.writes += 1
+    }
   }
 
-  private func isPaused() -> Bool {
+  func isPaused() -> Bool {
     let now = clock.now()
     return state.withLock { now < $0.pausedUntil }
   }
 
-  private func noteSuccess() {
-    state.withLock { $0.failuresInARow = 0 }
-  }
-
-  /// Counts a failure and logs it; after a few in a row, pauses the cache and says so once.
+  /// Counts a failure and logs it; after a few in a row, pauses and says so once.
   private func noteFailure(_ message: String) {
     let now = clock.now()
     let paused = state.withLock { state -> Bool in

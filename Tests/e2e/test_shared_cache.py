@@ -67,23 +67,24 @@ def wait_for(m, field, at_least, timeout=30):
     return stats
 
 
-def finished_job(world):
-    builds = WORLD.find_pipeline(world, ORG, WEB)["builds"]
-    newest = max(b["number"] for b in builds)
-    job = [j for j in WORLD.find_build(world, ORG, WEB, newest)["jobs"] if j.get("type") == "script"][0]
-    return newest, job["id"]
+def read_by_a_first_mount(mount, fake, moto, shared_bucket, tmp_path):
+    """A finished job's log read through Buildkite's API by a first mount with the shared cache;
+    returns (the mount's source arguments, the log's path in a mount, its bytes, the mount)."""
+    builds = WORLD.find_pipeline(fake.world, ORG, WEB)["builds"]
+    number = max(b["number"] for b in builds)
+    job = [j for j in WORLD.find_build(fake.world, ORG, WEB, number)["jobs"] if j.get("type") == "script"][0]["id"]
+    expected = WORLD.log_bytes(fake.world, job)
+    relative = f"{ORG}/{WEB}/{number}/{job}.log"
+    source = names_args(fake, tmp_path) + shared_args(moto, shared_bucket)
+    first = mount(_source_args=source)
+    assert read_file(first / relative) == expected
+    return source, relative, expected, first
 
 
 def test_a_second_mount_reads_a_buildkite_log_the_first_fetched_without_asking_the_api(
         mount, fake_buildkite, moto, shared_bucket, tmp_path):
     fake = fake_buildkite
-    number, job = finished_job(fake.world)
-    expected = WORLD.log_bytes(fake.world, job)
-    relative = f"{ORG}/{WEB}/{number}/{job}.log"
-    source = names_args(fake, tmp_path) + shared_args(moto, shared_bucket)
-
-    first = mount(_source_args=source)
-    assert read_file(first / relative) == expected
+    source, relative, expected, first = read_by_a_first_mount(mount, fake, moto, shared_bucket, tmp_path)
     blocks = (len(expected) + (1 << 20) - 1) >> 20
     stats = wait_for(first, "shared_writes", blocks)
     assert stats["cache"]["shared_misses"] == blocks and stats["cache"]["shared_corrupt_blocks"] == 0, stats
@@ -107,13 +108,7 @@ def test_a_second_mount_reads_a_buildkite_log_the_first_fetched_without_asking_t
 def test_a_damaged_shared_block_is_detected_refetched_and_rewritten(
         mount, fake_buildkite, moto, shared_bucket, tmp_path):
     fake = fake_buildkite
-    number, job = finished_job(fake.world)
-    expected = WORLD.log_bytes(fake.world, job)
-    relative = f"{ORG}/{WEB}/{number}/{job}.log"
-    source = names_args(fake, tmp_path) + shared_args(moto, shared_bucket)
-
-    first = mount(_source_args=source)
-    assert read_file(first / relative) == expected
+    source, relative, expected, first = read_by_a_first_mount(mount, fake, moto, shared_bucket, tmp_path)
     wait_for(first, "shared_writes", 1)
     (key, good), = block_objects(moto, shared_bucket).items()
     # One flipped byte of the data, written over the object as S3 would serve any other object.
