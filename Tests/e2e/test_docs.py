@@ -1,6 +1,6 @@
-"""The docs stay true to the code: every test that doc/SEMANTICS.md, doc/NAMES.md and doc/SHARED-CACHE.md name as
-the proof of a promise exists, and doc/ARCHITECTURE.md and Package.swift's header name every module.
-No mount is needed; these read files only."""
+"""The docs stay true to the code: every test that doc/SEMANTICS.md, doc/NAMES.md and
+doc/SHARED-CACHE.md name as the proof of a promise exists, and doc/ARCHITECTURE.md and
+Package.swift's header name every module. No mount is needed; these read files only."""
 import re
 from pathlib import Path
 
