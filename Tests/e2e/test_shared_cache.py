@@ -8,6 +8,7 @@ asked of it) and from the seeded archive bucket (whose GETs `bklogfs stats` coun
 import random
 import subprocess
 import time
+from types import SimpleNamespace
 from urllib.parse import urlparse
 
 import pytest
@@ -137,21 +138,34 @@ def test_a_damaged_shared_block_is_detected_refetched_and_rewritten(
     assert third.stats()["cache"]["shared_corrupt_blocks"] == 1
 
 
-def test_an_archived_log_read_by_one_mount_is_served_to_another_from_the_shared_cache(
-        mount, seeded_bucket, moto, shared_bucket):
-    key = max(seeded_bucket.real_keys, key=lambda k: seeded_bucket.keys[k])
-    size = seeded_bucket.keys[key]
-    blocks = (size + (1 << 20) - 1) >> 20
-    first = mount(extra_args=shared_args(moto, shared_bucket))
-    assert read_file(first / key) == read_file(seeded_bucket.path(key))
-    wait_for(first, "shared_writes", blocks)
-    assert first.stats()["requests"]["get"] >= 1
+def test_an_archived_log_read_by_one_mount_is_served_to_another_from_the_shared_cache(mount, moto, shared_bucket):
+    # An archive of its own: one log of 3.5 blocks, in Buildkite's layout.
+    archive = SimpleNamespace(name=f"bk-archive-{random.randrange(1 << 32):08x}", endpoint=moto.endpoint)
+    moto.client.create_bucket(Bucket=archive.name)
+    key = "0190a1b2-org/0190a1b3-pipeline/0190a1b4-build/0190a1b5-job.log"
+    body = random.Random(13).randbytes(3 * (1 << 20) + (1 << 19))
+    moto.client.put_object(Bucket=archive.name, Key=key, Body=body)
+    blocks = 4
 
-    second = mount(extra_args=shared_args(moto, shared_bucket))
-    assert read_file(second / key) == read_file(seeded_bucket.path(key))
+    first = mount(bucket=archive, extra_args=shared_args(moto, shared_bucket))
+    assert read_file(first / key) == body
+    stats = wait_for(first, "shared_writes", blocks)
+    assert stats["requests"]["get"] >= 1 and stats["cache"]["shared_misses"] >= 1, stats
+    assert len(block_objects(moto, shared_bucket)) == blocks
+
+    second = mount(bucket=archive, extra_args=shared_args(moto, shared_bucket))
+    assert read_file(second / key) == body
     stats = second.stats()
     assert stats["requests"]["get"] == 0, stats
     assert stats["cache"]["shared_hits"] == blocks and stats["cache"]["misses"] == 0, stats
+
+    # The object replaced in the archive: its new ETag names other blocks, so nothing stale is served.
+    changed = bytes(b ^ 0x55 for b in body[: 1 << 20]) + body[1 << 20:]
+    moto.client.put_object(Bucket=archive.name, Key=key, Body=changed)
+    third = mount(bucket=archive, extra_args=shared_args(moto, shared_bucket))
+    assert read_file(third / key) == changed
+    stats = third.stats()
+    assert stats["cache"]["shared_hits"] == 0 and stats["requests"]["get"] >= 1, stats
 
 
 @pytest.mark.parametrize("location, message", [
