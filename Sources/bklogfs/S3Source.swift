@@ -49,9 +49,11 @@ struct S3Target: Equatable {
   }
 }
 
+/// - Parameter writes: the client writes (the shared cache), so `--no-sign-request` is no way out
+///   of missing credentials.
 func makeS3Client(
   target: S3Target, options: S3Options, timeouts: HTTPTimeouts, insecureHTTP: Bool, maxAttempts: Int = 5,
-  logger: Logger
+  writes: Bool = false, logger: Logger
 ) throws -> S3ObjectClient {
   let settings: AWSSettings
   do throws(AWSConfigurationError) {
@@ -63,8 +65,10 @@ func makeS3Client(
   let credentials = options.noSignRequest ? nil : settings.credentials
   if !options.noSignRequest && credentials == nil {
     throw MountFailure(
-      "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, name a profile with --profile, "
-        + "or pass --no-sign-request for a public bucket")
+      "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+        + (writes
+          ? "or name a profile with --profile"
+          : "name a profile with --profile, or pass --no-sign-request for a public bucket"))
   }
   let endpoint = options.endpoint ?? settings.endpoint
   if let endpoint {

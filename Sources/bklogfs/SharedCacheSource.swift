@@ -58,7 +58,7 @@ func makeSharedCache(
   do {
     client = try makeS3Client(
       target: target, options: settings, timeouts: timeouts, insecureHTTP: insecureHTTP,
-      maxAttempts: sharedCacheAttempts, logger: logger)
+      maxAttempts: sharedCacheAttempts, writes: true, logger: logger)
   } catch let failure as MountFailure {
     throw MountFailure("cannot use the shared cache \(location): \(failure.message)")
   }

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from conftest import REGION, closed_port, is_mounted, load_fake_buildkite_world, read_file, run_bklogfs
+from conftest import REGION, clean_env, closed_port, is_mounted, load_fake_buildkite_world, read_file, run_bklogfs
 from fault_proxy import FaultProxy
 
 WORLD = load_fake_buildkite_world()
@@ -212,4 +212,18 @@ def test_a_forbidden_shared_bucket_stops_the_mount_with_one_sentence(bklogfs_bin
     assert r.returncode == 1 and "\n" not in message, r.stderr
     assert f"cannot use the shared cache s3://{shared_bucket[0]}/x/" in message and "AccessDenied" in message
     assert "testing" not in r.stderr  # the secret of the test's credentials
+    assert not is_mounted(mountpoint)
+
+
+def test_the_shared_cache_needs_credentials_even_for_a_public_archive(bklogfs_bin, seeded_bucket, mountpoint,
+                                                                      tmp_path):
+    # The archive is read unsigned; the shared cache is written, so it is never unsigned.
+    r = subprocess.run([bklogfs_bin, "mount", str(mountpoint), "--bucket", seeded_bucket.name, "--endpoint",
+                        seeded_bucket.endpoint, "--region", REGION, "--no-sign-request", "--shared-cache",
+                        "s3://shared/x", "--shared-cache-endpoint", seeded_bucket.endpoint],
+                       capture_output=True, text=True, timeout=60, env=clean_env(tmp_path))
+    message = r.stderr.strip()
+    assert r.returncode == 1 and "\n" not in message, r.stderr
+    assert "cannot use the shared cache s3://shared/x/: no AWS credentials found" in message
+    assert "--no-sign-request" not in message
     assert not is_mounted(mountpoint)
