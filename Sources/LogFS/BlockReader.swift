@@ -168,7 +168,8 @@ final class BlockReader: Sendable {
   }
 
   /// Fetches claimed blocks: from the disk cache where it has them, else from the shared cache, else
-  /// in runs of consecutive blocks from the store. Every claimed block's promise is fulfilled, with bytes or an error.
+  /// in runs of consecutive blocks from the store. Every claimed block's promise is fulfilled, with
+  /// bytes or an error.
   ///
   /// A store that serves only suffixes is asked for a run that ends at the object's end as is (a
   /// `tail` costs only the end); any other miss fetches the whole object once, keeping every block.
