@@ -175,7 +175,7 @@ final class BlockReader: Sendable {
   /// `tail` costs only the end); any other miss fetches the whole object once, keeping every block.
   private func fetch(_ object: ObjectVersion, _ claimed: [UInt64]) throws(FilesystemError) {
     var toFetch: [UInt64] = []
-    let shared = sharedCache(for: object)
+    var shared = sharedCache(for: object)
     for index in claimed {
       let key = blockKey(object, index)
       let count = blockRange(object, index).count
@@ -185,6 +185,9 @@ final class BlockReader: Sendable {
       } else if let bytes = shared?.get(key, count: Int(count)) {
         publish(object, index, bytes, from: .shared)
       } else {
+        // A machine that fetched a file shared all its blocks, so after one miss the rest of these
+        // usually miss too: they go to the store without a GET of the shared bucket each.
+        shared = nil
         toFetch.append(index)
       }
     }

@@ -37,6 +37,20 @@ import Testing
     #expect(statistics.sharedHits == 6 && statistics.sharedWrites == 0 && statistics.misses == 0)
   }
 
+  @Test func aColdReadOfManyBlocksCostsOneGetOfTheSharedBucket() throws {
+    let store = InMemoryObjectClient()
+    let content = pattern(6 * blockSize)
+    store.put("job.log", content)
+    let bucket = InMemoryObjectClient(identity: "s3://fleet-cache")
+    let fixture = Fixture(store: store, shared: sharedCache(bucket))
+    // One read of all six blocks: the first miss ends the lookups, and the store sends the rest.
+    #expect(try fixture.readAll("job.log", chunk: 6 * blockSize) == content)
+    #expect(bucket.counters.gets.load(ordering: .relaxed) == 1)
+    #expect(store.counters.gets.load(ordering: .relaxed) == 1)
+    let statistics = fixture.filesystem.statistics().cache
+    #expect(statistics.sharedMisses == 1 && statistics.sharedWrites == 6 && statistics.misses == 6)
+  }
+
   @Test func aDamagedSharedBlockIsRefetchedFromTheStoreAndWrittenAgain() throws {
     let store = InMemoryObjectClient()
     let content = pattern(3 * blockSize)
