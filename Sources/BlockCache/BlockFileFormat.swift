@@ -27,8 +27,10 @@ enum BlockFileFormat {
   /// Headers longer than this are taken as damage (identities are a few hundred bytes).
   static let maximumHeaderLength = 1 << 20
 
-  /// The header for `identity` and `data`.
-  static func header(identity: [UInt8], data: UnsafeRawBufferPointer) -> [UInt8] {
+  /// The header for `identity` and `data`, with the checksum of `version` (by default the one written here).
+  static func header(identity: [UInt8], data: UnsafeRawBufferPointer, version: UInt32 = BlockFileFormat.version)
+    -> [UInt8]
+  {
     var header: [UInt8] = []
     header.reserveCapacity(fixedHeaderLength + identity.count)
     header += magic
@@ -80,6 +82,32 @@ enum BlockFileFormat {
           dataChecksum: bytes.loadLittleEndian(UInt32.self, at: 24),
           headerChecksum: bytes.loadLittleEndian(UInt32.self, at: 28)))
     }
+  }
+
+  /// The data of a whole block held in memory (a shared block's object), checked as a block file is:
+  /// its header, that it names `identity`, its length and its checksum.
+  static func decode(_ bytes: [UInt8], identity: [UInt8], blockSize: Int) -> Result<[UInt8], Damage> {
+    let headerLength = fixedHeaderLength + identity.count
+    let fixed: FixedHeader
+    switch FixedHeader.parse(bytes[...]) {
+    case .success(let parsed): fixed = parsed
+    case .failure(let damage): return .failure(damage)
+    }
+    guard fixed.headerLength <= bytes.count else { return .failure(.truncated) }
+    guard fixed.headerLength == headerLength else { return .failure(.wrongIdentity) }
+    guard checksum(ofHeader: Array(bytes[0..<headerLength]), version: fixed.version) == fixed.headerChecksum else {
+      return .failure(.headerChecksum)
+    }
+    guard bytes[fixedHeaderLength..<headerLength].elementsEqual(identity) else { return .failure(.wrongIdentity) }
+    guard fixed.dataLength <= blockSize else { return .failure(.badHeader) }
+    guard bytes.count - headerLength == fixed.dataLength else {
+      return .failure(bytes.count - headerLength < fixed.dataLength ? .truncated : .wrongSize)
+    }
+    let data = Array(bytes[headerLength...])
+    guard data.withUnsafeBytes({ checksum($0, version: fixed.version) }) == fixed.dataChecksum else {
+      return .failure(.dataChecksum)
+    }
+    return .success(data)
   }
 
   /// Why a block file was rejected.

@@ -1,7 +1,4 @@
-import Dispatch
 public import Logging
-import ObjectStore
-import Synchronization
 public import SystemBase
 
 /// Writes blocks to a `DiskBlockCache` behind the readers that fetched them.
@@ -26,26 +23,8 @@ public import SystemBase
 /// With `maxQueuedBytes` 0, `put` writes at once, on the calling thread.
 public final class DiskCacheWriter: Sendable {
   public let cache: DiskBlockCache
-  public let maxQueuedBytes: Int
-  private let logger: Logger
-  /// Bounds `close()`.
-  private let clock: any MonotonicClock
-
-  private struct State: Sendable {
-    var order: [BlockKey] = []
-    var head = 0
-    var queued: [BlockKey: [UInt8]] = [:]
-    var bytes = 0
-    var closed = false
-    var writerRunning = false
-    var statistics = DiskCacheWriterStatistics()
-  }
-
-  private let state = Mutex(State())
-  /// Signalled once for each block queued, and at close.
-  private let work = DispatchSemaphore(value: 0)
-  /// Left by the writer thread when it ends.
-  private let writerDone = DispatchGroup()
+  public var maxQueuedBytes: Int { queue.maxQueuedBytes }
+  private let queue: WriteQueue
 
   public convenience init(
     cache: DiskBlockCache, maxQueuedBytes: Int, clock: any MonotonicClock = SystemClock(), logger: Logger
@@ -59,114 +38,30 @@ public final class DiskCacheWriter: Sendable {
     logger: Logger
   ) {
     self.cache = cache
-    self.maxQueuedBytes = max(0, maxQueuedBytes)
-    self.clock = clock
-    self.logger = logger
-    guard self.maxQueuedBytes > 0, startsWriter else { return }
-    state.withLock { $0.writerRunning = true }
-    writerDone.enter()
-    startDetachedThread { [self] in
-      runThisThreadOnlyWhenIdle()
-      writeQueue()
-      writerDone.leave()
-    }
+    queue = WriteQueue(
+      maxQueuedBytes: maxQueuedBytes, writers: startsWriter ? 1 : 0, onlyWhenIdle: true, clock: clock,
+      logger: logger, what: "The disk cache's writer"
+    ) { key, bytes in cache.put(key, bytes) }
   }
 
   /// The block's bytes, from the queue or else from the disk cache.
   public func get(_ key: BlockKey) -> [UInt8]? {
-    if let bytes = state.withLock({ $0.queued[key] }) { return bytes }
-    return cache.get(key)
+    queue.get(key) ?? cache.get(key)
   }
 
   /// Queues a block to be written (or, with no queue or once closed, writes it now). A block that
   /// would overfill the queue is not cached: the disk takes what it can absorb, and no fetch waits.
   public func put(_ key: BlockKey, _ bytes: [UInt8]) {
-    enum Outcome { case queued, skipped, now }
-    let outcome: Outcome = state.withLock { state in
-      if maxQueuedBytes == 0 || state.closed { return .now }
-      if state.queued[key] != nil { return .skipped }
-      guard state.bytes + bytes.count <= maxQueuedBytes else {
-        state.statistics.dropped += 1
-        return .skipped
-      }
-      state.queued[key] = bytes
-      state.order.append(key)
-      state.bytes += bytes.count
-      state.statistics.queued += 1
-      state.statistics.maxBytes = max(state.statistics.maxBytes, state.bytes)
-      return .queued
-    }
-    switch outcome {
-    case .queued: work.signal()
-    case .skipped: break
-    case .now: cache.put(key, bytes)
-    }
+    queue.put(key, bytes)
   }
 
   /// Writes out everything queued, then stops the writer; later `put`s write at once. Gives up
   /// after `seconds`, leaving the rest uncached.
   public func close(seconds: Double = 60) {
-    let wasOpen = state.withLock { state -> Bool in
-      defer { state.closed = true }
-      return !state.closed
-    }
-    guard wasOpen, maxQueuedBytes > 0 else { return }
-    work.signal()
-    // This thread has the caller's priority: it drains the queue alongside the writer.
-    let deadline = clock.now() + seconds
-    while clock.now() < deadline, writeNext() {}
-    guard state.withLock({ $0.writerRunning }) else { return }
-    if writerDone.wait(timeout: .now() + max(0, deadline - clock.now())) == .timedOut {
-      logger.warning("The disk cache's writer did not finish within \(Int(seconds)) s")
-    }
+    queue.close(seconds: seconds)
   }
 
-  public var statistics: DiskCacheWriterStatistics {
-    state.withLock { state in
-      var statistics = state.statistics
-      statistics.bytes = state.bytes
-      statistics.blocks = state.queued.count
-      return statistics
-    }
-  }
-
-  // MARK: - Internals
-
-  private func writeQueue() {
-    while true {
-      if writeNext() { continue }
-      if state.withLock({ $0.closed }) { return }
-      work.wait()
-    }
-  }
-
-  /// Writes the oldest queued block; false when the queue is empty. The block stays queued (and
-  /// served by `get`) until its file is in place.
-  private func writeNext() -> Bool {
-    let next: (BlockKey, [UInt8])? = state.withLock { state in
-      while state.head < state.order.count {
-        let key = state.order[state.head]
-        state.head += 1
-        if state.head > 256 && state.head * 2 > state.order.count {
-          state.order.removeFirst(state.head)
-          state.head = 0
-        }
-        // Another thread (the writer, or close) may have taken it already.
-        if let bytes = state.queued[key] { return (key, bytes) }
-      }
-      return nil
-    }
-    guard let (key, bytes) = next else { return false }
-    cache.put(key, bytes)
-    let removed = state.withLock { state -> [UInt8]? in
-      guard let removed = state.queued.removeValue(forKey: key) else { return nil }
-      state.bytes -= removed.count
-      state.statistics.written += 1
-      return removed
-    }
-    _ = removed
-    return true
-  }
+  public var statistics: DiskCacheWriterStatistics { queue.statistics }
 }
 
 /// What a `DiskCacheWriter` did: blocks queued, written, and left uncached because the queue was

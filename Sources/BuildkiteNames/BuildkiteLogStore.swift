@@ -121,6 +121,9 @@ public final class BuildkiteLogStore: ObjectClient {
     }
   }
 
+  /// A finished job's log never changes; a running job's grows, so its blocks are never shared.
+  public func isFixed(etag: String) -> Bool { Self.size(fromETag: etag) != nil }
+
   static func size(fromETag etag: String) -> UInt64? {
     guard etag.hasPrefix("\"size-"), etag.hasSuffix("\"") else { return nil }
     return UInt64(etag.dropFirst(6).dropLast())

@@ -6,7 +6,8 @@ import Synchronization
 
 /// The read path for remote objects, in fixed-size blocks.
 ///
-/// A block comes from the memory cache, else the disk cache, else the store. Every block being
+/// A block comes from the memory cache, else the disk cache, else the shared cache (a bucket a
+/// fleet shares, for versions that never change), else the store. Every block being
 /// fetched has one promise in `inFlight`, so concurrent readers of a block share one fetch. A
 /// fetch covers a run of consecutive blocks with one ranged GET (If-Match on the ETag, so blocks of
 /// two versions of an object never mix), and each block is published as soon as its last byte
@@ -27,6 +28,8 @@ final class BlockReader: Sendable {
   let memory: MemoryBlockCache
   /// The disk cache, through its writer: blocks queued for it are found there too.
   let disk: DiskCacheWriter?
+  /// The bucket a fleet shares blocks in: read after the disk cache, written after the store.
+  let shared: SharedBlockCache?
   let pool: WorkerPool
   let logger: Logger
   let waitLimit: Double
@@ -36,7 +39,7 @@ final class BlockReader: Sendable {
 
   init(
     client: any ObjectClient, blockSize: Int, partSize: Int, memory: MemoryBlockCache, disk: DiskCacheWriter?,
-    pool: WorkerPool, waitLimit: Double, counters: ReadCounters, logger: Logger
+    shared: SharedBlockCache? = nil, pool: WorkerPool, waitLimit: Double, counters: ReadCounters, logger: Logger
   ) {
     self.client = client
     self.source = client.identity
@@ -44,6 +47,7 @@ final class BlockReader: Sendable {
     self.partBlocks = max(1, partSize / blockSize)
     self.memory = memory
     self.disk = disk
+    self.shared = shared
     self.pool = pool
     self.waitLimit = waitLimit
     self.counters = counters
@@ -163,18 +167,27 @@ final class BlockReader: Sendable {
     }
   }
 
-  /// Fetches claimed blocks: from the disk cache where it has them, else in runs of consecutive
-  /// blocks from the store. Every claimed block's promise is fulfilled, with bytes or an error.
+  /// Fetches claimed blocks: from the disk cache where it has them, else from the shared cache, else
+  /// in runs of consecutive blocks from the store. Every claimed block's promise is fulfilled, with
+  /// bytes or an error.
   ///
   /// A store that serves only suffixes is asked for a run that ends at the object's end as is (a
   /// `tail` costs only the end); any other miss fetches the whole object once, keeping every block.
   private func fetch(_ object: ObjectVersion, _ claimed: [UInt64]) throws(FilesystemError) {
     var toFetch: [UInt64] = []
+    var shared = sharedCache(for: object)
     for index in claimed {
-      if let disk, let bytes = disk.get(blockKey(object, index)), bytes.count == blockRange(object, index).count {
+      let key = blockKey(object, index)
+      let count = blockRange(object, index).count
+      if let disk, let bytes = disk.get(key), bytes.count == count {
         counters.diskHits.add(1, ordering: .relaxed)
-        publish(object, index, bytes, toDisk: false)
+        publish(object, index, bytes, from: .disk)
+      } else if let bytes = shared?.get(key, count: Int(count)) {
+        publish(object, index, bytes, from: .shared)
       } else {
+        // A machine that fetched a file shared all its blocks, so after one miss the rest of these
+        // usually miss too: they go to the store without a GET of the shared bucket each.
+        shared = nil
         toFetch.append(index)
       }
     }
@@ -226,7 +239,7 @@ final class BlockReader: Sendable {
             buffer.append(contentsOf: remaining.prefix(take))
             if offset + UInt64(take) == blockEnd {
               counters.fetchedBlocks.add(1, ordering: .relaxed)
-              publish(object, index, buffer, toDisk: true)
+              publish(object, index, buffer, from: .store)
               published.insert(index)
               buffer.removeAll(keepingCapacity: true)
             }
@@ -249,13 +262,23 @@ final class BlockReader: Sendable {
     }
   }
 
-  private func publish(_ object: ObjectVersion, _ index: UInt64, _ bytes: [UInt8], toDisk: Bool) {
+  /// The shared cache, if the object's blocks may be shared: a version that never changes.
+  private func sharedCache(for object: ObjectVersion) -> SharedBlockCache? {
+    guard let shared, client.isFixed(etag: object.etag) else { return nil }
+    return shared
+  }
+
+  /// Where a published block came from, which says which caches lack it.
+  private enum Origin { case disk, shared, store }
+
+  private func publish(_ object: ObjectVersion, _ index: UInt64, _ bytes: [UInt8], from origin: Origin) {
     let key = blockKey(object, index)
     memory.put(key, bytes)
     let promise = inFlight.withLock { $0.removeValue(forKey: key) }
     promise?.fulfil(.success(bytes))
-    // Readers waiting for the block have it before it is written to disk.
-    if toDisk { disk?.put(key, bytes) }
+    // Readers waiting for the block have it before it is written to disk or shared.
+    if origin != .disk { disk?.put(key, bytes) }
+    if origin == .store { sharedCache(for: object)?.put(key, bytes) }
   }
 
   private func fail(_ object: ObjectVersion, _ indices: [UInt64], _ error: FilesystemError) {

@@ -59,6 +59,8 @@ public final class LogFilesystem: Sendable {
   let memoryCache: MemoryBlockCache
   let diskCache: DiskBlockCache?
   let diskWriter: DiskCacheWriter?
+  /// The bucket a fleet of machines shares blocks in (`--shared-cache`), if any.
+  let sharedCache: SharedBlockCache?
   /// Times listings' TTLs.
   let clock: any MonotonicClock
   let counters = ReadCounters()
@@ -134,7 +136,8 @@ public final class LogFilesystem: Sendable {
 
   public init(
     namespace: any Namespace, configuration: FilesystemConfiguration, memoryCache: MemoryBlockCache,
-    diskCache: DiskBlockCache?, clock: any MonotonicClock = SystemClock(), logger: Logger
+    diskCache: DiskBlockCache?, sharedCache: SharedBlockCache? = nil, clock: any MonotonicClock = SystemClock(),
+    logger: Logger
   ) {
     self.namespace = namespace
     self.clock = clock
@@ -142,6 +145,7 @@ public final class LogFilesystem: Sendable {
     self.logger = logger
     self.memoryCache = memoryCache
     self.diskCache = diskCache
+    self.sharedCache = sharedCache
     self.diskWriter = diskCache.map {
       DiskCacheWriter(cache: $0, maxQueuedBytes: configuration.diskWriteQueueBytes, clock: clock, logger: logger)
     }
@@ -184,6 +188,7 @@ public final class LogFilesystem: Sendable {
   public func shutdown() {
     pool.shutdown()
     diskWriter?.close()
+    sharedCache?.close()
   }
 
   // MARK: Names
@@ -673,7 +678,7 @@ public final class LogFilesystem: Sendable {
       if let reader = readers[client.identity] { return reader }
       let reader = BlockReader(
         client: client, blockSize: configuration.blockSize, partSize: configuration.partSize, memory: memoryCache,
-        disk: diskWriter, pool: pool, waitLimit: configuration.waitLimit,
+        disk: diskWriter, shared: sharedCache, pool: pool, waitLimit: configuration.waitLimit,
         counters: counters, logger: logger)
       readers[client.identity] = reader
       return reader
@@ -694,6 +699,7 @@ public final class LogFilesystem: Sendable {
     let memory = memoryCache.statistics
     let disk = diskCache?.statistics
     let writer = diskWriter?.statistics
+    let shared = sharedCache?.statistics ?? SharedCacheStatistics()
     return MountStatistics(
       source: namespace.clients.map(\.identity).joined(separator: " "), pid: getpid(),
       requests: MountStatistics.Requests(list: total(\.lists), head: total(\.heads), get: total(\.gets)),
@@ -706,7 +712,9 @@ public final class LogFilesystem: Sendable {
         memoryBytes: memory.bytes, diskBytes: disk?.bytes ?? 0, diskBytesOnDisk: diskCache?.bytesOnDisk ?? 0,
         diskBlocks: disk?.blocks ?? 0, diskEvictions: disk?.evictions ?? 0, corruptBlocks: disk?.corruptBlocks ?? 0,
         diskQueueBytes: writer?.bytes ?? 0, diskQueueMaxBytes: writer?.maxBytes ?? 0,
-        diskQueueDropped: writer?.dropped ?? 0),
+        diskQueueDropped: writer?.dropped ?? 0, sharedHits: shared.hits, sharedMisses: shared.misses,
+        sharedWrites: shared.writes, sharedCorruptBlocks: shared.corruptBlocks, sharedFailures: shared.failures,
+        sharedDropped: shared.dropped, sharedQueueBytes: shared.queuedBytes),
       cachedNames: cachedNames)
   }
 }

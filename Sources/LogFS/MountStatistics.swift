@@ -24,6 +24,15 @@ public struct MountStatistics: Codable, Sendable, Hashable {
     public var diskQueueBytes: Int
     public var diskQueueMaxBytes: Int
     public var diskQueueDropped: Int
+    /// The shared cache (`--shared-cache`): blocks found, not found, written, refused as damaged,
+    /// requests that failed, blocks left unshared, and bytes waiting to be written; all 0 without one.
+    public var sharedHits: Int
+    public var sharedMisses: Int
+    public var sharedWrites: Int
+    public var sharedCorruptBlocks: Int
+    public var sharedFailures: Int
+    public var sharedDropped: Int
+    public var sharedQueueBytes: Int
   }
 
   /// The stores the mount reads, by identity, separated by spaces.

@@ -18,6 +18,10 @@ public protocol ObjectClient: Sendable {
   /// suffix-only store costs the whole object, so readers fetch such objects whole.
   var rangeSupport: RangeSupport { get }
 
+  /// Whether the bytes of the version with this ETag can never change, so that its blocks may be
+  /// kept where other machines read them (the shared block cache).
+  func isFixed(etag: String) -> Bool
+
   /// One page of a listing: ListObjectsV2 semantics (keys in UTF-8 byte order; with a delimiter,
   /// keys holding it after the prefix are rolled up into common prefixes).
   func listPage(_ request: ListRequest) throws(ObjectStoreError) -> ListPage
@@ -40,6 +44,10 @@ public enum RangeSupport: Sendable, Hashable {
 
 extension ObjectClient {
   public var rangeSupport: RangeSupport { .any }
+
+  /// True: an ETag names one content (S3's is a digest of it). A running job's log, whose ETag
+  /// names only a length, is the exception.
+  public func isFixed(etag: String) -> Bool { true }
 
   /// Reads `range` into one array; for tests and small reads.
   public func getBytes(key: String, range: Range<UInt64>, ifMatch: String? = nil) throws(ObjectStoreError) -> [UInt8] {

@@ -1,3 +1,4 @@
+import Digests
 public import HTTPTransport
 public import Logging
 public import ObjectStore
@@ -7,7 +8,7 @@ public import SystemBase
 /// An S3 bucket (or an S3-compatible endpoint) as an `ObjectClient`: ListObjectsV2, HEAD and ranged
 /// GET, signed with SigV4 (or unsigned), retried with backoff and full jitter, following the bucket
 /// to its region. Calls block the calling thread and are safe from any number of threads.
-public final class S3ObjectClient: ObjectClient {
+public final class S3ObjectClient: WritableObjectClient {
   public let configuration: S3Configuration
   public let identity: String
   public var isRemote: Bool { true }
@@ -131,6 +132,35 @@ public final class S3ObjectClient: ObjectClient {
     }
   }
 
+  // MARK: - WritableObjectClient (the shared block cache's bucket)
+
+  public func getObject(key: String, limit: Int) throws(ObjectStoreError) -> [UInt8]? {
+    counters.gets.add(1, ordering: .relaxed)
+    do throws(ObjectStoreError) {
+      return try retries.run("GET \(display(key))", policy()) { () throws(Outcome) -> [UInt8] in
+        let (response, body) = try exchange(method: "GET", key: key, query: [], headers: [], collectLimit: limit)
+        guard (200..<300).contains(response.status) else { throw classify(response, body: body) }
+        noteRegion(response)
+        counters.bytesFetched.add(body.count, ordering: .relaxed)
+        return body
+      }
+    } catch {
+      if error.kind == .notFound { return nil }
+      throw error
+    }
+  }
+
+  public func put(key: String, bytes: [UInt8]) throws(ObjectStoreError) {
+    // Signed over the body's digest, so a body changed on the way is refused by S3.
+    let digest = SHA256.hexHash(bytes)
+    try retries.run("PUT \(display(key))", policy()) { () throws(Outcome) in
+      let (response, body) = try exchange(
+        method: "PUT", key: key, query: [], headers: [], collectLimit: 0, body: bytes, payloadSHA256: digest)
+      guard (200..<300).contains(response.status) else { throw classify(response, body: body) }
+      noteRegion(response)
+    }
+  }
+
   // MARK: - Mount-time check
 
   /// One ListObjectsV2 (max-keys 1) under the prefix, with a short retry budget (2 attempts, about
@@ -219,14 +249,15 @@ public final class S3ObjectClient: ObjectClient {
 
   /// The headers to send: Host, the signature's (when signing), then `extra` (not signed).
   private func signedHeaders(
-    _ method: String, _ address: Address, _ extra: [(name: String, value: String)]
+    _ method: String, _ address: Address, _ extra: [(name: String, value: String)],
+    payloadSHA256: String = emptyPayloadSHA256
   ) -> [(name: String, value: String)] {
     let host = [(name: "Host", value: address.host)]
     guard let credentials = configuration.credentials else { return host + extra }
     let signer = SigV4Signer(credentials: credentials, region: region, service: "s3")
     let request = SignableRequest(
       method: method, path: address.path, query: address.query, headers: [(name: "host", value: address.host)],
-      payloadSHA256: emptyPayloadSHA256)
+      payloadSHA256: payloadSHA256)
     return host
       + signer.signatureHeaders(for: request, epochSeconds: signingTime(), addContentSHA256: true) + extra
   }
@@ -235,14 +266,16 @@ public final class S3ObjectClient: ObjectClient {
   /// error (not 2xx), only what `HTTPClient.errorBodyLimit` allows.
   private func exchange(
     method: String, key: String?, query: [(String, String)], headers: [(name: String, value: String)],
-    collectLimit: Int, timeouts: HTTPTimeouts? = nil
+    collectLimit: Int, timeouts: HTTPTimeouts? = nil, body requestBody: [UInt8]? = nil,
+    payloadSHA256: String = emptyPayloadSHA256
   ) throws(Outcome) -> (HTTPResponse, [UInt8]) {
     let address = address(key: key, query: query, region: region)
     var body = [UInt8]()
     do throws(HTTPError) {
       let (response, errorBody) = try http.performJudgingErrors(
         HTTPRequest(
-          method: method, url: address.url, headers: signedHeaders(method, address, headers),
+          method: method, url: address.url,
+          headers: signedHeaders(method, address, headers, payloadSHA256: payloadSHA256), body: requestBody,
           maxBodyBytes: max(collectLimit, HTTPClient.errorBodyLimit), timeouts: timeouts),
         onSuccessBody: { chunk in
           body.append(contentsOf: chunk)

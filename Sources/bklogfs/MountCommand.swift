@@ -30,6 +30,7 @@ struct MountCommand: ParsableCommand {
   @OptionGroup(title: "Buildkite") var buildkite: BuildkiteOptions
   @OptionGroup(title: "Cache") var location: CacheLocationOptions
   @OptionGroup(title: "Cache") var cache: CacheOptions
+  @OptionGroup(title: "Shared cache") var shared: SharedCacheOptions
   @OptionGroup(title: "Reading") var reading: ReadingOptions
   @OptionGroup(title: "Network") var network: NetworkOptions
 
@@ -85,6 +86,7 @@ struct MountCommand: ParsableCommand {
     if reading.partSize.bytes < 1 << 20 { throw ValidationError("--part-size must be at least 1M.") }
     if reading.readahead.bytes < 1 << 20 { throw ValidationError("--readahead must be at least 1M.") }
     try network.validate()
+    _ = try shared.target()
     for option in options where option.split(separator: ",").contains(where: { $0 == "rw" }) {
       throw ValidationError("bklogfs mounts are read-only; drop the rw option.")
     }
@@ -265,6 +267,10 @@ struct MountCommand: ParsableCommand {
         throw MountFailure(error.description)
       }
     }
+    // Blocks waiting to be written to the shared cache: at most a quarter of the memory cache more.
+    let sharedCache = try makeSharedCache(
+      shared, s3: s3, connectTimeout: network.connectTimeout, insecureHTTP: insecureHTTP, blockSize: blockSize,
+      maxQueuedBytes: max(blockSize, cache.memoryCacheSize.bytes / 4), logger: logger)
     let configuration = FilesystemConfiguration(
       blockSize: blockSize, partSize: reading.partSize.bytes, maxReadahead: UInt64(reading.readahead.bytes),
       directoryTTL: directoryTTL, waitLimit: network.waitLimit,
@@ -274,7 +280,8 @@ struct MountCommand: ParsableCommand {
       metadataCacheNames: cache.metadataCacheNames)
     let filesystem = LogFilesystem(
       namespace: namespace, configuration: configuration,
-      memoryCache: MemoryBlockCache(maxBytes: cache.memoryCacheSize.bytes), diskCache: diskCache, logger: logger)
+      memoryCache: MemoryBlockCache(maxBytes: cache.memoryCacheSize.bytes), diskCache: diskCache,
+      sharedCache: sharedCache, logger: logger)
     defer { filesystem.shutdown() }
 
     let session: FuseSession

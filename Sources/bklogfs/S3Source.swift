@@ -49,8 +49,11 @@ struct S3Target: Equatable {
   }
 }
 
+/// - Parameter writes: the client writes (the shared cache), so `--no-sign-request` is no way out
+///   of missing credentials.
 func makeS3Client(
-  target: S3Target, options: S3Options, timeouts: HTTPTimeouts, insecureHTTP: Bool, logger: Logger
+  target: S3Target, options: S3Options, timeouts: HTTPTimeouts, insecureHTTP: Bool, maxAttempts: Int = 5,
+  writes: Bool = false, logger: Logger
 ) throws -> S3ObjectClient {
   let settings: AWSSettings
   do throws(AWSConfigurationError) {
@@ -62,8 +65,10 @@ func makeS3Client(
   let credentials = options.noSignRequest ? nil : settings.credentials
   if !options.noSignRequest && credentials == nil {
     throw MountFailure(
-      "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, name a profile with --profile, "
-        + "or pass --no-sign-request for a public bucket")
+      "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+        + (writes
+          ? "or name a profile with --profile"
+          : "name a profile with --profile, or pass --no-sign-request for a public bucket"))
   }
   let endpoint = options.endpoint ?? settings.endpoint
   if let endpoint {
@@ -72,7 +77,7 @@ func makeS3Client(
   }
   let configuration = S3Configuration(
     bucket: target.bucket, prefix: target.prefix, region: options.region ?? settings.region ?? "us-east-1",
-    endpoint: endpoint, credentials: credentials, timeouts: timeouts)
+    endpoint: endpoint, credentials: credentials, timeouts: timeouts, maxAttempts: maxAttempts)
   do throws(ObjectStoreError) {
     return try S3ObjectClient(configuration: configuration, logger: logger)
   } catch {

@@ -21,7 +21,7 @@ struct Fixture {
     store: InMemoryObjectClient = InMemoryObjectClient(), rootPrefix: String = "", disk: DiskBlockCache? = nil,
     readahead: UInt64 = 0, directoryTTL: Double = 60, listingFreshness: Double = 60, walkAhead: Int = 0,
     diskWriteQueue: Int = 0, metadataCacheNames: Int = 1_000_000, pagesBeforeStreaming: Int = 5,
-    clock: any MonotonicClock = SystemClock(), logger: Logger = Logger(label: "test")
+    shared: SharedBlockCache? = nil, clock: any MonotonicClock = SystemClock(), logger: Logger = Logger(label: "test")
   ) {
     self.store = store
     faults = FaultInjectingObjectClient(store)
@@ -36,7 +36,7 @@ struct Fixture {
         pagesBeforeStreaming: pagesBeforeStreaming, clock: clock),
       configuration: configuration,
       memoryCache: MemoryBlockCache(maxBytes: 1 << 20),
-      diskCache: disk, clock: clock, logger: logger)
+      diskCache: disk, sharedCache: shared, clock: clock, logger: logger)
   }
 
   func resolve(_ path: String) throws -> Attributes {

@@ -8,6 +8,30 @@ import Testing
 /// stand on must answer as S3 does, and the S3 client as a real S3 server (RGW) expects. Where the
 /// stores differ, S3's documented behaviour is the reference.
 @Suite struct ObjectStoreConformanceTests {
+  /// The shared block cache's calls, on the stores that can be written (all but a local directory).
+  @Test(arguments: Store.allCases)
+  func writtenObjectsAreReadBackWhole(_ store: Store) throws {
+    try Fixture.with(store) { client throws in
+      guard let writable = client as? any WritableObjectClient else {
+        #expect(store == .localDirectory)
+        return
+      }
+      let key = "shared/bklogfs-blocks/v1/" + String(repeating: "ab", count: 32)
+      #expect(try writable.getObject(key: key, limit: 1 << 20) == nil)
+      try writable.put(key: key, bytes: Fixture.big)
+      #expect(try writable.getObject(key: key, limit: 1 << 20) == Fixture.big)
+      #expect(try writable.getBytes(key: key, range: 10..<20) == Array(Fixture.big[10..<20]))
+      // Written again: replaced whole.
+      try writable.put(key: key, bytes: [1, 2, 3])
+      #expect(try writable.getObject(key: key, limit: 1 << 20) == [1, 2, 3])
+      #expect(try writable.listAll(prefix: "shared/", delimiter: nil).objects.map(\.key) == [key])
+      let tooLong = #expect(throws: ObjectStoreError.self) {
+        try writable.getObject(key: "data/big.log", limit: 1000)
+      }
+      #expect(tooLong?.kind == .invalidResponse)
+    }
+  }
+
   @Test(arguments: Store.allCases)
   func listingWithADelimiter(_ store: Store) throws {
     try Fixture.with(store) { client throws in

@@ -56,6 +56,20 @@ import Testing
     #expect(refused?.kind == .accessDenied)
     #expect(refused?.message.contains("SignatureDoesNotMatch") == true)
     #expect(refused?.message.contains(keys[1]) == false)
+
+    // The shared cache's calls: a PUT signed over its body's digest, and GETs of whole objects.
+    let block = Array(expected[0..<70_000])
+    try good.put(key: "fleet/bklogfs-blocks/v1/0a1b", bytes: block)
+    #expect(try good.getObject(key: "fleet/bklogfs-blocks/v1/0a1b", limit: 1 << 20) == block)
+    #expect(try good.getObject(key: "fleet/bklogfs-blocks/v1/none", limit: 1 << 20) == nil)
+    let tooLong = #expect(throws: ObjectStoreError.self) {
+      try good.getObject(key: "fleet/bklogfs-blocks/v1/0a1b", limit: 1000)
+    }
+    #expect(tooLong?.kind == .invalidResponse)
+    let refusedPut = #expect(throws: ObjectStoreError.self) {
+      try wrongSecret.put(key: "fleet/bklogfs-blocks/v1/0a1c", bytes: block)
+    }
+    #expect(refusedPut?.kind == .accessDenied)
   }
 
   private func runSetup(endpoint: String, bucket: String, key: String) throws -> [String] {

@@ -5,7 +5,7 @@ import Synchronization
 /// (keys in UTF-8 byte order, delimiter roll-up, pages and continuation tokens, start-after), ranged
 /// GETs, If-Match. It counts calls, so tests can check what the filesystem asks for. It never fails
 /// of its own accord: wrap it in `FaultInjectingObjectClient` for that.
-public final class InMemoryObjectClient: ObjectClient {
+public final class InMemoryObjectClient: WritableObjectClient {
   private struct State {
     var objects: [ExactName: (info: ObjectInfo, bytes: [UInt8])] = [:]
     var pageSize = 1000
@@ -17,13 +17,53 @@ public final class InMemoryObjectClient: ObjectClient {
   public let identity: String
   public let isRemote: Bool
   public let rangeSupport: RangeSupport
+  /// ETags starting with this name versions that may change (as a running job's log's do).
+  public let changingETagPrefix: String?
 
   /// With `rangeSupport: .suffixOnly` the store refuses any range that does not end at the object's
   /// end, as Buildkite's log endpoint does.
-  public init(identity: String = "memory://test", isRemote: Bool = true, rangeSupport: RangeSupport = .any) {
+  public init(
+    identity: String = "memory://test", isRemote: Bool = true, rangeSupport: RangeSupport = .any,
+    changingETagPrefix: String? = nil
+  ) {
     self.identity = identity
     self.isRemote = isRemote
     self.rangeSupport = rangeSupport
+    self.changingETagPrefix = changingETagPrefix
+  }
+
+  public func isFixed(etag: String) -> Bool {
+    guard let changingETagPrefix else { return true }
+    return !etag.hasPrefix(changingETagPrefix)
+  }
+
+  /// Stores an object under an ETag chosen by the caller.
+  public func put(_ key: String, _ bytes: [UInt8], etag: String) {
+    let info = ObjectInfo(
+      key: key, size: UInt64(bytes.count), lastModified: Timestamp(seconds: 1_700_000_000), etag: etag)
+    state.withLock { $0.objects[ExactName(key)] = (info, bytes) }
+  }
+
+  /// The bytes of an object, if there is one (not counted).
+  public func bytes(of key: String) -> [UInt8]? { state.withLock { $0.objects[ExactName(key)]?.bytes } }
+
+  /// Every key held, in byte order (not counted).
+  public var keys: [String] { state.withLock { $0.objects.keys.map(\.string).sorted(by: utf8Less) } }
+
+  // MARK: WritableObjectClient
+
+  public func getObject(key: String, limit: Int) throws(ObjectStoreError) -> [UInt8]? {
+    counters.gets.add(1, ordering: .relaxed)
+    guard let bytes = bytes(of: key) else { return nil }
+    guard bytes.count <= limit else {
+      throw ObjectStoreError(.invalidResponse, "the response is larger than \(limit) bytes")
+    }
+    counters.bytesFetched.add(bytes.count, ordering: .relaxed)
+    return bytes
+  }
+
+  public func put(key: String, bytes: [UInt8]) throws(ObjectStoreError) {
+    put(key, bytes)
   }
 
   public func put(_ key: String, _ bytes: [UInt8], lastModified: Timestamp = Timestamp(seconds: 1_700_000_000)) {

@@ -17,6 +17,8 @@ Faults, each spoiling one response:
     429     Buildkite's rate limit: `429` with `RateLimit-Remaining: 0` and `RateLimit-Reset:
             reset_seconds`, and its JSON message
     long    the whole body and 10 bytes more, its Content-Length grown to match
+    403     S3's `403 AccessDenied`, as a bucket policy refuses a request: only as `fail_all` or
+            one of `next_faults`
     redirect
             S3's `301 PermanentRedirect` with `x-amz-bucket-region: redirect_region`, as S3 answers
             a request signed for another region than the bucket's
@@ -40,7 +42,7 @@ import time
 from collections import Counter
 
 FAULTS = ("503", "500", "reset", "short", "range")
-ALL_FAULTS = FAULTS + ("stall", "429", "long", "redirect")
+ALL_FAULTS = FAULTS + ("stall", "429", "long", "redirect", "403")
 # Faults that spoil a body, so fit only a request answered with one.
 BODY_FAULTS = ("reset", "short", "long")
 
@@ -49,6 +51,8 @@ ERROR_BODIES = {
             b"<Message>Please reduce your request rate.</Message></Error>"),
     "500": (b"500 Internal Server Error", b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>"
             b"<Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>"),
+    "403": (b"403 Forbidden", b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>"
+            b"<Message>Access Denied</Message></Error>"),
 }
 
 

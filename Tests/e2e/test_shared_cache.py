@@ -1,0 +1,229 @@
+"""End-to-end: `--shared-cache s3://BUCKET/PREFIX`, a block cache a fleet of machines shares (doc/SHARED-CACHE.md).
+
+Two mounts with separate local caches stand for two machines. The shared bucket is on the session's
+moto_server; logs come from the project's fake Buildkite API (whose own counters say what each mount
+asked of it) and from the seeded archive bucket (whose GETs `bklogfs stats` counts).
+"""
+
+import random
+import subprocess
+import time
+from types import SimpleNamespace
+from urllib.parse import urlparse
+
+import pytest
+
+from conftest import REGION, clean_env, closed_port, is_mounted, load_fake_buildkite_world, read_file, run_bklogfs
+from fault_proxy import FaultProxy
+
+WORLD = load_fake_buildkite_world()
+SPECIAL = WORLD.SPECIAL
+ORG, WEB = SPECIAL["org"], SPECIAL["big_pipeline"]
+LOG = "/v2/organizations/{org}/pipelines/{pipeline}/builds/{number}/jobs/{job}/log"
+HEAD_LOG, GET_LOG = "HEAD " + LOG, "GET " + LOG
+FOLDER = "bklogfs-blocks/v1/"
+
+
+@pytest.fixture
+def shared_bucket(moto):
+    """A fresh bucket on moto for the shared cache; returns (name, prefix)."""
+    name = f"bk-shared-{random.randrange(1 << 32):08x}"
+    moto.client.create_bucket(Bucket=name)
+    return name, "fleet"
+
+
+def shared_args(moto, bucket):
+    name, prefix = bucket
+    return ["--shared-cache", f"s3://{name}/{prefix}", "--shared-cache-endpoint", moto.endpoint,
+            "--shared-cache-region", REGION]
+
+
+def block_objects(moto, bucket):
+    """{key: bytes} of the shared blocks in the bucket (the mount's check object left out)."""
+    name, prefix = bucket
+    listed = moto.client.list_objects_v2(Bucket=name, Prefix=f"{prefix}/{FOLDER}").get("Contents", [])
+    keys = [o["Key"] for o in listed if not o["Key"].endswith("/mount-check")]
+    return {k: moto.client.get_object(Bucket=name, Key=k)["Body"].read() for k in keys}
+
+
+def names_args(fake, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text(fake.token + "\n")
+    token_file.chmod(0o600)
+    return ["--api-token-file", str(token_file), "--api-endpoint", fake.api]
+
+
+def spent(fake):
+    """Requests per endpoint template since the last call, then zero the counters."""
+    c = fake.counters()
+    fake.control("reset-counters")
+    return c["endpoints"]
+
+
+def wait_for(m, field, at_least, timeout=30):
+    deadline = time.monotonic() + timeout
+    while (stats := m.stats())["cache"][field] < at_least:
+        assert time.monotonic() < deadline, stats
+        time.sleep(0.1)
+    return stats
+
+
+def read_by_a_first_mount(mount, fake, moto, shared_bucket, tmp_path):
+    """A finished job's log read through Buildkite's API by a first mount with the shared cache;
+    returns (the mount's source arguments, the log's path in a mount, its bytes, the mount)."""
+    builds = WORLD.find_pipeline(fake.world, ORG, WEB)["builds"]
+    number = max(b["number"] for b in builds)
+    job = [j for j in WORLD.find_build(fake.world, ORG, WEB, number)["jobs"] if j.get("type") == "script"][0]["id"]
+    expected = WORLD.log_bytes(fake.world, job)
+    relative = f"{ORG}/{WEB}/{number}/{job}.log"
+    source = names_args(fake, tmp_path) + shared_args(moto, shared_bucket)
+    first = mount(_source_args=source)
+    assert read_file(first / relative) == expected
+    return source, relative, expected, first
+
+
+def test_a_second_mount_reads_a_buildkite_log_the_first_fetched_without_asking_the_api(
+        mount, fake_buildkite, moto, shared_bucket, tmp_path):
+    fake = fake_buildkite
+    source, relative, expected, first = read_by_a_first_mount(mount, fake, moto, shared_bucket, tmp_path)
+    blocks = (len(expected) + (1 << 20) - 1) >> 20
+    stats = wait_for(first, "shared_writes", blocks)
+    assert stats["cache"]["shared_misses"] == blocks and stats["cache"]["shared_corrupt_blocks"] == 0, stats
+    assert len(block_objects(moto, shared_bucket)) == blocks
+    name, prefix = shared_bucket
+    check = moto.client.get_object(Bucket=name, Key=f"{prefix}/{FOLDER}mount-check")["Body"].read()
+    assert check.startswith(b"bklogfs shared block cache")
+    assert spent(fake).get(GET_LOG) == 1
+
+    # The second machine learns the log's name and size from the API as any mount does (a HEAD)...
+    second = mount(_source_args=source)
+    subprocess.run(["ls", "-l", str((second / relative).parent)], check=True, capture_output=True, timeout=60)
+    assert spent(fake).get(HEAD_LOG, 0) >= 1
+    # ...and then reads its bytes from the shared cache: not one request to the API.
+    assert read_file(second / relative) == expected
+    assert spent(fake) == {}, "reading the log asked the API"
+    stats = second.stats()["cache"]
+    assert stats["shared_hits"] == blocks and stats["misses"] == 0 and stats["shared_writes"] == 0, stats
+
+
+def test_a_damaged_shared_block_is_detected_refetched_and_rewritten(
+        mount, fake_buildkite, moto, shared_bucket, tmp_path):
+    fake = fake_buildkite
+    source, relative, expected, first = read_by_a_first_mount(mount, fake, moto, shared_bucket, tmp_path)
+    wait_for(first, "shared_writes", 1)
+    (key, good), = block_objects(moto, shared_bucket).items()
+    # One flipped byte of the data, written over the object as S3 would serve any other object.
+    damaged = bytearray(good)
+    damaged[-1] ^= 0xFF
+    moto.client.put_object(Bucket=shared_bucket[0], Key=key, Body=bytes(damaged))
+
+    second = mount(_source_args=source)
+    subprocess.run(["ls", "-l", str((second / relative).parent)], check=True, capture_output=True, timeout=60)
+    spent(fake)
+    assert read_file(second / relative) == expected
+    assert spent(fake) == {GET_LOG: 1}, "the damaged block was not fetched from the API"
+    stats = wait_for(second, "shared_writes", 1)["cache"]
+    assert stats["shared_corrupt_blocks"] == 1 and stats["shared_hits"] == 0, stats
+    assert "is damaged" in second.log_path.read_text(errors="replace")
+    # Written again, byte for byte what the first mount wrote.
+    assert block_objects(moto, shared_bucket) == {key: good}
+
+    # A truncated object is refused the same way.
+    moto.client.put_object(Bucket=shared_bucket[0], Key=key, Body=good[: len(good) // 2])
+    third = mount(_source_args=source)
+    subprocess.run(["ls", "-l", str((third / relative).parent)], check=True, capture_output=True, timeout=60)
+    spent(fake)
+    assert read_file(third / relative) == expected
+    assert spent(fake) == {GET_LOG: 1}
+    assert third.stats()["cache"]["shared_corrupt_blocks"] == 1
+
+
+def test_an_archived_log_read_by_one_mount_is_served_to_another_from_the_shared_cache(mount, moto, shared_bucket):
+    # An archive of its own: one log of 3.5 blocks, in Buildkite's layout.
+    archive = SimpleNamespace(name=f"bk-archive-{random.randrange(1 << 32):08x}", endpoint=moto.endpoint)
+    moto.client.create_bucket(Bucket=archive.name)
+    key = "0190a1b2-org/0190a1b3-pipeline/0190a1b4-build/0190a1b5-job.log"
+    body = random.Random(13).randbytes(3 * (1 << 20) + (1 << 19))
+    moto.client.put_object(Bucket=archive.name, Key=key, Body=body)
+    blocks = 4
+
+    first = mount(bucket=archive, extra_args=shared_args(moto, shared_bucket))
+    assert read_file(first / key) == body
+    stats = wait_for(first, "shared_writes", blocks)
+    assert stats["requests"]["get"] >= 1 and stats["cache"]["shared_misses"] >= 1, stats
+    assert len(block_objects(moto, shared_bucket)) == blocks
+
+    second = mount(bucket=archive, extra_args=shared_args(moto, shared_bucket))
+    assert read_file(second / key) == body
+    stats = second.stats()
+    assert stats["requests"]["get"] == 0, stats
+    assert stats["cache"]["shared_hits"] == blocks and stats["cache"]["misses"] == 0, stats
+
+    # The object replaced in the archive: its new ETag names other blocks, so nothing stale is served.
+    changed = bytes(b ^ 0x55 for b in body[: 1 << 20]) + body[1 << 20:]
+    moto.client.put_object(Bucket=archive.name, Key=key, Body=changed)
+    third = mount(bucket=archive, extra_args=shared_args(moto, shared_bucket))
+    assert read_file(third / key) == changed
+    stats = third.stats()
+    assert stats["cache"]["shared_hits"] == 0 and stats["requests"]["get"] >= 1, stats
+
+
+@pytest.mark.parametrize("location, message", [
+    ("my-bucket/prefix", "--shared-cache takes s3://BUCKET/PREFIX"),
+    ("s3://", "--shared-cache takes s3://BUCKET/PREFIX"),
+    ("s3:///prefix", "is not a bucket name"),
+])
+def test_a_bad_shared_cache_url_is_refused_before_mounting(bklogfs_bin, seeded_bucket, mountpoint, location, message):
+    r = run_bklogfs(bklogfs_bin, "mount", mountpoint, "--bucket", seeded_bucket.name, "--endpoint",
+                    seeded_bucket.endpoint, "--shared-cache", location)
+    assert r.returncode != 0 and message in r.stderr, r.stderr
+    assert not is_mounted(mountpoint)
+
+
+def test_a_missing_or_unreachable_shared_bucket_stops_the_mount_with_one_sentence(
+        bklogfs_bin, seeded_bucket, moto, mountpoint):
+    source = ["--bucket", seeded_bucket.name, "--endpoint", seeded_bucket.endpoint, "--region", REGION]
+    r = run_bklogfs(bklogfs_bin, "mount", mountpoint, *source, "--shared-cache", "s3://no-such-shared-bucket/x")
+    message = r.stderr.strip()
+    assert r.returncode == 1 and "\n" not in message, r.stderr
+    assert "cannot use the shared cache s3://no-such-shared-bucket/x/" in message and "NoSuchBucket" in message
+    assert not is_mounted(mountpoint)
+
+    start = time.monotonic()
+    r = run_bklogfs(bklogfs_bin, "mount", mountpoint, *source, "--shared-cache", "s3://shared/x",
+                    "--shared-cache-endpoint", f"http://127.0.0.1:{closed_port()}")
+    assert r.returncode == 1 and "cannot use the shared cache s3://shared/x/" in r.stderr, r.stderr
+    assert time.monotonic() - start < 30
+    assert not is_mounted(mountpoint)
+
+
+def test_a_forbidden_shared_bucket_stops_the_mount_with_one_sentence(bklogfs_bin, seeded_bucket, moto, mountpoint,
+                                                                     shared_bucket):
+    # The shared bucket behind a proxy that refuses every request, as a bucket policy would.
+    proxy = FaultProxy(urlparse(moto.endpoint).port)
+    proxy.fail_all = "403"
+    try:
+        r = run_bklogfs(bklogfs_bin, "mount", mountpoint, "--bucket", seeded_bucket.name, "--endpoint",
+                        seeded_bucket.endpoint, "--region", REGION, "--shared-cache", f"s3://{shared_bucket[0]}/x",
+                        "--shared-cache-endpoint", proxy.endpoint)
+    finally:
+        proxy.stop()
+    message = r.stderr.strip()
+    assert r.returncode == 1 and "\n" not in message, r.stderr
+    assert f"cannot use the shared cache s3://{shared_bucket[0]}/x/" in message and "AccessDenied" in message
+    assert "testing" not in r.stderr  # the secret of the test's credentials
+    assert not is_mounted(mountpoint)
+
+
+def test_the_shared_cache_needs_credentials_even_for_a_public_archive(bklogfs_bin, seeded_bucket, mountpoint,
+                                                                      tmp_path):
+    # The archive is read unsigned; the shared cache is written, so it is never unsigned.
+    r = subprocess.run([bklogfs_bin, "mount", str(mountpoint), "--bucket", seeded_bucket.name, "--endpoint",
+                        seeded_bucket.endpoint, "--region", REGION, "--no-sign-request", "--shared-cache",
+                        "s3://shared/x", "--shared-cache-endpoint", seeded_bucket.endpoint],
+                       capture_output=True, text=True, timeout=60, env=clean_env(tmp_path))
+    message = r.stderr.strip()
+    assert r.returncode == 1 and "\n" not in message, r.stderr
+    assert "cannot use the shared cache s3://shared/x/: no AWS credentials found" in message
+    assert "--no-sign-request" not in message
+    assert not is_mounted(mountpoint)
