@@ -78,6 +78,8 @@ public final class LogFilesystem: Sendable {
   // in step with that file's `counted` flag.
   private let table: Mutex<InodeTable>
   private let listings: SingleFlight<UInt64, Void>
+  /// Files being sized on open (`Namespace.size`), by inode: readers opening one at once share a request.
+  private let sizings: SingleFlight<UInt64, Void>
   private let handles = Mutex(HandleTable())
   /// One block reader per remote store, made on first use.
   private let readers = Mutex<[String: BlockReader]>([:])
@@ -88,6 +90,10 @@ public final class LogFilesystem: Sendable {
   /// Told the inode of every file whose content changed (a new ETag or size), so the kernel drops
   /// what it cached of it; set by the FUSE adapter.
   private let fileChanged = Mutex<(@Sendable (UInt64) -> Void)?>(nil)
+  /// Told the inode of every file whose size was learned on open, on the opening thread before the
+  /// open returns, so that the kernel drops the size 0 it held before the process sees the file
+  /// open; set by the FUSE adapter.
+  private let sizeLearned = Mutex<(@Sendable (UInt64) -> Void)?>(nil)
   /// Told the names the kernel holds that the inode table dropped past its capacity, so that the
   /// kernel forgets them too; set by the FUSE adapter.
   private let namesDropped = Mutex<(@Sendable ([(parent: UInt64, name: String)]) -> Void)?>(nil)
@@ -147,12 +153,18 @@ public final class LogFilesystem: Sendable {
       InodeTable(
         rootKey: namespace.rootKey, source: namespace.sourceIdentity, capacity: configuration.metadataCacheNames))
     self.listings = SingleFlight(waitLimit: configuration.waitLimit)
+    self.sizings = SingleFlight(waitLimit: configuration.waitLimit)
     self.pool = WorkerPool(threads: configuration.fetchThreads)
   }
 
   /// Sets what is told of files whose content changed under the mount.
   public func onFileChanged(_ body: @escaping @Sendable (UInt64) -> Void) {
     fileChanged.withLock { $0 = body }
+  }
+
+  /// Sets what is told of files whose size was learned on open (called before the open returns).
+  public func onSizeLearned(_ body: @escaping @Sendable (UInt64) -> Void) {
+    sizeLearned.withLock { $0 = body }
   }
 
   /// Sets what is told of the names the kernel holds that the inode table let go past its capacity.
@@ -262,7 +274,9 @@ public final class LogFilesystem: Sendable {
     case .directory:
       Attributes(inode: inode, kind: .directory, size: 0, modified: modified, isImmutable: false)
     case .file(let file):
-      Attributes(inode: inode, kind: .file, size: file.size, modified: file.modified, isImmutable: file.isImmutable)
+      Attributes(
+        inode: inode, kind: .file, size: file.size ?? 0, modified: file.modified, isImmutable: file.isImmutable,
+        sizeIsKnown: file.size != nil)
     case .symlink(let target):
       Attributes(inode: inode, kind: .symlink, size: UInt64(target.utf8.count), modified: modified, isImmutable: false)
     }
@@ -434,21 +448,83 @@ public final class LogFilesystem: Sendable {
 
   // MARK: Files
 
+  /// A file opened, and how the kernel should read it.
+  public struct OpenedFile: Sendable {
+    public var handle: UInt64
+    /// The kernel may keep the file's pages across opens (its bytes never change).
+    public var keepsCache: Bool
+    /// The kernel should hand every read to the filesystem (FUSE's `direct_io`), not clamp it to the
+    /// size it holds: the size was not known when the kernel last had the file's attributes.
+    public var readsDirectly: Bool
+  }
+
+  /// Opens a file, sizing it first if its listing did not give its size (`Namespace.size`).
+  public func open(file inode: UInt64) throws(FilesystemError) -> OpenedFile {
+    var node = try fileNode(inode)
+    var file = try fileContent(node)
+    let unsized = file.size == nil
+    if unsized {
+      try sizings.run(inode) { () throws(FilesystemError) in try size(node, file) }
+      node = try fileNode(inode)
+      file = try fileContent(node)
+    }
+    guard let size = file.size else { throw FilesystemError(.malformed, "\(node.name) was not sized on open") }
+    let readahead = ReadaheadState(
+      initialWindow: configuration.initialReadahead, maxWindow: configuration.maxReadahead, fileSize: size)
+    followWalk(node)
+    let handle = handles.withLock { handles in
+      let handle = handles.allocate()
+      handles.files[handle] = OpenFile(source: file.source, size: size, readahead: readahead)
+      return handle
+    }
+    return OpenedFile(handle: handle, keepsCache: file.isImmutable && !unsized, readsDirectly: unsized)
+  }
+
+  /// Opens a file (`open(file:)`) for a caller that needs only its handle.
   public func openFile(_ inode: UInt64) throws(FilesystemError) -> UInt64 {
+    try open(file: inode).handle
+  }
+
+  private func fileNode(_ inode: UInt64) throws(FilesystemError) -> InodeTable.Node {
     guard let node = table.withLock({ $0.node(inode) }) else {
       throw FilesystemError(.notFound, "unknown inode \(inode)")
     }
+    return node
+  }
+
+  private func fileContent(_ node: InodeTable.Node) throws(FilesystemError) -> FileContent {
     guard case .file(let file) = node.content else {
       throw FilesystemError(node.kind == .directory ? .isADirectory : .isALink, "\(node.name) is not a file")
     }
-    let readahead = ReadaheadState(
-      initialWindow: configuration.initialReadahead, maxWindow: configuration.maxReadahead, fileSize: file.size)
-    followWalk(node)
-    return handles.withLock { handles in
-      let handle = handles.allocate()
-      handles.files[handle] = OpenFile(source: file.source, size: file.size, readahead: readahead)
-      return handle
+    return file
+  }
+
+  /// Learns the size of a file listed without one, keeps the end of its object that came with it as
+  /// blocks, and tells the kernel. A file found gone leaves its directory.
+  private func size(_ node: InodeTable.Node, _ file: FileContent) throws(FilesystemError) {
+    // Another opener may have sized it while this one waited to lead.
+    guard case .file(let current) = try fileNode(node.inode).content, current.size == nil else { return }
+    let sized: SizedFile
+    do throws(FilesystemError) {
+      sized = try namespace.size(file: file, tail: configuration.blockSize)
+    } catch  where error.kind == .notFound {
+      let held = table.withLock { table -> [(parent: UInt64, name: String)] in
+        _ = table.recordLookup(in: node.parent, name: node.name, entry: nil)
+        return [(node.parent, node.name)]
+      }
+      namesDropped.withLock { $0 }?(held)
+      throw error
     }
+    guard let size = sized.content.size, UInt64(sized.tail.count) <= size else {
+      throw FilesystemError(.malformed, "\(node.name) was sized with \(sized.tail.count) bytes of its end and no size")
+    }
+    if case .object(let client, let key, let etag) = sized.content.source, let blocks = reader(for: client) {
+      blocks.seed(BlockReader.ObjectVersion(key: key, etag: etag, size: size), tail: sized.tail)
+    }
+    guard table.withLock({ $0.sized(node.inode, sized.content) }) else {
+      throw FilesystemError(.notFound, "\(node.name) left the tree while it was being opened")
+    }
+    sizeLearned.withLock { $0 }?(node.inode)
   }
 
   /// Up to `count` bytes from `offset`; fewer only at the end of the file.
@@ -557,9 +633,9 @@ public final class LogFilesystem: Sendable {
     _ name: String, in listing: InodeTable.Listing, _ table: InodeTable
   ) -> (any ObjectClient, BlockReader.ObjectVersion)? {
     guard let inode = listing.children[name], let node = table.node(inode), case .file(let file) = node.content,
-      case .object(let client, let key, let etag) = file.source
+      case .object(let client, let key, let etag) = file.source, let size = file.size
     else { return nil }
-    return (client, BlockReader.ObjectVersion(key: key, etag: etag, size: file.size))
+    return (client, BlockReader.ObjectVersion(key: key, etag: etag, size: size))
   }
 
   /// The first directory after `directory` among its parent's entries (looking a few entries on).
