@@ -57,12 +57,18 @@ private func ttl(_ attributes: Attributes, _ context: FuseContext) -> Double {
   attributes.isImmutable ? context.caching.fileTTL : context.caching.directoryTTL
 }
 
+/// How long the kernel keeps the attributes: not at all for a file whose size is learned when it is
+/// opened, so that a `stat` after the first open shows the size.
+private func attributesTTL(_ attributes: Attributes, _ context: FuseContext) -> Double {
+  attributes.sizeIsKnown ? ttl(attributes, context) : 0
+}
+
 private func entryParameters(_ attributes: Attributes, _ context: FuseContext) -> fuse_entry_param {
   var entry = fuse_entry_param()
   entry.ino = attributes.inode
   entry.generation = 1
   entry.attr = statBuffer(attributes, context)
-  entry.attr_timeout = ttl(attributes, context)
+  entry.attr_timeout = attributesTTL(attributes, context)
   entry.entry_timeout = ttl(attributes, context)
   return entry
 }
@@ -137,7 +143,7 @@ func makeOperations() -> fuse_lowlevel_ops {
     do throws(FilesystemError) {
       let attributes = try context.filesystem.attributes(of: inode)
       var buffer = statBuffer(attributes, context)
-      fuse_reply_attr(request, &buffer, ttl(attributes, context))
+      fuse_reply_attr(request, &buffer, attributesTTL(attributes, context))
     } catch {
       reply(request, error, context)
     }
@@ -172,11 +178,13 @@ func makeOperations() -> fuse_lowlevel_ops {
       return
     }
     do throws(FilesystemError) {
-      let immutable = try context.filesystem.attributes(of: inode).isImmutable
-      info!.pointee.fh = try context.filesystem.openFile(inode)
+      let opened = try context.filesystem.open(file: inode)
+      info!.pointee.fh = opened.handle
       // Archived logs never change: pages read once stay valid across opens. A file that may still
       // change (a running job's log) is read afresh on every open.
-      info!.pointee.keep_cache = immutable ? 1 : 0
+      info!.pointee.keep_cache = opened.keepsCache ? 1 : 0
+      // A file sized by this open: the kernel may still hold size 0, and would end reads there.
+      info!.pointee.direct_io = opened.readsDirectly ? 1 : 0
       fuse_reply_open(request, info)
     } catch {
       reply(request, error, context)
