@@ -58,7 +58,9 @@ private func ttl(_ attributes: Attributes, _ context: FuseContext) -> Double {
 }
 
 /// How long the kernel keeps the attributes: not at all for a file whose size is learned when it is
-/// opened, so that a `stat` after the first open shows the size.
+/// opened. The kernel takes a timeout of 0 as expired at once (not at the next tick), so an `fstat`
+/// right after the open that sized the file, and a read past the size 0 it held, ask for the
+/// attributes again and get the size.
 private func attributesTTL(_ attributes: Attributes, _ context: FuseContext) -> Double {
   attributes.sizeIsKnown ? ttl(attributes, context) : 0
 }
@@ -178,13 +180,11 @@ func makeOperations() -> fuse_lowlevel_ops {
       return
     }
     do throws(FilesystemError) {
-      let opened = try context.filesystem.open(file: inode)
-      info!.pointee.fh = opened.handle
+      let immutable = try context.filesystem.attributes(of: inode).isImmutable
+      info!.pointee.fh = try context.filesystem.openFile(inode)
       // Archived logs never change: pages read once stay valid across opens. A file that may still
       // change (a running job's log) is read afresh on every open.
-      info!.pointee.keep_cache = opened.keepsCache ? 1 : 0
-      // A file sized by this open: the kernel may still hold size 0, and would end reads there.
-      info!.pointee.direct_io = opened.readsDirectly ? 1 : 0
+      info!.pointee.keep_cache = immutable ? 1 : 0
       fuse_reply_open(request, info)
     } catch {
       reply(request, error, context)

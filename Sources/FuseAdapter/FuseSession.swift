@@ -66,7 +66,6 @@ public final class FuseSession {
     invalidations = Invalidations(session: created)
     filesystem.onFileChanged { [invalidations] inode in invalidations.invalidate(inode) }
     filesystem.onNamesDropped { [invalidations] names in invalidations.invalidate(names) }
-    filesystem.onSizeLearned { [invalidations] inode in invalidations.invalidateAttributesNow(inode) }
     guard fuse_session_mount(session, mountpoint) == 0 else {
       // Every stored property is set: throwing now runs deinit, which destroys the session and
       // releases the context (doing it here too freed them twice).
@@ -132,8 +131,7 @@ extension String {
 
 /// Tells the kernel to drop what it cached of a file whose object changed (its pages and
 /// attributes), or of names the inode table let go, from a queue of its own: never from inside a
-/// request, where it could deadlock. The one notice sent from inside a request, an open's, drops
-/// only attributes, which takes no lock (`invalidateAttributesNow`).
+/// request, where it could deadlock.
 private final class Invalidations: @unchecked Sendable {
   private let session: OpaquePointer
   private let open = Mutex(true)
@@ -146,16 +144,6 @@ private final class Invalidations: @unchecked Sendable {
       open.withLock { open in
         if open { _ = fuse_lowlevel_notify_inval_inode(session, inode, 0, 0) }
       }
-    }
-  }
-
-  /// Tells the kernel, on this thread, to drop the attributes it holds of a file whose size an open
-  /// just learned (`fuse_lowlevel_notify_inval_inode` with a negative offset): before that open's
-  /// reply, so that an `fstat` right after the open (as rsync does) asks for the size. Only the
-  /// attributes: no page is touched and the kernel takes no lock an open holds, so it cannot block.
-  func invalidateAttributesNow(_ inode: UInt64) {
-    open.withLock { open in
-      if open { _ = fuse_lowlevel_notify_inval_inode(session, inode, -1, 0) }
     }
   }
 

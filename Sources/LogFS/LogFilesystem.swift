@@ -90,10 +90,6 @@ public final class LogFilesystem: Sendable {
   /// Told the inode of every file whose content changed (a new ETag or size), so the kernel drops
   /// what it cached of it; set by the FUSE adapter.
   private let fileChanged = Mutex<(@Sendable (UInt64) -> Void)?>(nil)
-  /// Told the inode of every file whose size was learned on open, on the opening thread before the
-  /// open returns, so that the kernel drops the size 0 it held before the process sees the file
-  /// open; set by the FUSE adapter.
-  private let sizeLearned = Mutex<(@Sendable (UInt64) -> Void)?>(nil)
   /// Told the names the kernel holds that the inode table dropped past its capacity, so that the
   /// kernel forgets them too; set by the FUSE adapter.
   private let namesDropped = Mutex<(@Sendable ([(parent: UInt64, name: String)]) -> Void)?>(nil)
@@ -160,11 +156,6 @@ public final class LogFilesystem: Sendable {
   /// Sets what is told of files whose content changed under the mount.
   public func onFileChanged(_ body: @escaping @Sendable (UInt64) -> Void) {
     fileChanged.withLock { $0 = body }
-  }
-
-  /// Sets what is told of files whose size was learned on open (called before the open returns).
-  public func onSizeLearned(_ body: @escaping @Sendable (UInt64) -> Void) {
-    sizeLearned.withLock { $0 = body }
   }
 
   /// Sets what is told of the names the kernel holds that the inode table let go past its capacity.
@@ -448,22 +439,12 @@ public final class LogFilesystem: Sendable {
 
   // MARK: Files
 
-  /// A file opened, and how the kernel should read it.
-  public struct OpenedFile: Sendable {
-    public var handle: UInt64
-    /// The kernel may keep the file's pages across opens (its bytes never change).
-    public var keepsCache: Bool
-    /// The kernel should hand every read to the filesystem (FUSE's `direct_io`), not clamp it to the
-    /// size it holds: the size was not known when the kernel last had the file's attributes.
-    public var readsDirectly: Bool
-  }
-
-  /// Opens a file, sizing it first if its listing did not give its size (`Namespace.size`).
-  public func open(file inode: UInt64) throws(FilesystemError) -> OpenedFile {
+  /// Opens a file, sizing it first if its listing did not give its size (`Namespace.size`): the
+  /// kernel, which keeps no attributes of such a file, asks for them again and sees the size.
+  public func openFile(_ inode: UInt64) throws(FilesystemError) -> UInt64 {
     var node = try fileNode(inode)
     var file = try fileContent(node)
-    let unsized = file.size == nil
-    if unsized {
+    if file.size == nil {
       try sizings.run(inode) { () throws(FilesystemError) in try size(node, file) }
       node = try fileNode(inode)
       file = try fileContent(node)
@@ -472,17 +453,11 @@ public final class LogFilesystem: Sendable {
     let readahead = ReadaheadState(
       initialWindow: configuration.initialReadahead, maxWindow: configuration.maxReadahead, fileSize: size)
     followWalk(node)
-    let handle = handles.withLock { handles in
+    return handles.withLock { handles in
       let handle = handles.allocate()
       handles.files[handle] = OpenFile(source: file.source, size: size, readahead: readahead)
       return handle
     }
-    return OpenedFile(handle: handle, keepsCache: file.isImmutable && !unsized, readsDirectly: unsized)
-  }
-
-  /// Opens a file (`open(file:)`) for a caller that needs only its handle.
-  public func openFile(_ inode: UInt64) throws(FilesystemError) -> UInt64 {
-    try open(file: inode).handle
   }
 
   private func fileNode(_ inode: UInt64) throws(FilesystemError) -> InodeTable.Node {
@@ -499,8 +474,8 @@ public final class LogFilesystem: Sendable {
     return file
   }
 
-  /// Learns the size of a file listed without one, keeps the end of its object that came with it as
-  /// blocks, and tells the kernel. A file found gone leaves its directory.
+  /// Learns the size of a file listed without one, and keeps the end of its object that came with it
+  /// as blocks. A file found gone leaves its directory.
   private func size(_ node: InodeTable.Node, _ file: FileContent) throws(FilesystemError) {
     // Another opener may have sized it while this one waited to lead.
     guard case .file(let current) = try fileNode(node.inode).content, current.size == nil else { return }
@@ -524,7 +499,6 @@ public final class LogFilesystem: Sendable {
     guard table.withLock({ $0.sized(node.inode, sized.content) }) else {
       throw FilesystemError(.notFound, "\(node.name) left the tree while it was being opened")
     }
-    sizeLearned.withLock { $0 }?(node.inode)
   }
 
   /// Up to `count` bytes from `offset`; fewer only at the end of the file.

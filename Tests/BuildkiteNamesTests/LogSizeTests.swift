@@ -70,10 +70,9 @@ import Testing
     for job in jobs {
       let expected = try #require(try fake.logBytes(jobID: job))
       let inode = try fs.resolve(build + ["\(job).log"]).inode
-      let opened = try fs.open(file: inode)
-      #expect(opened.readsDirectly)
-      #expect(try fs.read(opened.handle, offset: 0, count: 1 << 20) == expected)
-      fs.releaseFile(opened.handle)
+      let opened = try fs.openFile(inode)
+      #expect(try fs.read(opened, offset: 0, count: 1 << 20) == expected)
+      fs.releaseFile(opened)
       // One suffix request of a block sized it and brought the whole log, shorter than a block.
       #expect(try logRequests().map { "\($0.method) \($0.range ?? "") \($0.status)" } == ["GET bytes=-1048576 206"])
       #expect(try fs.attributes(of: inode).size == UInt64(expected.count))
@@ -100,21 +99,21 @@ import Testing
     _ = try logRequests()
     #expect(try fs.listing(build)["\(purged).log"] != nil, "no request tells a deleted log before it is opened")
     #expect(try logRequests().isEmpty)
-    let empty = try fs.open(file: try fs.resolve(build + ["\(quiet).log"]).inode)
-    #expect(try fs.read(empty.handle, offset: 0, count: 4096).isEmpty)
-    fs.releaseFile(empty.handle)
+    let empty = try fs.openFile(try fs.resolve(build + ["\(quiet).log"]).inode)
+    #expect(try fs.read(empty, offset: 0, count: 4096).isEmpty)
+    fs.releaseFile(empty)
     #expect(try fs.attributes(of: try fs.resolve(build + ["\(quiet).log"]).inode).sizeIsKnown)
     // A second mount over the same catalog that listed the build before the log was found gone.
     let other = try mount()
     defer { other.shutdown() }
     #expect(try other.listing(build)["\(purged).log"] != nil)
     let inode = try fs.resolve(build + ["\(purged).log"]).inode
-    let error = #expect(throws: FilesystemError.self) { try fs.open(file: inode) }
+    let error = #expect(throws: FilesystemError.self) { try fs.openFile(inode) }
     #expect(error?.kind == .notFound)
     #expect(try logRequests().map(\.status) == [416, 404])
     // The catalog tells the other mount, which asks nothing.
     let otherInode = try other.resolve(build + ["\(purged).log"]).inode
-    #expect(throws: FilesystemError.self) { try other.open(file: otherInode) }
+    #expect(throws: FilesystemError.self) { try other.openFile(otherInode) }
     #expect(try logRequests().isEmpty)
     #expect(try fs.listing(build)["\(purged).log"] == nil, "gone from this mount's listing")
     fs.shutdown()
