@@ -20,9 +20,7 @@ import Testing
   let epoch = Timestamp(seconds: 0)
 
   init() throws {
-    fake = try FakeBuildkite(serverOptions: ["--org-rate-limit", "100000", "--user-rate-limit", "100000"])
-    directory = FileManager.default.temporaryDirectory.appendingPathComponent("times-\(UUID().uuidString)").path
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    (fake, directory) = try unthrottledFake("times")
   }
 
   deinit {

@@ -18,9 +18,7 @@ import Testing
   let log = CapturedLog()
 
   init() throws {
-    fake = try FakeBuildkite(serverOptions: ["--org-rate-limit", "100000", "--user-rate-limit", "100000"])
-    directory = FileManager.default.temporaryDirectory.appendingPathComponent("sizes-\(UUID().uuidString)").path
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    (fake, directory) = try unthrottledFake("sizes")
   }
 
   deinit {

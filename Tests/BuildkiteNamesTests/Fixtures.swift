@@ -1,4 +1,14 @@
+import Foundation
 import LogFS
+import TestSupport
+
+/// The fake API with budgets no test reaches, and a new directory (named from `prefix`) for catalogs.
+func unthrottledFake(_ prefix: String) throws -> (fake: FakeBuildkite, directory: String) {
+  let fake = try FakeBuildkite(serverOptions: ["--org-rate-limit", "100000", "--user-rate-limit", "100000"])
+  let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
+  try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+  return (fake, directory)
+}
 
 extension LogFilesystem {
   /// The attributes of the node at `path` below the root, looked up name by name as the kernel would.
