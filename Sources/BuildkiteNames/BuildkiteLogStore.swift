@@ -67,6 +67,25 @@ public final class BuildkiteLogStore: ObjectClient {
       key: key, size: UInt64(size), lastModified: Timestamp(seconds: 0), etag: Self.etag(size: UInt64(size)))
   }
 
+  /// The log's last `count` bytes (all of it, when it is shorter) and its size, in one suffix
+  /// request (`Range: bytes=-count`): what sizes a log when it is opened, and serves its end.
+  public func tail(key: String, count: Int) throws(ObjectStoreError) -> (bytes: [UInt8], size: UInt64) {
+    counters.gets.add(1, ordering: .relaxed)
+    let log = try parse(key)
+    do throws(BuildkiteError) {
+      let (bytes, total) = try api.logTail(
+        organization: log.organization, pipeline: log.pipeline, number: log.number, job: log.job, count: count)
+      counters.bytesFetched.add(bytes.count, ordering: .relaxed)
+      guard total >= Int64(bytes.count) else {
+        throw BuildkiteError(.invalidResponse, "the log of job \(log.job) is \(total) bytes, less than its end")
+      }
+      return (bytes, UInt64(total))
+    } catch {
+      counters.failures.add(1, ordering: .relaxed)
+      throw ObjectStoreError(error)
+    }
+  }
+
   public func get(
     key: String, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
   ) throws(ObjectStoreError) {

@@ -190,7 +190,7 @@ public final class BuildkiteNamespace: Namespace {
     // Each log's time, which its alias shows too.
     var logTimes: [String: Timestamp] = [:]
     let modified = Self.time(of: build) ?? Timestamp(seconds: 0)
-    let stored = try storedLogs(of: build, organization: organization, pipeline: pipeline)
+    let (stored, exported) = try storedLogs(of: build, organization: organization, pipeline: pipeline)
     // By `String` equality, so IDs the API should never send (two that are canonically equivalent)
     // cannot stand for each other in the dictionaries below.
     var seenIDs = Set<String>()
@@ -218,32 +218,32 @@ public final class BuildkiteNamespace: Namespace {
         entries.append(NamespaceEntry(name: name, content: .file(content)))
         continue
       }
+      if exported {
+        // A build's export holds every log it kept, and Buildkite deletes an exported build.
+        leftOut.append(
+          (
+            "the log of job \(job.id) in \(organization)/\(pipeline)/\(number)",
+            "its build's export holds no log for it"
+          ))
+        continue
+      }
       let key = BuildkiteLogStore.key(organization: organization, pipeline: pipeline, number: number, job: job.id)
       let finished = build.isFinished && job.finishedAt != nil
-      var size = finished ? job.logSize.map { UInt64($0) } : nil
-      if size == nil {
-        do throws(ObjectStoreError) {
-          size = try logStore.head(key: key).size
-        } catch  where error.kind == .notFound {
-          leftOut.append(
-            ("the log of job \(job.id) in \(organization)/\(pipeline)/\(number)", "Buildkite has no log for it"))
-          continue
-        } catch {
-          throw FilesystemError(error, context: "sizing the log of job \(job.id)")
-        }
-        if finished, let size {
-          try store { () throws(CatalogError) in try catalog.setLogSize(jobID: job.id, size: Int64(size)) }
-        }
+      // A size only a finished job's log keeps; any other is learned when the log is opened, so a
+      // listing asks nothing per job (doc/SEMANTICS.md, "Log sizes").
+      let size = finished ? job.logSize : nil
+      if size == Self.noLog {
+        leftOut.append(
+          ("the log of job \(job.id) in \(organization)/\(pipeline)/\(number)", "Buildkite has no log for it"))
+        continue
       }
       logNames[job.id] = name
       let logTime = Timestamp(seconds: job.finishedAt ?? build.createdAt ?? 0)
       logTimes[job.id] = logTime
       named.append(job)
       let content = FileContent(
-        size: size!, modified: logTime, isImmutable: finished,
-        source: .object(
-          client: logStore, key: key,
-          etag: finished ? BuildkiteLogStore.etag(size: size!) : BuildkiteLogStore.growingETag(size: size!)))
+        size: size.map { UInt64($0) }, modified: logTime, isImmutable: finished,
+        source: .object(client: logStore, key: key, etag: size.map { BuildkiteLogStore.etag(size: UInt64($0)) } ?? ""))
       entries.append(NamespaceEntry(name: name, content: .file(content)))
     }
     let aliases = jobAliases(
@@ -270,13 +270,59 @@ public final class BuildkiteNamespace: Namespace {
       ttl: build.isFinished ? configuration.finishedBuildTTL : configuration.listingTTL)
   }
 
+  // MARK: Log sizes
+
+  /// The size the catalog keeps for a finished job whose log Buildkite does not have (a log opened
+  /// once and answered 404, such as a deleted one): its file is left out of the build from then on.
+  static let noLog: Int64 = -1
+
+  /// A log in Buildkite's storage, sized when opened: one suffix request for its last `tail` bytes,
+  /// whose answer gives its size too. A finished job's size goes into the catalog, so that later
+  /// listings and mounts show it with no request; a running job's log is sized again at each open
+  /// after its listing's TTL, as it grows.
+  public func size(file content: FileContent, tail: Int) throws(FilesystemError) -> SizedFile {
+    guard case .object(let client, let key, _) = content.source, client.identity == logStore.identity,
+      let job = key.split(separator: "/", omittingEmptySubsequences: false).last.map(String.init)
+    else {
+      throw FilesystemError(.local, "only logs in Buildkite's storage are sized when opened")
+    }
+    if content.isImmutable, let known = try stored({ () throws(CatalogError) in try catalog.job(id: job)?.logSize }) {
+      // Learned since this file was listed (another mount, or an open that found it gone).
+      guard known != Self.noLog else { throw FilesystemError(.notFound, "Buildkite has no log for job \(job)") }
+      var sized = content
+      sized.size = UInt64(known)
+      sized.source = .object(client: logStore, key: key, etag: BuildkiteLogStore.etag(size: UInt64(known)))
+      return SizedFile(content: sized, tail: [])
+    }
+    let found: (bytes: [UInt8], size: UInt64)
+    do throws(ObjectStoreError) {
+      found = try logStore.tail(key: key, count: tail)
+    } catch {
+      if error.kind == .notFound && content.isImmutable {
+        try store { () throws(CatalogError) in try catalog.setLogSize(jobID: job, size: Self.noLog) }
+      }
+      throw FilesystemError(error, context: "sizing the log of job \(job)")
+    }
+    var sized = content
+    sized.size = found.size
+    if content.isImmutable {
+      sized.source = .object(client: logStore, key: key, etag: BuildkiteLogStore.etag(size: found.size))
+      try store { () throws(CatalogError) in try catalog.setLogSize(jobID: job, size: Int64(found.size)) }
+    } else {
+      sized.source = .object(client: logStore, key: key, etag: BuildkiteLogStore.growingETag(size: found.size))
+    }
+    return SizedFile(content: sized, tail: found.bytes)
+  }
+
   // MARK: Archive and exports
 
-  /// The logs the archive, else the build's export, holds for a build, by job UUID.
+  /// The logs the archive, else the build's export, holds for a build, by job UUID, and whether the
+  /// build's export was listed.
   private func storedLogs(of build: CatalogBuild, organization: String, pipeline: String) throws(FilesystemError)
-    -> [String: (any ObjectClient, ObjectInfo)]
+    -> (logs: [String: (any ObjectClient, ObjectInfo)], exported: Bool)
   {
     var found: [String: (any ObjectClient, ObjectInfo)] = [:]
+    var exported = false
     if let exports,
       let folder = try stored({ () throws(CatalogError) in try catalog.exportLocation(buildID: build.id) })
     {
@@ -288,6 +334,7 @@ public final class BuildkiteNamespace: Namespace {
             found[String(name.dropFirst(4).dropLast(4))] = (exports.client, object)
           }
         }
+        exported = true
       } catch {
         logger.warning("the export of build \(build.id) could not be listed: \(error.message)")
       }
@@ -297,7 +344,7 @@ public final class BuildkiteNamespace: Namespace {
         found[job] = (archive.client, object)
       }
     }
-    return found
+    return (found, exported)
   }
 
   /// A build the API no longer has (past retention), from the build exports. The first time a

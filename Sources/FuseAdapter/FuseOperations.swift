@@ -57,12 +57,20 @@ private func ttl(_ attributes: Attributes, _ context: FuseContext) -> Double {
   attributes.isImmutable ? context.caching.fileTTL : context.caching.directoryTTL
 }
 
+/// How long the kernel keeps the attributes: not at all for a file whose size is learned when it is
+/// opened. The kernel takes a timeout of 0 as expired at once (not at the next tick), so an `fstat`
+/// right after the open that sized the file, and a read past the size 0 it held, ask for the
+/// attributes again and get the size.
+private func attributesTTL(_ attributes: Attributes, _ context: FuseContext) -> Double {
+  attributes.sizeIsKnown ? ttl(attributes, context) : 0
+}
+
 private func entryParameters(_ attributes: Attributes, _ context: FuseContext) -> fuse_entry_param {
   var entry = fuse_entry_param()
   entry.ino = attributes.inode
   entry.generation = 1
   entry.attr = statBuffer(attributes, context)
-  entry.attr_timeout = ttl(attributes, context)
+  entry.attr_timeout = attributesTTL(attributes, context)
   entry.entry_timeout = ttl(attributes, context)
   return entry
 }
@@ -137,7 +145,7 @@ func makeOperations() -> fuse_lowlevel_ops {
     do throws(FilesystemError) {
       let attributes = try context.filesystem.attributes(of: inode)
       var buffer = statBuffer(attributes, context)
-      fuse_reply_attr(request, &buffer, ttl(attributes, context))
+      fuse_reply_attr(request, &buffer, attributesTTL(attributes, context))
     } catch {
       reply(request, error, context)
     }

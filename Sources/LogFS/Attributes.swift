@@ -14,8 +14,14 @@ public struct Attributes: Sendable, Hashable {
   public var modified: Timestamp
   /// Whether the node can never change, so the kernel may keep its attributes and pages.
   public var isImmutable: Bool
+  /// False for a file whose size is not known until it is opened (`FileContent.size`): `size` is
+  /// then 0, and the kernel must not keep it.
+  public var sizeIsKnown: Bool
 
-  public init(inode: UInt64, kind: NodeKind, size: UInt64, modified: Timestamp, isImmutable: Bool) {
+  public init(
+    inode: UInt64, kind: NodeKind, size: UInt64, modified: Timestamp, isImmutable: Bool, sizeIsKnown: Bool = true
+  ) {
+    self.sizeIsKnown = sizeIsKnown
     self.inode = inode
     self.kind = kind
     self.size = size

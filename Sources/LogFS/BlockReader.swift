@@ -133,6 +133,23 @@ final class BlockReader: Sendable {
     }
   }
 
+  /// Keeps the whole blocks that `tail`, the object's last bytes, covers, as if fetched: the request
+  /// that learned an object's size brought them (`Namespace.size`).
+  func seed(_ object: ObjectVersion, tail: [UInt8]) {
+    guard !tail.isEmpty, UInt64(tail.count) <= object.size else { return }
+    let start = object.size - UInt64(tail.count)
+    var index = blockCount(object)
+    while index > 0 {
+      index -= 1
+      let range = blockRange(object, index)
+      guard range.lowerBound >= start else { break }
+      if memory.contains(blockKey(object, index)) { continue }
+      let bytes = Array(tail[Int(range.lowerBound - start)..<Int(range.upperBound - start)])
+      counters.fetchedBlocks.add(1, ordering: .relaxed)
+      publish(object, index, bytes, toDisk: true)
+    }
+  }
+
   /// Hands back the blocks within `[offset, end)`, which a sequential reader has read: they leave
   /// the memory cache where the disk cache keeps them and a block can be fetched alone again. Else
   /// (no disk cache, or a store that serves only suffixes, whose blocks cost a whole-object GET to

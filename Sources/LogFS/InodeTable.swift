@@ -92,6 +92,8 @@ struct InodeTable {
   /// a store is kept by its index in `clients`, and an S3 ETag (a quoted MD5) as 16 bytes.
   private enum Stored {
     case directory(key: String?, modified: Timestamp?)
+    /// A size not known yet (`FileContent.size` nil) is kept as `unknownSize`, which no object has,
+    /// so that the record is no bigger for it.
     case file(size: UInt64, modified: Timestamp, isImmutable: Bool, source: StoredSource)
     case symlink(target: String, modified: Timestamp?)
   }
@@ -102,6 +104,7 @@ struct InodeTable {
   }
 
   static let rootInode: UInt64 = 1
+  private static let unknownSize = UInt64.max
 
   private var records: [UInt64: Record] = [:]
   private var listings: [UInt64: Listing] = [:]
@@ -173,7 +176,8 @@ struct InodeTable {
       case .bytes(let bytes):
         source = .bytes(bytes)
       }
-      return (.file(FileContent(size: size, modified: modified, isImmutable: isImmutable, source: source)), nil)
+      let known = size == Self.unknownSize ? nil : size
+      return (.file(FileContent(size: known, modified: modified, isImmutable: isImmutable, source: source)), nil)
     }
   }
 
@@ -190,10 +194,12 @@ struct InodeTable {
       case .object(let client, let key, let etag):
         let derived = sameBytes(key, parentKey + entry.name)
         return .file(
-          size: file.size, modified: file.modified, isImmutable: file.isImmutable,
+          size: file.size ?? Self.unknownSize, modified: file.modified, isImmutable: file.isImmutable,
           source: .object(client: index(of: client), key: derived ? nil : key, etag: CompactETag(etag)))
       case .bytes(let bytes):
-        return .file(size: file.size, modified: file.modified, isImmutable: file.isImmutable, source: .bytes(bytes))
+        return .file(
+          size: file.size ?? Self.unknownSize, modified: file.modified, isImmutable: file.isImmutable,
+          source: .bytes(bytes))
       }
     }
   }
@@ -267,6 +273,16 @@ struct InodeTable {
     // Names the directory no longer holds go once nothing holds them.
     for (name, child) in previous ?? Children() where children[name] != child { dropIfUnused(child, now: nil) }
     return children
+  }
+
+  /// Gives a file the content it has now that its size is known (`Namespace.size`), in place: not a
+  /// change of the file, whose bytes the kernel never had by the size it held (0). False when the
+  /// table no longer holds it as a file.
+  mutating func sized(_ inode: UInt64, _ content: FileContent) -> Bool {
+    guard let record = records[inode], case .file = record.stored else { return false }
+    records[inode]!.stored = compact(
+      NamespaceEntry(name: record.name, content: .file(content)), under: key(of: record.parent))
+    return true
   }
 
   /// Records one entry found by a lookup, or that the name is gone (`entry` nil).

@@ -80,6 +80,8 @@ public final class LogFilesystem: Sendable {
   // in step with that file's `counted` flag.
   private let table: Mutex<InodeTable>
   private let listings: SingleFlight<UInt64, Void>
+  /// Files being sized on open (`Namespace.size`), by inode: readers opening one at once share a request.
+  private let sizings: SingleFlight<UInt64, Void>
   private let handles = Mutex(HandleTable())
   /// One block reader per remote store, made on first use.
   private let readers = Mutex<[String: BlockReader]>([:])
@@ -153,6 +155,7 @@ public final class LogFilesystem: Sendable {
       InodeTable(
         rootKey: namespace.rootKey, source: namespace.sourceIdentity, capacity: configuration.metadataCacheNames))
     self.listings = SingleFlight(waitLimit: configuration.waitLimit)
+    self.sizings = SingleFlight(waitLimit: configuration.waitLimit)
     self.pool = WorkerPool(threads: configuration.fetchThreads)
   }
 
@@ -291,7 +294,9 @@ public final class LogFilesystem: Sendable {
     case .directory:
       Attributes(inode: inode, kind: .directory, size: 0, modified: modified, isImmutable: false)
     case .file(let file):
-      Attributes(inode: inode, kind: .file, size: file.size, modified: file.modified, isImmutable: file.isImmutable)
+      Attributes(
+        inode: inode, kind: .file, size: file.size ?? 0, modified: file.modified, isImmutable: file.isImmutable,
+        sizeIsKnown: file.size != nil)
     case .symlink(let target):
       Attributes(inode: inode, kind: .symlink, size: UInt64(target.utf8.count), modified: modified, isImmutable: false)
     }
@@ -490,20 +495,65 @@ public final class LogFilesystem: Sendable {
 
   // MARK: Files
 
+  /// Opens a file, sizing it first if its listing did not give its size (`Namespace.size`): the
+  /// kernel, which keeps no attributes of such a file, asks for them again and sees the size.
   public func openFile(_ inode: UInt64) throws(FilesystemError) -> UInt64 {
-    guard let node = table.withLock({ $0.node(inode) }) else {
-      throw FilesystemError(.notFound, "unknown inode \(inode)")
+    var node = try fileNode(inode)
+    var file = try fileContent(node)
+    if file.size == nil {
+      try sizings.run(inode) { () throws(FilesystemError) in try size(node, file) }
+      node = try fileNode(inode)
+      file = try fileContent(node)
     }
-    guard case .file(let file) = node.content else {
-      throw FilesystemError(node.kind == .directory ? .isADirectory : .isALink, "\(node.name) is not a file")
-    }
+    guard let size = file.size else { throw FilesystemError(.malformed, "\(node.name) was not sized on open") }
     let readahead = ReadaheadState(
-      initialWindow: configuration.initialReadahead, maxWindow: configuration.maxReadahead, fileSize: file.size)
+      initialWindow: configuration.initialReadahead, maxWindow: configuration.maxReadahead, fileSize: size)
     followWalk(node)
     return handles.withLock { handles in
       let handle = handles.allocate()
-      handles.files[handle] = OpenFile(source: file.source, size: file.size, readahead: readahead)
+      handles.files[handle] = OpenFile(source: file.source, size: size, readahead: readahead)
       return handle
+    }
+  }
+
+  private func fileNode(_ inode: UInt64) throws(FilesystemError) -> InodeTable.Node {
+    guard let node = table.withLock({ $0.node(inode) }) else {
+      throw FilesystemError(.notFound, "unknown inode \(inode)")
+    }
+    return node
+  }
+
+  private func fileContent(_ node: InodeTable.Node) throws(FilesystemError) -> FileContent {
+    guard case .file(let file) = node.content else {
+      throw FilesystemError(node.kind == .directory ? .isADirectory : .isALink, "\(node.name) is not a file")
+    }
+    return file
+  }
+
+  /// Learns the size of a file listed without one, and keeps the end of its object that came with it
+  /// as blocks. A file found gone leaves its directory.
+  private func size(_ node: InodeTable.Node, _ file: FileContent) throws(FilesystemError) {
+    // Another opener may have sized it while this one waited to lead.
+    guard case .file(let current) = try fileNode(node.inode).content, current.size == nil else { return }
+    let sized: SizedFile
+    do throws(FilesystemError) {
+      sized = try namespace.size(file: file, tail: configuration.blockSize)
+    } catch  where error.kind == .notFound {
+      let held = table.withLock { table -> [(parent: UInt64, name: String)] in
+        _ = table.recordLookup(in: node.parent, name: node.name, entry: nil)
+        return [(node.parent, node.name)]
+      }
+      namesDropped.withLock { $0 }?(held)
+      throw error
+    }
+    guard let size = sized.content.size, UInt64(sized.tail.count) <= size else {
+      throw FilesystemError(.malformed, "\(node.name) was sized with \(sized.tail.count) bytes of its end and no size")
+    }
+    if case .object(let client, let key, let etag) = sized.content.source, let blocks = reader(for: client) {
+      blocks.seed(BlockReader.ObjectVersion(key: key, etag: etag, size: size), tail: sized.tail)
+    }
+    guard table.withLock({ $0.sized(node.inode, sized.content) }) else {
+      throw FilesystemError(.notFound, "\(node.name) left the tree while it was being opened")
     }
   }
 
@@ -613,9 +663,9 @@ public final class LogFilesystem: Sendable {
     _ name: String, in listing: InodeTable.Listing, _ table: InodeTable
   ) -> (any ObjectClient, BlockReader.ObjectVersion)? {
     guard let inode = listing.children[name], let node = table.node(inode), case .file(let file) = node.content,
-      case .object(let client, let key, let etag) = file.source
+      case .object(let client, let key, let etag) = file.source, let size = file.size
     else { return nil }
-    return (client, BlockReader.ObjectVersion(key: key, etag: etag, size: file.size))
+    return (client, BlockReader.ObjectVersion(key: key, etag: etag, size: size))
   }
 
   /// The first directory after `directory` among its parent's entries (looking a few entries on).

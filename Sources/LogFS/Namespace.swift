@@ -37,6 +37,24 @@ public protocol Namespace: Sendable {
   /// What is mounted, as far as inode numbers go: the same text in two mounts gives the same path
   /// the same number (`InodeTable`). By default the stores' identities and the root's key.
   var sourceIdentity: String { get }
+
+  /// A file listed without its size (`FileContent.size` nil), sized when it is first opened: its
+  /// content with the size, and the object's last `tail` bytes (all of it, when it is shorter),
+  /// which the request that learned the size brought and the filesystem keeps as the blocks they
+  /// cover. Throws `.notFound` when the object is gone. Called only for content the namespace gave.
+  func size(file content: FileContent, tail: Int) throws(FilesystemError) -> SizedFile
+}
+
+/// A file's content once its size is known, with the last bytes of its object (`Namespace.size`).
+public struct SizedFile: Sendable {
+  public var content: FileContent
+  /// The object's last bytes, as many as the request brought: `content.size` at most.
+  public var tail: [UInt8]
+
+  public init(content: FileContent, tail: [UInt8]) {
+    self.content = content
+    self.tail = tail
+  }
 }
 
 extension Namespace {
@@ -49,6 +67,10 @@ extension Namespace {
   public func directory(after key: String) -> String? { nil }
 
   public var sourceIdentity: String { clients.map(\.identity).joined(separator: " ") + "\u{0}" + rootKey }
+
+  public func size(file content: FileContent, tail: Int) throws(FilesystemError) -> SizedFile {
+    throw FilesystemError(.local, "this namespace lists every file with its size")
+  }
 }
 
 public struct NamespaceListing: Sendable {
@@ -111,14 +133,17 @@ extension NamespaceEntry.Content {
 }
 
 public struct FileContent: Sendable {
-  public var size: UInt64
+  /// The object's size in bytes; nil when the listing did not give it and it is learned when the
+  /// file is first opened (`Namespace.size`), so that listing a directory costs no request per file.
+  /// Until then the file shows size 0, and the kernel is told to ask for its attributes every time.
+  public var size: UInt64?
   public var modified: Timestamp
   /// True when the bytes can never change (an archived log): the kernel may then keep the file's
   /// attributes and pages without expiry.
   public var isImmutable: Bool
   public var source: FileSource
 
-  public init(size: UInt64, modified: Timestamp, isImmutable: Bool, source: FileSource) {
+  public init(size: UInt64?, modified: Timestamp, isImmutable: Bool, source: FileSource) {
     self.size = size
     self.modified = modified
     self.isImmutable = isImmutable

@@ -20,9 +20,7 @@ import Testing
   let epoch = Timestamp(seconds: 0)
 
   init() throws {
-    fake = try FakeBuildkite(serverOptions: ["--org-rate-limit", "100000", "--user-rate-limit", "100000"])
-    directory = FileManager.default.temporaryDirectory.appendingPathComponent("times-\(UUID().uuidString)").path
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    (fake, directory) = try unthrottledFake("times")
   }
 
   deinit {
@@ -48,18 +46,10 @@ import Testing
       memoryCache: MemoryBlockCache(maxBytes: 1 << 20), diskCache: nil, clock: clock, logger: log.logger)
   }
 
-  func resolve(_ fs: LogFilesystem, _ path: [String]) throws -> Attributes {
-    var attributes = try fs.attributes(of: LogFilesystem.rootInode)
-    for name in path { attributes = try fs.lookup(parent: attributes.inode, name: name) }
-    return attributes
-  }
+  func resolve(_ fs: LogFilesystem, _ path: [String]) throws -> Attributes { try fs.resolve(path) }
 
   /// The directory's entries as readdir gives them, "." included.
-  func listing(_ fs: LogFilesystem, _ path: [String]) throws -> [String: Attributes] {
-    let handle = try fs.openDirectory(try resolve(fs, path).inode)
-    defer { fs.releaseDirectory(handle) }
-    return Dictionary(uniqueKeysWithValues: try fs.readDirectory(handle, from: 0).map { ($0.name, $0.attributes) })
-  }
+  func listing(_ fs: LogFilesystem, _ path: [String]) throws -> [String: Attributes] { try fs.listing(path) }
 
   /// The whole seconds of a time as the API writes it.
   func seconds(_ text: String) throws -> Timestamp {

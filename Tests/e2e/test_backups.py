@@ -5,11 +5,12 @@ read a tool made would show in the mount's counters."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 
 from conftest import require
-from test_buildkite_names import ORG, PIPE, SPECIAL, names_args
+from test_buildkite_names import ORG, PIPE, SPECIAL, WORLD, names_args
 
 
 def tool(name):
@@ -139,11 +140,17 @@ def test_a_level_1_tar_dump_after_a_remount_holds_no_file(mount, seeded_bucket, 
     assert fetched(m) == (0, 0), "tar read a log it had already dumped"
 
 
-def rsync(source, destination, *extra):
-    """`rsync -a -i` of `source` into `destination`: the lines it itemizes, one per thing it changed."""
+def rsync(source, destination, *extra, vanished=()):
+    """`rsync -a -i` of `source` into `destination`: the lines it itemizes, one per thing it changed.
+
+    `vanished`: the names of the files rsync must find gone when it opens them (exit 24), and no other."""
     r = subprocess.run([tool("rsync"), "-a", "-i", *extra, f"{source}/", f"{destination}/"], capture_output=True,
                        text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
+    if vanished:
+        gone = [os.path.basename(p) for p in re.findall(r'file has vanished: "([^"]+)"', r.stderr)]
+        assert r.returncode == 24 and sorted(gone) == sorted(vanished), r.stderr[-2000:]
+    else:
+        assert r.returncode == 0, r.stderr[-2000:]
     return r.stdout.splitlines()
 
 
@@ -169,8 +176,16 @@ def test_rsync_a_of_the_names_tree_after_a_remount_sets_no_time_again(mount, fak
     copy = tmp_path / "copy"
     # The running build's log grows with every read: rsync would rightly copy it again.
     running = f"--exclude=/{ORG}/{PIPE}/{SPECIAL['running']}/"
-    first = rsync(m.path, copy, running)
+    # Its logs are not sized yet (size 0 until opened): rsync copies what reading gives, and the log
+    # Buildkite deleted, listed until opened, vanishes (doc/SEMANTICS.md, "Log sizes").
+    deleted = [j["id"] for j in WORLD.find_build(fake_buildkite.world, ORG, PIPE, SPECIAL["empty_deleted"])["jobs"]
+               if j.get("type") == "script" and WORLD.log_bytes(fake_buildkite.world, j["id"]) is None]
+    first = rsync(m.path, copy, running, vanished=[f"{job}.log" for job in deleted])
     assert any(line.startswith(">f") for line in first) and any(line.startswith("cL") for line in first), first
+    for job in WORLD.find_build(fake_buildkite.world, ORG, PIPE, SPECIAL["retried"])["jobs"]:
+        if job.get("type") == "script":
+            copied = copy / ORG / PIPE / str(SPECIAL["retried"]) / f"{job['id']}.log"
+            assert copied.read_bytes() == WORLD.log_bytes(fake_buildkite.world, job["id"])
     m = m.remount()
     fake_buildkite.control("reset-counters")
     assert rsync(m.path, copy, running) == []

@@ -95,8 +95,8 @@ def test_a_mount_after_a_sync_lists_the_organization_without_asking_the_api(moun
     assert (m / ORG / WEB / "50").is_dir(), "a build outside the listing, by number"
     assert "build.json" in os.listdir(m / ORG / TOOLS / str(WORLD.SPECIAL["retried"]))
     asked = fake_buildkite.counters()["endpoints"]
-    # A build's directory still sizes its logs (one HEAD each); nothing else is asked.
-    assert all(e.startswith("HEAD ") and e.endswith("/log") for e in asked), asked
+    # A build's directory asks nothing: its logs are sized when opened (doc/SEMANTICS.md, "Log sizes").
+    assert asked == {}, asked
 
 
 def test_a_mount_with_the_api_unreachable_serves_what_sync_fetched(mount, fake_buildkite, bklogfs_bin, tmp_path):
