@@ -146,7 +146,7 @@ final class BlockReader: Sendable {
       if memory.contains(blockKey(object, index)) { continue }
       let bytes = Array(tail[Int(range.lowerBound - start)..<Int(range.upperBound - start)])
       counters.fetchedBlocks.add(1, ordering: .relaxed)
-      publish(object, index, bytes, toDisk: true)
+      publish(object, index, bytes, from: .store)
     }
   }
 
