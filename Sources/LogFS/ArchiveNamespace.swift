@@ -153,10 +153,6 @@ public struct ArchiveNamespace: Namespace {
     guard page.nextContinuationToken == nil || through != nil else { return nil }
     runs.record(directory: key, after: start, through: through, objects: page.objects)
     _ = learn(from: page, under: key, after: start, through: through, keeping: nil, subtrees, runs)
-    if let through {
-      listingAhead?.start(
-        parent: key, through: through, names: directoryNames(page.objects, in: key), keys: page.objects.count)
-    }
     return runs.answer(directory: key, name: name)
   }
 
