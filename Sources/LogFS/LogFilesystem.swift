@@ -96,7 +96,7 @@ public final class LogFilesystem: Sendable {
   /// kernel forgets them too; set by the FUSE adapter.
   private let namesDropped = Mutex<(@Sendable ([(parent: UInt64, name: String)]) -> Void)?>(nil)
   /// Forgets the kernel sent that the table has yet to take (`forget`).
-  private let pendingForgets = Mutex<[(inode: UInt64, count: UInt64)]>([])
+  private let pendingForgets = SleepingMutex<[(inode: UInt64, count: UInt64)]>([])
   /// What was already reported as left out of the tree, so each is logged once.
   private let reported = Mutex<Set<ExactName>>([])
 

@@ -33,3 +33,33 @@ public func runThisThreadOnlyWhenIdle() {
     _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
   }
 }
+
+/// A lock whose waiters sleep at once (`pthread_mutex_lock`, a plain futex wait), for state that
+/// many threads touch in bursts: Synchronization's `Mutex` spins before it sleeps, which on a
+/// machine of few cores turns a burst of short critical sections (the kernel's forgets, one per
+/// FUSE thread) into cores spent spinning.
+public final class SleepingMutex<Value: ~Copyable>: @unchecked Sendable {
+  private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+  private var value: Value
+
+  public init(_ value: consuming Value) {
+    self.value = value
+    mutex = UnsafeMutablePointer.allocate(capacity: 1)
+    mutex.initialize(to: pthread_mutex_t())
+    precondition(pthread_mutex_init(mutex, nil) == 0, "pthread_mutex_init failed")
+  }
+
+  deinit {
+    pthread_mutex_destroy(mutex)
+    mutex.deallocate()
+  }
+
+  /// Runs `body` with the value, holding the lock (`pthread_mutex_lock`, `pthread_mutex_unlock`).
+  public func withLock<Result: ~Copyable, Failure: Error>(
+    _ body: (inout Value) throws(Failure) -> Result
+  ) throws(Failure) -> Result {
+    pthread_mutex_lock(mutex)
+    defer { pthread_mutex_unlock(mutex) }
+    return try body(&value)
+  }
+}
