@@ -6,7 +6,8 @@ Usually started by scripts/bench, which builds bklogfs (release) first:
 
     scripts/bench --scale                              # 10^5, 10^6 and 10^7 keys, 20 ms per request
     scripts/bench --scale --scale-keys 1e5,1e6         # only these sizes
-    scripts/bench --scale-smoke                        # 10^4 keys, no added latency (what CI runs)
+    scripts/bench --scale-smoke                        # 10^4 keys, no added latency, with --rsync (what CI runs)
+    scripts/bench --scale --rsync                      # also `rsync -a --dry-run` of each tree, after the find
     scripts/bench --scale --write-doc                  # also rewrite the doc's scale results and doc/scale.png
 
 For each size it starts bench/synthetic_s3.py with that many keys (Buildkite's archive layout,
@@ -153,6 +154,7 @@ def walk(args, janitor, run_dir, keys):
             return row
         pid = m.pids[0]
         control(server_port, "/__reset")
+        row["rss_at_mount"] = kib_field(proc_status(pid), "VmRSS")
         load = os.getloadavg()[0]
         row.update(timed_find(args, mnt, pid, keys))
         # The machine may be shared: how busy it was says how far to trust the time.
@@ -167,6 +169,8 @@ def walk(args, janitor, run_dir, keys):
         else:
             row["rss_after_drop"] = None
             row["note"] = "not root: the kernel's dentries and inodes were not dropped"
+        if args.rsync:
+            row.update(timed_rsync(args, mnt, pid, here, keys))
         stats = subprocess.run([args.bklogfs_bin, "stats", str(mnt)], capture_output=True, text=True, timeout=60)
         with contextlib.suppress(ValueError):
             row["bklogfs_stats"] = json.loads(stats.stdout)
@@ -187,7 +191,31 @@ def walk(args, janitor, run_dir, keys):
 def timed_find(args, mnt, pid, keys):
     """Times `find MNT -type f | wc -l`, stopping it when the daemon passes --max-rss or the run
     its time budget."""
-    proc = subprocess.Popen(["bash", "-c", f"find {shlex.quote(str(mnt))} -type f | wc -l"], stdout=subprocess.PIPE,
+    return timed_walk(args, pid, keys, f"find {shlex.quote(str(mnt))} -type f | wc -l", "find")
+
+
+def timed_rsync(args, mnt, pid, here, keys):
+    """Times `rsync -a --dry-run` of the whole tree (after the find: its names are then known, or
+    evicted), with the daemon's peak RSS during it alone (the high-water mark reset first, as root)."""
+    target = here / "rsync-target"
+    target.mkdir()
+    reset = False
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        reset = True
+    command = (f"rsync -a --dry-run --out-format=%n {shlex.quote(str(mnt))}/ {shlex.quote(str(target))}/"
+               f" | grep -c '[.]log$'")
+    result = timed_walk(args, pid, keys, command, "rsync -a --dry-run")
+    out = {"rsync_seconds": result["seconds"]}
+    if "error" in result:
+        out["rsync_error"] = result["error"]
+    out["rsync_peak_rss"] = kib_field(proc_status(pid), "VmHWM") if reset else None
+    return out
+
+
+def timed_walk(args, pid, keys, command, what):
+    """Times a shell command that prints the number of files it saw, as timed_find says."""
+    proc = subprocess.Popen(["bash", "-c", command], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
     stopped = {}
 
@@ -215,10 +243,10 @@ def timed_find(args, mnt, pid, keys):
         log(f"  stopped: {stopped['why']} after {seconds:.1f} s")
         return {"seconds": round(seconds, 2), "error": f"stopped: {stopped['why']}"}
     count = int(out.strip() or -1) if proc.returncode == 0 else None
-    log(f"  find: {count} files in {seconds:.1f} s")
+    log(f"  {what}: {count} files in {seconds:.1f} s")
     if count != keys:
         return {"seconds": round(seconds, 2), "count": count,
-                "error": f"find counted {count} files, the bucket has {keys}: {err.decode(errors='replace')[-300:]}"}
+                "error": f"{what} counted {count} files, the bucket has {keys}: {err.decode(errors='replace')[-300:]}"}
     return {"seconds": round(seconds, 2), "count": count}
 
 
@@ -232,6 +260,7 @@ def mib(n):
 def render_markdown(report):
     cfg = report["config"]
     m = report["machine"]
+    rsync = any("rsync_seconds" in row for row in report["results"])
     lines = [f"Run on {report['date']} with `{report['command']}`, binary of commit "
              f"`{m['versions']['bklogfs']}`, on {m['cpu']} ({m['cores']} cores, {m['memory_gib']} GiB), "
              f"{m['os']}, kernel {m['kernel']}. "
@@ -239,8 +268,9 @@ def render_markdown(report):
              f"{cfg['jobs']} jobs a build, at most {cfg['builds_per_pipeline']:,} builds a pipeline; "
              f"{cfg['server_workers']} server processes.", "",
              "| keys | layout | `find -type f` | LIST | GET | HEAD | peak RSS | RSS after the walk | "
-             "after `drop_caches` | peak bytes per name |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "after `drop_caches` | names held after | bytes per name held |"
+             + (" `rsync -a --dry-run` | its peak RSS |" if rsync else ""),
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if rsync else "")]
     for row in report["results"]:
         layout = f"{row['pipelines']} × {row['builds_per_pipeline']:,} × {row['jobs']}"
         if row.get("error") and "requests" not in row:
@@ -249,11 +279,18 @@ def render_markdown(report):
         req = row.get("requests", {})
         walk = (f"{row['seconds']:,.0f} s" if row["seconds"] >= 100 else f"{row['seconds']:.1f} s") \
             if not row.get("error") else row["error"]
-        # A stopped walk saw only some of the names.
-        per_name = f"{row['peak_rss'] / row['keys']:,.0f}" if row.get("peak_rss") and not row.get("error") else "–"
-        lines.append(f"| {row['keys']:,} | {layout} | {walk} | {req.get('LIST', 0):,} | {req.get('GET', 0):,} | "
-                     f"{req.get('HEAD', 0):,} | {mib(row.get('peak_rss'))} | {mib(row.get('rss_after_walk'))} | "
-                     f"{mib(row.get('rss_after_drop'))} | {per_name} |")
+        # What the names the daemon holds cost: its RSS after the walk less its RSS once mounted.
+        held = row.get("bklogfs_stats", {}).get("cached_names")
+        per_name = (f"{(row['rss_after_walk'] - row['rss_at_mount']) / held:,.0f}"
+                    if held and row.get("rss_after_walk") and row.get("rss_at_mount") else "–")
+        line = (f"| {row['keys']:,} | {layout} | {walk} | {req.get('LIST', 0):,} | {req.get('GET', 0):,} | "
+                f"{req.get('HEAD', 0):,} | {mib(row.get('peak_rss'))} | {mib(row.get('rss_after_walk'))} | "
+                f"{mib(row.get('rss_after_drop'))} | {held if held is None else f'{held:,}'} | {per_name} |")
+        if rsync:
+            rs = row.get("rsync_seconds")
+            line += (f" {row.get('rsync_error') or (f'{rs:.1f} s' if rs is not None else '–')} |"
+                     f" {mib(row.get('rsync_peak_rss'))} |")
+        lines.append(line)
     if report.get("skipped") or any(r.get("note") or r.get("load_average") for r in report["results"]):
         lines.append("")
     for skipped in report.get("skipped", []):
@@ -330,6 +367,9 @@ def main(argv=None):
     parser.add_argument("--bklogfs-bin", default=default_bklogfs_bin(),
                         help="the bklogfs binary (default: $BKLOGFS_BIN, else .build/release/bklogfs)")
     parser.add_argument("--bklogfs-args", default="", help="extra `bklogfs mount` flags, one shell-quoted string")
+    parser.add_argument("--rsync", action="store_true",
+                        help="after the find, also time `rsync -a --dry-run` of the tree and the daemon's peak RSS "
+                             "during it")
     parser.add_argument("--cache-root", default=os.environ.get("BENCH_CACHE_ROOT", "/var/tmp/bklogfs-bench"),
                         help="where the run's mounts and caches live")
     parser.add_argument("--out",
@@ -347,6 +387,8 @@ def main(argv=None):
              if s.strip()]
     if args.delay_ms is None:
         args.delay_ms = 0.0 if args.smoke else 20.0
+    # The smoke run, which CI runs, goes through every step, so that none can rot.
+    args.rsync = args.rsync or args.smoke
     if args.max_rss is None:
         args.max_rss = available_memory() * 3 // 4
     if not os.access(args.bklogfs_bin, os.X_OK):

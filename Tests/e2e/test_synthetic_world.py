@@ -306,7 +306,8 @@ def test_bklogfs_walks_the_world(world, mount):
 def test_scale_smoke(bklogfs_bin, tmp_path):
     """scripts/bench --scale-smoke's driver (bench/scale.py --smoke), with the binary under test: a
     walk of 10^4 synthetic keys that counts them all, its requests and the daemon's memory, and
-    its table (and chart, with matplotlib). Speed is not asserted: the run is a measurement."""
+    its table (and chart, with matplotlib), and the same tree walked by `rsync -a --dry-run`. Speed is
+    not asserted: the run is a measurement."""
     require_fuse()
     if IN_CI:
         require(importlib.util.find_spec("matplotlib") is not None,
@@ -322,6 +323,11 @@ def test_scale_smoke(bklogfs_bin, tmp_path):
     assert 10 <= row["requests"]["LIST"] <= 10 + 2 * 3, row["requests"]
     assert row["requests"]["GET"] == 0 and row["requests"]["HEAD"] == 0, row["requests"]
     assert row["peak_rss"] >= row["rss_after_walk"] > 0
+    # The rsync pass walked the same tree, and the daemon's peak during it alone was measured.
+    assert "rsync_error" not in row and row["rsync_seconds"] > 0, row
+    if os.geteuid() == 0:
+        assert 0 < row["rsync_peak_rss"] <= row["peak_rss"] * 2, row
+    assert row["bklogfs_stats"]["cached_names"] > 0, row
     if os.geteuid() == 0:
         assert row["rss_after_drop"] > 0
     table = (out / "results.md").read_text()
