@@ -67,6 +67,8 @@ final class ListingAhead: Sendable {
     var files: [ObjectInfo] = []
     /// The last key listed: the range's end, or where it was cut (nil: the parent's end).
     var end: String?
+    /// When the range was listed, on the walk's clock: what it found is trusted for the directory TTL.
+    var listedAt = 0.0
 
     /// The entry the keys that start with `prefix` make: a directory, a file, or nothing.
     func entry(_ prefix: String) -> Entry {
@@ -199,9 +201,9 @@ final class ListingAhead: Sendable {
   }
 
   private func holding(_ prefix: String, in parent: String) -> Found? {
-    walks.withLock { walks in
-      walks[ExactName(parent)]?.ranges.first { $0.holds(prefix) }?.found
-    }
+    let now = clock.now()
+    let found = walks.withLock { walks in walks[ExactName(parent)]?.ranges.first { $0.holds(prefix) }?.found }
+    return found.flatMap { now - $0.listedAt < freshness ? $0 : nil }
   }
 
   /// Drops the ranges the walk is past, then starts ranges after the last until `concurrency` are ahead.
@@ -220,8 +222,8 @@ final class ListingAhead: Sendable {
     }
   }
 
-  /// The end of a range that starts after `after`: about `keysPerRange` keys on, by the density of
-  /// keys over the names listed so far.
+  /// The end of a range that starts after `after`: about `pagesPerRange` pages of keys on, by the
+  /// density of keys over the names listed so far.
   private func nextEnd(after: String, _ walk: Walk) -> String? {
     let parentLength = walk.parent.utf8.count
     let name = after.utf8.dropFirst(parentLength).prefix { $0 != UInt8(ascii: "/") }
@@ -274,7 +276,9 @@ final class ListingAhead: Sendable {
       }
       walks[ExactName(parent)] = walk
     }
-    range.finish(outcome.found)
+    var found = outcome.found
+    found.listedAt = clock.now()
+    range.finish(found)
   }
 }
 
