@@ -163,6 +163,7 @@ def walk(args, janitor, run_dir, keys):
         status = proc_status(pid)
         row["peak_rss"] = kib_field(status, "VmHWM")
         row["rss_after_walk"] = kib_field(status, "VmRSS")
+        row["names_after_walk"] = daemon_stats(args, mnt).get("cached_names")
         if drop_dentries_and_inodes():
             time.sleep(args.settle)
             row["rss_after_drop"] = kib_field(proc_status(pid), "VmRSS")
@@ -171,9 +172,7 @@ def walk(args, janitor, run_dir, keys):
             row["note"] = "not root: the kernel's dentries and inodes were not dropped"
         if args.rsync:
             row.update(timed_rsync(args, mnt, pid, here, keys))
-        stats = subprocess.run([args.bklogfs_bin, "stats", str(mnt)], capture_output=True, text=True, timeout=60)
-        with contextlib.suppress(ValueError):
-            row["bklogfs_stats"] = json.loads(stats.stdout)
+        row["bklogfs_stats"] = daemon_stats(args, mnt)
         subprocess.run([args.bklogfs_bin, "unmount", str(mnt)], capture_output=True, timeout=120)
         deadline = time.monotonic() + 30
         while alive(pid) and time.monotonic() < deadline:
@@ -186,6 +185,14 @@ def walk(args, janitor, run_dir, keys):
             if p is not None:
                 stop_group(p)
                 janitor.procs.remove(p)
+
+
+def daemon_stats(args, mnt):
+    """`bklogfs stats` of the mount, as a dict (empty if it could not be read)."""
+    stats = subprocess.run([args.bklogfs_bin, "stats", str(mnt)], capture_output=True, text=True, timeout=60)
+    with contextlib.suppress(ValueError):
+        return json.loads(stats.stdout)
+    return {}
 
 
 def timed_find(args, mnt, pid, keys):
@@ -268,7 +275,7 @@ def render_markdown(report):
              f"{cfg['jobs']} jobs a build, at most {cfg['builds_per_pipeline']:,} builds a pipeline; "
              f"{cfg['server_workers']} server processes.", "",
              "| keys | layout | `find -type f` | LIST | GET | HEAD | peak RSS | RSS after the walk | "
-             "after `drop_caches` | names held after | bytes per name held |"
+             "after `drop_caches` | names held after the walk | bytes per name held |"
              + (" `rsync -a --dry-run` | its peak RSS |" if rsync else ""),
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if rsync else "")]
     for row in report["results"]:
@@ -280,7 +287,7 @@ def render_markdown(report):
         walk = (f"{row['seconds']:,.0f} s" if row["seconds"] >= 100 else f"{row['seconds']:.1f} s") \
             if not row.get("error") else row["error"]
         # What the names the daemon holds cost: its RSS after the walk less its RSS once mounted.
-        held = row.get("bklogfs_stats", {}).get("cached_names")
+        held = row.get("names_after_walk")
         per_name = (f"{(row['rss_after_walk'] - row['rss_at_mount']) / held:,.0f}"
                     if held and row.get("rss_after_walk") and row.get("rss_at_mount") else "–")
         line = (f"| {row['keys']:,} | {layout} | {walk} | {req.get('LIST', 0):,} | {req.get('GET', 0):,} | "

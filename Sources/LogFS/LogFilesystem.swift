@@ -97,6 +97,8 @@ public final class LogFilesystem: Sendable {
   private let namesDropped = Mutex<(@Sendable ([(parent: UInt64, name: String)]) -> Void)?>(nil)
   /// Forgets the kernel sent that the table has yet to take (`forget`).
   private let pendingForgets = SleepingMutex<[(inode: UInt64, count: UInt64)]>([])
+  /// The most names the table held since memory was last given back to the system (`giveBackMemory`).
+  private let namesSinceTrim = Atomic<Int>(0)
   /// What was already reported as left out of the tree, so each is logged once.
   private let reported = Mutex<Set<ExactName>>([])
 
@@ -172,10 +174,11 @@ public final class LogFilesystem: Sendable {
   /// Keeps the inode table within its capacity, and passes on the names the kernel should forget.
   private func evictPastCapacity() {
     let now = clock.now()
-    let held = table.withLock { table in
+    let (held, names) = table.withLock { table in
       takeForgets(into: &table, now: now)
-      return table.evict()
+      return (table.evict(), table.count)
     }
+    giveBackMemory(names: names)
     guard !held.isEmpty, let body = namesDropped.withLock({ $0 }) else { return }
     body(held)
   }
@@ -252,7 +255,24 @@ public final class LogFilesystem: Sendable {
   public func forget(_ inode: UInt64, count: UInt64) {
     pendingForgets.withLock { $0.append((inode, count)) }
     let now = clock.now()
-    _ = table.withLockIfAvailable { takeForgets(into: &$0, now: now) }
+    let names = table.withLockIfAvailable { table in
+      takeForgets(into: &table, now: now)
+      return table.count
+    }
+    if let names { giveBackMemory(names: names) }
+  }
+
+  /// Once the table holds far fewer names than it did (the kernel forgot a walk's names, or they
+  /// were evicted), the memory they took is given back to the system rather than kept in the heap.
+  private func giveBackMemory(names: Int) {
+    let most = namesSinceTrim.load(ordering: .relaxed)
+    if names > most {
+      namesSinceTrim.store(names, ordering: .relaxed)
+    } else if most - names >= max(50_000, most / 2),
+      namesSinceTrim.compareExchange(expected: most, desired: names, ordering: .relaxed).exchanged
+    {
+      returnFreedMemory()
+    }
   }
 
   private func takeForgets(into table: inout InodeTable, now: Double) {

@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 
 private final class ThreadBody {
@@ -62,4 +63,10 @@ public final class SleepingMutex<Value: ~Copyable>: @unchecked Sendable {
     defer { pthread_mutex_unlock(mutex) }
     return try body(&value)
   }
+}
+
+/// Gives the memory freed since to the system (`malloc_trim`): glibc keeps freed memory in its
+/// heap for reuse, so a process that dropped much of what it held would otherwise keep its size.
+public func returnFreedMemory() {
+  _ = malloc_trim(0)
 }

@@ -1,8 +1,9 @@
 // Linux calls Swift cannot make or does not see: prctl is variadic, and Glibc's module map leaves
-// out <sys/xattr.h>. Imported by SystemBase only.
+// out <sys/xattr.h> and <malloc.h>. Imported by SystemBase only.
 #ifndef BKLOGFS_CLINUX_H
 #define BKLOGFS_CLINUX_H
 
+#include <malloc.h>
 #include <sys/prctl.h>
 #include <sys/xattr.h>
 
