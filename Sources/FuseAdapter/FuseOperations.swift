@@ -276,14 +276,12 @@ private func fillDirectory(
         var parameters = entryParameters(entry.attributes, context)
         // Node 0: the kernel takes the name only, and looks the entry up if it is used; its position
         // is its d_ino (see DirectoryEntry.handsInode).
-        if !entry.handsInode {
-          parameters.ino = 0
-          parameters.attr.st_ino = UInt(nextOffset)
-        }
+        if !entry.handsInode { parameters.ino = 0 }
+        if entry.numberIsPosition { parameters.attr.st_ino = UInt(nextOffset) }
         return fuse_add_direntry_plus(request, buffer + used, size - used, cName, &parameters, nextOffset)
       } else {
         var buffer2 = statBuffer(entry.attributes, context)
-        if !entry.handsInode { buffer2.st_ino = UInt(nextOffset) }
+        if entry.numberIsPosition { buffer2.st_ino = UInt(nextOffset) }
         return fuse_add_direntry(request, buffer + used, size - used, cName, &buffer2, nextOffset)
       }
     }

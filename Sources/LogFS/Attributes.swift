@@ -41,11 +41,15 @@ public struct DirectoryEntry: Sendable, Hashable {
   /// order of the keys, so pages of keys listed ahead serve them, rather than in the random order of
   /// inode numbers, where each would cost a request.
   public var handsInode: Bool
+  /// Whether `d_ino` is the entry's position rather than its inode number (an entry that is not
+  /// handed over, of a streamed directory: see `handsInode`).
+  public var numberIsPosition: Bool
 
-  public init(name: String, attributes: Attributes, handsInode: Bool = true) {
+  public init(name: String, attributes: Attributes, handsInode: Bool = true, numberIsPosition: Bool = false) {
     self.name = name
     self.attributes = attributes
     self.handsInode = handsInode
+    self.numberIsPosition = numberIsPosition
   }
 }
 

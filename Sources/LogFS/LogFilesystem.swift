@@ -397,7 +397,9 @@ public final class LogFilesystem: Sendable {
       // A streamed directory's entries all go to the kernel by name: see `DirectoryEntry.handsInode`.
       let entries = shown.compactMap { name, child in
         table.node(child).map {
-          DirectoryEntry(name: name, attributes: attributes($0), handsInode: continuation == nil)
+          DirectoryEntry(
+            name: name, attributes: attributes($0), handsInode: continuation == nil && $0.kind != .file,
+            numberIsPosition: continuation != nil)
         }
       }
       return (entries, table.node(inode).flatMap { table.node($0.parent) }, continuation)
@@ -471,7 +473,7 @@ public final class LogFilesystem: Sendable {
         let number = table.number(in: inode, name: entry.name, kind: entry.content.kind)
         return DirectoryEntry(
           name: entry.name, attributes: attributes(inode: number, content: entry.content, modified: entry.modified),
-          handsInode: false)
+          handsInode: false, numberIsPosition: true)
       }
     }
     return (entries.sorted { utf8Less($0.name, $1.name) }, page.continuation)

@@ -83,10 +83,17 @@ import Testing
   @Test func aSmallDirectoryIsNotStreamed() throws {
     let fixture = Fixture(listingFreshness: 0, pagesBeforeStreaming: 2)
     fixture.store.setPageSize(10)
-    for index in 0..<20 { fixture.store.put("small/\(Self.name(index))", "x") }
+    for index in 0..<19 { fixture.store.put("small/\(Self.name(index))", "x") }
+    fixture.store.put("small/sub/x", "x")
     let handle = try fixture.filesystem.openDirectory(try fixture.resolve("small").inode)
     defer { fixture.filesystem.releaseDirectory(handle) }
     let all = try readAll(fixture, handle)
-    #expect(all.count == 22 && all.allSatisfy(\.handsInode))
+    // Every entry's d_ino is its inode number; directories are handed to the kernel with
+    // readdirplus, files by name only (a walk such as `find -type f` then never makes the kernel
+    // hold, and later forget, an inode per file).
+    #expect(all.count == 22 && all.allSatisfy { !$0.numberIsPosition })
+    #expect(all.filter(\.handsInode).map(\.name).sorted() == [".", "..", "sub"])
+    #expect(
+      try fixture.resolve("small/\(Self.name(3))").inode == all.first { $0.name == Self.name(3) }?.attributes.inode)
   }
 }
