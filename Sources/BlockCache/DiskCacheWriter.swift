@@ -24,7 +24,7 @@ public import SystemBase
 public final class DiskCacheWriter: Sendable {
   public let cache: DiskBlockCache
   public var maxQueuedBytes: Int { queue.maxQueuedBytes }
-  private let queue: WriteQueue
+  private let queue: WriteQueue<BlockKey>
 
   public convenience init(
     cache: DiskBlockCache, maxQueuedBytes: Int, clock: any MonotonicClock = SystemClock(), logger: Logger

@@ -23,9 +23,13 @@ public import SystemBase
 ///   a block that would overfill it is not shared, and a failed write is logged and forgotten.
 /// - After a few failures in a row (the bucket unreachable, credentials refused), the cache is
 ///   left alone for a while, so readers do not pay a timeout per block.
+/// - Beside the blocks, it keeps the sizes of fixed objects whose store gives sizes only when
+///   asked one object at a time (Buildkite's log storage): a *size record* per object, in a folder
+///   of its own (`SharedSizeFormat`), so that a mount finds another's blocks, whose keys hold the
+///   object's ETag and so its size, without asking the store (`SharedSizes`).
 ///
 /// How long blocks stay is the bucket's business (its lifecycle rules): nothing here deletes.
-public final class SharedBlockCache: Sendable {
+public final class SharedBlockCache: SharedSizes {
   public var client: any WritableObjectClient { bucket.client }
   /// "" or ending in "/".
   public var prefix: String { format.prefix }
@@ -36,9 +40,12 @@ public final class SharedBlockCache: Sendable {
   public static let folder = "bklogfs-blocks/v1/"
 
   private let format: SharedBlockFormat
+  private let sizes: SharedSizeFormat
   private let bucket: SharedBucket
-  /// Blocks fetched from the store, waiting to be written.
-  private let queue: WriteQueue
+  /// Blocks fetched from the store and sizes learned from it, waiting to be written.
+  private let queue: WriteQueue<SharedObject>
+  /// The size records this process dropped (`drop`), by object key: not read again until written anew.
+  private let droppedSizes = Mutex<Set<String>>([])
 
   /// - Parameters:
   ///   - maxQueuedBytes: the most bytes of blocks waiting to be written; 0 writes on the caller's thread.
@@ -49,16 +56,21 @@ public final class SharedBlockCache: Sendable {
   ) {
     let format = SharedBlockFormat(
       prefix: prefix.isEmpty || prefix.hasSuffix("/") ? prefix : prefix + "/", blockSize: blockSize)
+    let sizes = SharedSizeFormat(prefix: format.prefix)
     let bucket = SharedBucket(client: client, clock: clock, logger: logger)
     self.format = format
+    self.sizes = sizes
     self.bucket = bucket
     // Plain priority: a write costs little processor time (a CRC-32 and the signature's SHA-256 of
     // 1 MiB) and mostly waits for the network, while other machines wait for what it shares.
     queue = WriteQueue(
       maxQueuedBytes: maxQueuedBytes, writers: max(1, writers), onlyWhenIdle: false, clock: clock, logger: logger,
       what: "Writing blocks to the shared cache"
-    ) { key, bytes in
-      bucket.write(format.objectKey(for: key), format.encode(key, bytes))
+    ) { object, bytes in
+      switch object {
+      case .block(let key): bucket.write(format.objectKey(for: key), format.encode(key, bytes), size: false)
+      case .size(let source, let key): bucket.write(sizes.objectKey(source: source, key: key), bytes, size: true)
+      }
     }
   }
 
@@ -78,7 +90,7 @@ public final class SharedBlockCache: Sendable {
   public func get(_ key: BlockKey, count: Int) -> [UInt8]? {
     let name = format.objectKey(for: key)
     // A block and its header (a few hundred bytes): anything much longer is not a block.
-    guard let object = bucket.read(name, limit: format.blockSize + (64 << 10)) else { return nil }
+    guard let object = bucket.read(name, limit: format.blockSize + (64 << 10), size: false) else { return nil }
     switch format.decode(object, as: key, count: count) {
     case .success(let data):
       bucket.count { $0.hits += 1 }
@@ -98,7 +110,59 @@ public final class SharedBlockCache: Sendable {
       bucket.count { $0.dropped += 1 }
       return
     }
-    queue.put(key, bytes)
+    queue.put(.block(key), bytes)
+  }
+
+  // MARK: Sizes
+
+  /// The key of the object that holds the size record of `key` in the store `source`.
+  public func sizeObjectKey(source: String, key: String) -> String { sizes.objectKey(source: source, key: key) }
+
+  /// The size record of `size` for `key` in the store `source`.
+  public func encodeSize(source: String, key: String, size: UInt64) -> [UInt8] {
+    sizes.encode(source: source, key: key, size: size)
+  }
+
+  /// The size a record read back holds, or why it is refused.
+  public func decodeSize(_ object: [UInt8], source: String, key: String) -> Result<UInt64, SharedBlockDamage> {
+    sizes.decode(object, source: source, key: key)
+  }
+
+  /// One GET of the size record: a missing, unreadable or damaged one (counted in `corruptSizes`
+  /// and logged) is nil, as is one this process dropped.
+  public func size(source: String, key: String) -> UInt64? {
+    let name = sizes.objectKey(source: source, key: key)
+    guard !droppedSizes.withLock({ $0.contains(name) }) else { return nil }
+    guard let object = bucket.read(name, limit: 64 << 10, size: true) else { return nil }
+    switch sizes.decode(object, source: source, key: key) {
+    case .success(let size):
+      bucket.count { $0.sizeHits += 1 }
+      return size
+    case .failure(let damage):
+      bucket.count { $0.corruptSizes += 1 }
+      bucket.logger.warning("shared size record \(name) is damaged: \(damage.reason); asking the source")
+      return nil
+    }
+  }
+
+  /// Queues the size record to be written, as a block is (`put`).
+  public func record(source: String, key: String, size: UInt64) {
+    let name = sizes.objectKey(source: source, key: key)
+    droppedSizes.withLock { _ = $0.remove(name) }
+    guard !bucket.isPaused() else {
+      bucket.count { $0.dropped += 1 }
+      return
+    }
+    queue.put(.size(source: source, key: key), sizes.encode(source: source, key: key, size: size))
+  }
+
+  /// Counted in `staleSizes` and logged; the record stays in the bucket until a mount that learns
+  /// the size from the store writes it again.
+  public func drop(source: String, key: String) {
+    let name = sizes.objectKey(source: source, key: key)
+    guard droppedSizes.withLock({ $0.insert(name).inserted }) else { return }
+    bucket.count { $0.staleSizes += 1 }
+    bucket.logger.warning("shared size record \(name) disagrees with the source; asking the source instead")
   }
 
   /// Writes out what is queued (on this thread too), then stops the writers; gives up after `seconds`.
@@ -113,6 +177,12 @@ public final class SharedBlockCache: Sendable {
     statistics.queuedBytes = queued.bytes
     return statistics
   }
+}
+
+/// What the shared cache's queue writes.
+enum SharedObject: Hashable, Sendable {
+  case block(BlockKey)
+  case size(source: String, key: String)
 }
 
 /// How blocks are named and stored in the shared bucket.
@@ -153,6 +223,48 @@ struct SharedBlockFormat: Sendable {
   }
 }
 
+/// How size records are named and stored in the shared bucket: `PREFIX` + `bklogfs-sizes/v1/` + the
+/// SHA-256 of the record's identity, which is a block identity (`BlockIdentity`) of the store's
+/// identity hashed, the object's key, no ETag, index 0 and block size 0. The object holds the size
+/// as a block file holds a block (`BlockFileFormat`, version 1): a header naming the identity in
+/// full and checksums, then the size as 8 bytes, little-endian. So a record is checked as a block
+/// is, and a record of another object (copied to this key) is refused.
+struct SharedSizeFormat: Sendable {
+  /// "" or ending in "/".
+  let prefix: String
+  /// The folder under the prefix; a new record format gets a new one.
+  static let folder = "bklogfs-sizes/v1/"
+
+  func identity(source: String, key: String) -> [UInt8] {
+    BlockIdentity.encode(
+      BlockKey(source: "sha256:" + SHA256.hexHash(source), key: key, etag: "", index: 0), blockSize: 0)
+  }
+
+  func objectKey(source: String, key: String) -> String {
+    prefix + Self.folder + BlockIdentity.hash(identity(source: source, key: key))
+  }
+
+  func encode(source: String, key: String, size: UInt64) -> [UInt8] {
+    var data: [UInt8] = []
+    data.appendLittleEndian(size)
+    let header = data.withUnsafeBytes {
+      BlockFileFormat.header(
+        identity: identity(source: source, key: key), data: $0, version: SharedBlockFormat.checksumVersion)
+    }
+    return header + data
+  }
+
+  func decode(_ object: [UInt8], source: String, key: String) -> Result<UInt64, SharedBlockDamage> {
+    switch BlockFileFormat.decode(object, identity: identity(source: source, key: key), blockSize: 8) {
+    case .success(let data):
+      guard data.count == 8 else { return .failure(SharedBlockDamage(reason: "holds \(data.count) bytes, not 8")) }
+      return .success(data[...].loadLittleEndian(UInt64.self, at: 0))
+    case .failure(let damage):
+      return .failure(SharedBlockDamage(reason: damage.description))
+    }
+  }
+}
+
 /// The shared bucket's calls, their counters, and the pause after failures in a row.
 final class SharedBucket: Sendable {
   let client: any WritableObjectClient
@@ -182,24 +294,27 @@ final class SharedBucket: Sendable {
     state.withLock { change(&$0.statistics) }
   }
 
-  /// The object, or nil when there is none (a miss), the request failed, or the bucket is paused.
-  func read(_ name: String, limit: Int) -> [UInt8]? {
+  /// The object, or nil when there is none (a miss, counted as a block's or a size record's), the
+  /// request failed, or the bucket is paused.
+  func read(_ name: String, limit: Int, size: Bool) -> [UInt8]? {
     guard !isPaused() else { return nil }
     let object: [UInt8]?
     do throws(ObjectStoreError) {
       object = try client.getObject(key: name, limit: limit)
     } catch {
-      noteFailure("reading shared block \(name) failed: \(error.message)")
+      noteFailure("reading shared \(size ? "size record" : "block") \(name) failed: \(error.message)")
       return nil
     }
     state.withLock { state in
       state.failuresInARow = 0
-      if object == nil { state.statistics.misses += 1 }
+      if object == nil {
+        if size { state.statistics.sizeMisses += 1 } else { state.statistics.misses += 1 }
+      }
     }
     return object
   }
 
-  func write(_ name: String, _ object: [UInt8]) {
+  func write(_ name: String, _ object: [UInt8], size: Bool) {
     // A block queued before a pause began is left unshared too.
     guard !isPaused() else {
       count { $0.dropped += 1 }
@@ -208,12 +323,12 @@ final class SharedBucket: Sendable {
     do throws(ObjectStoreError) {
       try client.put(key: name, bytes: object)
     } catch {
-      noteFailure("writing shared block \(name) failed: \(error.message)")
+      noteFailure("writing shared \(size ? "size record" : "block") \(name) failed: \(error.message)")
       return
     }
     state.withLock { state in
       state.failuresInARow = 0
-      state.statistics.writes += 1
+      if size { state.statistics.sizeWrites += 1 } else { state.statistics.writes += 1 }
     }
   }
 
@@ -249,8 +364,9 @@ public struct SharedBlockDamage: Error, Sendable, Equatable {
 }
 
 /// What a `SharedBlockCache` did: blocks found (`hits`), not there (`misses`), written, refused as
-/// damaged, requests that failed, blocks left unshared (queue full or cache paused), and the bytes
-/// waiting to be written now.
+/// damaged, requests that failed, blocks and size records left unshared (queue full or cache
+/// paused), and the bytes waiting to be written now; size records found, not there, written,
+/// refused as damaged, and dropped because the source disagreed (`staleSizes`).
 public struct SharedCacheStatistics: Sendable, Hashable {
   public var hits = 0
   public var misses = 0
@@ -259,6 +375,11 @@ public struct SharedCacheStatistics: Sendable, Hashable {
   public var failures = 0
   public var dropped = 0
   public var queuedBytes = 0
+  public var sizeHits = 0
+  public var sizeMisses = 0
+  public var sizeWrites = 0
+  public var corruptSizes = 0
+  public var staleSizes = 0
 
   public init() {}
 }

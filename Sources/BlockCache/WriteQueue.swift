@@ -3,9 +3,9 @@ import Logging
 import Synchronization
 import SystemBase
 
-/// Blocks waiting to be written somewhere slower than memory (the disk cache, the shared cache's
-/// bucket), bounded by bytes and written out in order by threads of their own, so that no reader
-/// waits for the write.
+/// Blocks (or other objects, named by `Key`) waiting to be written somewhere slower than memory
+/// (the disk cache, the shared cache's bucket), bounded by bytes and written out in order by
+/// threads of their own, so that no reader waits for the write.
 ///
 /// - A block that would overfill the queue is not queued (`dropped`): the destination takes what it
 ///   can absorb. With `maxQueuedBytes` 0, or once closed, `put` writes at once on the caller's thread.
@@ -13,18 +13,18 @@ import SystemBase
 ///   again while it waits, nor queued twice.
 /// - `close` writes out what is still queued, on the calling thread as well as the writers', within
 ///   a deadline.
-final class WriteQueue: Sendable {
+final class WriteQueue<Key: Hashable & Sendable>: Sendable {
   let maxQueuedBytes: Int
-  private let write: @Sendable (BlockKey, [UInt8]) -> Void
+  private let write: @Sendable (Key, [UInt8]) -> Void
   private let clock: any MonotonicClock
   private let logger: Logger
   /// Names the destination in the warning of a `close` that ran out of time.
   private let what: String
 
   private struct State: Sendable {
-    var order: [BlockKey] = []
+    var order: [Key] = []
     var head = 0
-    var queued: [BlockKey: [UInt8]] = [:]
+    var queued: [Key: [UInt8]] = [:]
     var bytes = 0
     var closed = false
     var writersRunning = 0
@@ -42,7 +42,7 @@ final class WriteQueue: Sendable {
   ///   - onlyWhenIdle: whether they run at the lowest priority (`SCHED_IDLE`), when a core is free.
   init(
     maxQueuedBytes: Int, writers: Int, onlyWhenIdle: Bool, clock: any MonotonicClock, logger: Logger, what: String,
-    write: @escaping @Sendable (BlockKey, [UInt8]) -> Void
+    write: @escaping @Sendable (Key, [UInt8]) -> Void
   ) {
     self.maxQueuedBytes = max(0, maxQueuedBytes)
     self.write = write
@@ -62,14 +62,13 @@ final class WriteQueue: Sendable {
   }
 
   /// The block's bytes if it waits to be written.
-  func get(_ key: BlockKey) -> [UInt8]? {
+  func get(_ key: Key) -> [UInt8]? {
     state.withLock { $0.queued[key] }
   }
 
   /// Queues a block (or, with no queue or once closed, writes it now).
-  func put(_ key: BlockKey, _ bytes: [UInt8]) {
-    enum Outcome { case queued, skipped, now }
-    let outcome: Outcome = state.withLock { state in
+  func put(_ key: Key, _ bytes: [UInt8]) {
+    let outcome: PutOutcome = state.withLock { state in
       if maxQueuedBytes == 0 || state.closed { return .now }
       if state.queued[key] != nil { return .skipped }
       guard state.bytes + bytes.count <= maxQueuedBytes else {
@@ -127,7 +126,7 @@ final class WriteQueue: Sendable {
   /// Writes the oldest queued block not being written; false when there is none. The block stays
   /// queued (and served by `get`) until its write returns.
   private func writeNext() -> Bool {
-    let next: (BlockKey, [UInt8])? = state.withLock { state in
+    let next: (Key, [UInt8])? = state.withLock { state in
       while state.head < state.order.count {
         let key = state.order[state.head]
         state.head += 1
@@ -150,3 +149,6 @@ final class WriteQueue: Sendable {
     return true
   }
 }
+
+/// What `WriteQueue.put` did with a block.
+private enum PutOutcome { case queued, skipped, now }

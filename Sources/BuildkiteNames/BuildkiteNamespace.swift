@@ -43,6 +43,9 @@ public final class BuildkiteNamespace: Namespace {
   /// The build exports (the folder holding `org={uuid}/` folders), for builds past retention.
   public let exports: (client: any ObjectClient, prefix: String)?
   public let configuration: BuildkiteNamesConfiguration
+  /// Finished logs' sizes that machines of a fleet record for each other (`--shared-cache`), read
+  /// before a log is sized by the API.
+  public let sharedSizes: (any SharedSizes)?
   let logger: Logger
   /// Gives the wall-clock times the catalog's listings are stamped with and judged by.
   let clock: any MonotonicClock
@@ -59,8 +62,9 @@ public final class BuildkiteNamespace: Namespace {
     api: BuildkiteClient, catalog: Catalog, logStore: BuildkiteLogStore,
     archive: (client: any ObjectClient, prefix: String)? = nil,
     exports: (client: any ObjectClient, prefix: String)? = nil, configuration: BuildkiteNamesConfiguration,
-    clock: any MonotonicClock = SystemClock(), logger: Logger
+    sharedSizes: (any SharedSizes)? = nil, clock: any MonotonicClock = SystemClock(), logger: Logger
   ) {
+    self.sharedSizes = sharedSizes
     self.clock = clock
     self.api = api
     self.catalog = catalog
@@ -280,6 +284,11 @@ public final class BuildkiteNamespace: Namespace {
   /// whose answer gives its size too. A finished job's size goes into the catalog, so that later
   /// listings and mounts show it with no request; a running job's log is sized again at each open
   /// after its listing's TTL, as it grows.
+  ///
+  /// With a shared cache, a finished job's size is read from the record another machine left there
+  /// first (one GET of the shared bucket, no API request), and each size learned from the API or
+  /// the catalog is recorded there. A size from a record stays out of the catalog, which holds only
+  /// what the API said: it is unconfirmed, and dropped if a read finds the log another size.
   public func size(file content: FileContent, tail: Int) throws(FilesystemError) -> SizedFile {
     guard case .object(let client, let key, _) = content.source, client.identity == logStore.identity,
       let job = key.split(separator: "/", omittingEmptySubsequences: false).last.map(String.init)
@@ -289,10 +298,11 @@ public final class BuildkiteNamespace: Namespace {
     if content.isImmutable, let known = try stored({ () throws(CatalogError) in try catalog.job(id: job)?.logSize }) {
       // Learned since this file was listed (another mount, or an open that found it gone).
       guard known != Self.noLog else { throw FilesystemError(.notFound, "Buildkite has no log for job \(job)") }
-      var sized = content
-      sized.size = UInt64(known)
-      sized.source = .object(client: logStore, key: key, etag: BuildkiteLogStore.etag(size: UInt64(known)))
-      return SizedFile(content: sized, tail: [])
+      sharedSizes?.record(source: logStore.identity, key: key, size: UInt64(known))
+      return SizedFile(content: sized(content, key: key, finishedSize: UInt64(known)), tail: [])
+    }
+    if content.isImmutable, let shared = sharedSizes?.size(source: logStore.identity, key: key) {
+      return SizedFile(content: sized(content, key: key, finishedSize: shared), tail: [], isConfirmed: false)
     }
     let found: (bytes: [UInt8], size: UInt64)
     do throws(ObjectStoreError) {
@@ -303,15 +313,29 @@ public final class BuildkiteNamespace: Namespace {
       }
       throw FilesystemError(error, context: "sizing the log of job \(job)")
     }
-    var sized = content
-    sized.size = found.size
     if content.isImmutable {
-      sized.source = .object(client: logStore, key: key, etag: BuildkiteLogStore.etag(size: found.size))
       try store { () throws(CatalogError) in try catalog.setLogSize(jobID: job, size: Int64(found.size)) }
-    } else {
-      sized.source = .object(client: logStore, key: key, etag: BuildkiteLogStore.growingETag(size: found.size))
+      sharedSizes?.record(source: logStore.identity, key: key, size: found.size)
+      return SizedFile(content: sized(content, key: key, finishedSize: found.size), tail: found.bytes)
     }
-    return SizedFile(content: sized, tail: found.bytes)
+    var growing = content
+    growing.size = found.size
+    growing.source = .object(client: logStore, key: key, etag: BuildkiteLogStore.growingETag(size: found.size))
+    return SizedFile(content: growing, tail: found.bytes)
+  }
+
+  /// A finished job's log with its size, and the ETag that says it.
+  private func sized(_ content: FileContent, key: String, finishedSize size: UInt64) -> FileContent {
+    var sized = content
+    sized.size = size
+    sized.source = .object(client: logStore, key: key, etag: BuildkiteLogStore.etag(size: size))
+    return sized
+  }
+
+  /// A log sized from a shared record that a read then found another size: the record is dropped.
+  public func sizeWasWrong(file content: FileContent) {
+    guard case .object(let client, let key, _) = content.source, client.identity == logStore.identity else { return }
+    sharedSizes?.drop(source: logStore.identity, key: key)
   }
 
   // MARK: Archive and exports

@@ -101,15 +101,22 @@ public final class LogFilesystem: Sendable {
   private let namesSinceTrim = Atomic<Int>(0)
   /// What was already reported as left out of the tree, so each is logged once.
   private let reported = Mutex<Set<ExactName>>([])
+  /// Files sized with a size their store did not give (`SizedFile.isConfirmed`), by inode: a read
+  /// the store refuses as stale sizes them again (`sizeWasWrong`).
+  private let unconfirmedSizes = Mutex<Set<UInt64>>([])
 
   /// Sequential readers of remote files now, counted while their readahead window is open: the
   /// memory cache's half they share for readahead is split between them (`readaheadLimit`).
   private let sequentialReaders = Atomic<Int>(0)
 
   private final class OpenFile: Sendable {
+    let inode: UInt64
     let source: FileSource
     let size: UInt64
     let stream: Mutex<Stream>
+    /// Set when a read found the size it was opened with wrong (`sizeWasWrong`): later reads of the
+    /// handle fail at once rather than ask the store again for a version it does not have.
+    let sizeWasWrong = Atomic<Bool>(false)
 
     /// How the file is being read, and whether it is counted in `sequentialReaders`.
     struct Stream {
@@ -118,7 +125,8 @@ public final class LogFilesystem: Sendable {
       var closed = false
     }
 
-    init(source: FileSource, size: UInt64, readahead: ReadaheadState) {
+    init(inode: UInt64, source: FileSource, size: UInt64, readahead: ReadaheadState) {
+      self.inode = inode
       self.source = source
       self.size = size
       self.stream = Mutex(Stream(readahead: readahead))
@@ -533,7 +541,7 @@ public final class LogFilesystem: Sendable {
     followWalk(node)
     return handles.withLock { handles in
       let handle = handles.allocate()
-      handles.files[handle] = OpenFile(source: file.source, size: size, readahead: readahead)
+      handles.files[handle] = OpenFile(inode: inode, source: file.source, size: size, readahead: readahead)
       return handle
     }
   }
@@ -577,6 +585,27 @@ public final class LogFilesystem: Sendable {
     guard table.withLock({ $0.sized(node.inode, sized.content) }) else {
       throw FilesystemError(.notFound, "\(node.name) left the tree while it was being opened")
     }
+    if !sized.isConfirmed { unconfirmedSizes.withLock { _ = $0.insert(node.inode) } }
+  }
+
+  /// A read of a file whose size its store did not give failed as stale: the store has another
+  /// version, so the size was wrong. The file goes back to having no size (the namespace drops
+  /// what told it the size, the kernel forgets what it held), so its next open asks the store; the
+  /// read fails with `ESTALE`, as a read of an object changed under an open file does.
+  private func sizeWasWrong(_ file: OpenFile, _ error: FilesystemError) -> FilesystemError {
+    guard error.kind == .stale, unconfirmedSizes.withLock({ $0.remove(file.inode) != nil }),
+      let node = table.withLock({ $0.node(file.inode) }), case .file(let current) = node.content
+    else { return error }
+    file.sizeWasWrong.store(true, ordering: .relaxed)
+    namespace.sizeWasWrong(file: current)
+    var unsized = current
+    unsized.size = nil
+    _ = table.withLock { $0.sized(file.inode, unsized) }
+    report(changed: [file.inode])
+    return FilesystemError(
+      .stale,
+      "\(error.message); the size recorded for \(node.name) was wrong: it is asked of the source at the next open",
+      cause: error.cause)
   }
 
   /// Up to `count` bytes from `offset`; fewer only at the end of the file.
@@ -601,6 +630,9 @@ public final class LogFilesystem: Sendable {
           throw FilesystemError(error, context: "reading \(client.identity)/\(key)")
         }
       }
+      guard !file.sizeWasWrong.load(ordering: .relaxed) else {
+        throw FilesystemError(.stale, "the size \(key) was opened with is wrong: open it again")
+      }
       let object = BlockReader.ObjectVersion(key: key, etag: etag, size: file.size)
       let blockSize = UInt64(configuration.blockSize)
       let (ahead, consumed) = file.stream.withLock { stream in
@@ -618,7 +650,12 @@ public final class LogFilesystem: Sendable {
         let pastThisRead = ((end - 1) / blockSize + 1) * blockSize
         blocks.prefetch(object, offset: max(ahead.lowerBound, pastThisRead), end: ahead.upperBound)
       }
-      let pieces = try blocks.read(object, offset: offset, end: end)
+      let pieces: [ArraySlice<UInt8>]
+      do throws(FilesystemError) {
+        pieces = try blocks.read(object, offset: offset, end: end)
+      } catch {
+        throw sizeWasWrong(file, error)
+      }
       // What a sequential reader has read is in the kernel's page cache and the disk cache: its
       // blocks leave the memory cache, whose buffers then serve the next blocks instead of fresh
       // memory; without a disk cache they are evicted first (doc/ARCHITECTURE.md).
@@ -786,7 +823,9 @@ public final class LogFilesystem: Sendable {
         diskQueueBytes: writer?.bytes ?? 0, diskQueueMaxBytes: writer?.maxBytes ?? 0,
         diskQueueDropped: writer?.dropped ?? 0, sharedHits: shared.hits, sharedMisses: shared.misses,
         sharedWrites: shared.writes, sharedCorruptBlocks: shared.corruptBlocks, sharedFailures: shared.failures,
-        sharedDropped: shared.dropped, sharedQueueBytes: shared.queuedBytes),
+        sharedDropped: shared.dropped, sharedQueueBytes: shared.queuedBytes, sharedSizeHits: shared.sizeHits,
+        sharedSizeMisses: shared.sizeMisses, sharedSizeWrites: shared.sizeWrites,
+        sharedCorruptSizes: shared.corruptSizes, sharedStaleSizes: shared.staleSizes),
       cachedNames: cachedNames)
   }
 }

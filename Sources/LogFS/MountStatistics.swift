@@ -33,6 +33,13 @@ public struct MountStatistics: Codable, Sendable, Hashable {
     public var sharedFailures: Int
     public var sharedDropped: Int
     public var sharedQueueBytes: Int
+    /// Size records of the shared cache: found, not found, written, refused as damaged, and
+    /// dropped because the source disagreed; all 0 without one.
+    public var sharedSizeHits: Int
+    public var sharedSizeMisses: Int
+    public var sharedSizeWrites: Int
+    public var sharedCorruptSizes: Int
+    public var sharedStaleSizes: Int
   }
 
   /// The stores the mount reads, by identity, separated by spaces.

@@ -43,6 +43,11 @@ public protocol Namespace: Sendable {
   /// which the request that learned the size brought and the filesystem keeps as the blocks they
   /// cover. Throws `.notFound` when the object is gone. Called only for content the namespace gave.
   func size(file content: FileContent, tail: Int) throws(FilesystemError) -> SizedFile
+
+  /// A file sized with a size its store did not give (`SizedFile.isConfirmed` false) whose store
+  /// then refused that version (a read failed as `.stale`): the namespace drops what told it the
+  /// size, so that the file's next `size` asks the store. `content` is the file as it was sized.
+  func sizeWasWrong(file content: FileContent)
 }
 
 /// A file's content once its size is known, with the last bytes of its object (`Namespace.size`).
@@ -50,10 +55,14 @@ public struct SizedFile: Sendable {
   public var content: FileContent
   /// The object's last bytes, as many as the request brought: `content.size` at most.
   public var tail: [UInt8]
+  /// False when the size comes from another machine's record rather than the store: a read the
+  /// store refuses then sizes the file again (`Namespace.sizeWasWrong`).
+  public var isConfirmed: Bool
 
-  public init(content: FileContent, tail: [UInt8]) {
+  public init(content: FileContent, tail: [UInt8], isConfirmed: Bool = true) {
     self.content = content
     self.tail = tail
+    self.isConfirmed = isConfirmed
   }
 }
 
@@ -71,6 +80,8 @@ extension Namespace {
   public func size(file content: FileContent, tail: Int) throws(FilesystemError) -> SizedFile {
     throw FilesystemError(.local, "this namespace lists every file with its size")
   }
+
+  public func sizeWasWrong(file content: FileContent) {}
 }
 
 public struct NamespaceListing: Sendable {

@@ -235,6 +235,13 @@ struct MountCommand: ParsableCommand {
       exports = (client, target.prefix)
     }
 
+    let blockSize = 1 << 20
+    // Blocks waiting to be written to the shared cache: at most a quarter of the memory cache more.
+    // Made before the names, which read and record logs' sizes there.
+    let sharedCache = try makeSharedCache(
+      shared, s3: s3, connectTimeout: network.connectTimeout, insecureHTTP: insecureHTTP, blockSize: blockSize,
+      maxQueuedBytes: max(blockSize, cache.memoryCacheSize.bytes / 4), logger: logger)
+
     let namespace: any Namespace
     let fsname: String
     if let token = try buildkite.api.token() {
@@ -242,7 +249,7 @@ struct MountCommand: ParsableCommand {
       let names = try makeBuildkiteNamespace(
         token: token, options: buildkite, archive: archive.map { ($0.client, $0.prefix) }, exports: exports,
         location: location, directoryTTL: directoryTTL, timeouts: network.apiTimeouts,
-        insecureHTTP: insecureHTTP, logger: logger)
+        insecureHTTP: insecureHTTP, sharedSizes: sharedCache, logger: logger)
       namespace = names
       fsname = "buildkite:" + names.api.baseURL
     } else if buildkite.exports != nil {
@@ -256,7 +263,6 @@ struct MountCommand: ParsableCommand {
       throw MountFailure("no Buildkite API token: give --api-token-file FILE or set BUILDKITE_API_TOKEN")
     }
 
-    let blockSize = 1 << 20
     var diskCache: DiskBlockCache?
     if namespace.clients.contains(where: \.isRemote) && cache.cacheSize.bytes > 0 {
       let directory = cacheDirectory
@@ -267,10 +273,6 @@ struct MountCommand: ParsableCommand {
         throw MountFailure(error.description)
       }
     }
-    // Blocks waiting to be written to the shared cache: at most a quarter of the memory cache more.
-    let sharedCache = try makeSharedCache(
-      shared, s3: s3, connectTimeout: network.connectTimeout, insecureHTTP: insecureHTTP, blockSize: blockSize,
-      maxQueuedBytes: max(blockSize, cache.memoryCacheSize.bytes / 4), logger: logger)
     let configuration = FilesystemConfiguration(
       blockSize: blockSize, partSize: reading.partSize.bytes, maxReadahead: UInt64(reading.readahead.bytes),
       directoryTTL: directoryTTL, waitLimit: network.waitLimit,

@@ -88,17 +88,7 @@ private final class FlakyBucket: WritableObjectClient {
       if case .failure = shared.decode(bytes, as: key, count: count) { return true }
       return false
     }
-    // A flipped data byte, a flipped header byte, a cut object, one with bytes added, an empty one.
-    var flipped = object
-    flipped[object.count - 10] ^= 0x40
-    #expect(refused(flipped))
-    var header = object
-    header[20] ^= 1
-    #expect(refused(header))
-    #expect(refused(Array(object.dropLast(1))))
-    #expect(refused(Array(object.prefix(40))))
-    #expect(refused(object + [0]))
-    #expect(refused([]))
+    for (index, damaged) in damage(of: object).enumerated() { #expect(refused(damaged), "damage \(index)") }
     // Another block's object at this block's name: another key, ETag, index or store.
     #expect(refused(object, as: key("other-log", index: 2)))
     #expect(refused(object, as: key("log", index: 2, etag: "\"etag-2\"")))
@@ -170,4 +160,92 @@ private final class FlakyBucket: WritableObjectClient {
     #expect(shared.get(key("log"), count: blockSize) == blockBytes(0, count: blockSize))
     #expect(shared.statistics.writes == 1 && shared.statistics.hits == 1)
   }
+
+  // MARK: Size records
+
+  @Test func sizeRecordKeysDependOnTheStoreAndTheKeyOnlyAndRevealNeither() {
+    let shared = cache(InMemoryObjectClient())
+    let name = shared.sizeObjectKey(source: "buildkite:logs", key: "acme/deploy/42/0190a1b5-job")
+    // The prefix, the records' own folder, then 64 hex digits of SHA-256.
+    let folder = "fleet/bklogfs-sizes/v1/"
+    #expect(name.hasPrefix(folder))
+    let hash = name.dropFirst(folder.count)
+    #expect(hash.count == 64 && hash.allSatisfy { $0.isHexDigit && !$0.isUppercase })
+    #expect(!name.contains("acme") && !name.contains("deploy") && !name.contains("buildkite"))
+    // The same in every mount, whatever the block size; another store or key gives another.
+    let otherSize = SharedBlockCache(
+      client: InMemoryObjectClient(), prefix: "fleet", blockSize: 2 * blockSize, maxQueuedBytes: 0,
+      logger: testLogger)
+    #expect(otherSize.sizeObjectKey(source: "buildkite:logs", key: "acme/deploy/42/0190a1b5-job") == name)
+    let names: Set = [
+      name, shared.sizeObjectKey(source: "s3://archive", key: "acme/deploy/42/0190a1b5-job"),
+      shared.sizeObjectKey(source: "buildkite:logs", key: "acme/deploy/43/0190a1b5-job"),
+      shared.objectKey(for: BlockKey(source: "buildkite:logs", key: "acme/deploy/42/0190a1b5-job", etag: "", index: 0)),
+    ]
+    #expect(names.count == 4)
+    // The record names the store only by its hash.
+    let record = shared.encodeSize(source: "buildkite:logs", key: "acme/deploy/42/0190a1b5-job", size: 1234)
+    #expect(!String(decoding: record, as: UTF8.self).contains("buildkite:logs"))
+  }
+
+  @Test func aSizeRecordRoundTripsAndDamageOrAnotherKeysRecordIsRefused() {
+    let shared = cache(InMemoryObjectClient())
+    let record = shared.encodeSize(source: "buildkite:logs", key: "a/p/1/job", size: 5_000_000_000)
+    #expect(shared.decodeSize(record, source: "buildkite:logs", key: "a/p/1/job") == .success(5_000_000_000))
+    func refused(_ bytes: [UInt8], source: String = "buildkite:logs", key: String = "a/p/1/job") -> Bool {
+      if case .failure = shared.decodeSize(bytes, source: source, key: key) { return true }
+      return false
+    }
+    for (index, damaged) in damage(of: record).enumerated() { #expect(refused(damaged), "damage \(index)") }
+    // A flipped byte of the size itself (the last 8 bytes).
+    var size = record
+    size[record.count - 1] ^= 0x01
+    #expect(refused(size))
+    // Another log's record, or another store's, copied to this key.
+    #expect(refused(record, key: "a/p/1/other-job"))
+    #expect(refused(record, source: "s3://archive"))
+    // A block is not a size record.
+    let block = shared.encode(BlockKey(source: "buildkite:logs", key: "a/p/1/job", etag: "", index: 0), [1, 2, 3])
+    #expect(refused(block))
+  }
+
+  @Test func sizesAreRecordedReadAndDroppedWithTheirOwnCounters() {
+    let bucket = InMemoryObjectClient()
+    let writer = cache(bucket, queue: blockSize)
+    #expect(writer.size(source: "buildkite:logs", key: "a/p/1/job") == nil)
+    writer.record(source: "buildkite:logs", key: "a/p/1/job", size: 777)
+    writer.close()
+    #expect(writer.statistics.sizeMisses == 1 && writer.statistics.sizeWrites == 1 && writer.statistics.writes == 0)
+
+    let reader = cache(bucket)
+    #expect(reader.size(source: "buildkite:logs", key: "a/p/1/job") == 777)
+    #expect(reader.size(source: "buildkite:logs", key: "a/p/1/other") == nil)
+    // Dropped: not read again (no GET), until this process records the size itself.
+    reader.drop(source: "buildkite:logs", key: "a/p/1/job")
+    reader.drop(source: "buildkite:logs", key: "a/p/1/job")
+    let gets = bucket.counters.snapshot.gets
+    #expect(reader.size(source: "buildkite:logs", key: "a/p/1/job") == nil)
+    #expect(bucket.counters.snapshot.gets == gets)
+    reader.record(source: "buildkite:logs", key: "a/p/1/job", size: 778)
+    #expect(reader.size(source: "buildkite:logs", key: "a/p/1/job") == 778)
+
+    // A damaged record is a miss, counted apart from blocks.
+    let name = reader.sizeObjectKey(source: "buildkite:logs", key: "a/p/1/job")
+    bucket.put(name, Array(bucket.bytes(of: name)!.dropLast(1)))
+    #expect(reader.size(source: "buildkite:logs", key: "a/p/1/job") == nil)
+    let statistics = reader.statistics
+    #expect(statistics.sizeHits == 2 && statistics.sizeMisses == 1 && statistics.sizeWrites == 1)
+    #expect(statistics.corruptSizes == 1 && statistics.staleSizes == 1)
+    #expect(statistics.hits == 0 && statistics.misses == 0 && statistics.corruptBlocks == 0)
+  }
+}
+
+/// An object damaged every way a checked read must refuse: a flipped byte near its end, a flipped
+/// byte of its header, cut by a byte, cut to 40 bytes, a byte added, and empty.
+private func damage(of object: [UInt8]) -> [[UInt8]] {
+  var flipped = object
+  flipped[object.count - 10] ^= 0x40
+  var header = object
+  header[20] ^= 1
+  return [flipped, header, Array(object.dropLast(1)), Array(object.prefix(40)), object + [0], []]
 }

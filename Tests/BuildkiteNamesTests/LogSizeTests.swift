@@ -26,18 +26,20 @@ import Testing
     try? FileManager.default.removeItem(atPath: directory)
   }
 
-  /// A mount's filesystem over the catalog file `catalog.sqlite`, kept across mounts.
-  func mount() throws -> LogFilesystem {
+  /// A mount's filesystem over the catalog file `catalog` (by default kept across mounts), and the
+  /// shared cache `shared`, if any, for its blocks and logs' sizes.
+  func mount(catalog: String = "catalog.sqlite", shared: SharedBlockCache? = nil) throws -> LogFilesystem {
     let api = try BuildkiteClient(
       configuration: BuildkiteConfiguration(
         baseURL: fake.baseURL, token: FakeBuildkite.fullToken, timeouts: HTTPTimeouts(connect: 2, stall: 10, total: 60),
         retryBaseDelay: 0.01, retryMaxDelay: 0.05))
     let names = BuildkiteNamespace(
-      api: api, catalog: try Catalog(path: "\(directory)/catalog.sqlite", logger: log.logger),
-      logStore: BuildkiteLogStore(api: api), configuration: BuildkiteNamesConfiguration(), logger: log.logger)
+      api: api, catalog: try Catalog(path: "\(directory)/\(catalog)", logger: log.logger),
+      logStore: BuildkiteLogStore(api: api), configuration: BuildkiteNamesConfiguration(), sharedSizes: shared,
+      logger: log.logger)
     return LogFilesystem(
       namespace: names, configuration: FilesystemConfiguration(fetchThreads: 1),
-      memoryCache: MemoryBlockCache(maxBytes: 8 << 20), diskCache: nil, logger: log.logger)
+      memoryCache: MemoryBlockCache(maxBytes: 8 << 20), diskCache: nil, sharedCache: shared, logger: log.logger)
   }
 
   /// The log requests the fake has answered since the last call: (method, range, status).
@@ -122,5 +124,69 @@ import Testing
     #expect(relisted["\(quiet).log"]?.sizeIsKnown == true)
     #expect(try logRequests().isEmpty)
     #expect(log.all.contains { $0.contains("left out") && $0.contains(purged) && $0.contains("no log") })
+  }
+
+  @Test func aMountWithItsOwnCatalogTakesTheSizeAndBytesAnotherSharedWithoutAsking() throws {
+    let bucket = InMemoryObjectClient(identity: "s3://fleet")
+    func shared() -> SharedBlockCache {
+      SharedBlockCache(client: bucket, prefix: "fleet", blockSize: 1 << 20, maxQueuedBytes: 0, logger: log.logger)
+    }
+    let build = ["acme", "tools", "2"]
+    let job = try #require(try scriptJobs(2).first?["id"] as? String)
+    let expected = try #require(try fake.logBytes(jobID: job))
+    let first = try mount(catalog: "first.sqlite", shared: shared())
+    defer { first.shutdown() }
+    let opened = try first.openFile(try first.resolve(build + ["\(job).log"]).inode)
+    #expect(try first.read(opened, offset: 0, count: 1 << 20) == expected)
+    first.releaseFile(opened)
+    #expect(try logRequests().filter { $0.method == "GET" }.count == 1)
+    let key = "acme/tools/2/\(job)"
+    #expect(shared().size(source: "buildkite:logs", key: key) == UInt64(expected.count))
+
+    // Another machine: its own catalog, the same shared cache. Its open and read ask the API nothing.
+    let cache = shared()
+    let second = try mount(catalog: "second.sqlite", shared: cache)
+    defer { second.shutdown() }
+    _ = try second.listing(build)
+    _ = try logRequests()
+    let inode = try second.resolve(build + ["\(job).log"]).inode
+    let handle = try second.openFile(inode)
+    #expect(try second.read(handle, offset: 0, count: 1 << 20) == expected)
+    second.releaseFile(handle)
+    #expect(try logRequests().isEmpty)
+    #expect(try second.attributes(of: inode).size == UInt64(expected.count))
+    #expect(cache.statistics.sizeHits == 1 && cache.statistics.hits == 1 && cache.statistics.sizeWrites == 0)
+    // A size from another machine stays out of the catalog, which holds what the API said.
+    let catalog = try Catalog(path: "\(directory)/second.sqlite", logger: log.logger)
+    #expect(try catalog.job(id: job)?.logSize == nil)
+  }
+
+  @Test func aSharedSizeTheAPIContradictsIsDroppedAndTheLogSizedByTheAPI() throws {
+    let bucket = InMemoryObjectClient(identity: "s3://fleet")
+    let cache = SharedBlockCache(
+      client: bucket, prefix: "", blockSize: 1 << 20, maxQueuedBytes: 0, logger: log.logger)
+    let build = ["acme", "tools", "2"]
+    let job = try #require(try scriptJobs(2).first?["id"] as? String)
+    let expected = try #require(try fake.logBytes(jobID: job))
+    let key = "acme/tools/2/\(job)"
+    // A sound record of a wrong size, and no block of that size.
+    cache.record(source: "buildkite:logs", key: key, size: UInt64(expected.count + 5))
+    let fs = try mount(shared: cache)
+    defer { fs.shutdown() }
+    let inode = try fs.resolve(build + ["\(job).log"]).inode
+    _ = try logRequests()
+    let opened = try fs.openFile(inode)
+    #expect(try logRequests().isEmpty, "the open took the recorded size")
+    let error = #expect(throws: FilesystemError.self) { try fs.read(opened, offset: 0, count: 1 << 20) }
+    #expect(error?.kind == .stale)
+    fs.releaseFile(opened)
+    #expect(cache.statistics.staleSizes == 1)
+    #expect(log.all.contains { $0.contains("disagrees with the source") })
+    // The next open asks the API, and records the right size over the wrong one.
+    let again = try fs.openFile(inode)
+    #expect(try fs.read(again, offset: 0, count: 1 << 20) == expected)
+    fs.releaseFile(again)
+    #expect(try logRequests().filter { $0.method == "GET" }.count == 2)
+    #expect(cache.size(source: "buildkite:logs", key: key) == UInt64(expected.count))
   }
 }

@@ -5,9 +5,12 @@ moto_server; logs come from the project's fake Buildkite API (whose own counters
 asked of it) and from the seeded archive bucket (whose GETs `bklogfs stats` counts).
 """
 
+import errno
 import random
+import struct
 import subprocess
 import time
+import zlib
 from types import SimpleNamespace
 from urllib.parse import urlparse
 
@@ -22,6 +25,7 @@ ORG, WEB = SPECIAL["org"], SPECIAL["big_pipeline"]
 LOG = "/v2/organizations/{org}/pipelines/{pipeline}/builds/{number}/jobs/{job}/log"
 HEAD_LOG, GET_LOG = "HEAD " + LOG, "GET " + LOG
 FOLDER = "bklogfs-blocks/v1/"
+SIZES = "bklogfs-sizes/v1/"
 
 
 @pytest.fixture
@@ -38,12 +42,32 @@ def shared_args(moto, bucket):
             "--shared-cache-region", REGION]
 
 
-def block_objects(moto, bucket):
+def block_objects(moto, bucket, folder=FOLDER):
     """{key: bytes} of the shared blocks in the bucket (the mount's check object left out)."""
     name, prefix = bucket
-    listed = moto.client.list_objects_v2(Bucket=name, Prefix=f"{prefix}/{FOLDER}").get("Contents", [])
+    listed = moto.client.list_objects_v2(Bucket=name, Prefix=f"{prefix}/{folder}").get("Contents", [])
     keys = [o["Key"] for o in listed if not o["Key"].endswith("/mount-check")]
     return {k: moto.client.get_object(Bucket=name, Key=k)["Body"].read() for k in keys}
+
+
+def size_records(moto, bucket):
+    """{key: bytes} of the shared size records in the bucket."""
+    return block_objects(moto, bucket, folder=SIZES)
+
+
+def forged_size_record(record, size):
+    """`record` (a good size record) saying `size` instead, with checksums that hold (doc/SHARED-CACHE.md):
+    the header's data CRC-32 at bytes 24..28, its own CRC-32 (of bytes 0..28, then the identity) at 28..32."""
+    header_length = struct.unpack_from("<I", record, 12)[0]
+    data = struct.pack("<Q", size)
+    forged = bytearray(record[:header_length] + data)
+    struct.pack_into("<I", forged, 24, zlib.crc32(data))
+    struct.pack_into("<I", forged, 28, zlib.crc32(bytes(forged[32:header_length]), zlib.crc32(bytes(forged[:28]))))
+    return bytes(forged)
+
+
+def ls_l(path):
+    subprocess.run(["ls", "-l", str(path)], check=True, capture_output=True, timeout=60)
 
 
 def names_args(fake, tmp_path):
@@ -82,28 +106,46 @@ def read_by_a_first_mount(mount, fake, moto, shared_bucket, tmp_path):
     return source, relative, expected, first
 
 
+def read_after_writing_over(mount, fake, moto, shared_bucket, key, body, source, relative, expected):
+    """Writes `body` over the shared object `key`, then reads the log in a new mount, after `ls -l`
+    of its build; returns the mount and the requests the read asked of the API."""
+    moto.client.put_object(Bucket=shared_bucket[0], Key=key, Body=body)
+    reader = mount(_source_args=source)
+    ls_l((reader / relative).parent)
+    spent(fake)
+    assert read_file(reader / relative) == expected
+    return reader, spent(fake)
+
+
 def test_a_second_mount_reads_a_buildkite_log_the_first_fetched_without_asking_the_api(
         mount, fake_buildkite, moto, shared_bucket, tmp_path):
     fake = fake_buildkite
     source, relative, expected, first = read_by_a_first_mount(mount, fake, moto, shared_bucket, tmp_path)
     blocks = (len(expected) + (1 << 20) - 1) >> 20
-    stats = wait_for(first, "shared_writes", blocks)
-    assert stats["cache"]["shared_misses"] == blocks and stats["cache"]["shared_corrupt_blocks"] == 0, stats
-    assert len(block_objects(moto, shared_bucket)) == blocks
+    wait_for(first, "shared_writes", blocks)
+    stats = wait_for(first, "shared_size_writes", 1)["cache"]
+    # No machine had recorded its size: the first mount sized it with the API (its last 1 MiB, which
+    # brought its blocks), then shared the blocks and the size.
+    assert stats["shared_size_misses"] == 1 and stats["shared_size_hits"] == 0, stats
+    assert stats["shared_corrupt_blocks"] == 0 and stats["shared_corrupt_sizes"] == 0, stats
+    assert len(block_objects(moto, shared_bucket)) == blocks and len(size_records(moto, shared_bucket)) == 1
     name, prefix = shared_bucket
     check = moto.client.get_object(Bucket=name, Key=f"{prefix}/{FOLDER}mount-check")["Body"].read()
     assert check.startswith(b"bklogfs shared block cache")
-    assert spent(fake).get(GET_LOG) == 1
+    assert spent(fake).get(GET_LOG) == (1 if len(expected) <= 1 << 20 else 2)
 
-    # The second machine learns the log's name and size from the API as any mount does (a HEAD)...
+    # The second machine, with a catalog of its own, lists the build without a request per log...
     second = mount(_source_args=source)
-    subprocess.run(["ls", "-l", str((second / relative).parent)], check=True, capture_output=True, timeout=60)
-    assert spent(fake).get(HEAD_LOG, 0) >= 1
-    # ...and then reads its bytes from the shared cache: not one request to the API.
+    ls_l((second / relative).parent)
+    listing = spent(fake)
+    assert GET_LOG not in listing and HEAD_LOG not in listing, listing
+    # ...and opens and reads the log with its size and bytes from the shared cache: not one request to the API.
     assert read_file(second / relative) == expected
-    assert spent(fake) == {}, "reading the log asked the API"
+    assert spent(fake) == {}, "opening or reading the log asked the API"
+    assert (second / relative).stat().st_size == len(expected)
     stats = second.stats()["cache"]
-    assert stats["shared_hits"] == blocks and stats["misses"] == 0 and stats["shared_writes"] == 0, stats
+    assert stats["shared_size_hits"] == 1 and stats["shared_hits"] == blocks and stats["misses"] == 0, stats
+    assert stats["shared_writes"] == 0 and stats["shared_size_writes"] == 0, stats
 
 
 def test_a_damaged_shared_block_is_detected_refetched_and_rewritten(
@@ -115,27 +157,65 @@ def test_a_damaged_shared_block_is_detected_refetched_and_rewritten(
     # One flipped byte of the data, written over the object as S3 would serve any other object.
     damaged = bytearray(good)
     damaged[-1] ^= 0xFF
-    moto.client.put_object(Bucket=shared_bucket[0], Key=key, Body=bytes(damaged))
-
-    second = mount(_source_args=source)
-    subprocess.run(["ls", "-l", str((second / relative).parent)], check=True, capture_output=True, timeout=60)
-    spent(fake)
-    assert read_file(second / relative) == expected
-    assert spent(fake) == {GET_LOG: 1}, "the damaged block was not fetched from the API"
+    second, asked = read_after_writing_over(
+        mount, fake, moto, shared_bucket, key, bytes(damaged), source, relative, expected)
+    assert asked == {GET_LOG: 1}, "the damaged block was not fetched from the API"
     stats = wait_for(second, "shared_writes", 1)["cache"]
     assert stats["shared_corrupt_blocks"] == 1 and stats["shared_hits"] == 0, stats
+    # The size came from the shared record, which was sound.
+    assert stats["shared_size_hits"] == 1 and stats["shared_size_writes"] == 0, stats
     assert "is damaged" in second.log_path.read_text(errors="replace")
     # Written again, byte for byte what the first mount wrote.
     assert block_objects(moto, shared_bucket) == {key: good}
 
     # A truncated object is refused the same way.
-    moto.client.put_object(Bucket=shared_bucket[0], Key=key, Body=good[: len(good) // 2])
-    third = mount(_source_args=source)
-    subprocess.run(["ls", "-l", str((third / relative).parent)], check=True, capture_output=True, timeout=60)
-    spent(fake)
-    assert read_file(third / relative) == expected
-    assert spent(fake) == {GET_LOG: 1}
+    third, asked = read_after_writing_over(
+        mount, fake, moto, shared_bucket, key, good[: len(good) // 2], source, relative, expected)
+    assert asked == {GET_LOG: 1}
     assert third.stats()["cache"]["shared_corrupt_blocks"] == 1
+
+    # A damaged size record is refused too: the size is asked of the API (one request, which brings
+    # the log whole), and the record written again as it was.
+    (record_key, record), = size_records(moto, shared_bucket).items()
+    damaged = bytearray(record)
+    damaged[-1] ^= 0x01
+    fourth, asked = read_after_writing_over(
+        mount, fake, moto, shared_bucket, record_key, bytes(damaged), source, relative, expected)
+    assert asked == {GET_LOG: 1}, "the size was not asked of the API"
+    stats = wait_for(fourth, "shared_size_writes", 1)["cache"]
+    assert stats["shared_corrupt_sizes"] == 1 and stats["shared_size_hits"] == 0, stats
+    assert "shared size record" in fourth.log_path.read_text(errors="replace")
+    assert size_records(moto, shared_bucket) == {record_key: record}
+
+
+def test_a_shared_size_the_api_contradicts_is_dropped_and_asked_of_the_api(
+        mount, fake_buildkite, moto, shared_bucket, tmp_path):
+    fake = fake_buildkite
+    source, relative, expected, first = read_by_a_first_mount(mount, fake, moto, shared_bucket, tmp_path)
+    wait_for(first, "shared_size_writes", 1)
+    (record_key, record), = size_records(moto, shared_bucket).items()
+    # A sound record of a wrong size (a bug, or a hand in the bucket): no block of that size is shared.
+    moto.client.put_object(Bucket=shared_bucket[0], Key=record_key, Body=forged_size_record(record, len(expected) - 1))
+
+    second = mount(_source_args=source)
+    ls_l((second / relative).parent)
+    spent(fake)
+    # The open takes the recorded size; the read asks the API for the log of that size, which has
+    # another: the read fails as a read of a changed object does...
+    with pytest.raises(OSError) as failed:
+        read_file(second / relative)
+    assert failed.value.errno in (errno.ESTALE, errno.EIO), failed.value
+    assert spent(fake) == {GET_LOG: 1}
+    stats = second.stats()["cache"]
+    assert stats["shared_size_hits"] == 1 and stats["shared_stale_sizes"] == 1, stats
+    assert "disagrees with the source" in second.log_path.read_text(errors="replace")
+    # ...and the record is dropped: the next open asks the API for the size (one request), reads
+    # every byte, and records the right size over the wrong one.
+    assert read_file(second / relative) == expected
+    assert spent(fake) == {GET_LOG: 1}
+    assert (second / relative).stat().st_size == len(expected)
+    wait_for(second, "shared_size_writes", 1)
+    assert size_records(moto, shared_bucket) == {record_key: record}
 
 
 def test_an_archived_log_read_by_one_mount_is_served_to_another_from_the_shared_cache(mount, moto, shared_bucket):
