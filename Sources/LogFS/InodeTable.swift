@@ -320,7 +320,22 @@ struct InodeTable {
   mutating func forget(_ inode: UInt64, count: UInt64, now: Double) {
     guard inode != Self.rootInode, records[inode] != nil else { return }
     records[inode]!.lookups -= min(count, records[inode]!.lookups)
+    if records[inode]!.lookups == 0 { releaseExpiredListing(of: inode, now: now) }
     dropIfUnused(inode, now: now)
+  }
+
+  /// A directory the kernel no longer holds, whose listing expired: the listing goes, with the
+  /// children nothing else holds. The kernel is given files by name only (`DirectoryEntry.handsInode`),
+  /// so no forget of theirs would ever let them go.
+  private mutating func releaseExpiredListing(of directory: UInt64, now: Double) {
+    guard openDirectories[directory] == nil, let listing = listings[directory], !listing.children.isEmpty,
+      !listing.isTrusted(at: now)
+    else { return }
+    listings[directory] = Listing(lastUsed: listing.lastUsed)
+    for (_, child) in listing.children {
+      guard let node = records[child], node.lookups == 0, node.liveChildren == 0 else { continue }
+      dropIfUnused(child, now: nil)
+    }
   }
 
   mutating func openedDirectory(_ inode: UInt64) { openDirectories[inode, default: 0] += 1 }

@@ -52,6 +52,29 @@ import Testing
     #expect(try fixture.filesystem.lookup(parent: directory, name: "f3.log").inode == file)
   }
 
+  /// readdirplus gives the kernel files by name only, so no forget of theirs comes: they go with
+  /// their directory's expired listing once the kernel forgets the directory.
+  @Test func filesTheKernelNeverHeldGoWithTheirDirectoryOnceItsListingExpired() throws {
+    let clock = FakeClock()
+    let fixture = seeded(clock: clock)
+    let directory = try fixture.filesystem.lookup(parent: LogFilesystem.rootInode, name: "d0", reference: true).inode
+    _ = try fixture.names("d0")
+    let held = try fixture.filesystem.lookup(parent: directory, name: "f3.log", reference: true).inode
+    #expect(fixture.filesystem.cachedNames == 1 + 1 + 10)
+    // Forgotten while its listing is trusted, the directory keeps its files.
+    fixture.filesystem.forget(directory, count: 1)
+    #expect(fixture.filesystem.cachedNames == 12)
+    _ = try fixture.filesystem.lookup(parent: LogFilesystem.rootInode, name: "d0", reference: true)
+    clock.advance(61)
+    fixture.filesystem.forget(directory, count: 1)
+    // The nine files nothing held went; the one the kernel holds stays, and with it its directory.
+    #expect(fixture.filesystem.cachedNames == 1 + 1 + 1)
+    #expect(try fixture.filesystem.attributes(of: held).size == 3)
+    fixture.filesystem.forget(held, count: 1)
+    #expect(fixture.filesystem.cachedNames == 1)
+    #expect(try fixture.names("d0").count == 12)
+  }
+
   @Test func pastItsCapacityTheTableKeepsAboutItsCapacityAndShowsTheSameTree() throws {
     let unbounded = seeded()
     let bounded = seeded(capacity: 30)
