@@ -7,7 +7,7 @@ Usually started by scripts/bench, which builds bklogfs (release) first:
 
     scripts/bench --catalog-scale                          # 10^5 builds of 10 jobs, 10 pipelines
     scripts/bench --catalog-scale --catalog-builds 1e6     # 10^6 builds, 10^7 jobs
-    scripts/bench --catalog-scale-smoke                    # 3,000 builds in 3 pipelines (what CI runs)
+    scripts/bench --catalog-scale-smoke                    # 5,000 builds in 2 pipelines (what CI runs)
     scripts/bench --catalog-scale --write-doc              # also rewrite doc/BENCHMARKS.md's catalog results
 
 It writes a world for the fake Buildkite API (Tests/fake_buildkite) whose organization `scale` holds the
@@ -32,7 +32,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -42,8 +41,9 @@ REPO_ROOT = HERE.parent
 FAKE = REPO_ROOT / "Tests" / "fake_buildkite"
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(FAKE))
-from run import Janitor, alive, default_bklogfs_bin, force_unmount, is_mounted, kill_pids, machine_info  # noqa: E402
-from run import pids_with_arg, rewrite_doc, stop_group, wait_port_file  # noqa: E402
+from run import Janitor, alive, default_bklogfs_bin, is_mounted, machine_info, output_dirs  # noqa: E402
+from run import pids_with_arg, require_binary_and_fuse, rewrite_doc, stop_group, wait_port_file  # noqa: E402
+from scale import ScaleMount  # noqa: E402
 from synthetic_s3 import parse_count  # noqa: E402
 
 import world as fake_world  # noqa: E402
@@ -57,17 +57,6 @@ TOKEN = "bkua_fake_full"
 
 def log(msg):
     print(f"catalog-scale: {msg}", flush=True)
-
-
-class Mount:
-    """A bklogfs mount in the shape bench/run.py's Janitor undoes."""
-
-    def __init__(self, binary, path):
-        self.binary, self.path, self.pids = binary, Path(path), []
-
-    def force_down(self):
-        kill_pids([p for p in self.pids if alive(p)], grace=5)
-        force_unmount(self.path)
 
 
 def requests_made(port):
@@ -169,7 +158,7 @@ def run(args, janitor, work):
 def listings(args, janitor, work, api, token, catalog, port, spec):
     mnt = work / "mnt"
     mnt.mkdir()
-    m = Mount(args.bklogfs_bin, mnt)
+    m = ScaleMount(args.bklogfs_bin, mnt)
     janitor.add_mount(m)
     r = subprocess.run([args.bklogfs_bin, "mount", str(mnt), "--api-token-file", str(token), "--api-endpoint", api,
                         "--catalog", str(catalog), "--cache-dir", str(work / "cache"), "--directory-ttl", "86400",
@@ -239,9 +228,9 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--catalog-scale", action="store_true", help="(what scripts/bench passes on; changes nothing)")
     parser.add_argument("--smoke", "--catalog-scale-smoke", action="store_true",
-                        help="3,000 builds, output to a temporary directory")
-    parser.add_argument("--builds", "--catalog-builds", type=parse_count, help="builds (default 1e5; 3,000 with --smoke)")
-    parser.add_argument("--pipelines", "--catalog-pipelines", type=int, help="default 10; 3 with --smoke")
+                        help="5,000 builds in 2 pipelines, output to a temporary directory")
+    parser.add_argument("--builds", "--catalog-builds", type=parse_count, help="builds (default 1e5; 5,000 with --smoke)")
+    parser.add_argument("--pipelines", "--catalog-pipelines", type=int, help="default 10; 2 with --smoke")
     parser.add_argument("--jobs", "--catalog-jobs", type=int, default=10, help="jobs per build (default 10)")
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="the sync's time budget in seconds")
     parser.add_argument("--testdata", default=None, help="default: $BKLOGFS_TESTDATA or ../shared/testdata")
@@ -258,28 +247,14 @@ def main(argv=None):
     if args.render:
         return render(Path(args.render), args.write_doc)
     if args.builds is None:
-        args.builds = 3_000 if args.smoke else 100_000
+        args.builds = 5_000 if args.smoke else 100_000
     if args.pipelines is None:
-        args.pipelines = 3 if args.smoke else 10
-    if not os.access(args.bklogfs_bin, os.X_OK):
-        raise SystemExit(f"catalog-scale: no bklogfs binary at {args.bklogfs_bin} (build it with `swift build -c "
-                         f"release`, or pass --bklogfs-bin)")
-    if not os.path.exists("/dev/fuse") or not shutil.which("fusermount3"):
-        raise SystemExit("catalog-scale: FUSE is not usable here (/dev/fuse and fusermount3 are needed)")
-    cache_root = Path(args.cache_root)
-    cache_root.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_dir = Path(args.out) if args.out else (Path(tempfile.mkdtemp(prefix="bklogfs-catalog-scale-smoke-"))
-                                               if args.smoke else cache_root / f"catalog-scale-{stamp}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="catalog-scale-run-", dir=cache_root))
+        args.pipelines = 2 if args.smoke else 10
+    require_binary_and_fuse(args.bklogfs_bin, "catalog-scale")
+    _, out_dir, work = output_dirs(args, "catalog-scale", "catalog-scale")
     janitor = Janitor()
-
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt()
-
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, on_signal)
+        signal.signal(signum, signal.default_int_handler)
     started = time.monotonic()
     machine = machine_info(args)
     try:

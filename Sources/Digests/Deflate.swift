@@ -47,36 +47,21 @@ public enum Deflate {
     guard ccrypto_inflate_init_zlib(&stream) == Z_OK else { throw GzipError(description: "zlib could not start") }
     defer { inflateEnd(&stream) }
     let limit = max(0, limit)
+    guard compressed.count <= Int(UInt32.max) else {
+      throw GzipError(description: "the zlib data is larger than \(UInt32.max) bytes")
+    }
     var output: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 64 << 10)
     let status: Int32 = compressed.withUnsafeBufferPointer { input in
-      stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress)
-      stream.avail_in = UInt32(input.count)
-      while true {
-        let room = limit - output.count
-        let size = room >= chunk.count ? chunk.count : room + 1
-        var (code, produced) = chunk.withUnsafeMutableBufferPointer { out -> (Int32, Int) in
-          stream.next_out = out.baseAddress
-          stream.avail_out = UInt32(size)
-          let code = inflate(&stream, Z_NO_FLUSH)
-          return (code, size - Int(stream.avail_out))
-        }
-        if code == Z_NEED_DICT {
-          guard !dictionary.isEmpty else { return Z_NEED_DICT }
-          let set = dictionary.withUnsafeBufferPointer {
-            inflateSetDictionary(&stream, $0.baseAddress, UInt32($0.count))
-          }
+      inflateAll(
+        &stream, input, limit: limit, into: &output,
+        needsDictionary: { stream in
           // Z_DATA_ERROR: the stream was made with another dictionary.
-          guard set == Z_OK else { return Z_NEED_DICT }
-          code = Z_OK
-          produced = 0
-        }
-        output.append(contentsOf: chunk[..<produced])
-        if output.count > limit { return Z_MEM_ERROR }
-        if code == Z_STREAM_END { return stream.avail_in == 0 ? code : Z_DATA_ERROR }
-        if code != Z_OK { return code }
-        if stream.avail_in == 0 && produced == 0 { return Z_BUF_ERROR }
-      }
+          !dictionary.isEmpty
+            && dictionary.withUnsafeBufferPointer {
+              inflateSetDictionary(&stream, $0.baseAddress, UInt32($0.count))
+            } == Z_OK
+        },
+        streamEnded: { _, consumed in consumed == input.count ? Z_STREAM_END : Z_DATA_ERROR })
     }
     switch status {
     case Z_STREAM_END: return output
