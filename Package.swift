@@ -68,7 +68,7 @@ let package = Package(
     .target(
       name: "Catalog",
       dependencies: [
-        "CSQLite", "SystemBase", .product(name: "SystemPackage", package: "swift-system"),
+        "CSQLite", "Digests", "SystemBase", .product(name: "SystemPackage", package: "swift-system"),
         .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: strictSettings),

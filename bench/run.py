@@ -1495,6 +1495,15 @@ def default_bklogfs_bin():
     return str(REPO_ROOT / ".build" / "release" / "bklogfs")
 
 
+def require_binary_and_fuse(binary, who):
+    """Exits saying why when the bklogfs binary or FUSE is missing."""
+    if not os.access(binary, os.X_OK):
+        raise SystemExit(f"{who}: no bklogfs binary at {binary} (build it with `swift build -c release`, "
+                         f"or pass --bklogfs-bin)")
+    if not os.path.exists("/dev/fuse") or not shutil.which("fusermount3"):
+        raise SystemExit(f"{who}: FUSE is not usable here (/dev/fuse and fusermount3 are needed)")
+
+
 def output_dirs(args, kind, results):
     """(--cache-root, the output directory, a new directory for the run's mounts and caches in the
     cache root). The output directory is --out, else a temporary one with --smoke, else

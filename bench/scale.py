@@ -53,6 +53,7 @@ from run import (  # noqa: E402
     output_dirs,
     pids_with_arg,
     proc_status,
+    require_binary_and_fuse,
     rewrite_doc,
     stop_group,
     wait_port_file,
@@ -398,11 +399,7 @@ def main(argv=None):
     args.rsync = args.rsync or args.smoke
     if args.max_rss is None:
         args.max_rss = available_memory() * 3 // 4
-    if not os.access(args.bklogfs_bin, os.X_OK):
-        raise SystemExit(f"scale: no bklogfs binary at {args.bklogfs_bin} (build it with `swift build -c release`, "
-                         f"or pass --bklogfs-bin)")
-    if not os.path.exists("/dev/fuse") or not shutil.which("fusermount3"):
-        raise SystemExit("scale: FUSE is not usable here (/dev/fuse and fusermount3 are needed)")
+    require_binary_and_fuse(args.bklogfs_bin, "scale")
     _, out_dir, run_dir = output_dirs(args, "scale", "scale")
     janitor = Janitor()
 

@@ -94,7 +94,11 @@ public final class BuildkiteClient: Sendable {
     let token = configuration.token
     retries = RetryEngine(
       clock: clock, logger: logger, message: { $0.message },
-      rewrite: { error, message in BuildkiteError(error.kind, removingToken(token, from: message)) },
+      rewrite: { error, message in
+        var rewritten = error
+        rewritten.message = removingToken(token, from: message)
+        return rewritten
+      },
       count: { event in
         switch event {
         case .retry: counters.retries.add(1, ordering: .relaxed)
@@ -461,16 +465,19 @@ public final class BuildkiteClient: Sendable {
     }
   }
 
-  /// A GET whose 2xx body is collected (up to 64 MiB).
+  /// A GET whose 2xx body is collected (up to `maxAnswerBytes`, 64 MiB unless configured).
   private func getJSON(_ call: Call) throws(BuildkiteError) -> (HTTPResponse, [UInt8]) {
-    try retries.run(call.summary, policy) { () throws(Outcome) -> (HTTPResponse, [UInt8]) in
+    let limit = configuration.maxAnswerBytes
+    return try retries.run(call.summary, policy) { () throws(Outcome) -> (HTTPResponse, [UInt8]) in
       var body: [UInt8] = []
       var problem: BuildkiteError?
       let (response, errorBody) = try send(
         call,
         onBody: { chunk in
-          guard body.count + chunk.count <= 64 << 20 else {
-            problem = BuildkiteError(.invalidResponse, "the answer is larger than 64 MiB")
+          guard body.count + chunk.count <= limit else {
+            var tooLarge = BuildkiteError(.invalidResponse, "the answer is larger than \(describeBytes(limit))")
+            tooLarge.isAnswerTooLarge = true
+            problem = tooLarge
             return false
           }
           body.append(contentsOf: chunk)
@@ -505,7 +512,9 @@ public final class BuildkiteClient: Sendable {
 
   /// `error` with the call named: "GET /organizations/acme/pipelines failed: …", with no token.
   private func failure(_ call: Call, _ error: BuildkiteError) -> BuildkiteError {
-    BuildkiteError(error.kind, scrub("\(call.summary) failed: \(error.message)"))
+    var named = error
+    named.message = scrub("\(call.summary) failed: \(error.message)")
+    return named
   }
 
   private func scrub(_ text: String) -> String { removingToken(configuration.token, from: text) }
@@ -559,6 +568,13 @@ public final class BuildkiteClient: Sendable {
       }
     }
   }
+}
+
+/// "64 MiB", "256 KiB" or "1000 bytes".
+func describeBytes(_ count: Int) -> String {
+  if count >= 1 << 20 && count % (1 << 20) == 0 { return "\(count >> 20) MiB" }
+  if count >= 1 << 10 && count % (1 << 10) == 0 { return "\(count >> 10) KiB" }
+  return "\(count) bytes"
 }
 
 /// Removes the token from text that came from elsewhere (an API message, libcurl's words).

@@ -24,12 +24,15 @@ public struct BuildkiteConfiguration: Sendable, CustomStringConvertible, CustomD
   public var maxRateLimitWait: Double
   /// 429 answers tolerated in one call before it fails with `.rateLimited`.
   public var max429Retries: Int
+  /// The longest answer read (JSON is read whole): a longer one fails as `.invalidResponse` with
+  /// `isAnswerTooLarge`.
+  public var maxAnswerBytes: Int
 
   public init(
     baseURL: String = "https://api.buildkite.com/v2", token: String,
     timeouts: HTTPTimeouts = HTTPTimeouts(connect: 5, stall: 30, total: 900), maxAttempts: Int = 5,
     perPage: Int = 100, retryBaseDelay: Double = 0.25, retryMaxDelay: Double = 10, rateLimitReserve: Int = 2,
-    maxRateLimitWait: Double = 90, max429Retries: Int = 5
+    maxRateLimitWait: Double = 90, max429Retries: Int = 5, maxAnswerBytes: Int = 64 << 20
   ) {
     self.baseURL = baseURL
     self.token = token
@@ -41,6 +44,7 @@ public struct BuildkiteConfiguration: Sendable, CustomStringConvertible, CustomD
     self.rateLimitReserve = rateLimitReserve
     self.maxRateLimitWait = maxRateLimitWait
     self.max429Retries = max429Retries
+    self.maxAnswerBytes = maxAnswerBytes
   }
 
   public var description: String {

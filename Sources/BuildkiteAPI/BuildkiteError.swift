@@ -21,12 +21,16 @@ public struct BuildkiteError: Error, Sendable, CustomStringConvertible {
     case unreachable
     /// A request ran past its timeout after every retry.
     case timedOut
-    /// An answer this client cannot use (malformed JSON, a wrong range).
+    /// An answer this client cannot use (malformed JSON, a wrong range, one too large).
     case invalidResponse
   }
 
   public var kind: Kind
   public var message: String
+  /// An `.invalidResponse` because the answer was longer than the client takes
+  /// (`BuildkiteConfiguration.maxAnswerBytes`), such as a page of builds with thousands of jobs: asking for
+  /// less may work.
+  public var isAnswerTooLarge = false
 
   public init(_ kind: Kind, _ message: String) {
     self.kind = kind

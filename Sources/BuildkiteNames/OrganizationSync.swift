@@ -231,15 +231,15 @@ public final class OrganizationSync {
     // The builds of the page before: a page that starts in the second the one before ended in brings
     // some of them again, and they are not counted twice.
     var previous = Set<String>()
+    var perPage = Self.perPage
     while !walk.isDone {
-      let query = BuildQuery(
-        createdFrom: walk.floor.map { Double($0) }, createdTo: walk.createdTo.map { Double($0) },
-        includeRetriedJobs: true, page: walk.page, perPage: 100)
-      let page = try call("listing the builds of \(organization)/\(pipeline)") { () throws(BuildkiteError) in
-        try api.buildsPage(organization: organization, pipeline: pipeline, query: query)
-      }
+      let (page, query) = try nextPage(pipeline, walk, perPage: &perPage)
       walk.advance(
         createdTimes: page.builds.map { $0.createdAt.map { Int64($0.rounded(.down)) } }, hasNext: page.nextPage != nil)
+      if walk.page == 1 {
+        // A new `created_to`: the page size may grow back after answers that were too large.
+        perPage = min(Self.perPage, perPage * 2)
+      }
       let time = now()
       let reached = progress(walk)
       try store { () throws(CatalogError) in
@@ -252,6 +252,54 @@ public final class OrganizationSync {
       status.jobs += new.reduce(0) { $0 + $1.jobs.count }
       status.pagesLeft = walk.isDone ? 0 : page.lastPage.map { max(1, $0 - query.page) }
       report(status)
+    }
+  }
+
+  /// Builds a page asks for: Buildkite's most.
+  static let perPage = 100
+
+  /// The walk's next page, with the query that brought it. An answer too large for the client (builds with
+  /// thousands of jobs each) is asked for again with half as many builds, down to one, while the walk is on the
+  /// first page of its `created_to` (a later page's offset counts in pages of the size the walk began it with,
+  /// which must stay); past that, the same page is listed without jobs (`exclude_jobs`) and each of its builds'
+  /// jobs is listed through the jobs endpoint, page by page. Such a build's `build.json` is then the build as
+  /// listed without its jobs.
+  private func nextPage(_ pipeline: String, _ walk: BuildWalk, perPage: inout Int) throws(SyncError)
+    -> (BuildsPage, BuildQuery)
+  {
+    let what = "listing the builds of \(organization)/\(pipeline)"
+    while true {
+      var query = BuildQuery(
+        createdFrom: walk.floor.map { Double($0) }, createdTo: walk.createdTo.map { Double($0) },
+        includeRetriedJobs: true, page: walk.page, perPage: perPage)
+      let tooLarge: BuildkiteError
+      do throws(BuildkiteError) {
+        return (try api.buildsPage(organization: organization, pipeline: pipeline, query: query), query)
+      } catch {
+        guard error.isAnswerTooLarge else {
+          throw SyncError("\(what) failed: \(error.message)", kind: error.kind)
+        }
+        tooLarge = error
+      }
+      if walk.page == 1 && perPage > 1 {
+        perPage = max(1, perPage / 2)
+        logger.notice("\(what): \(tooLarge.message); asking for \(perPage) builds a page")
+        continue
+      }
+      logger.notice("\(what): \(tooLarge.message); listing the page without jobs and each build's jobs apart")
+      query.excludeJobs = true
+      let listed = query
+      var page = try call(what) { () throws(BuildkiteError) in
+        try api.buildsPage(organization: organization, pipeline: pipeline, query: listed)
+      }
+      for index in page.builds.indices {
+        let number = page.builds[index].number
+        page.builds[index].jobs = try call("listing the jobs of \(organization)/\(pipeline)/\(number)") {
+          () throws(BuildkiteError) in
+          try api.jobs(organization: organization, pipeline: pipeline, number: number, includeRetriedJobs: true)
+        }
+      }
+      return (page, query)
     }
   }
 

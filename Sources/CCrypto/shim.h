@@ -13,6 +13,16 @@ static inline int ccrypto_inflate_init_gzip(z_stream *stream) {
   return inflateInit2(stream, 16 + MAX_WBITS);
 }
 
+// A zlib stream (RFC 1950): header, Adler-32 trailer, and the id of a preset dictionary when one was used.
+static inline int ccrypto_inflate_init_zlib(z_stream *stream) {
+  return inflateInit(stream);
+}
+
+// deflateInit is a macro too.
+static inline int ccrypto_deflate_init_zlib(z_stream *stream, int level) {
+  return deflateInit(stream, level);
+}
+
 // CRC-32C (Castagnoli) with the SSE 4.2 instruction, about twice as fast as zlib's CRC-32: the disk
 // cache checksums every block it writes and reads. Call ccrypto_crc32c only where
 // ccrypto_crc32c_available() says the processor has the instruction.

@@ -9,7 +9,8 @@ import Synchronization
 /// fetched; never a token or any credential.
 ///
 /// Strings (ids, slugs, names) are stored exactly as given, as UTF-8 text bound with its byte length, so any
-/// Unicode, quotes and even embedded NULs round-trip, and lookups compare them byte for byte.
+/// Unicode, quotes and even embedded NULs round-trip, and lookups compare them byte for byte; a build's or job's
+/// UUID in canonical form is held as its 16 bytes, and reads back as the same text (`CompactSchema`).
 ///
 /// Thread-safe, for plain threads (FUSE workers). Each SQLite connection, opened `SQLITE_OPEN_NOMUTEX`, sits
 /// behind its own `Mutex`: a call takes a connection's lock, runs its statements (prepared once, then reused) and
@@ -186,26 +187,35 @@ public final class Catalog: Sendable {
 
   // MARK: Builds and jobs
 
-  private static let buildColumns =
-    "id, organization_slug, pipeline_slug, number, state, created_at, finished_at, is_finished, json"
+  // Builds and jobs are kept in schema version 6's compact tables (`CompactSchema`).
+
+  private static let buildColumns = """
+    b.id, p.organization_slug, p.pipeline_slug, b.number, b.state, b.created_at, b.finished_at, b.is_finished, \
+    b.json, b.json_encoding, p.dictionary
+    """
+
+  private static let buildTables = "build_records b JOIN build_pipelines p ON p.key = b.pipeline"
 
   private static func build(_ row: Statement) -> CatalogBuild {
     CatalogBuild(
-      id: row.text(0) ?? "", organizationSlug: row.text(1) ?? "", pipelineSlug: row.text(2) ?? "",
+      id: CompactSchema.uuidText(row, 0) ?? "", organizationSlug: row.text(1) ?? "", pipelineSlug: row.text(2) ?? "",
       number: row.int(3) ?? 0, state: row.text(4) ?? "", createdAt: row.int64(5), finishedAt: row.int64(6),
-      isFinished: row.bool(7), json: row.blob(8))
+      isFinished: row.bool(7),
+      json: CompactSchema.json(stored: row.blob(8), encoding: row.int64(9) ?? 0, dictionary: row.blob(10)))
   }
 
   private static let jobColumns = """
-    id, build_id, type, name, step_key, state, parallel_group_index, parallel_group_total, retried, \
-    retried_in_job_id, retries_count, started_at, finished_at, log_size
+    j.id, b.id, j.type, j.name, j.step_key, j.state, j.parallel_group_index, j.parallel_group_total, j.retried, \
+    j.retried_in_job_id, j.retries_count, j.started_at, j.finished_at, j.log_size
     """
 
   private static func job(_ row: Statement) -> CatalogJob {
     CatalogJob(
-      id: row.text(0) ?? "", buildID: row.text(1) ?? "", type: row.text(2) ?? "", name: row.text(3),
-      stepKey: row.text(4), state: row.text(5), parallelGroupIndex: row.int(6), parallelGroupTotal: row.int(7),
-      retried: row.bool(8), retriedInJobID: row.text(9), retriesCount: row.int(10), startedAt: row.int64(11),
+      id: CompactSchema.uuidText(row, 0) ?? "", buildID: CompactSchema.uuidText(row, 1) ?? "",
+      type: CompactSchema.name(row, 2, in: CompactSchema.jobTypes) ?? "", name: row.text(3), stepKey: row.text(4),
+      state: CompactSchema.name(row, 5, in: CompactSchema.jobStates),
+      parallelGroupIndex: row.int(6), parallelGroupTotal: row.int(7), retried: row.bool(8),
+      retriedInJobID: CompactSchema.uuidText(row, 9), retriesCount: row.int(10), startedAt: row.int64(11),
       finishedAt: row.int64(12), logSize: row.int64(13))
   }
 
@@ -254,43 +264,9 @@ public final class Catalog: Sendable {
   }
 
   private static func store(_ build: CatalogBuild, jobs: [CatalogJob], in db: SQLiteDatabase) throws(SQLiteError) {
-    let number = Int64(build.number)
-    try db.run(
-      """
-      DELETE FROM jobs WHERE build_id IN (
-        SELECT id FROM builds WHERE organization_slug = ?1 AND pipeline_slug = ?2 AND number = ?3 AND id <> ?4)
-      """,
-      purpose: "forget the jobs of a build displaced by another with the same number",
-      binding: [.text(build.organizationSlug), .text(build.pipelineSlug), .integer(number), .text(build.id)])
-    try db.run(
-      "INSERT OR REPLACE INTO builds (\(buildColumns)) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-      purpose: "store a build",
-      binding: [
-        .text(build.id), .text(build.organizationSlug), .text(build.pipelineSlug), .integer(number),
-        .text(build.state), SQLiteValue(build.createdAt), SQLiteValue(build.finishedAt), SQLiteValue(build.isFinished),
-        .blob(build.json),
-      ])
+    let key = try CompactSchema.storeBuild(build, in: db)
     for (position, job) in jobs.enumerated() {
-      try db.run(
-        """
-        INSERT INTO jobs (position, \(jobColumns))
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-        ON CONFLICT (id) DO UPDATE SET
-          position = excluded.position, build_id = excluded.build_id, type = excluded.type, name = excluded.name,
-          step_key = excluded.step_key, state = excluded.state,
-          parallel_group_index = excluded.parallel_group_index, parallel_group_total = excluded.parallel_group_total,
-          retried = excluded.retried, retried_in_job_id = excluded.retried_in_job_id,
-          retries_count = excluded.retries_count, started_at = excluded.started_at,
-          finished_at = excluded.finished_at, log_size = coalesce(excluded.log_size, jobs.log_size)
-        """,
-        purpose: "store a job",
-        binding: [
-          .integer(Int64(position)), .text(job.id), .text(build.id), .text(job.type), SQLiteValue(job.name),
-          SQLiteValue(job.stepKey), SQLiteValue(job.state), SQLiteValue(job.parallelGroupIndex),
-          SQLiteValue(job.parallelGroupTotal), SQLiteValue(job.retried), SQLiteValue(job.retriedInJobID),
-          SQLiteValue(job.retriesCount), SQLiteValue(job.startedAt), SQLiteValue(job.finishedAt),
-          SQLiteValue(job.logSize),
-        ])
+      try CompactSchema.storeJob(job, build: key, position: Int64(position), in: db)
     }
   }
 
@@ -299,7 +275,10 @@ public final class Catalog: Sendable {
   {
     try read { (db) throws(SQLiteError) in
       try db.firstRow(
-        "SELECT \(Self.buildColumns) FROM builds WHERE organization_slug = ?1 AND pipeline_slug = ?2 AND number = ?3",
+        """
+        SELECT \(Self.buildColumns) FROM \(Self.buildTables)
+        WHERE p.organization_slug = ?1 AND p.pipeline_slug = ?2 AND b.number = ?3
+        """,
         purpose: "look up a build by number",
         binding: [.text(organizationSlug), .text(pipelineSlug), .integer(Int64(number))], Self.build)
     }
@@ -308,8 +287,8 @@ public final class Catalog: Sendable {
   public func build(id: String) throws(CatalogError) -> CatalogBuild? {
     try read { (db) throws(SQLiteError) in
       try db.firstRow(
-        "SELECT \(Self.buildColumns) FROM builds WHERE id = ?1", purpose: "look up a build by id",
-        binding: [.text(id)], Self.build)
+        "SELECT \(Self.buildColumns) FROM \(Self.buildTables) WHERE b.id = ?1", purpose: "look up a build by id",
+        binding: [CompactSchema.uuidValue(id)], Self.build)
     }
   }
 
@@ -321,9 +300,9 @@ public final class Catalog: Sendable {
     return try read { (db) throws(SQLiteError) in
       try db.rows(
         """
-        SELECT \(Self.buildColumns) FROM builds
-        WHERE organization_slug = ?1 AND pipeline_slug = ?2 AND number < ?3
-        ORDER BY number DESC LIMIT ?4
+        SELECT \(Self.buildColumns) FROM \(Self.buildTables)
+        WHERE p.organization_slug = ?1 AND p.pipeline_slug = ?2 AND b.number < ?3
+        ORDER BY b.number DESC LIMIT ?4
         """,
         purpose: "list a pipeline's builds",
         binding: [
@@ -337,16 +316,19 @@ public final class Catalog: Sendable {
   public func jobs(buildID: String) throws(CatalogError) -> [CatalogJob] {
     try read { (db) throws(SQLiteError) in
       try db.rows(
-        "SELECT \(Self.jobColumns) FROM jobs WHERE build_id = ?1 ORDER BY position, rowid",
-        purpose: "list a build's jobs", binding: [.text(buildID)], Self.job)
+        """
+        SELECT \(Self.jobColumns) FROM job_records j JOIN build_records b ON b.key = j.build
+        WHERE b.id = ?1 ORDER BY j.position, j.seq
+        """,
+        purpose: "list a build's jobs", binding: [CompactSchema.uuidValue(buildID)], Self.job)
     }
   }
 
   public func job(id: String) throws(CatalogError) -> CatalogJob? {
     try read { (db) throws(SQLiteError) in
       try db.firstRow(
-        "SELECT \(Self.jobColumns) FROM jobs WHERE id = ?1", purpose: "look up a job by id", binding: [.text(id)],
-        Self.job)
+        "SELECT \(Self.jobColumns) FROM job_records j JOIN build_records b ON b.key = j.build WHERE j.id = ?1",
+        purpose: "look up a job by id", binding: [CompactSchema.uuidValue(id)], Self.job)
     }
   }
 
@@ -354,18 +336,19 @@ public final class Catalog: Sendable {
   public func setLogSize(jobID: String, size: Int64) throws(CatalogError) {
     try write { (db) throws(SQLiteError) in
       try db.run(
-        "UPDATE jobs SET log_size = ?2 WHERE id = ?1", purpose: "record a job's log size",
-        binding: [.text(jobID), .integer(size)])
+        "UPDATE job_records SET log_size = ?2 WHERE id = ?1", purpose: "record a job's log size",
+        binding: [CompactSchema.uuidValue(jobID), .integer(size)])
     }
   }
 
   // MARK: Times
 
-  /// A pipeline's newest build time: `coalesce(finished_at, created_at)`, written as `builds_by_time`
+  /// A pipeline's newest build time: `coalesce(finished_at, created_at)`, written as `build_records_by_time`
   /// indexes it, so that SQLite's max finds it in one step into that index.
   private static let newestBuildTime = """
-    (SELECT max(coalesce(b.finished_at, b.created_at)) FROM builds b
-     WHERE b.organization_slug = p.organization_slug AND b.pipeline_slug = p.slug)
+    (SELECT max(coalesce(b.finished_at, b.created_at)) FROM build_records b
+     WHERE b.pipeline = (
+       SELECT k.key FROM build_pipelines k WHERE k.organization_slug = p.organization_slug AND k.pipeline_slug = p.slug))
     """
 
   /// The newest time (a build's finish, else its creation, in seconds since the epoch) among the builds the
@@ -510,9 +493,9 @@ public final class Catalog: Sendable {
     try read { (db) throws(SQLiteError) in
       try db.rows(
         """
-        SELECT number FROM builds
-        WHERE organization_slug = ?1 AND pipeline_slug = ?2 AND is_finished = 0 AND created_at < ?3
-        ORDER BY number
+        SELECT b.number FROM \(Self.buildTables)
+        WHERE p.organization_slug = ?1 AND p.pipeline_slug = ?2 AND b.is_finished = 0 AND b.created_at < ?3
+        ORDER BY b.number
         """,
         purpose: "find a pipeline's unfinished builds",
         binding: [.text(organizationSlug), .text(pipelineSlug), .integer(createdBefore)]
@@ -605,6 +588,9 @@ public final class Catalog: Sendable {
     if let refusal { throw refusal }
     do throws(SQLiteError) {
       if !inMemory {
+        // Builds' JSON rows are a kilobyte or more: a 4 KiB page would leave a good part of itself empty. Only a
+        // new, empty file takes it.
+        try db.execute("PRAGMA page_size = 16384", purpose: "set the page size")
         let mode = try db.firstRow("PRAGMA journal_mode = WAL", purpose: "switch to write-ahead logging") {
           $0.text(0) ?? ""
         }
@@ -670,7 +656,14 @@ public final class Catalog: Sendable {
       }
       guard version < current else { return }
       for index in Int(version)..<Int(current) {
-        try db.execute(Schema.migrations[index], purpose: "upgrade the schema to version \(index + 1)")
+        let purpose = "upgrade the schema to version \(index + 1)"
+        switch Schema.migrations[index] {
+        case .sql(let sql):
+          try db.execute(sql, purpose: purpose)
+        case .sqlThenCode(let sql, let code):
+          try db.execute(sql, purpose: purpose)
+          try code(db)
+        }
       }
       try db.execute("PRAGMA user_version = \(current)", purpose: "record the schema version")
       try db.execute("PRAGMA application_id = \(Schema.applicationID)", purpose: "mark the database as a catalog")

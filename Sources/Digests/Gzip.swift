@@ -24,32 +24,13 @@ public enum Gzip {
       throw GzipError(description: "the gzip data is larger than \(UInt32.max) bytes")
     }
     var output: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 64 << 10)
     let status: Int32 = compressed.withUnsafeBufferPointer { input in
-      stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress)
-      stream.avail_in = UInt32(input.count)
-      while true {
-        // Room for one byte past the limit at most, which is enough to tell that it was passed.
-        let room = limit - output.count
-        let size = room >= chunk.count ? chunk.count : room + 1
-        let (code, produced) = chunk.withUnsafeMutableBufferPointer { out -> (Int32, Int) in
-          stream.next_out = out.baseAddress
-          stream.avail_out = UInt32(size)
-          let code = inflate(&stream, Z_NO_FLUSH)
-          return (code, size - Int(stream.avail_out))
-        }
-        output.append(contentsOf: chunk[..<produced])
-        if output.count > limit { return Z_MEM_ERROR }
-        if code == Z_STREAM_END {
-          // Another member may follow; anything else after the end is damage.
-          let rest = input.count - Int(stream.avail_in)
-          if rest == input.count { return code }
-          guard isGzip(input[rest...]) else { return Z_DATA_ERROR }
-          guard inflateReset(&stream) == Z_OK else { return Z_STREAM_ERROR }
-          continue
-        }
-        if code != Z_OK { return code }
-        if stream.avail_in == 0 && produced == 0 { return Z_BUF_ERROR }
+      inflateAll(&stream, input, limit: limit, into: &output) { stream, consumed in
+        // Another member may follow; anything else after the end is damage.
+        if consumed == input.count { return Z_STREAM_END }
+        guard isGzip(input[consumed...]) else { return Z_DATA_ERROR }
+        guard inflateReset(&stream) == Z_OK else { return Z_STREAM_ERROR }
+        return nil
       }
     }
     switch status {
@@ -59,5 +40,41 @@ public enum Gzip {
     case Z_BUF_ERROR: throw GzipError(description: "the gzip data is cut short")
     default: throw GzipError(description: "the gzip data is damaged (zlib error \(status))")
     }
+  }
+}
+
+/// Runs zlib's `inflate()` over `input` with a started `stream`, appending what it makes to `output`: at most
+/// `limit` bytes and one more, which is enough to tell that the limit was passed (then `Z_MEM_ERROR`). At the
+/// end of a stream, `streamEnded` (given the bytes of `input` consumed) returns the status to finish with, or nil
+/// to go on with the stream reset; when the stream asks for a preset dictionary, `needsDictionary` sets one and
+/// says whether it could. Returns `Z_STREAM_END` or the failing status (`Z_BUF_ERROR`: the input was cut short).
+func inflateAll(
+  _ stream: inout z_stream, _ input: UnsafeBufferPointer<UInt8>, limit: Int, into output: inout [UInt8],
+  needsDictionary: (inout z_stream) -> Bool = { _ in false }, streamEnded: (inout z_stream, Int) -> Int32?
+) -> Int32 {
+  var chunk = [UInt8](repeating: 0, count: 64 << 10)
+  stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress)
+  stream.avail_in = UInt32(input.count)
+  while true {
+    let room = limit - output.count
+    let size = room >= chunk.count ? chunk.count : room + 1
+    var (code, produced) = chunk.withUnsafeMutableBufferPointer { out -> (Int32, Int) in
+      stream.next_out = out.baseAddress
+      stream.avail_out = UInt32(size)
+      let code = inflate(&stream, Z_NO_FLUSH)
+      return (code, size - Int(stream.avail_out))
+    }
+    if code == Z_NEED_DICT {
+      guard needsDictionary(&stream) else { return Z_NEED_DICT }
+      (code, produced) = (Z_OK, 0)
+    }
+    output.append(contentsOf: chunk[..<produced])
+    if output.count > limit { return Z_MEM_ERROR }
+    if code == Z_STREAM_END {
+      if let status = streamEnded(&stream, input.count - Int(stream.avail_in)) { return status }
+      continue
+    }
+    if code != Z_OK { return code }
+    if stream.avail_in == 0 && produced == 0 { return Z_BUF_ERROR }
   }
 }

@@ -146,23 +146,12 @@ import Testing
   @Test func aVersionOneCatalogIsUpgradedKeepingItsNames() throws {
     try withTemporaryDirectory { directory in
       let path = directory + "/catalog.sqlite"
-      do {
-        let catalog = try Catalog(path: path, logger: testLogger)
-        try catalog.upsert(organizations: [organization(1, slug: "acme")])
-      }
-      // Back to version 1, as an older bklogfs left it.
-      let downgrade = Process()
-      downgrade.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-      downgrade.arguments = [
-        "python3", "-c",
-        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('DROP TABLE build_exports'); "
-          + "c.execute('DROP INDEX builds_by_time'); c.execute('DROP TABLE export_scans'); "
-          + "c.execute('DROP TABLE sync_progress'); c.execute('PRAGMA user_version = 1'); c.commit()",
-        path,
-      ]
-      try downgrade.run()
-      downgrade.waitUntilExit()
-      try #require(downgrade.terminationStatus == 0)
+      // As an older bklogfs left it.
+      try makeOldCatalog(
+        path, version: 1,
+        """
+        INSERT INTO organizations VALUES ('org-uuid-1', 'acme', 'Organization 1');
+        """)
       let catalog = try Catalog(path: path, logger: testLogger)
       #expect(try catalog.organization(slug: "acme") == organization(1, slug: "acme"))
       try catalog.setExportLocation(buildID: "b", location: "x/")

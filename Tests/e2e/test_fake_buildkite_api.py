@@ -494,3 +494,57 @@ def test_custom_world_via_process_helper(tmp_path):
         builds, h = fake.get_json(WEB_BUILDS)
         assert [b["number"] for b in builds] == [3, 2, 1]
         assert h["RateLimit-User-Limit"] == "2"
+
+
+# ---------------------------------------------------------------- the generated organization
+
+
+def test_generated_organization_is_computed_per_request(tmp_path):
+    """Org "scale" of a million builds: pages newest first, created_from/created_to as ranges of numbers, the
+    same answer twice, a build and its jobs by number, budgets that --no-rate-limit makes unspendable."""
+    with fake_buildkite_process(tmp_path, big_builds=3, generated_builds=1_000_000, generated_pipelines=10,
+                                generated_jobs=10, server_args=["--no-rate-limit"]) as fake:
+        spec = W.find_org(fake.world, "scale")["generated"]
+        pipelines, _ = fake.get_json("/v2/organizations/scale/pipelines")
+        assert [p["slug"] for p in pipelines] == [W.generated_pipeline_slug(i) for i in range(10)]
+        assert "generated" not in pipelines[0] and "spec" not in pipelines[0]
+        path = "/v2/organizations/scale/pipelines/pipeline-0003/builds"
+        first, h = fake.get_json(f"{path}?per_page=100")
+        assert [b["number"] for b in first] == list(range(100_000, 99_900, -1))
+        assert all(len(b["jobs"]) == 10 and all(UUID_RE.match(j["id"]) for j in b["jobs"]) for b in first)
+        assert links(h)["last"].endswith("page=1000") and int(h["RateLimit-User-Remaining"]) > 10**8
+        again, _ = fake.get_json(f"{path}?per_page=100")
+        assert again == first, "deterministic"
+        start = W.generated_created(spec, 2, 500)
+        iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
+        window, h = fake.get_json(f"{path}?created_from={iso(start)}&created_to={iso(start + 3 * spec['interval'])}")
+        assert [b["number"] for b in window] == [502, 501, 500] and "next" not in links(h)
+        deep, h = fake.get_json(f"{path}?created_to={iso(start)}&per_page=100&page=3")
+        assert [b["number"] for b in deep][:2] == [299, 298]
+        one, _ = fake.get_json(f"{path}/777")
+        assert one["number"] == 777 and len(one["jobs"]) == 10
+        jobs, _ = fake.get_json(f"{path}/777/jobs?per_page=4")
+        assert [j["id"] for j in jobs["items"]] == [j["id"] for j in one["jobs"][:4]]
+        assert fake.request("GET", f"{path}/100001")[0] == 404
+        assert fake.request("GET", f"{path}/1/jobs/{one['jobs'][0]['id']}/log.txt")[0] == 404
+        status, _, body = fake.request("GET", f"{path}/777/jobs/{one['jobs'][0]['id']}/log.txt")
+        assert status == 200 and b"build 777" in body
+        newest, _ = fake.get_json("/v2/organizations/scale/builds?per_page=3")
+        assert [(b["pipeline"]["slug"], b["number"]) for b in newest] == [
+            ("pipeline-0010", 100_000), ("pipeline-0009", 100_000), ("pipeline-0008", 100_000)]
+
+
+def test_generated_build_with_many_jobs(tmp_path):
+    with fake_buildkite_process(tmp_path, big_builds=3, generated_builds=20, generated_pipelines=2,
+                                generated_jobs=3, generated_many_jobs=450) as fake:
+        path = "/v2/organizations/scale/pipelines/pipeline-0001/builds"
+        builds, _ = fake.get_json(f"{path}?per_page=100")
+        assert [len(b["jobs"]) for b in builds] == [3] * 9 + [450]
+        listed, _ = fake.get_json(f"{path}?exclude_jobs=true")
+        assert all("jobs" not in b for b in listed)
+        ids, url = [], f"{path}/1/jobs?per_page=100"
+        while url:
+            page, _ = fake.get_json(url)
+            ids += [j["id"] for j in page["items"]]
+            url = page["links"].get("next", "").replace(fake.base_url, "") or None
+        assert ids == [j["id"] for j in builds[-1]["jobs"]]

@@ -27,6 +27,9 @@ from urllib.parse import urlencode
 from flask import Flask, Response, g, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import world as world_module  # noqa: E402  (the generated organization's builds)
+
 SCOPE_ORGS, SCOPE_PIPELINES, SCOPE_BUILDS, SCOPE_LOGS = (
     "read_organizations", "read_pipelines", "read_builds", "read_build_logs")
 
@@ -34,6 +37,8 @@ MSG_AUTH = "Authentication required. Please supply a valid API Access Token: htt
 MSG_DEEP = "Listing builds this deep is not supported. Please narrow your query using filters such as branch or created_from."
 NARROWING_FILTERS = ("branch", "branch[]", "commit", "commit[]", "created_from", "finished_from")
 FINISHED_STATES = {"passed", "failed", "blocked", "canceled"}
+# --no-rate-limit: budgets no run can spend, so a measurement sees the client's pace, not the fake's.
+UNLIMITED = 10**9
 
 
 def parse_time(s):
@@ -106,8 +111,11 @@ class State:
             self.orgs = {o["slug"]: o for o in w["organizations"]}
             self.logs = w["logs"]
             self.jobs = {}  # job id -> (org, pipeline, build)
+            self.creator = w.get("creator") or {}
             for o in w["organizations"]:
                 for p in o["pipelines"]:
+                    if "generated" in p:
+                        p["spec"] = o["generated"]
                     p["builds"].sort(key=lambda b: b["number"], reverse=True)
                     for b in p["builds"]:
                         for j in b.get("jobs", []):
@@ -188,7 +196,7 @@ def create_app(world, *, quiet=True):
                                     "agents_url", "emojis_url", "created_at") if k in out}
 
     def render_pipeline(o, p):
-        out = {k: v for k, v in p.items() if k != "builds"}
+        out = {k: v for k, v in p.items() if k not in ("builds", "generated", "spec")}
         out["url"] = api(f"/organizations/{o['slug']}/pipelines/{p['slug']}")
         out["web_url"] = web(f"/{o['slug']}/{p['slug']}")
         out["builds_url"] = api(f"/organizations/{o['slug']}/pipelines/{p['slug']}/builds")
@@ -315,6 +323,11 @@ def create_app(world, *, quiet=True):
             n = int(number)
         except ValueError:
             raise ApiError(404, "No build found")
+        if "generated" in p:
+            b = generated_build(p, n)
+            if b is not None and b["id"] not in st.deleted_builds:
+                return b
+            raise ApiError(404, "No build found")
         for b in p["builds"]:
             if b["number"] == n and b["id"] not in st.deleted_builds:
                 return b
@@ -384,12 +397,83 @@ def create_app(world, *, quiet=True):
             out.extend(x for x in v.split(",") if x)
         return out
 
-    def filter_builds(pairs):
-        branches = multi("branch")
-        states = set(multi("state"))
-        if "finished" in states:
-            states |= FINISHED_STATES
-        commits = set(multi("commit"))
+    # ---- the generated organization (world.GENERATED): builds computed from their numbers
+
+    def generated_build(p, number):
+        return world_module.generated_build(p["spec"], p["generated"]["index"], number, st.creator)
+
+    class GeneratedBuilds:
+        """A generated pipeline's builds numbered `low` through `high`, newest (highest) first, as a
+        sequence whose items are made when taken: (org, pipeline, build)."""
+
+        def __init__(self, o, p, low, high):
+            self.o, self.p, self.low, self.high = o, p, low, high
+
+        def __len__(self):
+            return max(0, self.high - self.low + 1)
+
+        def __getitem__(self, index):
+            assert isinstance(index, slice)
+            start, stop, _ = index.indices(len(self))
+            return [(self.o, self.p, generated_build(self.p, self.high - i)) for i in range(start, stop)]
+
+    def generated_numbers(p, times):
+        """The numbers created in [created_from, created_to) and finished from finished_from: a range, as
+        both times grow with the number."""
+        spec, index = p["spec"], p["generated"]["index"]
+        low, high = 1, world_module.generated_build_count(spec, index)
+        origin = world_module.generated_created(spec, index, 0)
+        step = spec["interval"]
+        finish = 180  # world._build: finished three minutes after it was created
+        if "created_from" in times:
+            low = max(low, math.ceil((times["created_from"].timestamp() - origin) / step))
+        if "finished_from" in times:
+            low = max(low, math.ceil((times["finished_from"].timestamp() - finish - origin) / step))
+        if "created_to" in times:
+            high = min(high, math.ceil((times["created_to"].timestamp() - origin) / step) - 1)
+        return low, high
+
+    def list_generated_builds(o, p):
+        times = request_times()
+        low, high = generated_numbers(p, times)
+        builds = GeneratedBuilds(o, p, low, high)
+        if multi("branch") or multi("state") or multi("commit") or st.deleted_builds:
+            # Filters a number cannot answer: every build of the range is made and tried.
+            builds = filter_builds(builds[0:len(builds)])
+        return respond_with_builds(builds)
+
+    def list_generated_org_builds(o):
+        """The organization's builds newest first: its pipelines' sequences merged as far as the page needs."""
+        import heapq
+        import itertools
+        if multi("branch") or multi("state") or multi("commit") or st.deleted_builds:
+            raise ApiError(400, "the fake does not filter a generated organization's builds by branch, state or commit")
+        times = request_times()
+        sequences = []
+        for p in o["pipelines"]:
+            low, high = generated_numbers(p, times)
+            sequences.append(GeneratedBuilds(o, p, low, high))
+        total = sum(len(q) for q in sequences)
+        page, per_page = page_params()
+
+        def newest_first(q):
+            return ((world_module.generated_created(q.p["spec"], q.p["generated"]["index"], q.high - i), q, i)
+                    for i in range(len(q)))
+
+        merged = heapq.merge(*(newest_first(q) for q in sequences), key=lambda t: t[0], reverse=True)
+        wanted = list(itertools.islice(merged, (page - 1) * per_page, page * per_page))
+        items = [q[i:i + 1][0] for _, q, i in wanted]
+
+        class Window:
+            def __len__(self):
+                return total
+
+            def __getitem__(self, index):
+                return items
+
+        return respond_with_builds(Window())
+
+    def request_times():
         times = {}
         for k in ("created_from", "created_to", "finished_from"):
             if k in request.args:
@@ -397,6 +481,15 @@ def create_app(world, *, quiet=True):
                 if t is None:
                     raise ApiError(400, f"{k} must be an ISO 8601 time")
                 times[k] = t
+        return times
+
+    def filter_builds(pairs):
+        branches = multi("branch")
+        states = set(multi("state"))
+        if "finished" in states:
+            states |= FINISHED_STATES
+        commits = set(multi("commit"))
+        times = request_times()
         out = []
         for o, p, b in pairs:
             if b["id"] in st.deleted_builds:
@@ -421,7 +514,9 @@ def create_app(world, *, quiet=True):
         return out
 
     def list_builds(pairs):
-        chosen = filter_builds(pairs)
+        return respond_with_builds(filter_builds(pairs))
+
+    def respond_with_builds(chosen):
         chunk, headers = paginate(chosen, deep_check=True)
         inc = truthy(request.args.get("include_retried_jobs"))
         exj = truthy(request.args.get("exclude_jobs"))
@@ -531,11 +626,15 @@ def create_app(world, *, quiet=True):
     def builds_list(org, pipeline):
         o = begin(SCOPE_BUILDS, org)
         p = find_pipeline(o, pipeline)
+        if "generated" in p:
+            return list_generated_builds(o, p)
         return list_builds([(o, p, b) for b in p["builds"]])
 
     @app.get("/v2/organizations/<org>/builds")
     def org_builds_list(org):
         o = begin(SCOPE_BUILDS, org)
+        if "generated" in o:
+            return list_generated_org_builds(o)
         return list_builds([(o, p, b) for p in o["pipelines"] for b in p["builds"]])
 
     @app.get("/v2/organizations/<org>/pipelines/<pipeline>/builds/<number>")
@@ -628,7 +727,10 @@ def create_app(world, *, quiet=True):
         want_text = txt_suffix or "text/plain" in (request.headers.get("Accept") or "")
         rng = request.headers.get("Range")
         is_head = request.method == "HEAD"
-        data = st.log_bytes(j["id"], advance=not is_head)
+        if "generated" in p:
+            data = world_module.generated_log(b["number"], j)
+        else:
+            data = st.log_bytes(j["id"], advance=not is_head)
         if data is None:
             raise ApiError(404, "Log not found")
         size = len(data)
@@ -710,6 +812,13 @@ def create_app(world, *, quiet=True):
         if o is None:
             raise ApiError(404, "No organization found")
         p = find_pipeline(o, d.get("pipeline"))
+        if "generated" in p:
+            b = generated_build(p, int(d.get("number", -1)))
+            if b is None:
+                raise ApiError(404, "No build found")
+            if request.path.endswith("finish-build"):
+                raise ApiError(400, "a generated build is finished already")
+            return o, p, b
         for b in p["builds"]:
             if b["number"] == int(d.get("number", -1)):
                 return o, p, b
@@ -788,6 +897,8 @@ def main(argv=None):
     ap.add_argument("--user-rate-limit", type=int, help="override the world's per-user budget")
     ap.add_argument("--rate-window", type=float, help="seconds per rate-limit window (default 60)")
     ap.add_argument("--deep-listing-limit", type=int)
+    ap.add_argument("--no-rate-limit", action="store_true",
+                    help="budgets no run can spend (10^9 a window), for measurements")
     ap.add_argument("--verbose", action="store_true", help="log each request to stderr")
     args = ap.parse_args(argv)
 
@@ -801,6 +912,8 @@ def main(argv=None):
         s["rate_window_seconds"] = args.rate_window
     if args.deep_listing_limit is not None:
         s["deep_listing_limit"] = args.deep_listing_limit
+    if args.no_rate_limit:
+        s["org_rate_limit"] = s["user_rate_limit"] = UNLIMITED
 
     if not args.verbose:
         import logging

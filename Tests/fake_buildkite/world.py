@@ -19,6 +19,7 @@ URLs are not stored: the server renders `url`, `web_url`, `log_url`, ... against
 import argparse
 import base64
 import datetime as dt
+import hashlib
 import json
 import os
 import random
@@ -280,12 +281,95 @@ def hostile_job(world, key):
     return build["jobs"][index]
 
 
+# ---------------------------------------------------------------- the generated organization
+#
+# Org "scale" (build_world(generated_builds=N), `world.py --generated-builds N`): N builds spread over
+# `generated_pipelines` pipelines, `generated_jobs` script jobs each, none of them stored. The world holds
+# only the spec below; the server computes a build from its pipeline and number on each request, so an
+# organization of 10^6 builds and 10^7 jobs costs it no memory. Build n of a pipeline is created at
+# GENERATED_START + n * interval + the pipeline's index (seconds), so newest first is highest number
+# first and a created_from/created_to filter is a range of numbers. With `generated_many_jobs` J, build
+# 1 of the first pipeline has J jobs instead (an answer too big for a client's cap, for tests).
+
+GENERATED = {"org": "scale", "pipeline_prefix": "pipeline-"}
+GENERATED_START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+GENERATED_SPAN_SECONDS = 365 * 86400
+
+
+def generated_spec(builds, pipelines=10, jobs=10, many_jobs=0, seed=1):
+    pipelines = max(1, min(pipelines, builds)) if builds > 0 else 1
+    per_pipeline = -(-builds // pipelines)
+    return {"org": GENERATED["org"], "builds": builds, "pipelines": pipelines, "jobs": jobs,
+            "many_jobs": many_jobs, "seed": seed,
+            "interval": max(1, GENERATED_SPAN_SECONDS // max(1, per_pipeline))}
+
+
+def generated_pipeline_slug(index):
+    return f"{GENERATED['pipeline_prefix']}{index + 1:04d}"
+
+
+def generated_build_count(spec, index):
+    """Builds of pipeline `index` (numbered 1 through this): the builds shared out, the first ones one more."""
+    base, extra = divmod(spec["builds"], spec["pipelines"])
+    return base + (1 if index < extra else 0)
+
+
+def generated_created(spec, index, number):
+    """Seconds since the epoch at which build `number` of pipeline `index` was created."""
+    return int(GENERATED_START.timestamp()) + number * spec["interval"] + index
+
+
+def generated_job_count(spec, index, number):
+    if spec.get("many_jobs") and index == 0 and number == 1:
+        return spec["many_jobs"]
+    return spec["jobs"]
+
+
+def _generated_seed(spec, index, number):
+    digest = hashlib.blake2b(f"{spec['seed']}/{index}/{number}".encode(), digest_size=16).digest()
+    return int.from_bytes(digest, "big")
+
+
+def generated_pipeline(spec, index, creator):
+    gen = _Gen(_generated_seed(spec, index, 0))
+    slug = generated_pipeline_slug(index)
+    p = _pipeline(gen, slug, f"Pipeline {index + 1}", f"git@github.com:scale/{slug}.git",
+                  "2023-12-01T00:00:00.000Z", creator)
+    p["generated"] = {"index": index}
+    return p
+
+
+def generated_build(spec, index, number, creator):
+    """Build `number` of pipeline `index` as the world stores a build (with every job), or None."""
+    if not 1 <= number <= generated_build_count(spec, index):
+        return None
+    gen = _Gen(_generated_seed(spec, index, number))
+    t0 = dt.datetime.fromtimestamp(generated_created(spec, index, number), dt.timezone.utc)
+    state = "failed" if number % 13 == 0 else "passed"
+    jobs = []
+    for k in range(generated_job_count(spec, index, number)):
+        failed = state == "failed" and k == 0
+        jobs.append(_script_job(gen, f":rspec: Test shard {k + 1}", f"test-{k + 1}", "failed" if failed else "passed",
+                                t0 + dt.timedelta(seconds=k % 60), exit_status=1 if failed else 0))
+    branch = "main" if number % 5 else f"feature/topic-{number % 17}"
+    return _build(gen, number, t0, state, branch, f"Change {number} of {generated_pipeline_slug(index)}", jobs,
+                  creator=creator)
+
+
+def generated_log(number, job):
+    """The log of a generated build's job: a few lines naming it."""
+    t0 = dt.datetime.fromisoformat(job["created_at"].replace("Z", "+00:00"))
+    return _generated_log(number, job["name"], t0, lines=3)
+
+
 def build_world(seed=1, testdata_dir=None, *, big_builds=300, deep_listing_limit=1000, org_rate_limit=200,
-                user_rate_limit=50, rate_window_seconds=60, running_log_chunks=5, hostile=False):
+                user_rate_limit=50, rate_window_seconds=60, running_log_chunks=5, hostile=False,
+                generated_builds=0, generated_pipelines=10, generated_jobs=10, generated_many_jobs=0):
     """The world as a dict (see the module docstring). Deterministic for a given seed and testdata.
 
     With `hostile`, org "hostile" and four organizations with slugs that cannot be file names are
-    added, and the full-access tokens see them (see HOSTILE)."""
+    added, and the full-access tokens see them (see HOSTILE). With `generated_builds`, org "scale"
+    (see GENERATED) is added the same way."""
     testdata = Path(testdata_dir) if testdata_dir else default_testdata_dir()
     logs_dir = testdata / "buildkite" / "logs"
     real_logs = sorted(p for p in logs_dir.glob("*.raw")) if logs_dir.is_dir() else []
@@ -422,6 +506,16 @@ def build_world(seed=1, testdata_dir=None, *, big_builds=300, deep_listing_limit
         tokens = json.loads(json.dumps(TOKENS))
         for name in ("bkua_fake_full", "bkua_fake_full_alice2"):
             tokens[name]["organizations"] += [org["slug"]] + [o["slug"] for o in others]
+    generated = None
+    if generated_builds > 0:
+        generated = generated_spec(generated_builds, generated_pipelines, generated_jobs, generated_many_jobs, seed)
+        org = _org(gen, generated["org"], "Scale", "2023-12-01T00:00:00.000Z")
+        org["pipelines"] = [generated_pipeline(generated, i, creator) for i in range(generated["pipelines"])]
+        org["generated"] = generated
+        organizations.append(org)
+        tokens = json.loads(json.dumps(tokens))
+        for name in ("bkua_fake_full", "bkua_fake_full_alice2"):
+            tokens[name]["organizations"].append(org["slug"])
 
     return {
         "version": 1,
@@ -436,6 +530,7 @@ def build_world(seed=1, testdata_dir=None, *, big_builds=300, deep_listing_limit
         "organizations": organizations,
         "logs": logs,
         "real_build_source": str(build_json),
+        "creator": creator,
     }
 
 
@@ -487,11 +582,17 @@ def main(argv=None):
     ap.add_argument("--user-rate-limit", type=int, default=50)
     ap.add_argument("--rate-window", type=float, default=60.0, help="seconds per rate-limit window")
     ap.add_argument("--hostile", action="store_true", help="add the hostile names (see HOSTILE)")
+    ap.add_argument("--generated-builds", type=int, default=0, help="builds of the generated org (see GENERATED)")
+    ap.add_argument("--generated-pipelines", type=int, default=10)
+    ap.add_argument("--generated-jobs", type=int, default=10, help="jobs per generated build")
+    ap.add_argument("--generated-many-jobs", type=int, default=0, help="jobs of the generated org's build 1")
     args = ap.parse_args(argv)
     world = build_world(args.seed, args.testdata, big_builds=args.big_builds,
                         deep_listing_limit=args.deep_listing_limit, org_rate_limit=args.org_rate_limit,
                         user_rate_limit=args.user_rate_limit, rate_window_seconds=args.rate_window,
-                        hostile=args.hostile)
+                        hostile=args.hostile, generated_builds=args.generated_builds,
+                        generated_pipelines=args.generated_pipelines, generated_jobs=args.generated_jobs,
+                        generated_many_jobs=args.generated_many_jobs)
     Path(args.out).write_text(json.dumps(world, indent=1))
     return 0
 
