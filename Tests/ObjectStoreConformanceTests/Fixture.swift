@@ -94,11 +94,38 @@ enum Fixture {
     return try seed(endpoint: rgw.endpoint, credentials: rgw.credentials)
   }
 
-  private static func seed(endpoint: String, credentials: AWSCredentials) throws -> String {
+  /// A bucket per server for the tests that write, holding data/big.log only: the one above is
+  /// only read, and its listings are asserted whole.
+  static let motoWritableBucket = Result { () throws -> String in
+    try seed(endpoint: try Moto.shared.get().endpoint, credentials: testCredentials, only: ["data/big.log"])
+  }
+  static let rgwWritableBucket = Result { () throws -> String in
+    let rgw = try RGW.shared.get()
+    return try seed(endpoint: rgw.endpoint, credentials: rgw.credentials, only: ["data/big.log"])
+  }
+
+  /// Runs `body` with a client of `store` that may be written: for S3, a bucket of its own.
+  static func withWritable(_ store: Store, _ body: (any ObjectClient) throws -> Void) throws {
+    switch store {
+    case .memory, .localDirectory:
+      try with(store, body)
+    case .moto:
+      guard let moto = Moto.require() else { return }
+      try body(
+        try s3Client(bucket: try motoWritableBucket.get(), endpoint: moto.endpoint, credentials: testCredentials))
+    case .rgw:
+      guard let rgw = RGW.require() else { return }
+      try body(try s3Client(bucket: try rgwWritableBucket.get(), endpoint: rgw.endpoint, credentials: rgw.credentials))
+    }
+  }
+
+  private static func seed(endpoint: String, credentials: AWSCredentials, only keys: Set<String>? = nil) throws
+    -> String
+  {
     let bucket = uniqueBucket("conformance")
     let seeder = Seeder(endpoint: endpoint, credentials: credentials)
     try seeder.createBucket(bucket)
-    let objects = objects
+    let objects = objects.filter { object in keys.map { $0.contains(object.key) } ?? true }
     let failures = Mutex<[String]>([])
     let lanes = 8
     DispatchQueue.concurrentPerform(iterations: lanes) { lane in

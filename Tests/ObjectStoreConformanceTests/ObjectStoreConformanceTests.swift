@@ -11,7 +11,7 @@ import Testing
   /// The shared block cache's calls, on the stores that can be written (all but a local directory).
   @Test(arguments: Store.allCases)
   func writtenObjectsAreReadBackWhole(_ store: Store) throws {
-    try Fixture.with(store) { client throws in
+    try Fixture.withWritable(store) { client throws in
       guard let writable = client as? any WritableObjectClient else {
         #expect(store == .localDirectory)
         return
