@@ -9,6 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from conftest import run_bklogfs
+
 PIPELINES, BUILDS, JOBS = 2, 30, 20
 
 
@@ -156,3 +158,15 @@ def test_a_directory_bigger_than_five_pages_is_streamed_and_not_kept(mount, flat
     # Read again, once those names were looked up: each still comes once.
     again = run(["ls", "-f", str(directory)]).split()
     assert sorted(again) == sorted(names)
+
+
+@pytest.mark.parametrize("value", ["0", "65", "many"])
+def test_a_bad_list_concurrency_is_refused_with_one_clear_error(bklogfs_bin, tmp_path, value):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = run_bklogfs(bklogfs_bin, "mount", mnt, "--bucket", "b", "--endpoint", "http://127.0.0.1:9",
+                    "--list-concurrency", value, timeout=20)
+    assert r.returncode != 0
+    assert "--list-concurrency" in r.stderr, r.stderr
+    assert "Error:" in r.stderr.splitlines()[0], r.stderr
+    assert not os.listdir(mnt)
