@@ -38,7 +38,14 @@ def cat_every_file_through_faults(m, bucket, proxy):
     assert injected >= 5, f"only {injected} of {proxy.requests} requests were spoiled: the test proved little"
     assert len(proxy.injected) >= 3, f"too few kinds of fault: {dict(proxy.injected)}"
     assert stats["retries"] >= injected, stats
-    assert stats["failures"] == 0, stats
+    # No request a reader waited on gave up (it would be logged as an error, and its cat would have
+    # failed). A fetch ahead of the readers may end without a retry on an answer that is no fault's
+    # (moto, shared by the whole session, has answered one with a spurious 404): it is logged, and
+    # the reader fetches the block itself. Each failure must be one of those.
+    log = m.log_path.read_text(errors="replace").splitlines()
+    assert not [line for line in log if line.split(" ", 2)[1:2] in (["error"], ["critical"])], "\n".join(log[-20:])
+    ahead = [line for line in log if "readahead of " in line and " failed: " in line]
+    assert stats["failures"] <= len(ahead), (stats, ahead)
     return stats
 
 
