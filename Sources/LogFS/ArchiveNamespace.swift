@@ -253,13 +253,11 @@ public struct ArchiveNamespace: Namespace {
     guard page.nextContinuationToken == nil || through != nil else { return nil }
     // The walk looks up the parent's next names before it lists them: the same keys answer those.
     let listedAfter = resumed?.through ?? key
-    runs.record(
-      directory: parent, after: listedAfter, through: through,
-      objects: Array(page.objects.drop { !utf8Less(listedAfter, $0.key) }))
+    let fresh = Array(page.objects.drop { !utf8Less(listedAfter, $0.key) })
+    runs.record(directory: parent, after: listedAfter, through: through, objects: fresh)
     let found = learn(from: page, under: parent, after: key, through: through, keeping: key, subtrees, runs)
     if found != nil, let through, let listingAhead {
       // The walk's directories are smaller than a page: list the ones after them ahead, in ranges.
-      let fresh = page.objects.drop { !utf8Less(listedAfter, $0.key) }
       listingAhead.start(parent: parent, through: through, names: directoryNames(fresh, in: parent), keys: fresh.count)
     }
     return found

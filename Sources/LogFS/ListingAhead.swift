@@ -110,6 +110,11 @@ final class ListingAhead: Sendable {
     var keys: Double
     var span: Double
     var lastUsed: Double
+
+    /// The name of the parent's entry that `key` (a key in the parent) is in, as bytes.
+    func childName(of key: String) -> Substring.UTF8View {
+      key.utf8.dropFirst(parent.utf8.count).prefix { $0 != UInt8(ascii: "/") }
+    }
   }
 
   let concurrency: Int
@@ -225,8 +230,7 @@ final class ListingAhead: Sendable {
   /// The end of a range that starts after `after`: about `pagesPerRange` pages of keys on, by the
   /// density of keys over the names listed so far.
   private func nextEnd(after: String, _ walk: Walk) -> String? {
-    let parentLength = walk.parent.utf8.count
-    let name = after.utf8.dropFirst(parentLength).prefix { $0 != UInt8(ascii: "/") }
+    let name = walk.childName(of: after)
     let start = walk.scale.value(of: name)
     let target = Double(pagesPerRange * walk.pageKeys)
     let width = walk.keys > 0 && walk.span > 0 ? target * walk.span / walk.keys : walk.scale.quantum
@@ -258,11 +262,8 @@ final class ListingAhead: Sendable {
     }
     walks.withLock { walks in
       guard var walk = walks[ExactName(parent)], walk.ranges.contains(where: { $0 === range }) else { return }
-      let parentLength = parent.utf8.count
-      let from = walk.scale.value(of: range.after.utf8.dropFirst(parentLength).prefix { $0 != UInt8(ascii: "/") })
-      let stop = outcome.stoppedAfter ?? range.end
-      let to =
-        stop.map { walk.scale.value(of: $0.utf8.dropFirst(parentLength).prefix { $0 != UInt8(ascii: "/") }) } ?? 1
+      let from = walk.scale.value(of: walk.childName(of: range.after))
+      let to = (outcome.stoppedAfter ?? range.end).map { walk.scale.value(of: walk.childName(of: $0)) } ?? 1
       walk.keys += Double(outcome.keys)
       walk.span += max(0, to - from)
       if let stoppedAfter = outcome.stoppedAfter, let index = walk.ranges.firstIndex(where: { $0 === range }) {
