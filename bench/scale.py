@@ -156,6 +156,7 @@ def walk(args, janitor, run_dir, keys):
         pid = m.pids[0]
         control(server_port, "/__reset")
         row["rss_at_mount"] = kib_field(proc_status(pid), "VmRSS")
+        row["heap_at_mount"] = daemon_stats(args, mnt).get("heap_bytes")
         load = os.getloadavg()[0]
         row.update(timed_find(args, mnt, pid, keys))
         # The machine may be shared: how busy it was says how far to trust the time.
@@ -164,7 +165,9 @@ def walk(args, janitor, run_dir, keys):
         status = proc_status(pid)
         row["peak_rss"] = kib_field(status, "VmHWM")
         row["rss_after_walk"] = kib_field(status, "VmRSS")
-        row["names_after_walk"] = daemon_stats(args, mnt).get("cached_names")
+        after_walk = daemon_stats(args, mnt)
+        row["names_after_walk"] = after_walk.get("cached_names")
+        row["heap_after_walk"] = after_walk.get("heap_bytes")
         if drop_dentries_and_inodes():
             time.sleep(args.settle)
             row["rss_after_drop"] = kib_field(proc_status(pid), "VmRSS")
@@ -276,13 +279,14 @@ def render_markdown(report):
              f"{cfg['jobs']} jobs a build, at most {cfg['builds_per_pipeline']:,} builds a pipeline; "
              f"{cfg['server_workers']} server processes.", "",
              "| keys | layout | `find -type f` | LIST | GET | HEAD | peak RSS | RSS after the walk | "
-             "after `drop_caches` | names held after the walk | bytes per name held |"
+             "after `drop_caches` | names held after the walk | RSS per name held | heap per name held |"
              + (" `rsync -a --dry-run` | its peak RSS |" if rsync else ""),
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if rsync else "")]
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+             + (" --- | --- |" if rsync else "")]
     for row in report["results"]:
         layout = f"{row['pipelines']} × {row['builds_per_pipeline']:,} × {row['jobs']}"
         if row.get("error") and "requests" not in row:
-            lines.append(f"| {row['keys']:,} | {layout} | {row['error']} | | | | | | | |")
+            lines.append(f"| {row['keys']:,} | {layout} | {row['error']} | | | | | | | | |")
             continue
         req = row.get("requests", {})
         walk = (f"{row['seconds']:,.0f} s" if row["seconds"] >= 100 else f"{row['seconds']:.1f} s") \
@@ -291,9 +295,13 @@ def render_markdown(report):
         held = row.get("names_after_walk")
         per_name = (f"{(row['rss_after_walk'] - row['rss_at_mount']) / held:,.0f}"
                     if held and row.get("rss_after_walk") and row.get("rss_at_mount") else "–")
+        # The same over the heap in use (`heap_bytes` of `bklogfs stats`), which leaves out the
+        # freed memory glibc keeps for reuse: what the names and the listings kept around them take.
+        heap_per_name = (f"{(row['heap_after_walk'] - row['heap_at_mount']) / held:,.0f}"
+                         if held and row.get("heap_after_walk") and row.get("heap_at_mount") else "–")
         line = (f"| {row['keys']:,} | {layout} | {walk} | {req.get('LIST', 0):,} | {req.get('GET', 0):,} | "
                 f"{req.get('HEAD', 0):,} | {mib(row.get('peak_rss'))} | {mib(row.get('rss_after_walk'))} | "
-                f"{mib(row.get('rss_after_drop'))} | {held if held is None else f'{held:,}'} | {per_name} |")
+                f"{mib(row.get('rss_after_drop'))} | {held if held is None else f'{held:,}'} | {per_name} | {heap_per_name} |")
         if rsync:
             rs = row.get("rsync_seconds")
             line += (f" {row.get('rsync_error') or (f'{rs:.1f} s' if rs is not None else '–')} |"

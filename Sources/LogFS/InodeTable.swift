@@ -32,32 +32,30 @@ struct InodeTable {
     var kind: NodeKind { content.kind }
   }
 
-  struct Listing {
-    var children = Children()
+  /// What is known of a directory's listing, its entries aside (`child(named:in:)`, `entries(of:listedOnly:)`).
+  struct ListingState {
     /// Monotonic seconds until which the last full listing is trusted; nil when never listed.
     var trustedUntil: Double?
     /// Whether the listing holds every name of the directory.
-    var isComplete = true
-    /// The names of the last full listing, in byte order (the order readdir gives them).
-    var order: [String] = []
-    /// When the listing was last used, in the table's ticks: the least recently used go first.
-    var lastUsed: UInt64 = 0
+    var isComplete: Bool
     /// For a directory too big to list at once: where the entries after the listed ones start.
     var continuation: String?
+    /// The names known in the directory: those its last listing gave, and those looked up since.
+    var count: Int
 
     /// Whether the last full listing may still be trusted at monotonic time `now`.
     func isTrusted(at now: Double) -> Bool { trustedUntil.map { now < $0 } ?? false }
+  }
 
-    /// The position of `name` in `order`, if it is there.
-    func position(of name: String) -> Int? {
-      var low = 0
-      var high = order.count
-      while low < high {
-        let middle = (low + high) / 2
-        if utf8Less(order[middle], name) { low = middle + 1 } else { high = middle }
-      }
-      return low < order.count && sameBytes(order[low], name) ? low : nil
-    }
+  private struct Listing {
+    /// The slots of the names known in the directory, in byte order of the names: those its last
+    /// full listing gave (`Flags.listed`) and those looked up since.
+    var children: [Int32] = []
+    var trustedUntil: Double?
+    var isComplete = true
+    /// When the listing was last used, in the table's ticks: the least recently used go first.
+    var lastUsed: UInt64 = 0
+    var continuation: String?
   }
 
   private struct Identity: Hashable {
@@ -66,50 +64,101 @@ struct InodeTable {
     let kind: NodeKind
   }
 
-  /// What the table keeps of a node: `Node` without what can be derived (see `Stored`).
+  /// One node, in a slot of `records`: 80 bytes, since a table holds hundreds of thousands. What
+  /// can be derived is not kept (a key that is its parent's key and its name, as every key of the
+  /// archive's tree is; the inode number, which is the path's seed unless a collision moved it), a
+  /// UUID name is kept as its 16 bytes (`PackedName`) and an S3 ETag (a quoted MD5) as its 16
+  /// bytes; what does not fit (another key or ETag, a link's target, a file's bytes) is in `extras`.
   private struct Record {
+    /// A file's ETag as an MD5 (`Flags.md5`), else 0.
+    var etagHigh: UInt64 = 0
+    var etagLow: UInt64 = 0
+    /// A file's size, or `unknownSize` while it is not known (`FileContent.size` nil).
+    var size: UInt64 = 0
+    /// The time of the file, or of the directory or link (`Flags.hasModified`).
+    var seconds: Int64 = 0
     /// The number the path hashes to before any collision moved it: what its children's derive from.
-    let seed: UInt64
-    let parent: UInt64
-    let name: String
-    var stored: Stored
-    /// References the kernel holds: lookups and readdirplus entries it was given, less what it forgot.
-    var lookups: UInt64 = 0
+    var seed: UInt64
+    var name: PackedName
+    var nanoseconds: Int32 = 0
+    /// The parent's slot (the root's is its own).
+    var parent: Int32
+    /// References the kernel holds: lookups and readdirplus entries it was given, less what it
+    /// forgot. At `UInt32.max` it stays (`pinned`), so that the node is never dropped early.
+    var lookups: UInt32 = 0
     /// Nodes whose parent this is: a directory goes only after them (their numbers derive from its seed).
     var liveChildren: Int32 = 0
+    /// The file's store, by its index in `clients`.
+    var client: UInt16 = 0
+    var kind: Kind
+    var flags: Flags = []
 
-    var kind: NodeKind {
-      switch stored {
-      case .directory: .directory
+    static let free = Record(seed: 0, name: .text(""), parent: -1, kind: .free)
+  }
+
+  private enum Kind: UInt8 {
+    case free
+    case directory
+    case file
+    case symlink
+
+    init(_ kind: NodeKind) {
+      switch kind {
+      case .directory: self = .directory
+      case .file: self = .file
+      case .symlink: self = .symlink
+      }
+    }
+
+    var nodeKind: NodeKind {
+      switch self {
+      case .directory, .free: .directory
       case .file: .file
       case .symlink: .symlink
       }
     }
   }
 
-  /// A node's content, kept small, since a table may hold hundreds of thousands: a key that is its
-  /// parent's key and its name (as every key of the archive's tree is) is derived rather than kept,
-  /// a store is kept by its index in `clients`, and an S3 ETag (a quoted MD5) as 16 bytes.
-  private enum Stored {
-    case directory(key: String?, modified: Timestamp?)
-    /// A size not known yet (`FileContent.size` nil) is kept as `unknownSize`, which no object has,
-    /// so that the record is no bigger for it.
-    case file(size: UInt64, modified: Timestamp, isImmutable: Bool, source: StoredSource)
-    case symlink(target: String, modified: Timestamp?)
+  private struct Flags: OptionSet {
+    let rawValue: UInt8
+    static let hasModified = Flags(rawValue: 1)
+    static let isImmutable = Flags(rawValue: 2)
+    static let md5 = Flags(rawValue: 4)
+    /// The file's content is bytes (`extras`), not an object.
+    static let bytes = Flags(rawValue: 8)
+    /// Its parent's last full listing gave it (rather than a lookup since).
+    static let listed = Flags(rawValue: 16)
+    /// The inode number is not the seed's (`displacedInodes`).
+    static let displaced = Flags(rawValue: 32)
+    static let pinned = Flags(rawValue: 64)
   }
 
-  private enum StoredSource: Equatable {
-    case object(client: UInt16, key: String?, etag: CompactETag)
-    case bytes([UInt8])
+  /// What a record does not keep: a key not derived from the path, an ETag not an MD5, a link's
+  /// target, a file's bytes.
+  private struct Extra {
+    var key: String?
+    var etag: String?
+    var target: String?
+    var bytes: [UInt8]?
+
+    var isEmpty: Bool { key == nil && etag == nil && target == nil && bytes == nil }
   }
 
   static let rootInode: UInt64 = 1
+  private static let rootSlot: Int32 = 0
   private static let unknownSize = UInt64.max
 
-  private var records: [UInt64: Record] = [:]
-  private var listings: [UInt64: Listing] = [:]
-  /// The few nodes whose number is not the one their path hashes to (a collision moved them).
+  private var records = Slots<Record>()
+  /// Slots of `records` no node uses.
+  private var freeSlots: [Int32] = []
+  /// The slot of each inode.
+  private var slots: [UInt64: Int32] = [:]
+  private var listings: [Int32: Listing] = [:]
+  private var extras: [Int32: Extra] = [:]
+  /// The few nodes whose number is not the one their path hashes to (a collision moved them), and
+  /// the root: by path step, and the number by slot.
   private var displaced: [Identity: UInt64] = [:]
+  private var displacedInodes: [Int32: UInt64] = [:]
   /// The stores files are read from, by the index their records keep.
   private var clients: [any ObjectClient] = []
   /// How a path's seed is made: `StableInode.seed`, or a weaker one in tests that need collisions.
@@ -126,7 +175,7 @@ struct InodeTable {
   private var openDirectories: [UInt64: Int] = [:]
 
   /// The names the table holds, the root included.
-  var count: Int { records.count }
+  var count: Int { slots.count }
 
   /// The files found changed by listings and lookups since the last call.
   mutating func takeChangedFiles() -> [UInt64] {
@@ -142,66 +191,254 @@ struct InodeTable {
   ) {
     self.seedOf = seedOf
     self.capacity = max(1, capacity)
-    records[Self.rootInode] = Record(
-      seed: StableInode.seed(source: source), parent: Self.rootInode, name: "",
-      stored: .directory(key: rootKey, modified: nil))
-    listings[Self.rootInode] = Listing()
+    // Room for the numbers of the names up to the capacity is set aside once: room the table does
+    // not use yet is only address space, and growing it by copies would leave the old copies' heap
+    // behind (`Slots` does not grow by copies).
+    let expected = min(self.capacity, 1 << 20)
+    slots.reserveCapacity(expected + expected / 8)
+    _ = records.append(
+      Record(seed: StableInode.seed(source: source), name: .text(""), parent: Self.rootSlot, kind: .directory))
+    records[0].flags.insert(.displaced)
+    slots[Self.rootInode] = Self.rootSlot
+    displacedInodes[Self.rootSlot] = Self.rootInode
+    extras[Self.rootSlot] = Extra(key: rootKey)
+    listings[Self.rootSlot] = Listing()
+  }
+
+  // MARK: Reading
+
+  private func inode(of slot: Int32) -> UInt64 {
+    let record = records[slot]
+    return record.flags.contains(.displaced) ? displacedInodes[slot]! : StableInode.number(record.seed)
   }
 
   func node(_ inode: UInt64) -> Node? {
-    guard let record = records[inode] else { return nil }
-    let (content, modified) = expand(record)
-    return Node(
-      inode: inode, parent: record.parent, name: record.name, content: content, modified: modified)
-  }
-
-  /// The key of the directory with this inode.
-  private func key(of directory: UInt64) -> String {
-    guard let record = records[directory], case .directory(let key, _) = record.stored else { return "" }
-    return key ?? self.key(of: record.parent) + record.name + "/"
-  }
-
-  private func expand(_ record: Record) -> (NamespaceEntry.Content, Timestamp?) {
-    switch record.stored {
-    case .directory(let key, let modified):
-      return (.directory(key: key ?? self.key(of: record.parent) + record.name + "/"), modified)
-    case .symlink(let target, let modified):
-      return (.symlink(target: target), modified)
-    case .file(let size, let modified, let isImmutable, let stored):
+    guard let slot = slots[inode] else { return nil }
+    let record = records[slot]
+    let extra = extras[slot]
+    let modified =
+      record.flags.contains(.hasModified) ? Timestamp(seconds: record.seconds, nanoseconds: record.nanoseconds) : nil
+    let content: NamespaceEntry.Content
+    switch record.kind {
+    case .directory, .free:
+      content = .directory(key: key(of: slot))
+    case .symlink:
+      content = .symlink(target: extra?.target ?? "")
+    case .file:
       let source: FileSource
-      switch stored {
-      case .object(let client, let key, let etag):
+      if record.flags.contains(.bytes) {
+        source = .bytes(extra?.bytes ?? [])
+      } else {
+        let etag =
+          record.flags.contains(.md5)
+          ? CompactETag.md5(record.etagHigh, record.etagLow).string : (extra?.etag ?? "")
         source = .object(
-          client: clients[Int(client)], key: key ?? self.key(of: record.parent) + record.name, etag: etag.string)
-      case .bytes(let bytes):
-        source = .bytes(bytes)
+          client: clients[Int(record.client)],
+          key: extra?.key ?? key(of: record.parent) + record.name.string, etag: etag)
       }
-      let known = size == Self.unknownSize ? nil : size
-      return (.file(FileContent(size: known, modified: modified, isImmutable: isImmutable, source: source)), nil)
+      let file = FileContent(
+        size: record.size == Self.unknownSize ? nil : record.size, modified: modified ?? Timestamp(seconds: 0),
+        isImmutable: record.flags.contains(.isImmutable), source: source)
+      return Node(inode: inode, parent: self.inode(of: record.parent), name: record.name.string, content: .file(file))
+    }
+    return Node(
+      inode: inode, parent: self.inode(of: record.parent), name: record.name.string, content: content,
+      modified: modified)
+  }
+
+  /// The key of the directory in this slot.
+  private func key(of directory: Int32) -> String {
+    if let key = extras[directory]?.key { return key }
+    let record = records[directory]
+    guard record.kind == .directory, directory != Self.rootSlot else { return "" }
+    return key(of: record.parent) + record.name.string + "/"
+  }
+
+  /// What is known of the directory's listing, if the inode is a directory the table holds.
+  func listing(_ inode: UInt64) -> ListingState? {
+    guard let slot = slots[inode], let listing = listings[slot] else { return nil }
+    return ListingState(
+      trustedUntil: listing.trustedUntil, isComplete: listing.isComplete, continuation: listing.continuation,
+      count: listing.children.count)
+  }
+
+  /// The child of the directory with this name, if the table knows it.
+  func child(named name: String, in directory: UInt64) -> UInt64? {
+    guard let slot = slots[directory], let listing = listings[slot],
+      let position = position(of: PackedName(name), in: listing)
+    else { return nil }
+    return inode(of: listing.children[position])
+  }
+
+  /// The position of the name among the directory's known names (in byte order), if it is one.
+  func position(of name: String, in directory: UInt64) -> Int? {
+    guard let slot = slots[directory], let listing = listings[slot] else { return nil }
+    return position(of: PackedName(name), in: listing)
+  }
+
+  /// The known name at `position` of the directory (in byte order), and its inode.
+  func child(at position: Int, in directory: UInt64) -> (name: String, inode: UInt64)? {
+    guard let slot = slots[directory], let listing = listings[slot], listing.children.indices.contains(position)
+    else { return nil }
+    let child = listing.children[position]
+    return (records[child].name.string, inode(of: child))
+  }
+
+  /// The directory's known names and their inodes, in byte order; with `listedOnly`, only those its
+  /// last full listing gave.
+  func entries(of directory: UInt64, listedOnly: Bool = false) -> [(name: String, inode: UInt64)] {
+    guard let slot = slots[directory], let listing = listings[slot] else { return [] }
+    return listing.children.compactMap { child in
+      let record = records[child]
+      guard !listedOnly || record.flags.contains(.listed) else { return nil }
+      return (record.name.string, inode(of: child))
     }
   }
 
-  /// An entry of the directory whose key is `parentKey`, as a record keeps it.
-  private mutating func compact(_ entry: NamespaceEntry, under parentKey: String) -> Stored {
+  private func position(of name: PackedName, in listing: Listing) -> Int? {
+    let index = lowerBound(name, in: listing.children)
+    guard index < listing.children.count, PackedName.same(records[listing.children[index]].name, name)
+    else { return nil }
+    return index
+  }
+
+  /// Where `name` is, or would go, among `children` (sorted by name).
+  private func lowerBound(_ name: PackedName, in children: [Int32]) -> Int {
+    var low = 0
+    var high = children.count
+    while low < high {
+      let middle = (low + high) / 2
+      if PackedName.precedes(records[children[middle]].name, name) { low = middle + 1 } else { high = middle }
+    }
+    return low
+  }
+
+  /// The number an entry of `parent` has, or would have if it were looked up now (a collision found
+  /// then could move it): for entries the kernel is given only by name.
+  func number(in parent: UInt64, name: String, kind: NodeKind) -> UInt64 {
+    let parentSlot = slots[parent]
+    let seed = seedOf(parentSlot.map { records[$0].seed } ?? 0, name, kind)
+    guard let parentSlot else { return StableInode.number(seed) }
+    let found = existing(parent: parentSlot, name: PackedName(name), kind: kind, seed: seed) {
+      Identity(parent: parent, name: ExactName(name), kind: kind)
+    }
+    return found.map { inode(of: $0) } ?? StableInode.number(seed)
+  }
+
+  /// The slot of the node for this path step, if the table holds one.
+  private func existing(
+    parent: Int32, name: PackedName, kind: NodeKind, seed: UInt64, identity: () -> Identity
+  ) -> Int32? {
+    if let slot = slots[StableInode.number(seed)] {
+      let record = records[slot]
+      if record.parent == parent, record.kind == Kind(kind), PackedName.same(record.name, name) {
+        return slot
+      }
+    }
+    guard !displaced.isEmpty, let number = displaced[identity()] else { return nil }
+    return slots[number]
+  }
+
+  // MARK: Recording
+
+  /// The slot for an entry of the directory in slot `parent`, made on first sight; a known one takes
+  /// the entry's new content. `parentKey` is the parent's key, worked out once for a whole listing.
+  private mutating func record(parent: Int32, parentKey: String, entry: NamespaceEntry) -> Int32 {
+    let kind = entry.content.kind
+    let name = PackedName(entry.name)
+    let parentInode = inode(of: parent)
+    let seed = seedOf(records[parent].seed, entry.name, kind)
+    let identity = { Identity(parent: parentInode, name: ExactName(entry.name), kind: kind) }
+    if let slot = existing(parent: parent, name: name, kind: kind, seed: seed, identity: identity) {
+      let before = kind == .file ? fileVersion(slot) : nil
+      store(entry, in: slot, parentKey: parentKey)
+      if let before, before != fileVersion(slot) { changedFiles.append(inode(of: slot)) }
+      return slot
+    }
+    var number = StableInode.number(seed)
+    while slots[number] != nil { number = StableInode.number(number &+ 1) }
+    let slot: Int32
+    let record = Record(seed: seed, name: name, parent: parent, kind: Kind(kind))
+    if let reused = freeSlots.popLast() {
+      slot = reused
+      records[slot] = record
+    } else {
+      slot = records.append(record)
+    }
+    slots[number] = slot
+    store(entry, in: slot, parentKey: parentKey)
+    records[parent].liveChildren += 1
+    if kind == .directory { listings[slot] = Listing() }
+    if number != StableInode.number(seed) {
+      records[slot].flags.insert(.displaced)
+      displacedInodes[slot] = number
+      displaced[identity()] = number
+    }
+    return slot
+  }
+
+  /// What makes a file's content another version: its size and its source.
+  private struct FileVersion: Equatable {
+    var size: UInt64
+    var client: UInt16
+    var etagHigh: UInt64
+    var etagLow: UInt64
+    var flags: UInt8
+    var key: String?
+    var etag: String?
+    var bytes: [UInt8]?
+  }
+
+  private func fileVersion(_ slot: Int32) -> FileVersion {
+    let record = records[slot]
+    let extra = extras[slot]
+    return FileVersion(
+      size: record.size, client: record.client, etagHigh: record.etagHigh, etagLow: record.etagLow,
+      flags: record.flags.intersection([.md5, .bytes]).rawValue, key: extra?.key, etag: extra?.etag,
+      bytes: extra?.bytes)
+  }
+
+  /// Gives the record in `slot` the entry's content, its lookups and place kept.
+  private mutating func store(_ entry: NamespaceEntry, in slot: Int32, parentKey: String) {
+    var record = records[slot]
+    var extra = Extra()
+    record.flags.subtract([.hasModified, .isImmutable, .md5, .bytes])
+    record.etagHigh = 0
+    record.etagLow = 0
+    record.size = 0
+    var modified = entry.modified
     switch entry.content {
     case .directory(let key):
-      let derived = sameBytes(key, parentKey + entry.name + "/")
-      return .directory(key: derived ? nil : key, modified: entry.modified)
+      if !sameBytes(key, parentKey + entry.name + "/") { extra.key = key }
     case .symlink(let target):
-      return .symlink(target: target, modified: entry.modified)
+      extra.target = target
     case .file(let file):
+      modified = file.modified
+      record.size = file.size ?? Self.unknownSize
+      if file.isImmutable { record.flags.insert(.isImmutable) }
       switch file.source {
       case .object(let client, let key, let etag):
-        let derived = sameBytes(key, parentKey + entry.name)
-        return .file(
-          size: file.size ?? Self.unknownSize, modified: file.modified, isImmutable: file.isImmutable,
-          source: .object(client: index(of: client), key: derived ? nil : key, etag: CompactETag(etag)))
+        record.client = index(of: client)
+        if !sameBytes(key, parentKey + entry.name) { extra.key = key }
+        if case .md5(let high, let low) = CompactETag(etag) {
+          record.flags.insert(.md5)
+          record.etagHigh = high
+          record.etagLow = low
+        } else {
+          extra.etag = etag
+        }
       case .bytes(let bytes):
-        return .file(
-          size: file.size ?? Self.unknownSize, modified: file.modified, isImmutable: file.isImmutable,
-          source: .bytes(bytes))
+        record.flags.insert(.bytes)
+        extra.bytes = bytes
       }
     }
+    if let modified {
+      record.flags.insert(.hasModified)
+      record.seconds = modified.seconds
+      record.nanoseconds = modified.nanoseconds
+    }
+    records[slot] = record
+    extras[slot] = extra.isEmpty ? nil : extra
   }
 
   /// The index of a store in `clients`, added on first sight; stores are told apart by identity.
@@ -211,129 +448,136 @@ struct InodeTable {
     return UInt16(clients.count - 1)
   }
 
-  /// The number an entry of `parent` has, or would have if it were looked up now (a collision found
-  /// then could move it): for entries the kernel is given only by name.
-  func number(in parent: UInt64, name: String, kind: NodeKind) -> UInt64 {
-    let seed = seedOf(records[parent]?.seed ?? 0, name, kind)
-    return existing(Identity(parent: parent, name: ExactName(name), kind: kind), seed: seed) ?? StableInode.number(seed)
-  }
-
-  /// The inode of the node for this path step, if the table holds one.
-  private func existing(_ identity: Identity, seed: UInt64) -> UInt64? {
-    let number = StableInode.number(seed)
-    if let record = records[number], record.parent == identity.parent, record.kind == identity.kind,
-      sameBytes(record.name, identity.name.string)
-    {
-      return number
-    }
-    return displaced[identity]
-  }
-
-  func listing(_ inode: UInt64) -> Listing? { listings[inode] }
-
-  /// The inode for an entry of `parent`, made on first sight; a known one takes the entry's new content.
-  /// `parentKey` is the parent's key (`key(of: parent)`), worked out once for a whole listing.
-  private mutating func inode(parent: UInt64, parentKey: String, entry: NamespaceEntry) -> UInt64 {
-    let identity = Identity(parent: parent, name: ExactName(entry.name), kind: entry.content.kind)
-    let seed = seedOf(records[parent]?.seed ?? 0, entry.name, entry.content.kind)
-    let stored = compact(entry, under: parentKey)
-    if let existing = existing(identity, seed: seed) {
-      if case .file(let oldSize, _, _, let old) = records[existing]!.stored,
-        case .file(let newSize, _, _, let new) = stored,
-        oldSize != newSize || old != new
-      {
-        changedFiles.append(existing)
-      }
-      records[existing]!.stored = stored
-      return existing
-    }
-    var number = StableInode.number(seed)
-    while records[number] != nil { number = StableInode.number(number &+ 1) }
-    records[number] = Record(seed: seed, parent: parent, name: entry.name, stored: stored)
-    records[parent]?.liveChildren += 1
-    if entry.content.kind == .directory { listings[number] = Listing() }
-    if number != StableInode.number(seed) { displaced[identity] = number }
-    return number
-  }
-
-  /// Records a full listing of `directory`, trusted until `trustedUntil`; returns its children.
+  /// Records a full listing of `directory`, trusted until `trustedUntil`.
   mutating func replaceListing(
     of directory: UInt64, with entries: [NamespaceEntry], trustedUntil: Double, isComplete: Bool,
     continuation: String? = nil
-  ) -> Children {
-    var children = Children()
-    guard records[directory] != nil else { return children }
-    let parentKey = key(of: directory)
-    for entry in entries { children[entry.name] = inode(parent: directory, parentKey: parentKey, entry: entry) }
-    let previous = listings[directory]?.children
+  ) {
+    guard let slot = slots[directory], records[slot].kind == .directory else { return }
+    let parentKey = key(of: slot)
+    let previous = listings[slot]?.children ?? []
+    for child in previous { records[child].flags.remove(.listed) }
+    var children: [Int32] = []
+    children.reserveCapacity(entries.count)
+    for entry in entries {
+      let child = record(parent: slot, parentKey: parentKey, entry: entry)
+      records[child].flags.insert(.listed)
+      children.append(child)
+    }
+    sortByName(&children)
     ticks += 1
-    listings[directory] = Listing(
-      children: children, trustedUntil: trustedUntil, isComplete: isComplete,
-      order: children.names.sorted(by: utf8Less), lastUsed: ticks, continuation: continuation)
+    listings[slot] = Listing(
+      children: children, trustedUntil: trustedUntil, isComplete: isComplete, lastUsed: ticks,
+      continuation: continuation)
     // Names the directory no longer holds go once nothing holds them.
-    for (name, child) in previous ?? Children() where children[name] != child { dropIfUnused(child, now: nil) }
-    return children
+    for child in previous where records[child].kind != .free && !records[child].flags.contains(.listed) {
+      dropIfUnused(child, now: nil)
+    }
+  }
+
+  /// Sorts slots by their names, keeping one slot of each name (the last given, as a listing that
+  /// named one twice would mean).
+  private func sortByName(_ children: inout [Int32]) {
+    let isSorted = zip(children, children.dropFirst()).allSatisfy {
+      PackedName.precedes(records[$0].name, records[$1].name)
+    }
+    guard !isSorted else { return }
+    let order = children.indices.sorted { a, b in
+      let (x, y) = (records[children[a]].name, records[children[b]].name)
+      return PackedName.precedes(x, y) || (!PackedName.precedes(y, x) && a < b)
+    }
+    var sorted: [Int32] = []
+    sorted.reserveCapacity(children.count)
+    for index in order {
+      let child = children[index]
+      if let last = sorted.last, PackedName.same(records[last].name, records[child].name) {
+        sorted[sorted.count - 1] = child
+      } else {
+        sorted.append(child)
+      }
+    }
+    children = sorted
   }
 
   /// Gives a file the content it has now that its size is known (`Namespace.size`), in place: not a
   /// change of the file, whose bytes the kernel never had by the size it held (0). False when the
   /// table no longer holds it as a file.
   mutating func sized(_ inode: UInt64, _ content: FileContent) -> Bool {
-    guard let record = records[inode], case .file = record.stored else { return false }
-    records[inode]!.stored = compact(
-      NamespaceEntry(name: record.name, content: .file(content)), under: key(of: record.parent))
+    guard let slot = slots[inode], records[slot].kind == .file else { return false }
+    let record = records[slot]
+    store(
+      NamespaceEntry(name: record.name.string, content: .file(content)), in: slot, parentKey: key(of: record.parent))
     return true
   }
 
   /// Records one entry found by a lookup, or that the name is gone (`entry` nil).
   mutating func recordLookup(in directory: UInt64, name: String, entry: NamespaceEntry?) -> UInt64? {
+    guard let parent = slots[directory], records[parent].kind == .directory else { return nil }
+    let packed = PackedName(name)
     guard let entry else {
-      if let gone = listings[directory]?.children[name] {
-        listings[directory]?.children[name] = nil
+      if let listing = listings[parent], let position = position(of: packed, in: listing) {
+        let gone = listing.children[position]
+        listings[parent]!.children.remove(at: position)
         dropIfUnused(gone, now: nil)
       }
       return nil
     }
-    guard records[directory] != nil else { return nil }
-    let child = inode(parent: directory, parentKey: key(of: directory), entry: entry)
-    listings[directory, default: Listing()].children[name] = child
-    return child
+    let child = record(parent: parent, parentKey: key(of: parent), entry: entry)
+    var listing = listings.removeValue(forKey: parent) ?? Listing()
+    let position = lowerBound(packed, in: listing.children)
+    if position < listing.children.count, PackedName.same(records[listing.children[position]].name, packed) {
+      if listing.children[position] != child {
+        // Another kind under the same name: the listing now knows this one.
+        records[child].flags.formUnion(records[listing.children[position]].flags.intersection(.listed))
+        listing.children[position] = child
+      }
+    } else {
+      listing.children.insert(child, at: position)
+    }
+    listings[parent] = listing
+    return inode(of: child)
   }
 
   // MARK: What holds a node
 
   /// Marks the directory's listing as just used.
   mutating func touch(_ directory: UInt64) {
+    guard let slot = slots[directory], listings[slot] != nil else { return }
     ticks += 1
-    listings[directory]?.lastUsed = ticks
+    listings[slot]!.lastUsed = ticks
   }
 
   /// The kernel was given the inode `count` more times (a lookup's or a readdirplus entry's reply).
   mutating func reference(_ inode: UInt64, count: UInt64 = 1) -> Bool {
-    guard records[inode] != nil else { return false }
-    records[inode]!.lookups += count
+    guard let slot = slots[inode] else { return false }
+    let total = UInt64(records[slot].lookups) + count
+    if total >= UInt64(UInt32.max) { records[slot].flags.insert(.pinned) }
+    records[slot].lookups = UInt32(min(total, UInt64(UInt32.max)))
     return true
   }
 
   /// The kernel forgot `count` of its references to the inode (FUSE's forget); at monotonic time
   /// `now`, by which a parent's listing is judged still trusted.
   mutating func forget(_ inode: UInt64, count: UInt64, now: Double) {
-    guard inode != Self.rootInode, records[inode] != nil else { return }
-    records[inode]!.lookups -= min(count, records[inode]!.lookups)
-    if records[inode]!.lookups == 0 { releaseExpiredListing(of: inode, now: now) }
-    dropIfUnused(inode, now: now)
+    guard inode != Self.rootInode, let slot = slots[inode], !records[slot].flags.contains(.pinned) else { return }
+    records[slot].lookups -= UInt32(min(count, UInt64(records[slot].lookups)))
+    if records[slot].lookups == 0 { releaseExpiredListing(of: slot, now: now) }
+    dropIfUnused(slot, now: now)
   }
 
   /// A directory the kernel no longer holds, whose listing expired: the listing goes, with the
   /// children nothing else holds. The kernel is given files by name only (`DirectoryEntry.handsInode`),
   /// so no forget of theirs would ever let them go.
-  private mutating func releaseExpiredListing(of directory: UInt64, now: Double) {
-    guard openDirectories[directory] == nil, let listing = listings[directory], !listing.children.isEmpty,
-      !listing.isTrusted(at: now)
+  private mutating func releaseExpiredListing(of directory: Int32, now: Double) {
+    guard openDirectories[inode(of: directory)] == nil, let listing = listings[directory], !listing.children.isEmpty,
+      !(listing.trustedUntil.map { now < $0 } ?? false)
     else { return }
     listings[directory] = Listing(lastUsed: listing.lastUsed)
-    for (_, child) in listing.children {
-      guard let node = records[child], node.lookups == 0, node.liveChildren == 0 else { continue }
+    for child in listing.children {
+      let record = records[child]
+      guard record.kind != .free, record.parent == directory, record.lookups == 0, record.liveChildren == 0 else {
+        continue
+      }
       dropIfUnused(child, now: nil)
     }
   }
@@ -348,24 +592,39 @@ struct InodeTable {
   /// Drops the node if nothing holds it (see the type's comment), and then its parent if that held
   /// it last. A listing is judged trusted at monotonic time `now`; with `now` nil, any full listing
   /// that lists a node holds it.
-  private mutating func dropIfUnused(_ inode: UInt64, now: Double?) {
-    var next: UInt64? = inode
-    while let inode = next, inode != Self.rootInode, let node = records[inode] {
-      guard node.lookups == 0, node.liveChildren == 0, openDirectories[node.parent] == nil else { return }
-      let listed = listings[node.parent].map { $0.children[node.name] == inode } ?? false
-      if listed, let until = listings[node.parent]!.trustedUntil, now.map({ $0 < until }) ?? true { return }
-      records[inode] = nil
-      if !displaced.isEmpty {
-        displaced[Identity(parent: node.parent, name: ExactName(node.name), kind: node.kind)] = nil
+  private mutating func dropIfUnused(_ slot: Int32, now: Double?) {
+    var next: Int32? = slot
+    while let slot = next, slot != Self.rootSlot, records[slot].kind != .free {
+      let record = records[slot]
+      guard record.lookups == 0, record.liveChildren == 0, openDirectories[inode(of: record.parent)] == nil else {
+        return
       }
-      listings[inode] = nil
-      if listed {
+      let position = listings[record.parent].flatMap { listing in
+        self.position(of: record.name, in: listing).flatMap { listing.children[$0] == slot ? $0 : nil }
+      }
+      if position != nil, let until = listings[record.parent]!.trustedUntil, now.map({ $0 < until }) ?? true {
+        return
+      }
+      let inode = inode(of: slot)
+      if record.flags.contains(.displaced) {
+        displacedInodes[slot] = nil
+        displaced[
+          Identity(
+            parent: self.inode(of: record.parent), name: ExactName(record.name.string), kind: record.kind.nodeKind)] =
+          nil
+      }
+      slots[inode] = nil
+      listings[slot] = nil
+      extras[slot] = nil
+      records[slot] = .free
+      freeSlots.append(slot)
+      if let position {
         // The parent's listing no longer holds every name it had.
-        listings[node.parent]!.children[node.name] = nil
-        listings[node.parent]!.trustedUntil = nil
+        listings[record.parent]!.children.remove(at: position)
+        listings[record.parent]!.trustedUntil = nil
       }
-      records[node.parent]?.liveChildren -= 1
-      next = node.parent
+      records[record.parent].liveChildren -= 1
+      next = record.parent
     }
   }
 
@@ -373,47 +632,56 @@ struct InodeTable {
   /// children nobody holds go, and the names of those the kernel holds are returned, for the kernel
   /// to be told to forget them (it then does, unless a process is using them).
   mutating func evict() -> [(parent: UInt64, name: String)] {
-    guard records.count > capacity else {
+    guard slots.count > capacity else {
       evictedTo = 0
       return []
     }
     // While the kernel has yet to forget what it was asked to, the table stays above its capacity:
     // it is gone through again only once it grew by a twentieth more.
-    guard records.count >= evictedTo + capacity / 20 else { return [] }
-    defer { evictedTo = records.count }
+    guard slots.count >= evictedTo + capacity / 20 else { return [] }
+    defer { evictedTo = slots.count }
     let target = capacity / 10 * 9
     var held: [(parent: UInt64, name: String)] = []
-    let byAge = listings.filter { !$0.value.children.isEmpty && openDirectories[$0.key] == nil }
-      .map { (inode: $0.key, lastUsed: $0.value.lastUsed) }.sorted { $0.lastUsed < $1.lastUsed }
-    for (directory, _) in byAge where records.count > target {
-      guard let children = listings[directory]?.children else { continue }
-      listings[directory] = Listing(lastUsed: listings[directory]!.lastUsed)
-      for (name, child) in children {
-        guard let node = records[child] else { continue }
+    let byAge = listings.filter { !$0.value.children.isEmpty && openDirectories[inode(of: $0.key)] == nil }
+      .map { (slot: $0.key, lastUsed: $0.value.lastUsed) }.sorted { $0.lastUsed < $1.lastUsed }
+    for (directory, _) in byAge where slots.count > target {
+      guard let listing = listings[directory] else { continue }
+      listings[directory] = Listing(lastUsed: listing.lastUsed)
+      let parent = inode(of: directory)
+      for child in listing.children {
+        let record = records[child]
+        guard record.kind != .free, record.parent == directory else { continue }
         // Its parent's listing is gone: only the kernel and its own children hold it now.
-        if node.lookups > 0 { held.append((directory, name)) } else { dropIfUnused(child, now: nil) }
+        if record.lookups > 0 { held.append((parent, record.name.string)) } else { dropIfUnused(child, now: nil) }
       }
     }
     return held
   }
 }
 
-/// A directory's children by name, matched byte for byte: two names the kernel holds apart (such
-/// as "caf\u{E9}" and "cafe\u{301}", equal as Swift strings) are never taken for each other.
-struct Children: Sequence {
-  private var byName: [ExactName: UInt64] = [:]
+/// A table's records, numbered from 0 in the order they were added: in chunks of a fixed size, so
+/// that growing never copies them (an array grows by copies, which leave the old copy's heap behind
+/// in a process that keeps freed memory for reuse).
+private struct Slots<Element> {
+  private static var chunkSize: Int { 4096 }
+  private var chunks: [[Element]] = []
 
-  subscript(name: String) -> UInt64? {
-    get { byName[ExactName(name)] }
-    set { byName[ExactName(name)] = newValue }
+  var count: Int { chunks.isEmpty ? 0 : (chunks.count - 1) * Self.chunkSize + chunks[chunks.count - 1].count }
+
+  subscript(slot: Int32) -> Element {
+    get { chunks[Int(slot) / Self.chunkSize][Int(slot) % Self.chunkSize] }
+    _modify { yield &chunks[Int(slot) / Self.chunkSize][Int(slot) % Self.chunkSize] }
   }
 
-  var names: [String] { byName.keys.map(\.string) }
-
-  var isEmpty: Bool { byName.isEmpty }
-
-  func makeIterator() -> some IteratorProtocol<(name: String, inode: UInt64)> {
-    byName.lazy.map { (name: $0.key.string, inode: $0.value) }.makeIterator()
+  /// Adds the element in the next slot, and returns the slot.
+  mutating func append(_ element: Element) -> Int32 {
+    if chunks.isEmpty || chunks[chunks.count - 1].count == Self.chunkSize {
+      chunks.append([])
+      chunks[chunks.count - 1].reserveCapacity(Self.chunkSize)
+    }
+    let slot = Int32(count)
+    chunks[chunks.count - 1].append(element)
+    return slot
   }
 }
 

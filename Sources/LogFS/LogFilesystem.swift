@@ -352,7 +352,8 @@ public final class LogFilesystem: Sendable {
       guard let node = table.node(inode) else { return nil }
       guard let listing = table.listing(inode) else { return (node, nil, false) }
       guard listing.isTrusted(at: now) else { return (node, nil, true) }
-      let answer: Listed = listing.children[name].map { .child($0) } ?? (listing.isComplete ? .missing : .unknown)
+      let answer: Listed =
+        table.child(named: name, in: inode).map { .child($0) } ?? (listing.isComplete ? .missing : .unknown)
       return (node, answer, true)
     }
     guard let (node, listed, isDirectory) = found else { throw FilesystemError(.notFound, "unknown inode \(inode)") }
@@ -368,7 +369,7 @@ public final class LogFilesystem: Sendable {
     case unknown
   }
 
-  private func directory(_ inode: UInt64) throws(FilesystemError) -> (key: String, listing: InodeTable.Listing) {
+  private func directory(_ inode: UInt64) throws(FilesystemError) -> (key: String, listing: InodeTable.ListingState) {
     let found = table.withLock { table in
       table.touch(inode)
       return table.node(inode).map { ($0, table.listing(inode)) }
@@ -388,9 +389,8 @@ public final class LogFilesystem: Sendable {
     // Open before it is listed: the inode table keeps an open directory's entries (readdirplus hands
     // them to the kernel, which then holds them), however many they are.
     table.withLock { $0.openedDirectory(inode) }
-    let children: Children
     do throws(FilesystemError) {
-      children = try currentChildren(inode)
+      try ensureListed(inode)
     } catch {
       table.withLock { $0.closedDirectory(inode) }
       throw error
@@ -399,9 +399,7 @@ public final class LogFilesystem: Sendable {
       let continuation = table.listing(inode)?.continuation
       // A streamed directory's snapshot is what its listing listed: names looked up since, from
       // the pages after it, come again in the stream.
-      let shown: [(name: String, inode: UInt64)] =
-        continuation == nil
-        ? Array(children) : (table.listing(inode)?.order ?? []).compactMap { name in children[name].map { (name, $0) } }
+      let shown = table.entries(of: inode, listedOnly: continuation != nil)
       // A streamed directory's entries all go to the kernel by name: see `DirectoryEntry.handsInode`.
       let entries = shown.compactMap { name, child in
         table.node(child).map {
@@ -423,7 +421,7 @@ public final class LogFilesystem: Sendable {
       [
         DirectoryEntry(name: ".", attributes: this),
         DirectoryEntry(name: "..", attributes: parent.map(attributes) ?? this),
-      ] + entries.sorted { utf8Less($0.name, $1.name) }
+      ] + entries
     let stream = continuation.map { DirectoryStream(start: all.count, continuation: $0) }
     return handles.withLock { handles in
       let handle = handles.allocate()
@@ -432,14 +430,13 @@ public final class LogFilesystem: Sendable {
     }
   }
 
-  /// The directory's children, listed first if its listing is missing or no longer trusted.
-  private func currentChildren(_ inode: UInt64) throws(FilesystemError) -> Children {
+  /// Lists the directory if its listing is missing or no longer trusted.
+  private func ensureListed(_ inode: UInt64) throws(FilesystemError) {
     let (key, listing) = try directory(inode)
-    guard !listing.isTrusted(at: clock.now()) else { return listing.children }
+    guard !listing.isTrusted(at: clock.now()) else { return }
     try listings.run(inode) { () throws(FilesystemError) in
       record(try namespace.list(directory: key), of: inode, key: key)
     }
-    return try directory(inode).listing.children
   }
 
   /// Takes a listing of the directory with this inode and key as its entries, trusted for its TTL.
@@ -448,7 +445,7 @@ public final class LogFilesystem: Sendable {
     report(result.leftOut)
     let trustedUntil = clock.now() + (result.ttl ?? configuration.directoryTTL)
     let changed = table.withLock { table in
-      _ = table.replaceListing(
+      table.replaceListing(
         of: inode, with: result.entries, trustedUntil: trustedUntil, isComplete: result.isComplete,
         continuation: result.continuation)
       return table.takeChangedFiles()
@@ -669,7 +666,7 @@ public final class LogFilesystem: Sendable {
   private func followWalk(_ node: InodeTable.Node) {
     guard configuration.maxWalkAhead > 0 else { return }
     let (ahead, next) = table.withLock { table -> ([(any ObjectClient, BlockReader.ObjectVersion)], NextDirectory?) in
-      guard let listing = table.listing(node.parent), let index = listing.position(of: node.name) else {
+      guard let listing = table.listing(node.parent), let index = table.position(of: node.name, in: node.parent) else {
         return ([], nil)
       }
       let (range, handOn) = walks.withLock { walks -> (Range<Int>?, Bool) in
@@ -677,14 +674,16 @@ public final class LogFilesystem: Sendable {
         var walk =
           walks[node.parent]
           ?? WalkState(initialWindow: configuration.initialWalkAhead, maxWindow: configuration.maxWalkAhead)
-        let range = walk.onOpen(index: index, count: listing.order.count)
+        let range = walk.onOpen(index: index, count: listing.count)
         // Only a walk seen going on (a second file in order), not the open of one first file.
-        let handOn = index > 0 && walk.window > 0 && walk.requestedEnd >= listing.order.count && !walk.handedOn
+        let handOn = index > 0 && walk.window > 0 && walk.requestedEnd >= listing.count && !walk.handedOn
         if handOn { walk.handedOn = true }
         walks[node.parent] = walk
         return (range, handOn)
       }
-      let files = (range ?? 0..<0).compactMap { position in fileObject(listing.order[position], in: listing, table) }
+      let files = (range ?? 0..<0).compactMap { position in
+        table.child(at: position, in: node.parent).flatMap { fileObject($0.inode, table) }
+      }
       guard handOn else { return (files, nil) }
       if let listed = directory(after: node.parent, table) { return (files, .listed(listed)) }
       // A directory entered by path in a parent nobody listed: the namespace may know what follows it.
@@ -718,10 +717,8 @@ public final class LogFilesystem: Sendable {
   }
 
   /// The remote object a directory entry stands for, if it is one.
-  private func fileObject(
-    _ name: String, in listing: InodeTable.Listing, _ table: InodeTable
-  ) -> (any ObjectClient, BlockReader.ObjectVersion)? {
-    guard let inode = listing.children[name], let node = table.node(inode), case .file(let file) = node.content,
+  private func fileObject(_ inode: UInt64, _ table: InodeTable) -> (any ObjectClient, BlockReader.ObjectVersion)? {
+    guard let node = table.node(inode), case .file(let file) = node.content,
       case .object(let client, let key, let etag) = file.source, let size = file.size
     else { return nil }
     return (client, BlockReader.ObjectVersion(key: key, etag: etag, size: size))
@@ -729,11 +726,12 @@ public final class LogFilesystem: Sendable {
 
   /// The first directory after `directory` among its parent's entries (looking a few entries on).
   private func directory(after directory: UInt64, _ table: InodeTable) -> UInt64? {
-    guard let node = table.node(directory), node.parent != directory, let listing = table.listing(node.parent),
-      let position = listing.position(of: node.name)
+    guard let node = table.node(directory), node.parent != directory,
+      let position = table.position(of: node.name, in: node.parent)
     else { return nil }
-    for name in listing.order.dropFirst(position + 1).prefix(8) {
-      if let inode = listing.children[name], table.node(inode)?.kind == .directory { return inode }
+    for next in position + 1..<position + 9 {
+      guard let (_, inode) = table.child(at: next, in: node.parent) else { return nil }
+      if table.node(inode)?.kind == .directory { return inode }
     }
     return nil
   }
@@ -741,15 +739,16 @@ public final class LogFilesystem: Sendable {
   /// Lists a directory a walk is about to enter (if not listed) and fetches the start of its first files.
   private func walkInto(_ directory: UInt64) {
     do throws(FilesystemError) {
-      _ = try currentChildren(directory)
+      try ensureListed(directory)
     } catch {
       // No reply waits for this listing; a reader who enters the directory gets the error then.
       logger.debug("listing ahead of a walk failed: \(error.message)")
       return
     }
     let ahead = table.withLock { table -> [(any ObjectClient, BlockReader.ObjectVersion)] in
-      guard let listing = table.listing(directory) else { return [] }
-      return listing.order.prefix(configuration.initialWalkAhead).compactMap { fileObject($0, in: listing, table) }
+      (0..<configuration.initialWalkAhead).compactMap { position in
+        table.child(at: position, in: directory).flatMap { fileObject($0.inode, table) }
+      }
     }
     prefetchStarts(of: ahead)
   }
@@ -826,7 +825,7 @@ public final class LogFilesystem: Sendable {
         sharedDropped: shared.dropped, sharedQueueBytes: shared.queuedBytes, sharedSizeHits: shared.sizeHits,
         sharedSizeMisses: shared.sizeMisses, sharedSizeWrites: shared.sizeWrites,
         sharedCorruptSizes: shared.corruptSizes, sharedStaleSizes: shared.staleSizes),
-      cachedNames: cachedNames)
+      cachedNames: cachedNames, heapBytes: heapBytesInUse())
   }
 }
 

@@ -53,6 +53,9 @@ public struct MountStatistics: Codable, Sendable, Hashable {
   public var cache: Cache
   /// Names (files, directories, links) the inode table holds now.
   public var cachedNames: Int
+  /// The daemon's heap in use (glibc's `mallinfo2`): what its data take, without the freed memory
+  /// glibc keeps for reuse, which its RSS still counts.
+  public var heapBytes: Int
 
   /// One line of JSON with snake_case keys in a fixed order.
   public func json() -> String {
@@ -72,9 +75,10 @@ public struct MountStatistics: Codable, Sendable, Hashable {
 
   init(
     source: String, pid: Int32, requests: Requests, bytesFetched: Int, retries: Int, failures: Int, cache: Cache,
-    cachedNames: Int
+    cachedNames: Int, heapBytes: Int
   ) {
     self.cachedNames = cachedNames
+    self.heapBytes = heapBytes
     self.source = source
     self.pid = pid
     self.requests = requests

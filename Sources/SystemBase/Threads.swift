@@ -70,3 +70,10 @@ public final class SleepingMutex<Value: ~Copyable>: @unchecked Sendable {
 public func returnFreedMemory() {
   _ = malloc_trim(0)
 }
+
+/// The bytes of the heap in use (glibc's `mallinfo2`: small blocks in use plus large mapped ones):
+/// what the process's data costs, without the freed memory glibc keeps for reuse.
+public func heapBytesInUse() -> Int {
+  let info = mallinfo2()
+  return Int(info.uordblks + info.hblkhd)
+}
