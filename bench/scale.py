@@ -285,6 +285,8 @@ def render_markdown(report):
              + (" --- | --- |" if rsync else "")]
     for row in report["results"]:
         layout = f"{row['pipelines']} × {row['builds_per_pipeline']:,} × {row['jobs']}"
+        if row.get("metadata_cache_names"):
+            layout += f", `--metadata-cache-names {row['metadata_cache_names']:,}`"
         if row.get("error") and "requests" not in row:
             lines.append(f"| {row['keys']:,} | {layout} | {row['error']} | | | | | | | | |")
             continue
@@ -307,10 +309,16 @@ def render_markdown(report):
             line += (f" {row.get('rsync_error') or (f'{rs:.1f} s' if rs is not None else '–')} |"
                      f" {mib(row.get('rsync_peak_rss'))} |")
         lines.append(line)
-    if report.get("skipped") or any(r.get("note") or r.get("load_average") for r in report["results"]):
+    if report.get("skipped") or report.get("per_name") or any(
+            r.get("note") or r.get("load_average") for r in report["results"]):
         lines.append("")
     for skipped in report.get("skipped", []):
         lines.append(f"- {skipped}")
+    cost = report.get("per_name")
+    if cost:
+        heap = f" and {cost['heap_bytes']:,.0f} bytes of heap" if cost.get("heap_bytes") is not None else ""
+        lines.append(f"- One more name held costs {cost['rss_bytes']:,.0f} bytes of RSS{heap} (from "
+                     f"{cost['names_from']:,} to {cost['names_to']:,} names held)")
     notes = [f"{r['keys']:,} keys: {r['note']}" for r in report["results"] if r.get("note")]
     notes += [f"{r['keys']:,} keys: load average {r['load_average'][0]:g} before the walk, "
               f"{r['load_average'][1]:g} after it ({report['machine']['cores']} cores)"
@@ -324,6 +332,8 @@ def render_chart(report, path):
     plt = load_pyplot()
     if plt is None:
         return False
+    if report.get("per_name") is not None or any(r.get("metadata_cache_names") for r in report["results"]):
+        return False  # walks of one size: nothing to draw against keys
     rows = [r for r in report["results"] if not r.get("error")]
     # A walk stopped for its time or memory: what it had reached when stopped, marked apart.
     stopped = [r for r in report["results"] if str(r.get("error", "")).startswith("stopped") and r.get("peak_rss")]
@@ -383,6 +393,10 @@ def main(argv=None):
     parser.add_argument("--bklogfs-bin", default=default_bklogfs_bin(),
                         help="the bklogfs binary (default: $BKLOGFS_BIN, else .build/release/bklogfs)")
     parser.add_argument("--bklogfs-args", default="", help="extra `bklogfs mount` flags, one shell-quoted string")
+    parser.add_argument("--name-capacities", metavar="N,M",
+                        help="walk the first size once with each of these --metadata-cache-names and report what "
+                             "one more name held costs: the difference in RSS and in heap after the walks over the "
+                             "difference in names held (fixed costs, such as listings kept ahead, cancel out)")
     parser.add_argument("--rsync", action="store_true",
                         help="after the find, also time `rsync -a --dry-run` of the tree and the daemon's peak RSS "
                              "during it")
@@ -396,6 +410,9 @@ def main(argv=None):
                         help="run nothing: write results.md and scale.png (and with --write-doc the doc) from a "
                              "run's results.json, next to it")
     args = parser.parse_args(argv)
+    capacities = [parse_count(c.strip()) for c in (args.name_capacities or "").split(",") if c.strip()]
+    if args.name_capacities is not None and (len(capacities) < 2 or args.write_doc):
+        parser.error("--name-capacities takes two or more sizes, and writes no doc")
     if args.render:
         return render(Path(args.render), args.write_doc)
 
@@ -423,7 +440,12 @@ def main(argv=None):
         with contextlib.ExitStack() as at_exit:  # last in, first out: unmount and stop, then remove
             at_exit.callback(shutil.rmtree, run_dir, ignore_errors=True)
             at_exit.callback(janitor.cleanup)
-            for keys in sizes:
+            for capacity in capacities:
+                run_args = argparse.Namespace(**vars(args))
+                run_args.bklogfs_args = f"{args.bklogfs_args} --metadata-cache-names {capacity}".strip()
+                results.append(walk(run_args, janitor, run_dir / f"names-{capacity}", sizes[0]))
+                results[-1]["metadata_cache_names"] = capacity
+            for keys in sizes if not capacities else []:
                 done = [r for r in results if r.get("peak_rss")]
                 if done and done[-1]["peak_rss"] * keys / done[-1]["keys"] > args.max_rss:
                     last = done[-1]
@@ -452,6 +474,7 @@ def main(argv=None):
                    "server_workers": args.server_workers, "bklogfs_args": args.bklogfs_args,
                    "max_rss": args.max_rss, "settle_s": args.settle},
         "results": results,
+        "per_name": per_name_cost(results) if capacities else None,
         "skipped": skipped,
         "elapsed_s": round(time.monotonic() - started, 1),
     }
@@ -459,6 +482,21 @@ def main(argv=None):
     log(f"done in {report['elapsed_s']} s; results in {out_dir}")
     render(out_dir / "results.json", args.write_doc)
     return 1 if any(r.get("error") for r in results) else 0
+
+
+def per_name_cost(rows):
+    """What one more name held costs, from the walks with the fewest and the most names held."""
+    rows = sorted((r for r in rows if not r.get("error") and r.get("names_after_walk")),
+                  key=lambda r: r["names_after_walk"])
+    if len(rows) < 2 or rows[-1]["names_after_walk"] == rows[0]["names_after_walk"]:
+        return None
+    low, high = rows[0], rows[-1]
+    names = high["names_after_walk"] - low["names_after_walk"]
+    cost = {"names_from": low["names_after_walk"], "names_to": high["names_after_walk"],
+            "rss_bytes": (high["rss_after_walk"] - low["rss_after_walk"]) / names}
+    if low.get("heap_after_walk") and high.get("heap_after_walk"):
+        cost["heap_bytes"] = (high["heap_after_walk"] - low["heap_after_walk"]) / names
+    return cost
 
 
 def render(results_json, write):

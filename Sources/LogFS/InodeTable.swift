@@ -144,6 +144,9 @@ struct InodeTable {
     var isEmpty: Bool { key == nil && etag == nil && target == nil && bytes == nil }
   }
 
+  /// The bytes a node's record takes (doc/ARCHITECTURE.md), besides its entry in the index.
+  static var recordSize: Int { MemoryLayout<Record>.stride }
+
   static let rootInode: UInt64 = 1
   private static let rootSlot: Int32 = 0
   private static let unknownSize = UInt64.max

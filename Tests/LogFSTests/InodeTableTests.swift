@@ -28,6 +28,12 @@ import Testing
           source: .object(client: store, key: key, etag: etag))))
   }
 
+  /// What a name held costs is mostly its record (doc/ARCHITECTURE.md): it must not grow unnoticed.
+  @Test func aRecordTakes80Bytes() {
+    #expect(InodeTable.recordSize == 80)
+    #expect(MemoryLayout<PackedName>.size == 17)
+  }
+
   /// A build directory of UUID logs, readable aliases, a link, a bytes file, a file whose key is
   /// not its path and one whose ETag is not an MD5: listed in a shuffled order, read back exactly.
   @Test func aMixedDirectoryIsReadBackExactlyInByteOrder() {
