@@ -60,6 +60,14 @@ def test_every_test_a_promise_names_exists(doc):
     assert missing_references(text, swift, python) == [], f"{doc} names tests that do not exist"
 
 
+def test_every_test_any_doc_names_exists():
+    """The other docs name fewer tests, but those they name must exist too."""
+    swift, python = swift_tests(), python_tests()
+    docs = [ROOT / "README.md"] + sorted((ROOT / "doc").glob("*.md"))
+    missing = {doc.name: found for doc in docs if (found := missing_references(doc.read_text(), swift, python))}
+    assert missing == {}, f"docs name tests that do not exist: {missing}"
+
+
 def test_the_check_finds_a_missing_test():
     swift = {"ReadPathTests": {"readsWork"}}
     python = {"test_s3_mount.py": {"test_ls"}}
