@@ -153,21 +153,19 @@ public final class BuildkiteNamespace: Namespace {
         try catalog.builds(organizationSlug: organization, pipelineSlug: pipeline, limit: limit, before: nil)
       },
       fetch: { () throws(FilesystemError) in
-        var page = 1
         var fetched = 0
+        var perPage = Self.pageSizes[0]
         while fetched < limit {
-          let query = BuildQuery(includeRetriedJobs: true, page: page, perPage: min(100, limit - fetched))
-          let (builds, next) = try call("listing the builds of \(organization)/\(pipeline)") {
-            () throws(BuildkiteError) in
-            try api.builds(organization: organization, pipeline: pipeline, query: query)
-          }
+          // Pages of one size all the way, so that page N starts where page N-1 ended (a page's
+          // offset counts in pages of the size asked for); the last one is cut to the limit.
+          let page = try buildsPage(organization, pipeline, page: fetched / perPage + 1, perPage: &perPage)
+          let builds = Array(page.builds.prefix(limit - fetched))
           try store { () throws(CatalogError) in
             // Each build came with its jobs: its own record is as fresh as this listing.
             try catalog.storeListed(builds, organization: organization, pipeline: pipeline, at: now(), logger: logger)
           }
           fetched += builds.count
-          guard let next, !builds.isEmpty else { break }
-          page = next
+          guard page.nextPage != nil, !builds.isEmpty else { break }
         }
       })
     var listing = directories(
@@ -177,6 +175,51 @@ public final class BuildkiteNamespace: Namespace {
     // Older builds exist beyond the window: they are found by number.
     listing.isComplete = false
     return listing
+  }
+
+  /// The sizes a page of builds is asked for in: Buildkite's most, then each a divisor of the one
+  /// before, so that a walk that had to shrink its pages still starts the next one where it stopped.
+  static let pageSizes = [100, 50, 25, 5, 1]
+
+  /// Page `page` of a pipeline's builds (newest first), `perPage` builds a page. An answer too large
+  /// for the client (builds of thousands of jobs each) is asked for again with fewer builds, and
+  /// `perPage` keeps the smaller size for the pages after; one build too large alone is listed
+  /// without its jobs (`exclude_jobs`), which are then listed through the jobs endpoint, page by
+  /// page, as `bklogfs sync` does (`OrganizationSync`).
+  private func buildsPage(_ organization: String, _ pipeline: String, page: Int, perPage: inout Int)
+    throws(FilesystemError) -> BuildsPage
+  {
+    let what = "listing the builds of \(organization)/\(pipeline)"
+    var page = page
+    while true {
+      let query = BuildQuery(includeRetriedJobs: true, page: page, perPage: perPage)
+      do throws(BuildkiteError) {
+        return try api.buildsPage(organization: organization, pipeline: pipeline, query: query)
+      } catch  where error.isAnswerTooLarge {
+        guard let smaller = Self.pageSizes.first(where: { $0 < perPage }) else {
+          logger.notice("\(what): \(error.message); listing the build without jobs and its jobs apart")
+          break
+        }
+        logger.notice("\(what): \(error.message); asking for \(smaller) builds a page")
+        page = (page - 1) * perPage / smaller + 1
+        perPage = smaller
+      } catch {
+        throw FilesystemError(error, context: what)
+      }
+    }
+    var listed = try call(what) { () throws(BuildkiteError) in
+      var query = BuildQuery(includeRetriedJobs: true, page: page, perPage: perPage)
+      query.excludeJobs = true
+      return try api.buildsPage(organization: organization, pipeline: pipeline, query: query)
+    }
+    for index in listed.builds.indices {
+      let number = listed.builds[index].number
+      listed.builds[index].jobs = try call("listing the jobs of \(organization)/\(pipeline)/\(number)") {
+        () throws(BuildkiteError) in
+        try api.jobs(organization: organization, pipeline: pipeline, number: number, includeRetriedJobs: true)
+      }
+    }
+    return listed
   }
 
   private func buildListing(organization: String, pipeline: String, number: Int) throws(FilesystemError)
@@ -559,6 +602,18 @@ public final class BuildkiteNamespace: Namespace {
       markOffline()
       logger.warning("serving build \(organization)/\(pipeline)/\(number) from the catalog: \(error.message)")
       return cached
+    } catch  where error.isAnswerTooLarge {
+      // A build of so many jobs that its own answer is too large: the builds' listing takes it in
+      // parts (`buildsPage`), and so does `bklogfs sync`; the API has no build without its jobs.
+      if let cached {
+        logger.warning(
+          "serving build \(organization)/\(pipeline)/\(number) from the catalog: \(error.message)")
+        return cached
+      }
+      throw FilesystemError(
+        ObjectStoreError(error),
+        context: "fetching build \(organization)/\(pipeline)/\(number) (a build of very many jobs: listing its "
+          + "pipeline, or `bklogfs sync`, takes it in parts)")
     } catch {
       throw FilesystemError(ObjectStoreError(error), context: "fetching build \(organization)/\(pipeline)/\(number)")
     }
