@@ -90,7 +90,8 @@ public struct CatalogJob: Sendable, Hashable {
   public var startedAt: Int64?
   /// Seconds since the epoch.
   public var finishedAt: Int64?
-  /// The known size of a finished job's log, in bytes, when learned.
+  /// The known size of a finished job's log, in bytes, when learned; -1 when Buildkite answered that
+  /// the job has no log (`BuildkiteNamespace.noLog`).
   public var logSize: Int64?
 
   public init(
