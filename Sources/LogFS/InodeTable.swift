@@ -156,6 +156,9 @@ struct InodeTable {
   private var freeSlots: [Int32] = []
   /// The slot of each inode.
   private var slots: [UInt64: Int32] = [:]
+  /// Listings by directory: one never listed, nor looked up in, or whose listing was let go, has
+  /// none, which costs nothing (a walk leaves hundreds of thousands of such directories the kernel
+  /// holds), and which `listing(_:)` shows as never listed.
   private var listings: [Int32: Listing] = [:]
   private var extras: [Int32: Extra] = [:]
   /// The few nodes whose number is not the one their path hashes to (a collision moved them), and
@@ -259,7 +262,11 @@ struct InodeTable {
 
   /// What is known of the directory's listing, if the inode is a directory the table holds.
   func listing(_ inode: UInt64) -> ListingState? {
-    guard let slot = slots[inode], let listing = listings[slot] else { return nil }
+    guard let slot = slots[inode], records[slot].kind == .directory else { return nil }
+    // A directory never listed, or whose listing was let go, keeps none.
+    guard let listing = listings[slot] else {
+      return ListingState(trustedUntil: nil, isComplete: true, continuation: nil, count: 0)
+    }
     return ListingState(
       trustedUntil: listing.trustedUntil, isComplete: listing.isComplete, continuation: listing.continuation,
       count: listing.children.count)
@@ -371,7 +378,6 @@ struct InodeTable {
     slots[number] = slot
     store(entry, in: slot, parentKey: parentKey)
     records[parent].liveChildren += 1
-    if kind == .directory { listings[slot] = Listing() }
     if number != StableInode.number(seed) {
       records[slot].flags.insert(.displaced)
       displacedInodes[slot] = number
@@ -526,7 +532,8 @@ struct InodeTable {
       return nil
     }
     let child = record(parent: parent, parentKey: key(of: parent), entry: entry)
-    var listing = listings.removeValue(forKey: parent) ?? Listing()
+    ticks += 1
+    var listing = listings.removeValue(forKey: parent) ?? Listing(lastUsed: ticks)
     let position = lowerBound(packed, in: listing.children)
     if position < listing.children.count, PackedName.same(records[listing.children[position]].name, packed) {
       if listing.children[position] != child {
@@ -575,7 +582,7 @@ struct InodeTable {
     guard openDirectories[inode(of: directory)] == nil, let listing = listings[directory], !listing.children.isEmpty,
       !(listing.trustedUntil.map { now < $0 } ?? false)
     else { return }
-    listings[directory] = Listing(lastUsed: listing.lastUsed)
+    listings[directory] = nil
     for child in listing.children {
       let record = records[child]
       guard record.kind != .free, record.parent == directory, record.lookups == 0, record.liveChildren == 0 else {
@@ -649,7 +656,7 @@ struct InodeTable {
       .map { (slot: $0.key, lastUsed: $0.value.lastUsed) }.sorted { $0.lastUsed < $1.lastUsed }
     for (directory, _) in byAge where slots.count > target {
       guard let listing = listings[directory] else { continue }
-      listings[directory] = Listing(lastUsed: listing.lastUsed)
+      listings[directory] = nil
       let parent = inode(of: directory)
       for child in listing.children {
         let record = records[child]
