@@ -12,6 +12,7 @@ enum PackedName: Sendable {
   case text(String)
 
   private static let logSuffix = Array(".log".utf8)
+  private static let hexDigits = Array("0123456789abcdef".utf8)
 
   init(_ name: String) {
     let packed: PackedName?? = name.utf8.withContiguousStorageIfAvailable { Self.pack($0) }
@@ -66,7 +67,6 @@ enum PackedName: Sendable {
 
   private static func write(_ high: UInt64, _ low: UInt64, isLog: Bool, into buffer: UnsafeMutableBufferPointer<UInt8>)
   {
-    let hex = Array("0123456789abcdef".utf8)
     var position = 0
     for digit in 0..<32 {
       if position == 8 || position == 13 || position == 18 || position == 23 {
@@ -75,7 +75,7 @@ enum PackedName: Sendable {
       }
       let half = digit < 16 ? high : low
       let shift = UInt64(60 - 4 * (digit % 16))
-      buffer[position] = hex[Int(half >> shift & 0xF)]
+      buffer[position] = hexDigits[Int(half >> shift & 0xF)]
       position += 1
     }
     if isLog {
