@@ -180,6 +180,23 @@ public final class BuildkiteClient: Sendable {
     }
   }
 
+  /// A page of builds for builds whose jobs make it too large for one answer
+  /// (`BuildkiteError.isAnswerTooLarge`): listed without their jobs (`exclude_jobs`), each build's
+  /// jobs then listed through the jobs endpoint, as Buildkite advises for large builds.
+  public func buildsPageWithJobsApart(
+    organization: String, pipeline: String, query: BuildQuery
+  ) throws(BuildkiteError) -> BuildsPage {
+    var query = query
+    query.excludeJobs = true
+    var page = try buildsPage(organization: organization, pipeline: pipeline, query: query)
+    for index in page.builds.indices {
+      page.builds[index].jobs = try jobs(
+        organization: organization, pipeline: pipeline, number: page.builds[index].number,
+        includeRetriedJobs: query.includeRetriedJobs)
+    }
+    return page
+  }
+
   /// Every job of a build, following the jobs endpoint's cursor (`links.next`) page by page.
   public func jobs(
     organization: String, pipeline: String, number: Int, includeRetriedJobs: Bool = true

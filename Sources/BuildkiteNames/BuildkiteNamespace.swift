@@ -207,19 +207,10 @@ public final class BuildkiteNamespace: Namespace {
         throw FilesystemError(error, context: what)
       }
     }
-    var listed = try call(what) { () throws(BuildkiteError) in
-      var query = BuildQuery(includeRetriedJobs: true, page: page, perPage: perPage)
-      query.excludeJobs = true
-      return try api.buildsPage(organization: organization, pipeline: pipeline, query: query)
+    let query = BuildQuery(includeRetriedJobs: true, page: page, perPage: perPage)
+    return try call(what) { () throws(BuildkiteError) in
+      try api.buildsPageWithJobsApart(organization: organization, pipeline: pipeline, query: query)
     }
-    for index in listed.builds.indices {
-      let number = listed.builds[index].number
-      listed.builds[index].jobs = try call("listing the jobs of \(organization)/\(pipeline)/\(number)") {
-        () throws(BuildkiteError) in
-        try api.jobs(organization: organization, pipeline: pipeline, number: number, includeRetriedJobs: true)
-      }
-    }
-    return listed
   }
 
   private func buildListing(organization: String, pipeline: String, number: Int) throws(FilesystemError)

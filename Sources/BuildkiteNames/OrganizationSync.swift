@@ -289,15 +289,8 @@ public final class OrganizationSync {
       logger.notice("\(what): \(tooLarge.message); listing the page without jobs and each build's jobs apart")
       query.excludeJobs = true
       let listed = query
-      var page = try call(what) { () throws(BuildkiteError) in
-        try api.buildsPage(organization: organization, pipeline: pipeline, query: listed)
-      }
-      for index in page.builds.indices {
-        let number = page.builds[index].number
-        page.builds[index].jobs = try call("listing the jobs of \(organization)/\(pipeline)/\(number)") {
-          () throws(BuildkiteError) in
-          try api.jobs(organization: organization, pipeline: pipeline, number: number, includeRetriedJobs: true)
-        }
+      let page = try call(what) { () throws(BuildkiteError) in
+        try api.buildsPageWithJobsApart(organization: organization, pipeline: pipeline, query: listed)
       }
       return (page, query)
     }
