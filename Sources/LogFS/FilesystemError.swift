@@ -59,6 +59,9 @@ extension FilesystemError.Kind {
   /// The object changed under an open file: its old bytes are gone.
   public static let stale = Self("stale", errno: ESTALE, level: .error)
   public static let denied = Self("denied", errno: EACCES, level: .error)
+  /// The object is archived and not restored (`ObjectStoreError.Kind.archived`): "Object is remote",
+  /// as s3fs answers too, rather than EACCES, which would blame the credentials.
+  public static let archived = Self("archived, not restored", errno: EREMOTE, level: .warning)
   public static let timedOut = Self("timed out", errno: ETIMEDOUT, level: .error)
   public static let unreachable = Self("unreachable", errno: EIO, level: .error)
   public static let server = Self("server error", errno: EIO, level: .error)
@@ -75,6 +78,7 @@ extension FilesystemError.Kind {
       case .notFound, .noSuchBucket: .notFound
       case .preconditionFailed: .stale
       case .accessDenied: .denied
+      case .archived: .archived
       case .timedOut: .timedOut
       case .unreachable: .unreachable
       case .serverError: .server

@@ -10,6 +10,9 @@ public struct ObjectStoreError: Error, Sendable, CustomStringConvertible {
     case preconditionFailed
     /// Credentials were refused or lack permission (HTTP 403, `InvalidAccessKeyId`, `SignatureDoesNotMatch`).
     case accessDenied
+    /// The object is in an archive storage class (GLACIER, DEEP_ARCHIVE, an archive tier of
+    /// INTELLIGENT_TIERING) and not restored: it cannot be read until it is (S3 `InvalidObjectState`).
+    case archived
     /// The server could not be reached, or the connection failed, after every retry.
     case unreachable
     /// A call ran past its timeout, after every retry.

@@ -144,10 +144,12 @@ public struct S3ErrorBody: Sendable, Hashable {
   /// The endpoint to use instead, from `PermanentRedirect`/`TemporaryRedirect`.
   public var endpoint: String?
   public var requestID: String?
+  /// The object's storage class, from `InvalidObjectState`.
+  public var storageClass: String?
 
   public init(
     code: String, message: String, region: String? = nil, bucketName: String? = nil, endpoint: String? = nil,
-    requestID: String? = nil
+    requestID: String? = nil, storageClass: String? = nil
   ) {
     self.code = code
     self.message = message
@@ -155,13 +157,15 @@ public struct S3ErrorBody: Sendable, Hashable {
     self.bucketName = bucketName
     self.endpoint = endpoint
     self.requestID = requestID
+    self.storageClass = storageClass
   }
 
   init(_ element: XMLElement) {
     func text(_ name: String) -> String? { (try? element.childText(name)) ?? nil }
     self.init(
       code: text("Code") ?? "", message: text("Message") ?? "", region: text("Region"),
-      bucketName: text("BucketName") ?? text("Bucket"), endpoint: text("Endpoint"), requestID: text("RequestId"))
+      bucketName: text("BucketName") ?? text("Bucket"), endpoint: text("Endpoint"), requestID: text("RequestId"),
+      storageClass: text("StorageClass"))
   }
 
   /// S3's message, or when the server sent none (Ceph's RADOS Gateway sends an empty `<Message>`)
@@ -177,6 +181,14 @@ public struct S3ErrorBody: Sendable, Hashable {
     }
   }
 
+  /// For `InvalidObjectState`: what it means for a reader, naming the storage class when S3 said it.
+  public var archivedExplanation: String {
+    let storageClass = storageClass.map { " (\($0))" } ?? ""
+    return "the object is in an archive storage class\(storageClass) and not restored: it can be read once "
+      + "restored (S3 RestoreObject, such as `aws s3api restore-object --bucket BUCKET --key KEY "
+      + "--restore-request Days=7`)"
+  }
+
   /// The error for the filesystem: the kind from the code, a message naming code and S3's message
   /// (never the string to sign or key id S3 echoes in `SignatureDoesNotMatch`).
   public var objectStoreError: ObjectStoreError {
@@ -186,14 +198,19 @@ public struct S3ErrorBody: Sendable, Hashable {
       case "NoSuchBucket": .noSuchBucket
       case "PreconditionFailed": .preconditionFailed
       case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
-        "TokenRefreshRequired", "AllAccessDisabled", "AccountProblem", "InvalidObjectState":
+        "TokenRefreshRequired", "AllAccessDisabled", "AccountProblem":
         .accessDenied
+      case "InvalidObjectState": .archived
       case "SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout": .serverError
       case "InvalidRange", "InvalidArgument", "InvalidRequest": .invalidRequest
       default: .invalidResponse
       }
     var text = "S3 error \(code.isEmpty ? "(no code)" : code)"
-    if let explanation { text += ": \(explanation)" }
+    if code == "InvalidObjectState" {
+      text += ": \(archivedExplanation)"
+    } else if let explanation {
+      text += ": \(explanation)"
+    }
     var details: [String] = []
     if let bucketName { details.append("bucket \(bucketName)") }
     if let region { details.append("region \(region)") }

@@ -322,6 +322,10 @@ public final class S3ObjectClient: WritableObjectClient {
     case 404:
       return .fail(ObjectStoreError(code == "NoSuchBucket" ? .noSuchBucket : .notFound, reason))
     case 403:
+      if let s3, code == "InvalidObjectState" {
+        // Not the credentials: the object is archived (GLACIER, DEEP_ARCHIVE) and not restored.
+        return .fail(ObjectStoreError(.archived, "\(code) (\(status)): \(s3.archivedExplanation)"))
+      }
       return .fail(ObjectStoreError(.accessDenied, reason))
     case 412:
       return .fail(ObjectStoreError(.preconditionFailed, reason))

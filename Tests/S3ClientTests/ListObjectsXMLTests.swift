@@ -293,6 +293,16 @@ private func invalidResponse(_ body: [UInt8], urlEncoded: Bool = false) -> Strin
     #expect(denied?.objectStoreError.kind == .accessDenied)
     #expect(denied?.objectStoreError.message.contains("AKIDEXAMPLE") == false)
 
+    // An archived object is not a refusal of the credentials.
+    let archived = parseS3Error(
+      bytes(
+        "<Error><Code>InvalidObjectState</Code><Message>The operation is not valid for the object's storage "
+          + "class</Message><StorageClass>DEEP_ARCHIVE</StorageClass><RequestId>R</RequestId></Error>"))
+    #expect(archived?.storageClass == "DEEP_ARCHIVE")
+    #expect(archived?.objectStoreError.kind == .archived)
+    #expect(
+      archived?.objectStoreError.message.contains("archive storage class (DEEP_ARCHIVE) and not restored") == true)
+
     // RGW's refusals carry no message: ours names the key to check.
     let rgwSignature = parseS3Error(
       bytes(
