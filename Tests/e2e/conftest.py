@@ -378,6 +378,20 @@ DIR_MARKER = "dir/"
 
 
 @dataclass
+class Bucket:
+    """A bucket of the session's moto_server, as `mount(bucket=...)` takes it."""
+    name: str
+    endpoint: str
+
+
+def new_moto_bucket(moto, prefix):
+    """A new, empty bucket of the session's moto_server, named `prefix` and a random suffix."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    moto.client.create_bucket(Bucket=name)
+    return Bucket(name=name, endpoint=moto.endpoint)
+
+
+@dataclass
 class SeededBucket:
     endpoint: str
     name: str

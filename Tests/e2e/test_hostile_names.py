@@ -16,12 +16,11 @@ import json
 import os
 import subprocess
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import fake_buildkite_process, load_fake_buildkite_world, read_file
+from conftest import fake_buildkite_process, load_fake_buildkite_world, new_moto_bucket, read_file
 
 WORLD = load_fake_buildkite_world()
 HOSTILE = WORLD.HOSTILE
@@ -104,22 +103,16 @@ def assert_alive(m):
         assert os.path.exists(f"/proc/{pid}"), f"daemon {pid} is gone"
 
 
-@dataclass
-class Bucket:
-    name: str
-    endpoint: str
-
-
 @pytest.fixture(scope="module")
 def hostile_bucket(moto):
-    name = "bk-hostile-" + uuid.uuid4().hex[:8]
-    moto.client.create_bucket(Bucket=name)
+    bucket = new_moto_bucket(moto, "bk-hostile")
+    name = bucket.name
     for key in S3_KEYS:
         moto.client.put_object(Bucket=name, Key=key, Body=body(key))
     listed = {o["Key"] for page in moto.client.get_paginator("list_objects_v2").paginate(Bucket=name)
               for o in page.get("Contents", [])}
     assert listed == set(S3_KEYS), f"moto lost keys: {set(S3_KEYS) ^ listed}"
-    return Bucket(name=name, endpoint=moto.endpoint)
+    return bucket
 
 
 @pytest.mark.parametrize("walk", [True, False], ids=["subtree-listings", "one-listing-per-directory"])

@@ -9,11 +9,11 @@ GLACIER_IR (instant retrieval) reads like STANDARD.
 
 import errno
 import subprocess
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from conftest import new_moto_bucket
 
 BODY = b"\x1b_bk;t=1700000000000\x07--- running tests\r\nneedle in an archived log\r\n"
 CLASSES = ["STANDARD", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"]
@@ -21,19 +21,13 @@ ARCHIVED = {"GLACIER", "DEEP_ARCHIVE"}
 BUILD = "0190a1b2-org/0190a1b3-pipe/0190a1b4-build"
 
 
-@dataclass
-class Bucket:
-    name: str
-    endpoint: str
-
-
 @pytest.fixture(scope="module")
 def classes_bucket(moto):
-    name = "bk-classes-" + uuid.uuid4().hex[:8]
-    moto.client.create_bucket(Bucket=name)
+    bucket = new_moto_bucket(moto, "bk-classes")
     for storage_class in CLASSES:
-        moto.client.put_object(Bucket=name, Key=f"{BUILD}/{storage_class}.log", Body=BODY, StorageClass=storage_class)
-    return Bucket(name=name, endpoint=moto.endpoint)
+        moto.client.put_object(
+            Bucket=bucket.name, Key=f"{BUILD}/{storage_class}.log", Body=BODY, StorageClass=storage_class)
+    return bucket
 
 
 def test_an_archived_log_fails_with_EREMOTE_and_says_why(mount, classes_bucket):
