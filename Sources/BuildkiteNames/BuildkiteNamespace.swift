@@ -252,7 +252,7 @@ public final class BuildkiteNamespace: Namespace {
         named.append(job)
         let content = FileContent(
           size: object.size, modified: object.lastModified, isImmutable: true,
-          source: .object(client: client, key: object.key, etag: object.etag))
+          source: .object(client: client, key: object.key, etag: object.etag), storage: object.storage)
         entries.append(NamespaceEntry(name: name, content: .file(content)))
         continue
       }

@@ -43,7 +43,8 @@ private func statBuffer(_ attributes: Attributes, _ context: FuseContext) -> sta
   buffer.st_uid = context.uid
   buffer.st_gid = context.gid
   buffer.st_size = Int(attributes.size)
-  buffer.st_blocks = Int((attributes.size + 511) / 512)
+  // An archived object's bytes are offline: no blocks, as `ls -s` and `du` show of an HSM's files.
+  buffer.st_blocks = attributes.isOffline ? 0 : Int((attributes.size + 511) / 512)
   buffer.st_blksize = 1 << 17
   let time = timespec(tv_sec: Int(attributes.modified.seconds), tv_nsec: Int(attributes.modified.nanoseconds))
   buffer.st_mtim = time
@@ -215,25 +216,69 @@ func makeOperations() -> fuse_lowlevel_ops {
     fuse_reply_statfs(request, &stats)
   }
 
-  ops.getxattr = { request, inode, namePointer, size in
+  // Without `default_permissions` the kernel asks here for `access` and `faccessat` (and chdir);
+  // every node is readable by all but a file whose object is archived and not restored, so that
+  // `find -readable` and `test -r` pass it by. Writes are refused by the kernel (a read-only mount).
+  ops.access = { request, inode, mask in
     let context = context(request)
-    guard inode == LogFilesystem.rootInode, name(namePointer) == statisticsAttribute else {
-      fuse_reply_err(request, ENODATA)
+    guard mask & R_OK != 0 else {
+      fuse_reply_err(request, 0)
       return
     }
-    let json = Array(context.filesystem.statistics().json().utf8)
-    if size == 0 {
-      fuse_reply_xattr(request, json.count)
-    } else if size < json.count {
-      fuse_reply_err(request, ERANGE)
-    } else {
-      json.withUnsafeBytes { _ = fuse_reply_buf(request, $0.baseAddress, $0.count) }
+    do throws(FilesystemError) {
+      try context.filesystem.checkReadable(inode)
+      fuse_reply_err(request, 0)
+    } catch  where error.kind == .archived {
+      // Not a failure: the question had an answer. Open and read say why, at warning.
+      context.logger.debug("\(error.message) (answered access with EACCES)")
+      fuse_reply_err(request, EACCES)
+    } catch {
+      reply(request, error, context)
     }
   }
 
-  // The statistics attribute is not listed, so `rsync -X` and `tar --xattrs` copy nothing of it.
-  ops.listxattr = { request, _, size in
-    if size == 0 { fuse_reply_xattr(request, 0) } else { fuse_reply_buf(request, nil, 0) }
+  ops.getxattr = { request, inode, namePointer, size in
+    let context = context(request)
+    guard let wanted = name(namePointer) else {
+      fuse_reply_err(request, ENODATA)
+      return
+    }
+    let value: [UInt8]
+    if inode == LogFilesystem.rootInode && wanted == statisticsAttribute {
+      value = Array(context.filesystem.statistics().json().utf8)
+    } else if inode == LogFilesystem.rootInode, let fixed = context.rootAttributes[wanted] {
+      value = fixed
+    } else if wanted.hasPrefix(LogFilesystem.attributePrefix) {
+      do throws(FilesystemError) {
+        guard let found = try context.filesystem.extendedAttributes(of: inode).first(where: { $0.name == wanted })
+        else {
+          fuse_reply_err(request, ENODATA)
+          return
+        }
+        value = Array(found.value.utf8)
+      } catch {
+        return reply(request, error, context)
+      }
+    } else {
+      fuse_reply_err(request, ENODATA)
+      return
+    }
+    replyXattr(request, value, size: size)
+  }
+
+  // A file's facts are listed, so `getfattr -d` shows them (and `rsync -X` copies them: see
+  // doc/SEMANTICS.md); the statistics attribute is not, so nothing copies it.
+  ops.listxattr = { request, inode, size in
+    let context = context(request)
+    do throws(FilesystemError) {
+      var names: [UInt8] = []
+      for attribute in try context.filesystem.extendedAttributes(of: inode) {
+        names += Array(attribute.name.utf8) + [0]
+      }
+      replyXattr(request, names, size: size)
+    } catch {
+      reply(request, error, context)
+    }
   }
 
   ops.setattr = { request, _, _, _, _ in fuse_reply_err(request, EROFS) }
@@ -249,6 +294,18 @@ func makeOperations() -> fuse_lowlevel_ops {
   ops.setxattr = { request, _, _, _, _, _ in fuse_reply_err(request, EROFS) }
   ops.removexattr = { request, _, _ in fuse_reply_err(request, EROFS) }
   return ops
+}
+
+/// Answers a getxattr or listxattr: the length when `size` is 0 (the caller asks how much room to
+/// make), ERANGE when the value does not fit, else the value.
+private func replyXattr(_ request: fuse_req_t?, _ value: [UInt8], size: Int) {
+  if size == 0 {
+    fuse_reply_xattr(request, value.count)
+  } else if size < value.count {
+    fuse_reply_err(request, ERANGE)
+  } else {
+    value.withUnsafeBytes { _ = fuse_reply_buf(request, $0.baseAddress, $0.count) }
+  }
 }
 
 /// Fills one readdir (or readdirplus) reply from the snapshot taken at opendir.
@@ -297,6 +354,10 @@ private func fillDirectory(
     for inode in referenced { context.filesystem.forget(inode, count: 1) }
   }
 }
+
+/// The name of the extended attribute on the mount's root that names the buckets it reads, as JSON,
+/// for `bklogfs restore` (not listed, like the statistics).
+public let bucketsAttribute = "user.bklogfs.buckets"
 
 /// Reads a mount's counters, as JSON, from the attribute on its root.
 public func readStatistics(mountpoint: String) throws(FuseError) -> String {

@@ -38,16 +38,19 @@ public final class FuseSession {
   /// filesystem's name are added here).
   public init(
     filesystem: LogFilesystem, mountpoint: String, fsname: String, options: [String], caching: KernelCaching,
-    uid: UInt32, gid: UInt32, logger: Logger, onReady: @escaping @Sendable () -> Void
+    uid: UInt32, gid: UInt32, rootAttributes: [String: [UInt8]] = [:], logger: Logger,
+    onReady: @escaping @Sendable () -> Void
   ) throws(FuseError) {
     self.mountpoint = mountpoint
     context = FuseContext(
-      filesystem: filesystem, caching: caching, uid: uid, gid: gid, logger: logger, onReady: onReady)
+      filesystem: filesystem, caching: caching, uid: uid, gid: gid, rootAttributes: rootAttributes, logger: logger,
+      onReady: onReady)
     unmanagedContext = Unmanaged.passRetained(context)
 
+    // No `default_permissions`: every node is readable by all (0444, 0555), and `access` answers
+    // for the archived files that are not (FuseOperations.swift).
     let mountOptions =
-      ["ro", "fsname=\(fsname.replacingCommas())", "subtype=bklogfs", "max_read=\(1 << 20)", "default_permissions"]
-      + options
+      ["ro", "fsname=\(fsname.replacingCommas())", "subtype=bklogfs", "max_read=\(1 << 20)"] + options
     let arguments = ["bklogfs", "-o", mountOptions.joined(separator: ",")]
     var cArguments = arguments.map { strdup($0) }
     defer { cArguments.forEach { free($0) } }
@@ -105,14 +108,17 @@ final class FuseContext: Sendable {
   let caching: KernelCaching
   let uid: UInt32
   let gid: UInt32
+  /// Attributes of the root that are not listed, by name, such as what the mount reads from.
+  let rootAttributes: [String: [UInt8]]
   let logger: Logger
   /// Called once the kernel and libfuse have agreed on the session's terms: the mount is usable.
   let onReady: @Sendable () -> Void
 
   init(
-    filesystem: LogFilesystem, caching: KernelCaching, uid: UInt32, gid: UInt32, logger: Logger,
-    onReady: @escaping @Sendable () -> Void
+    filesystem: LogFilesystem, caching: KernelCaching, uid: UInt32, gid: UInt32, rootAttributes: [String: [UInt8]],
+    logger: Logger, onReady: @escaping @Sendable () -> Void
   ) {
+    self.rootAttributes = rootAttributes
     self.filesystem = filesystem
     self.caching = caching
     self.uid = uid

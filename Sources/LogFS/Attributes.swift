@@ -17,11 +17,16 @@ public struct Attributes: Sendable, Hashable {
   /// False for a file whose size is not known until it is opened (`FileContent.size`): `size` is
   /// then 0, and the kernel must not keep it.
   public var sizeIsKnown: Bool
+  /// True for a file whose object is archived and not known to be restored (`ObjectStorage`): its
+  /// bytes are offline, so it shows no blocks, as a file an HSM moved to tape does.
+  public var isOffline: Bool
 
   public init(
-    inode: UInt64, kind: NodeKind, size: UInt64, modified: Timestamp, isImmutable: Bool, sizeIsKnown: Bool = true
+    inode: UInt64, kind: NodeKind, size: UInt64, modified: Timestamp, isImmutable: Bool, sizeIsKnown: Bool = true,
+    isOffline: Bool = false
   ) {
     self.sizeIsKnown = sizeIsKnown
+    self.isOffline = isOffline
     self.inode = inode
     self.kind = kind
     self.size = size

@@ -140,8 +140,10 @@ struct InodeTable {
     var etag: String?
     var target: String?
     var bytes: [UInt8]?
+    /// A file's storage, when its object is not in STANDARD.
+    var storage: ObjectStorage?
 
-    var isEmpty: Bool { key == nil && etag == nil && target == nil && bytes == nil }
+    var isEmpty: Bool { key == nil && etag == nil && target == nil && bytes == nil && storage == nil }
   }
 
   /// The bytes a node's record takes (doc/ARCHITECTURE.md), besides its entry in the index.
@@ -244,7 +246,7 @@ struct InodeTable {
       }
       let file = FileContent(
         size: record.size == Self.unknownSize ? nil : record.size, modified: modified ?? Timestamp(seconds: 0),
-        isImmutable: record.flags.contains(.isImmutable), source: source)
+        isImmutable: record.flags.contains(.isImmutable), source: source, storage: extra?.storage)
       return Node(inode: inode, parent: self.inode(of: record.parent), name: record.name.string, content: .file(file))
     }
     return Node(
@@ -423,6 +425,7 @@ struct InodeTable {
       extra.target = target
     case .file(let file):
       modified = file.modified
+      extra.storage = file.storage
       record.size = file.size ?? Self.unknownSize
       if file.isImmutable { record.flags.insert(.isImmutable) }
       switch file.source {
@@ -516,6 +519,16 @@ struct InodeTable {
     let record = records[slot]
     store(
       NamespaceEntry(name: record.name.string, content: .file(content)), in: slot, parentKey: key(of: record.parent))
+    return true
+  }
+
+  /// Gives a file the storage its store now reports (a HEAD's, or a read's refusal): its content is
+  /// the same. False when the table no longer holds it as a file.
+  mutating func setStorage(_ inode: UInt64, _ storage: ObjectStorage?) -> Bool {
+    guard let slot = slots[inode], records[slot].kind == .file else { return false }
+    var extra = extras[slot] ?? Extra()
+    extra.storage = storage
+    extras[slot] = extra.isEmpty ? nil : extra
     return true
   }
 

@@ -322,9 +322,11 @@ public final class LogFilesystem: Sendable {
     case .directory:
       Attributes(inode: inode, kind: .directory, size: 0, modified: modified, isImmutable: false)
     case .file(let file):
+      // An archived file's attributes change when it is restored: kept for the directory TTL only.
       Attributes(
-        inode: inode, kind: .file, size: file.size ?? 0, modified: file.modified, isImmutable: file.isImmutable,
-        sizeIsKnown: file.size != nil)
+        inode: inode, kind: .file, size: file.size ?? 0, modified: file.modified,
+        isImmutable: file.isImmutable && file.storage?.isArchiveClass != true, sizeIsKnown: file.size != nil,
+        isOffline: file.storage.map { $0.isReadable != true } ?? false)
     case .symlink(let target):
       Attributes(inode: inode, kind: .symlink, size: UInt64(target.utf8.count), modified: modified, isImmutable: false)
     }
@@ -527,6 +529,7 @@ public final class LogFilesystem: Sendable {
   public func openFile(_ inode: UInt64) throws(FilesystemError) -> UInt64 {
     var node = try fileNode(inode)
     var file = try fileContent(node)
+    try checkReadable(node, file)
     if file.size == nil {
       try sizings.run(inode) { () throws(FilesystemError) in try size(node, file) }
       node = try fileNode(inode)
@@ -541,6 +544,99 @@ public final class LogFilesystem: Sendable {
       handles.files[handle] = OpenFile(inode: inode, source: file.source, size: size, readahead: readahead)
       return handle
     }
+  }
+
+  /// Throws `.archived` when the file's object is archived and not restored, so cannot be read now
+  /// (what `access(R_OK)` answers, and an open). When its listing left that unknown (a server that
+  /// does not send the restore state), one HEAD decides; its answer is kept until the directory is
+  /// listed again, so for the directory TTL.
+  public func checkReadable(_ inode: UInt64) throws(FilesystemError) {
+    let node = try fileNode(inode)
+    guard case .file(let file) = node.content else { return }
+    try checkReadable(node, file)
+  }
+
+  private func checkReadable(_ node: InodeTable.Node, _ file: FileContent) throws(FilesystemError) {
+    guard var storage = file.storage, case .object(let client, let key, _) = file.source else { return }
+    if storage.isReadable == nil {
+      do throws(ObjectStoreError) {
+        storage = try client.head(key: key).storage ?? ObjectStorage(storageClass: "STANDARD")
+      } catch {
+        throw FilesystemError(error, context: "asking whether \(client.identity)/\(key) is restored")
+      }
+      _ = table.withLock { $0.setStorage(node.inode, storage) }
+      // Restored: the file is no longer offline, and the kernel drops the attributes it holds.
+      if storage.isReadable == true { report(changed: [node.inode]) }
+    }
+    guard storage.isReadable == false else { return }
+    throw FilesystemError(.archived, archivedMessage(client: client, key: key, storage: storage))
+  }
+
+  /// Why an archived file cannot be read, and how to make it readable.
+  private func archivedMessage(client: any ObjectClient, key: String, storage: ObjectStorage) -> String {
+    let where_ = storage.archiveTier.map { "\(storage.storageClass) (\($0))" } ?? storage.storageClass
+    let state = storage.restore == .inProgress ? "being restored, not yet readable" : "not restored"
+    return "\(client.identity)/\(key) is in storage class \(where_), \(state): restore it with "
+      + "`bklogfs restore FILE` on the mount (or `aws s3api restore-object`), then read it again"
+  }
+
+  // MARK: Extended attributes
+
+  /// The prefix of the attributes that give a file's object's facts.
+  public static let attributePrefix = "user.bklogfs."
+
+  /// A file's extended attributes: its object's facts as the mount knows them, with no request.
+  /// `source` (the store and key, such as `s3://bucket/key`), `etag` (without quotes),
+  /// `last_modified` (RFC 3339, UTC); on an S3 bucket `storage_class`, and for an archive class
+  /// `restore`. Directories and links have none.
+  public func extendedAttributes(of inode: UInt64) throws(FilesystemError) -> [(name: String, value: String)] {
+    guard let node = table.withLock({ $0.node(inode) }) else {
+      throw FilesystemError(.notFound, "unknown inode \(inode)")
+    }
+    guard case .file(let file) = node.content, case .object(let client, let key, let etag) = file.source else {
+      return []
+    }
+    var attributes: [(name: String, value: String)] = [("source", client.identity + "/" + key)]
+    var unquoted = Substring(etag)
+    if unquoted.count >= 2, unquoted.hasPrefix("\""), unquoted.hasSuffix("\"") {
+      unquoted = unquoted.dropFirst().dropLast()
+    }
+    if !unquoted.isEmpty { attributes.append(("etag", String(unquoted))) }
+    attributes.append(
+      ("last_modified", formatRFC3339(seconds: file.modified.seconds, nanoseconds: file.modified.nanoseconds)))
+    if client.hasStorageClasses {
+      let storage = file.storage ?? ObjectStorage(storageClass: "STANDARD")
+      attributes.append(
+        ("storage_class", storage.archiveTier.map { "\(storage.storageClass) \($0)" } ?? storage.storageClass))
+      if storage.isArchiveClass {
+        let restore =
+          switch storage.restore {
+          case nil: "unknown"
+          case .notRestored: "not restored"
+          case .inProgress: "in progress"
+          case .restored(let expiry?): "restored until \(formatRFC3339(seconds: expiry.seconds))"
+          case .restored(nil): "restored"
+          }
+        attributes.append(("restore", restore))
+      }
+    }
+    return attributes.map { (Self.attributePrefix + $0.name, $0.value) }
+  }
+
+  /// A read refused because the object is archived: the file shows so from now on.
+  private func noteArchived(_ inode: UInt64, _ error: FilesystemError) {
+    guard error.kind == .archived, let refusal = error.cause as? ObjectStoreError, let storage = refusal.storage else {
+      return
+    }
+    _ = table.withLock { table -> Bool in
+      guard let node = table.node(inode), case .file(let file) = node.content else { return false }
+      // A listing's class stands; the refusal says it is not restored (now).
+      var known = file.storage ?? storage
+      if !known.isArchiveClass { known = storage }
+      known.restore = .notRestored
+      return table.setStorage(inode, known)
+    }
+    report(changed: [inode])
   }
 
   private func fileNode(_ inode: UInt64) throws(FilesystemError) -> InodeTable.Node {
@@ -624,7 +720,9 @@ public final class LogFilesystem: Sendable {
         do throws(ObjectStoreError) {
           return [try client.getBytes(key: key, range: offset..<end, ifMatch: etag)[...]]
         } catch {
-          throw FilesystemError(error, context: "reading \(client.identity)/\(key)")
+          let failure = FilesystemError(error, context: "reading \(client.identity)/\(key)")
+          noteArchived(file.inode, failure)
+          throw failure
         }
       }
       guard !file.sizeWasWrong.load(ordering: .relaxed) else {
@@ -651,6 +749,7 @@ public final class LogFilesystem: Sendable {
       do throws(FilesystemError) {
         pieces = try blocks.read(object, offset: offset, end: end)
       } catch {
+        noteArchived(file.inode, error)
         throw sizeWasWrong(file, error)
       }
       // What a sequential reader has read is in the kernel's page cache and the disk cache: its

@@ -153,12 +153,17 @@ public struct FileContent: Sendable {
   /// attributes and pages without expiry.
   public var isImmutable: Bool
   public var source: FileSource
+  /// The object's storage class and restore state, when it is not in STANDARD (`ObjectInfo.storage`).
+  public var storage: ObjectStorage?
 
-  public init(size: UInt64?, modified: Timestamp, isImmutable: Bool, source: FileSource) {
+  public init(
+    size: UInt64?, modified: Timestamp, isImmutable: Bool, source: FileSource, storage: ObjectStorage? = nil
+  ) {
     self.size = size
     self.modified = modified
     self.isImmutable = isImmutable
     self.source = source
+    self.storage = storage
   }
 }
 

@@ -13,6 +13,9 @@ public protocol ObjectClient: Sendable {
   /// Requests made so far, by kind.
   var counters: RequestCounters { get }
 
+  /// Whether objects have S3 storage classes (an S3 bucket): their files then show one.
+  var hasStorageClasses: Bool { get }
+
   /// Which byte ranges `get` serves at the cost of the range: any (S3, a local file), or only
   /// suffixes, ranges that end at the object's end (Buildkite's log endpoint). Any other range of a
   /// suffix-only store costs the whole object, so readers fetch such objects whole.
@@ -44,6 +47,8 @@ public enum RangeSupport: Sendable, Hashable {
 
 extension ObjectClient {
   public var rangeSupport: RangeSupport { .any }
+
+  public var hasStorageClasses: Bool { false }
 
   /// True: an ETag names one content (S3's is a digest of it). A running job's log, whose ETag
   /// names only a length, is the exception.
@@ -119,13 +124,91 @@ public struct ObjectInfo: Sendable, Hashable {
   public var lastModified: Timestamp
   /// The ETag as the store gives it, quotes included (S3 sends `"…"`).
   public var etag: String
+  /// Where S3 keeps the object, when not in STANDARD (or the store does not say); nil otherwise.
+  public var storage: ObjectStorage?
+  /// The object's version, when the store said (a HEAD of a versioned bucket, a version listing).
+  public var versionID: String?
 
-  public init(key: String, size: UInt64, lastModified: Timestamp, etag: String) {
+  public init(
+    key: String, size: UInt64, lastModified: Timestamp, etag: String, storage: ObjectStorage? = nil,
+    versionID: String? = nil
+  ) {
     self.key = key
     self.size = size
     self.lastModified = lastModified
     self.etag = etag
+    self.storage = storage
+    self.versionID = versionID
   }
+}
+
+/// An S3 storage class other than STANDARD, and what is known of the object's restore.
+///
+/// Objects in the archive classes (GLACIER, DEEP_ARCHIVE) cannot be read until restored; an
+/// INTELLIGENT_TIERING object cannot once S3 moved it to an archive access tier (`archiveTier`).
+/// Every other class reads like STANDARD.
+public struct ObjectStorage: Sendable, Hashable {
+  /// As S3 names it: "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "STANDARD_IA", "INTELLIGENT_TIERING", …
+  public var storageClass: String
+  /// What S3 said of a restore; nil when it did not say (a listing from a server that ignores
+  /// `x-amz-optional-object-attributes`, or a class with no restore).
+  public var restore: RestoreState?
+  /// For INTELLIGENT_TIERING: "ARCHIVE_ACCESS" or "DEEP_ARCHIVE_ACCESS" once S3 moved the object
+  /// there (HEAD's `x-amz-archive-status`, or a read refused as `InvalidObjectState`).
+  public var archiveTier: String?
+
+  public init(storageClass: String, restore: RestoreState? = nil, archiveTier: String? = nil) {
+    self.storageClass = Self.interned(storageClass)
+    self.restore = restore
+    self.archiveTier = archiveTier
+  }
+
+  /// The storage as a store reports it: nil for STANDARD (or none said), which most objects are.
+  public static func reported(storageClass: String?, restore: RestoreState? = nil, archiveTier: String? = nil)
+    -> ObjectStorage?
+  {
+    let storageClass = storageClass ?? "STANDARD"
+    if storageClass == "STANDARD" && restore == nil && archiveTier == nil { return nil }
+    return ObjectStorage(storageClass: storageClass, restore: restore, archiveTier: archiveTier)
+  }
+
+  /// Whether the class keeps objects offline: a read needs a restore first.
+  public var isArchiveClass: Bool {
+    storageClass == "GLACIER" || storageClass == "DEEP_ARCHIVE" || archiveTier != nil
+  }
+
+  /// Whether the object can be read now: true or false, or nil when only S3 can tell (an archive
+  /// class with no restore state said).
+  public var isReadable: Bool? {
+    guard isArchiveClass else { return true }
+    switch restore {
+    case nil: return nil
+    case .restored: return true
+    case .notRestored, .inProgress: return false
+    }
+  }
+
+  /// The names S3 uses, as literals (which take no memory each), so that a listing of a million
+  /// archived objects does not hold a million copies of "DEEP_ARCHIVE".
+  private static func interned(_ name: String) -> String {
+    for known in [
+      "STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER",
+      "DEEP_ARCHIVE", "OUTPOSTS", "GLACIER_IR", "SNOW", "EXPRESS_ONEZONE", "FSX_OPENZFS",
+    ] where known == name {
+      return known
+    }
+    return name
+  }
+}
+
+/// Whether an archived object is restored, as S3 says it.
+public enum RestoreState: Sendable, Hashable {
+  /// Not restored, nor being restored.
+  case notRestored
+  /// A restore was asked for and has not finished.
+  case inProgress
+  /// A restored copy is readable until `expiry` (nil when S3 gave no date).
+  case restored(expiry: Timestamp?)
 }
 
 public struct Timestamp: Sendable, Hashable, Comparable {

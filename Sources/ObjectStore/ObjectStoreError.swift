@@ -27,10 +27,13 @@ public struct ObjectStoreError: Error, Sendable, CustomStringConvertible {
 
   public var kind: Kind
   public var message: String
+  /// For `.archived`: the object's storage, as far as the refusal said.
+  public var storage: ObjectStorage?
 
-  public init(_ kind: Kind, _ message: String) {
+  public init(_ kind: Kind, _ message: String, storage: ObjectStorage? = nil) {
     self.kind = kind
     self.message = message
+    self.storage = storage
   }
 
   public var description: String { message }

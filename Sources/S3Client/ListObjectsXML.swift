@@ -20,7 +20,15 @@ import SystemBase
 /// An `<Error>` body throws with its code and message; a missing `Key`, `Size` or `LastModified`,
 /// a size that is not a `UInt64`, or `IsTruncated` true with no `NextContinuationToken` is
 /// `.invalidResponse`. A missing `ETag` is taken as "".
-public func parseListObjectsV2(_ body: [UInt8], urlEncoded: Bool) throws(ObjectStoreError) -> ListPage {
+///
+/// Each object's `<StorageClass>` (STANDARD when absent) and `<RestoreStatus>` (sent when the
+/// request had `x-amz-optional-object-attributes: RestoreStatus`) make its `storage`. S3 sends a
+/// `RestoreStatus` only for an object restored or being restored: with `restoreStatusIsReliable`
+/// (the server honours the header, as S3 does), an archived object without one is not restored;
+/// without it (moto and Ceph ignore the header), its restore state is left unknown.
+public func parseListObjectsV2(_ body: [UInt8], urlEncoded: Bool, restoreStatusIsReliable: Bool = false)
+  throws(ObjectStoreError) -> ListPage
+{
   let root = try XMLReader().parse(body)
   if root.name == "Error" { throw S3ErrorBody(root).objectStoreError }
   guard root.name == "ListBucketResult" else {
@@ -58,11 +66,12 @@ public func parseListObjectsV2(_ body: [UInt8], urlEncoded: Bool) throws(ObjectS
       throw invalidListing("LastModified \(modifiedText) of key \(key)")
     }
     let etag = try contents.childText("ETag") ?? ""
+    let storage = try listedStorage(contents, key: key, restoreStatusIsReliable: restoreStatusIsReliable)
     guard decodedKey != nil else { continue }
     objects.append(
       ObjectInfo(
         key: key, size: size, lastModified: Timestamp(seconds: modified.seconds, nanoseconds: modified.nanoseconds),
-        etag: etag))
+        etag: etag, storage: storage))
   }
 
   var commonPrefixes: [String] = []
@@ -88,6 +97,33 @@ public func parseListObjectsV2(_ body: [UInt8], urlEncoded: Bool) throws(ObjectS
   }
   return ListPage(
     objects: objects, commonPrefixes: commonPrefixes, nextContinuationToken: token, undecodableKeys: undecodable)
+}
+
+/// The storage of one `<Contents>`: nil for STANDARD.
+private func listedStorage(_ contents: XMLElement, key: String, restoreStatusIsReliable: Bool)
+  throws(ObjectStoreError) -> ObjectStorage?
+{
+  let storageClass = try contents.childText("StorageClass")
+  var restore: RestoreState?
+  if let status = contents.children(named: "RestoreStatus").first {
+    switch try status.childText("IsRestoreInProgress")?.lowercased() {
+    case "true": restore = .inProgress
+    case "false", nil:
+      let expiry = try status.childText("RestoreExpiryDate")
+      guard let expiry else {
+        restore = .restored(expiry: nil)
+        break
+      }
+      guard let date = parseISO8601(expiry) else {
+        throw invalidListing("RestoreExpiryDate \(expiry) of key \(key)")
+      }
+      restore = .restored(expiry: Timestamp(seconds: date.seconds, nanoseconds: date.nanoseconds))
+    case let other?: throw invalidListing("IsRestoreInProgress is \(other) for key \(key)")
+    }
+  }
+  var storage = ObjectStorage.reported(storageClass: storageClass, restore: restore)
+  if restore == nil, restoreStatusIsReliable, storage?.isArchiveClass == true { storage?.restore = .notRestored }
+  return storage
 }
 
 private func invalidListing(_ message: String) -> ObjectStoreError {
@@ -146,11 +182,14 @@ public struct S3ErrorBody: Sendable, Hashable {
   public var requestID: String?
   /// The object's storage class, from `InvalidObjectState`.
   public var storageClass: String?
+  /// An INTELLIGENT_TIERING object's archive tier, from `InvalidObjectState`.
+  public var accessTier: String?
 
   public init(
     code: String, message: String, region: String? = nil, bucketName: String? = nil, endpoint: String? = nil,
-    requestID: String? = nil, storageClass: String? = nil
+    requestID: String? = nil, storageClass: String? = nil, accessTier: String? = nil
   ) {
+    self.accessTier = accessTier
     self.code = code
     self.message = message
     self.region = region
@@ -165,7 +204,15 @@ public struct S3ErrorBody: Sendable, Hashable {
     self.init(
       code: text("Code") ?? "", message: text("Message") ?? "", region: text("Region"),
       bucketName: text("BucketName") ?? text("Bucket"), endpoint: text("Endpoint"), requestID: text("RequestId"),
-      storageClass: text("StorageClass"))
+      storageClass: text("StorageClass"), accessTier: text("AccessTier"))
+  }
+
+  /// For `InvalidObjectState` on a read: the object's storage, not restored. S3 names the class;
+  /// when it does not, GLACIER stands for "an archive class".
+  public var archivedStorage: ObjectStorage {
+    let storageClass = storageClass ?? "GLACIER"
+    let tier = accessTier ?? (storageClass == "INTELLIGENT_TIERING" ? "ARCHIVE_ACCESS" : nil)
+    return ObjectStorage(storageClass: storageClass, restore: .notRestored, archiveTier: tier)
   }
 
   /// S3's message, or when the server sent none (Ceph's RADOS Gateway sends an empty `<Message>`)
@@ -183,7 +230,7 @@ public struct S3ErrorBody: Sendable, Hashable {
 
   /// For `InvalidObjectState`: what it means for a reader, naming the storage class when S3 said it.
   public var archivedExplanation: String {
-    let storageClass = storageClass.map { " (\($0))" } ?? ""
+    let storageClass = (accessTier ?? storageClass).map { " (\($0))" } ?? ""
     return "the object is in an archive storage class\(storageClass) and not restored: it can be read once "
       + "restored (S3 RestoreObject, such as `aws s3api restore-object --bucket BUCKET --key KEY "
       + "--restore-request Days=7`)"
@@ -216,7 +263,7 @@ public struct S3ErrorBody: Sendable, Hashable {
     if let region { details.append("region \(region)") }
     if let endpoint { details.append("endpoint \(endpoint)") }
     if !details.isEmpty { text += " (\(details.joined(separator: ", ")))" }
-    return ObjectStoreError(kind, text)
+    return ObjectStoreError(kind, text, storage: kind == .archived ? archivedStorage : nil)
   }
 }
 

@@ -12,6 +12,7 @@ public final class S3ObjectClient: WritableObjectClient {
   public let configuration: S3Configuration
   public let identity: String
   public var isRemote: Bool { true }
+  public var hasStorageClasses: Bool { true }
   public let counters = RequestCounters()
   private let http: HTTPClient
   private let logger: Logger
@@ -72,7 +73,50 @@ public final class S3ObjectClient: WritableObjectClient {
         throw .retry(ObjectStoreError(.invalidResponse, "the response has no Content-Length"))
       }
       let modified = response.headers["last-modified"].flatMap(parseHTTPDate) ?? Timestamp(seconds: 0)
-      return ObjectInfo(key: key, size: length, lastModified: modified, etag: response.headers["etag"] ?? "")
+      return ObjectInfo(
+        key: key, size: length, lastModified: modified, etag: response.headers["etag"] ?? "",
+        storage: headStorage(response.headers), versionID: response.headers["x-amz-version-id"])
+    }
+  }
+
+  // MARK: - Restore
+
+  /// What S3 made of a RestoreObject.
+  public enum RestoreOutcome: Sendable, Hashable {
+    /// A restore was started (202 Accepted).
+    case requested
+    /// A restore of the object is already under way (409 `RestoreAlreadyInProgress`).
+    case alreadyInProgress
+    /// The object is already restored; S3 extended the restored copy's life to the days asked (200).
+    case alreadyRestored
+  }
+
+  /// Asks S3 to restore an archived object for `days` days (nil for an INTELLIGENT_TIERING archive
+  /// tier, which takes no days: the object moves back to its frequent tier), at `tier` speed
+  /// ("Standard", "Bulk" or "Expedited"). Fails with `.invalidRequest` for an object S3 cannot
+  /// restore (not in an archive class: S3 `InvalidObjectState`).
+  public func restore(key: String, days: Int?, tier: String) throws(ObjectStoreError) -> RestoreOutcome {
+    var request = #"<RestoreRequest xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#
+    if let days { request += "<Days>\(days)</Days>" }
+    request += "<GlacierJobParameters><Tier>\(tier)</Tier></GlacierJobParameters></RestoreRequest>"
+    let body = Array(request.utf8)
+    let digest = SHA256.hexHash(body)
+    return try retries.run("RESTORE \(display(key))", policy()) { () throws(Outcome) -> RestoreOutcome in
+      let (response, answer) = try exchange(
+        method: "POST", key: key, query: [("restore", "")], headers: [], collectLimit: 0, body: body,
+        payloadSHA256: digest)
+      switch response.status {
+      case 202: return .requested
+      case 200: return .alreadyRestored
+      case 409 where parseS3Error(answer)?.code == "RestoreAlreadyInProgress": return .alreadyInProgress
+      default:
+        if let s3 = parseS3Error(answer), s3.code == "InvalidObjectState" {
+          throw .fail(
+            ObjectStoreError(
+              .invalidRequest, "S3 cannot restore \(display(key)): \(s3.message.isEmpty ? s3.code : s3.message)"))
+        }
+        throw classify(response, body: answer)
+      }
     }
   }
 
@@ -188,14 +232,16 @@ public final class S3ObjectClient: WritableObjectClient {
     if let startAfter = request.startAfter { query.append(("start-after", startAfter)) }
     if let maxKeys = request.maxKeys { query.append(("max-keys", String(maxKeys))) }
     let what = "LIST s3://\(configuration.bucket)/\(request.prefix)"
+    // Each archived object's restore state, in the listing (S3, since 2023); other servers ignore it.
+    let asked = [(name: "x-amz-optional-object-attributes", value: "RestoreStatus")]
     return try retries.run(what, policy) { () throws(Outcome) -> ListPage in
       let (response, body) = try exchange(
-        method: "GET", key: nil, query: query, headers: [], collectLimit: configuration.maxListBodyBytes,
+        method: "GET", key: nil, query: query, headers: [], signed: asked, collectLimit: configuration.maxListBodyBytes,
         timeouts: policy.timeouts)
       guard response.status == 200 else { throw classify(response, body: body) }
       noteRegion(response)
       do throws(ObjectStoreError) {
-        return try parseListObjectsV2(body, urlEncoded: true)
+        return try parseListObjectsV2(body, urlEncoded: true, restoreStatusIsReliable: restoreStatusIsReliable)
       } catch {
         // A cut or garbled body: worth another attempt.
         throw error.kind == .invalidResponse ? .retry(error) : .fail(error)
@@ -247,27 +293,36 @@ public final class S3ObjectClient: WritableObjectClient {
     return Address(url: url, host: host, path: path, query: encodedQuery)
   }
 
-  /// The headers to send: Host, the signature's (when signing), then `extra` (not signed).
+  /// The headers to send: Host and `signed` (signed, as S3 requires of every `x-amz-` header), the
+  /// signature's (when signing), then `extra` (not signed).
   private func signedHeaders(
     _ method: String, _ address: Address, _ extra: [(name: String, value: String)],
-    payloadSHA256: String = emptyPayloadSHA256
+    signed: [(name: String, value: String)] = [], payloadSHA256: String = emptyPayloadSHA256
   ) -> [(name: String, value: String)] {
-    let host = [(name: "Host", value: address.host)]
+    let host = [(name: "Host", value: address.host)] + signed
     guard let credentials = configuration.credentials else { return host + extra }
     let signer = SigV4Signer(credentials: credentials, region: region, service: "s3")
     let request = SignableRequest(
-      method: method, path: address.path, query: address.query, headers: [(name: "host", value: address.host)],
-      payloadSHA256: payloadSHA256)
+      method: method, path: address.path, query: address.query,
+      headers: [(name: "host", value: address.host)] + signed, payloadSHA256: payloadSHA256)
     return host
       + signer.signatureHeaders(for: request, epochSeconds: signingTime(), addContentSHA256: true) + extra
+  }
+
+  /// Whether a listing's `RestoreStatus` can be trusted to be there for every restored object: S3
+  /// itself honours `x-amz-optional-object-attributes`; other servers (moto, Ceph) ignore it.
+  private var restoreStatusIsReliable: Bool {
+    guard let endpointURL else { return true }
+    let host = endpointURL.hostHeader.split(separator: ":").first.map(String.init) ?? ""
+    return host.hasSuffix(".amazonaws.com")
   }
 
   /// One request whose body (error or listing) is collected, up to `collectLimit` bytes; of an
   /// error (not 2xx), only what `HTTPClient.errorBodyLimit` allows.
   private func exchange(
     method: String, key: String?, query: [(String, String)], headers: [(name: String, value: String)],
-    collectLimit: Int, timeouts: HTTPTimeouts? = nil, body requestBody: [UInt8]? = nil,
-    payloadSHA256: String = emptyPayloadSHA256
+    signed: [(name: String, value: String)] = [], collectLimit: Int, timeouts: HTTPTimeouts? = nil,
+    body requestBody: [UInt8]? = nil, payloadSHA256: String = emptyPayloadSHA256
   ) throws(Outcome) -> (HTTPResponse, [UInt8]) {
     let address = address(key: key, query: query, region: region)
     var body = [UInt8]()
@@ -275,7 +330,8 @@ public final class S3ObjectClient: WritableObjectClient {
       let (response, errorBody) = try http.performJudgingErrors(
         HTTPRequest(
           method: method, url: address.url,
-          headers: signedHeaders(method, address, headers, payloadSHA256: payloadSHA256), body: requestBody,
+          headers: signedHeaders(method, address, headers, signed: signed, payloadSHA256: payloadSHA256),
+          body: requestBody,
           maxBodyBytes: max(collectLimit, HTTPClient.errorBodyLimit), timeouts: timeouts),
         onSuccessBody: { chunk in
           body.append(contentsOf: chunk)
@@ -324,7 +380,8 @@ public final class S3ObjectClient: WritableObjectClient {
     case 403:
       if let s3, code == "InvalidObjectState" {
         // Not the credentials: the object is archived (GLACIER, DEEP_ARCHIVE) and not restored.
-        return .fail(ObjectStoreError(.archived, "\(code) (\(status)): \(s3.archivedExplanation)"))
+        return .fail(
+          ObjectStoreError(.archived, "\(code) (\(status)): \(s3.archivedExplanation)", storage: s3.archivedStorage))
       }
       return .fail(ObjectStoreError(.accessDenied, reason))
     case 412:
@@ -378,6 +435,45 @@ public final class S3ObjectClient: WritableObjectClient {
   }
 
   private func display(_ key: String) -> String { "s3://\(configuration.bucket)/\(key)" }
+}
+
+/// The storage a HEAD answer gives: `x-amz-storage-class` (absent for STANDARD), `x-amz-restore`
+/// (absent for an object neither restored nor being restored) and, for INTELLIGENT_TIERING,
+/// `x-amz-archive-status`. A HEAD always says: an archived object without `x-amz-restore` is not
+/// restored.
+public func headStorage(_ headers: [String: String]) -> ObjectStorage? {
+  let archiveTier = headers["x-amz-archive-status"].flatMap { $0.isEmpty ? nil : $0 }
+  var restore = headers["x-amz-restore"].flatMap(parseRestoreHeader)
+  var storage = ObjectStorage.reported(storageClass: headers["x-amz-storage-class"], archiveTier: archiveTier)
+  if restore == nil, storage?.isArchiveClass == true { restore = .notRestored }
+  storage?.restore = restore
+  return storage
+}
+
+/// `ongoing-request="true"`, or `ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00 GMT"`.
+public func parseRestoreHeader(_ value: String) -> RestoreState? {
+  var fields: [String: String] = [:]
+  var rest = Substring(value)
+  while let equals = rest.firstIndex(of: "=") {
+    let name = String(rest[..<equals].drop { $0 == " " || $0 == "," })
+    rest = rest[rest.index(after: equals)...]
+    guard rest.first == "\"", let close = rest.dropFirst().firstIndex(of: "\"") else { return nil }
+    fields[name.lowercased().trimmingTrailingSpaces] = String(rest[rest.index(after: rest.startIndex)..<close])
+    rest = rest[rest.index(after: close)...]
+  }
+  switch fields["ongoing-request"]?.lowercased() {
+  case "true": return .inProgress
+  case "false": return .restored(expiry: fields["expiry-date"].flatMap(parseHTTPDate))
+  default: return nil
+  }
+}
+
+extension String {
+  fileprivate var trimmingTrailingSpaces: String {
+    var text = Substring(self)
+    while text.last == " " { text = text.dropLast() }
+    return String(text)
+  }
 }
 
 /// Why a 2xx answer to `Range: bytes=first-last` is not that range; nil when it is. `.invalidRequest`

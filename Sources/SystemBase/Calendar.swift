@@ -100,3 +100,24 @@ public func parseISO8601(
   let seconds = days * 86_400 + hour * 3600 + minute * 60 + min(second, 59) - offset
   return (seconds, Int32(nanoseconds))
 }
+
+/// `seconds` since the epoch as RFC 3339 in UTC, such as `2026-12-05T06:20:45Z`, with the fraction
+/// (to nanoseconds, trailing zeros cut) when `nanoseconds` is not 0.
+public func formatRFC3339(seconds: Int64, nanoseconds: Int32 = 0) -> String {
+  let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+  let inDay = seconds - days * 86_400
+  let (year, month, day) = civilFromDays(days)
+  func padded(_ value: Int64, _ width: Int) -> String {
+    let text = String(value)
+    return String(repeating: "0", count: max(0, width - text.count)) + text
+  }
+  var text =
+    "\(padded(year, 4))-\(padded(month, 2))-\(padded(day, 2))T"
+    + "\(padded(inDay / 3600, 2)):\(padded(inDay / 60 % 60, 2)):\(padded(inDay % 60, 2))"
+  if nanoseconds > 0 {
+    var fraction = padded(Int64(nanoseconds), 9)
+    while fraction.hasSuffix("0") { fraction.removeLast() }
+    text += "." + fraction
+  }
+  return text + "Z"
+}

@@ -291,7 +291,7 @@ struct MountCommand: ParsableCommand {
       session = try FuseSession(
         filesystem: filesystem, mountpoint: absolutePath(mountpoint), fsname: fsname, options: options,
         caching: KernelCaching(fileTTL: 24 * 3600, directoryTTL: directoryTTL), uid: getuid(), gid: getgid(),
-        logger: logger
+        rootAttributes: [bucketsAttribute: BucketFacts.json(namespace.clients, profile: s3.profile)], logger: logger
       ) { [readyFD, fsname, mountpoint] in
         logger.notice("mounted \(fsname) on \(mountpoint)")
         reportToParent(readyFD, "ready")

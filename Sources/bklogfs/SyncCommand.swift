@@ -202,14 +202,17 @@ final class SyncProgressDisplay {
     return Int(size.ws_col)
   }
 
-  private func write(_ text: String) {
-    let bytes = Array(text.utf8)
-    var offset = 0
-    while offset < bytes.count {
-      let written = bytes[offset...].withUnsafeBytes { Glibc.write(STDERR_FILENO, $0.baseAddress, $0.count) }
-      if written < 0 && errno == EINTR { continue }
-      if written <= 0 { return }
-      offset += written
-    }
+  private func write(_ text: String) { writeToStandardError(text) }
+}
+
+/// Writes all of `text` to standard error, unbuffered (a progress line redrawn in place).
+func writeToStandardError(_ text: String) {
+  let bytes = Array(text.utf8)
+  var offset = 0
+  while offset < bytes.count {
+    let written = bytes[offset...].withUnsafeBytes { Glibc.write(STDERR_FILENO, $0.baseAddress, $0.count) }
+    if written < 0 && errno == EINTR { continue }
+    if written <= 0 { return }
+    offset += written
   }
 }

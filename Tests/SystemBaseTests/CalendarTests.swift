@@ -77,3 +77,20 @@ import Testing
     #expect(parseISO8601("2023-10-12T17:50:30+24:00") == nil)
   }
 }
+
+@Suite struct RFC3339FormatTests {
+  /// Round trips through `parseISO8601` across eras, and the fraction is cut of its trailing zeros.
+  @Test func formatsUTC() {
+    #expect(formatRFC3339(seconds: 0) == "1970-01-01T00:00:00Z")
+    #expect(formatRFC3339(seconds: 1_356_048_000) == "2012-12-21T00:00:00Z")
+    #expect(formatRFC3339(seconds: -1) == "1969-12-31T23:59:59Z")
+    #expect(formatRFC3339(seconds: 951_782_400, nanoseconds: 120_000_000) == "2000-02-29T00:00:00.12Z")
+    var generator = SystemRandomNumberGenerator()
+    for _ in 0..<1000 {
+      let seconds = Int64.random(in: -2_000_000_000...5_000_000_000, using: &generator)
+      let nanoseconds = Int32.random(in: 0..<1_000_000_000, using: &generator)
+      let parsed = parseISO8601(formatRFC3339(seconds: seconds, nanoseconds: nanoseconds))
+      #expect(parsed?.seconds == seconds && parsed?.nanoseconds == nanoseconds)
+    }
+  }
+}

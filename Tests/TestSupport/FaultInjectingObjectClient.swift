@@ -103,6 +103,7 @@ public final class FaultInjectingObjectClient: ObjectClient {
   public var identity: String { inner.identity }
   public var isRemote: Bool { inner.isRemote }
   public var rangeSupport: RangeSupport { inner.rangeSupport }
+  public var hasStorageClasses: Bool { inner.hasStorageClasses }
   public func isFixed(etag: String) -> Bool { inner.isFixed(etag: etag) }
 
   /// Makes `fault` fire on the next `times` calls of `operation` that `selector` picks (every one

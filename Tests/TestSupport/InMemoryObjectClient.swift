@@ -8,6 +8,9 @@ import Synchronization
 public final class InMemoryObjectClient: WritableObjectClient {
   private struct State {
     var objects: [ExactName: (info: ObjectInfo, bytes: [UInt8])] = [:]
+    /// What a HEAD and a GET find of an object's storage, where a test set it apart from what its
+    /// listing says (`setStorage`).
+    var actualStorage: [ExactName: ObjectStorage] = [:]
     var pageSize = 1000
     var undecodable: [String] = []
   }
@@ -19,13 +22,15 @@ public final class InMemoryObjectClient: WritableObjectClient {
   public let rangeSupport: RangeSupport
   /// ETags starting with this name versions that may change (as a running job's log's do).
   public let changingETagPrefix: String?
+  public let hasStorageClasses: Bool
 
   /// With `rangeSupport: .suffixOnly` the store refuses any range that does not end at the object's
   /// end, as Buildkite's log endpoint does.
   public init(
     identity: String = "memory://test", isRemote: Bool = true, rangeSupport: RangeSupport = .any,
-    changingETagPrefix: String? = nil
+    changingETagPrefix: String? = nil, hasStorageClasses: Bool = false
   ) {
+    self.hasStorageClasses = hasStorageClasses
     self.identity = identity
     self.isRemote = isRemote
     self.rangeSupport = rangeSupport
@@ -79,6 +84,16 @@ public final class InMemoryObjectClient: WritableObjectClient {
   /// and has no delimiter after, in `undecodableKeys`.
   public func putUndecodable(_ encodedKey: String) { state.withLock { $0.undecodable.append(encodedKey) } }
 
+  /// Gives an object a storage class as S3 would: listings show `listed` (a server that ignores
+  /// `RestoreStatus` lists the class alone), a HEAD shows `actual`, and a GET fails as `.archived`
+  /// (S3's `InvalidObjectState`) while `actual` is not readable.
+  public func setStorage(_ key: String, listed: ObjectStorage?, actual: ObjectStorage?) {
+    state.withLock { state in
+      state.objects[ExactName(key)]?.info.storage = listed
+      state.actualStorage[ExactName(key)] = actual
+    }
+  }
+
   public func remove(_ key: String) { _ = state.withLock { $0.objects.removeValue(forKey: ExactName(key)) } }
 
   public let counters = RequestCounters()
@@ -116,7 +131,11 @@ public final class InMemoryObjectClient: WritableObjectClient {
 
   public func head(key: String) throws(ObjectStoreError) -> ObjectInfo {
     counters.heads.add(1, ordering: .relaxed)
-    let found = state.withLock { $0.objects[ExactName(key)]?.info }
+    let found = state.withLock { state -> ObjectInfo? in
+      guard var info = state.objects[ExactName(key)]?.info else { return nil }
+      if let actual = state.actualStorage[ExactName(key)] { info.storage = actual }
+      return info
+    }
     guard let found else { throw ObjectStoreError(.notFound, "no object \(key) in \(identity)") }
     return found
   }
@@ -128,6 +147,11 @@ public final class InMemoryObjectClient: WritableObjectClient {
     let result = state.withLock { state -> Result<[UInt8], ObjectStoreError> in
       guard let object = state.objects[ExactName(key)] else {
         return .failure(ObjectStoreError(.notFound, "no object \(key) in \(identity)"))
+      }
+      if let actual = state.actualStorage[ExactName(key)], actual.isReadable != true {
+        var refused = actual
+        refused.restore = .notRestored
+        return .failure(ObjectStoreError(.archived, "\(key) is archived (\(actual.storageClass))", storage: refused))
       }
       if let ifMatch, ifMatch != object.info.etag {
         return .failure(ObjectStoreError(.preconditionFailed, "\(key) changed (ETag \(object.info.etag))"))

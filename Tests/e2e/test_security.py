@@ -51,7 +51,7 @@ def test_other_users_read_a_mount_only_with_allow_other(mount, seeded_bucket, sh
     r = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--", "cat",
                         str(shared / key)], capture_output=True, timeout=30)
     assert r.returncode == 0 and r.stdout == want, r.stderr
-    # default_permissions: the kernel checks the modes, and every write is refused whoever asks.
+    # A read-only mount: every write is refused whoever asks.
     r = as_nobody("touch", str(shared / "new-file"))
     assert r.returncode != 0, "another user created a file"
 
