@@ -87,8 +87,12 @@ public final class BuildkiteLogStore: ObjectClient {
   }
 
   public func get(
-    key: String, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
+    key: String, version: String?, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
   ) throws(ObjectStoreError) {
+    guard version == nil else {
+      throw ObjectStoreError(
+        .invalidRequest, "\(identity) keeps no versions: it cannot read version \(version!) of \(key)")
+    }
     guard !range.isEmpty else { return }
     counters.gets.add(1, ordering: .relaxed)
     let log = try parse(key)

@@ -324,7 +324,7 @@ public final class BuildkiteNamespace: Namespace {
   /// the catalog is recorded there. A size from a record stays out of the catalog, which holds only
   /// what the API said: it is unconfirmed, and dropped if a read finds the log another size.
   public func size(file content: FileContent, tail: Int) throws(FilesystemError) -> SizedFile {
-    guard case .object(let client, let key, _) = content.source, client.identity == logStore.identity,
+    guard case .object(let client, let key, _, _) = content.source, client.identity == logStore.identity,
       let job = key.split(separator: "/", omittingEmptySubsequences: false).last.map(String.init)
     else {
       throw FilesystemError(.local, "only logs in Buildkite's storage are sized when opened")
@@ -368,7 +368,7 @@ public final class BuildkiteNamespace: Namespace {
 
   /// A log sized from a shared record that a read then found another size: the record is dropped.
   public func sizeWasWrong(file content: FileContent) {
-    guard case .object(let client, let key, _) = content.source, client.identity == logStore.identity else { return }
+    guard case .object(let client, let key, _, _) = content.source, client.identity == logStore.identity else { return }
     sharedSizes?.drop(source: logStore.identity, key: key)
   }
 

@@ -248,6 +248,17 @@ func makeOperations() -> fuse_lowlevel_ops {
       value = Array(context.filesystem.statistics().json().utf8)
     } else if inode == LogFilesystem.rootInode, let fixed = context.rootAttributes[wanted] {
       value = fixed
+    } else if wanted == LogFilesystem.versionsAttribute {
+      do throws(FilesystemError) {
+        // Not a file of a store that keeps versions: no such attribute.
+        guard let list = try context.filesystem.versionList(of: inode) else {
+          fuse_reply_err(request, ENODATA)
+          return
+        }
+        value = Array(list.utf8)
+      } catch {
+        return reply(request, error, context)
+      }
     } else if wanted.hasPrefix(LogFilesystem.attributePrefix) {
       do throws(FilesystemError) {
         guard let found = try context.filesystem.extendedAttributes(of: inode).first(where: { $0.name == wanted })

@@ -205,7 +205,8 @@ public struct ArchiveNamespace: Namespace {
       }
       let content = FileContent(
         size: object.size, modified: object.lastModified, isImmutable: true,
-        source: .object(client: client, key: object.key, etag: object.etag), storage: object.storage)
+        source: .object(client: client, key: object.key, etag: object.etag, version: object.versionID),
+        storage: object.storage)
       entries.append(NamespaceEntry(name: name, content: .file(content)))
     }
     return NamespaceListing(entries: entries, leftOut: leftOut)

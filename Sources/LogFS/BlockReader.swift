@@ -19,6 +19,8 @@ final class BlockReader: Sendable {
     let key: String
     let etag: String
     let size: UInt64
+    /// The store's version to read, or nil for the current one. Blocks are keyed by ETag, not this.
+    var version: String? = nil
   }
 
   let client: any ObjectClient
@@ -246,7 +248,7 @@ final class BlockReader: Sendable {
     var buffer = [UInt8]()
     buffer.reserveCapacity(blockSize)
     do throws(ObjectStoreError) {
-      try client.get(key: object.key, range: range, ifMatch: object.etag) { bytes in
+      try client.get(key: object.key, version: object.version, range: range, ifMatch: object.etag) { bytes in
         var remaining = bytes[...]
         while !remaining.isEmpty {
           let index = offset / UInt64(blockSize)

@@ -142,8 +142,12 @@ struct InodeTable {
     var bytes: [UInt8]?
     /// A file's storage, when its object is not in STANDARD.
     var storage: ObjectStorage?
+    /// The version of its object a file reads, when not the current one (`--as-of`).
+    var version: String?
 
-    var isEmpty: Bool { key == nil && etag == nil && target == nil && bytes == nil && storage == nil }
+    var isEmpty: Bool {
+      key == nil && etag == nil && target == nil && bytes == nil && storage == nil && version == nil
+    }
   }
 
   /// The bytes a node's record takes (doc/ARCHITECTURE.md), besides its entry in the index.
@@ -242,7 +246,7 @@ struct InodeTable {
           ? CompactETag.md5(record.etagHigh, record.etagLow).string : (extra?.etag ?? "")
         source = .object(
           client: clients[Int(record.client)],
-          key: extra?.key ?? key(of: record.parent) + record.name.string, etag: etag)
+          key: extra?.key ?? key(of: record.parent) + record.name.string, etag: etag, version: extra?.version)
       }
       let file = FileContent(
         size: record.size == Self.unknownSize ? nil : record.size, modified: modified ?? Timestamp(seconds: 0),
@@ -429,8 +433,9 @@ struct InodeTable {
       record.size = file.size ?? Self.unknownSize
       if file.isImmutable { record.flags.insert(.isImmutable) }
       switch file.source {
-      case .object(let client, let key, let etag):
+      case .object(let client, let key, let etag, let version):
         record.client = index(of: client)
+        extra.version = version
         if !sameBytes(key, parentKey + entry.name) { extra.key = key }
         if case .md5(let high, let low) = CompactETag(etag) {
           record.flags.insert(.md5)

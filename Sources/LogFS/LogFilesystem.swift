@@ -104,6 +104,9 @@ public final class LogFilesystem: Sendable {
   /// Files sized with a size their store did not give (`SizedFile.isConfirmed`), by inode: a read
   /// the store refuses as stale sizes them again (`sizeWasWrong`).
   private let unconfirmedSizes = Mutex<Set<UInt64>>([])
+  /// The last version list given, by inode, with when: `getxattr` is asked twice for one read (the
+  /// size, then the value), and the second is answered from here within a few seconds.
+  private let recentVersionList = Mutex<(inode: UInt64, text: String, at: Double)?>(nil)
 
   /// Sequential readers of remote files now, counted while their readahead window is open: the
   /// memory cache's half they share for readahead is split between them (`readaheadLimit`).
@@ -557,7 +560,7 @@ public final class LogFilesystem: Sendable {
   }
 
   private func checkReadable(_ node: InodeTable.Node, _ file: FileContent) throws(FilesystemError) {
-    guard var storage = file.storage, case .object(let client, let key, _) = file.source else { return }
+    guard var storage = file.storage, case .object(let client, let key, _, _) = file.source else { return }
     if storage.isReadable == nil {
       do throws(ObjectStoreError) {
         storage = try client.head(key: key).storage ?? ObjectStorage(storageClass: "STANDARD")
@@ -593,7 +596,8 @@ public final class LogFilesystem: Sendable {
     guard let node = table.withLock({ $0.node(inode) }) else {
       throw FilesystemError(.notFound, "unknown inode \(inode)")
     }
-    guard case .file(let file) = node.content, case .object(let client, let key, let etag) = file.source else {
+    guard case .file(let file) = node.content, case .object(let client, let key, let etag, let version) = file.source
+    else {
       return []
     }
     var attributes: [(name: String, value: String)] = [("source", client.identity + "/" + key)]
@@ -604,6 +608,7 @@ public final class LogFilesystem: Sendable {
     if !unquoted.isEmpty { attributes.append(("etag", String(unquoted))) }
     attributes.append(
       ("last_modified", formatRFC3339(seconds: file.modified.seconds, nanoseconds: file.modified.nanoseconds)))
+    if let version { attributes.append(("version_id", version)) }
     if client.hasStorageClasses {
       let storage = file.storage ?? ObjectStorage(storageClass: "STANDARD")
       attributes.append(
@@ -621,6 +626,43 @@ public final class LogFilesystem: Sendable {
       }
     }
     return attributes.map { (Self.attributePrefix + $0.name, $0.value) }
+  }
+
+  /// The name of the attribute that lists every version of a file's object. It is not listed: each
+  /// read of it costs a request (ListObjectVersions), which `getfattr -d` or `rsync -X` should not.
+  public static let versionsAttribute = attributePrefix + "versions"
+
+  /// Every version and delete marker of a file's object, newest first, one a line: the version
+  /// ID, when it was written (RFC 3339), its size and ETag ("-" for a delete marker), and what it
+  /// is: `current`, `deleted` (a delete marker), `old`; `shown` marks the version this mount reads.
+  /// Nil for a node that is not a file of a store that keeps versions.
+  public func versionList(of inode: UInt64) throws(FilesystemError) -> String? {
+    guard let node = table.withLock({ $0.node(inode) }), case .file(let file) = node.content,
+      case .object(let client, let key, let etag, let version) = file.source,
+      let store = (client as? AsOfObjectClient)?.inner ?? (client as? any VersionedObjectClient)
+    else { return nil }
+    let now = clock.now()
+    if let recent = recentVersionList.withLock({ $0 }), recent.inode == inode, now - recent.at < 5 {
+      return recent.text
+    }
+    let versions: [ObjectVersionEntry]
+    do throws(ObjectStoreError) {
+      versions = try store.versions(of: key)
+    } catch {
+      throw FilesystemError(error, context: "listing the versions of \(client.identity)/\(key)")
+    }
+    var lines: [String] = []
+    for entry in versions {
+      let time = formatRFC3339(seconds: entry.lastModified.seconds, nanoseconds: entry.lastModified.nanoseconds)
+      let state = entry.isDeleteMarker ? "deleted" : entry.isLatest ? "current" : "old"
+      let shown = (version.map { $0 == entry.versionID } ?? (entry.isLatest && entry.etag == etag)) ? " shown" : ""
+      let size = entry.isDeleteMarker ? "-" : String(entry.size)
+      let tag = entry.isDeleteMarker ? "-" : String(entry.etag.filter { $0 != "\"" })
+      lines.append("\(entry.versionID)\t\(time)\t\(size)\t\(tag)\t\(state)\(shown)\n")
+    }
+    let text = lines.joined()
+    recentVersionList.withLock { $0 = (inode, text, now) }
+    return text
   }
 
   /// A read refused because the object is archived: the file shows so from now on.
@@ -672,8 +714,9 @@ public final class LogFilesystem: Sendable {
     guard let size = sized.content.size, UInt64(sized.tail.count) <= size else {
       throw FilesystemError(.malformed, "\(node.name) was sized with \(sized.tail.count) bytes of its end and no size")
     }
-    if case .object(let client, let key, let etag) = sized.content.source, let blocks = reader(for: client) {
-      blocks.seed(BlockReader.ObjectVersion(key: key, etag: etag, size: size), tail: sized.tail)
+    if case .object(let client, let key, let etag, let version) = sized.content.source, let blocks = reader(for: client)
+    {
+      blocks.seed(BlockReader.ObjectVersion(key: key, etag: etag, size: size, version: version), tail: sized.tail)
     }
     guard table.withLock({ $0.sized(node.inode, sized.content) }) else {
       throw FilesystemError(.notFound, "\(node.name) left the tree while it was being opened")
@@ -714,11 +757,11 @@ public final class LogFilesystem: Sendable {
     switch file.source {
     case .bytes(let bytes):
       return [bytes[Int(offset)..<min(Int(end), bytes.count)]]
-    case .object(let client, let key, let etag):
+    case .object(let client, let key, let etag, let version):
       guard let blocks = reader(for: client) else {
         // A local directory is read directly: caching its blocks would only copy them.
         do throws(ObjectStoreError) {
-          return [try client.getBytes(key: key, range: offset..<end, ifMatch: etag)[...]]
+          return [try client.getBytes(key: key, version: version, range: offset..<end, ifMatch: etag)[...]]
         } catch {
           let failure = FilesystemError(error, context: "reading \(client.identity)/\(key)")
           noteArchived(file.inode, failure)
@@ -728,7 +771,7 @@ public final class LogFilesystem: Sendable {
       guard !file.sizeWasWrong.load(ordering: .relaxed) else {
         throw FilesystemError(.stale, "the size \(key) was opened with is wrong: open it again")
       }
-      let object = BlockReader.ObjectVersion(key: key, etag: etag, size: file.size)
+      let object = BlockReader.ObjectVersion(key: key, etag: etag, size: file.size, version: version)
       let blockSize = UInt64(configuration.blockSize)
       let (ahead, consumed) = file.stream.withLock { stream in
         let readers = sequentialReaders.load(ordering: .relaxed) + (stream.counted ? 0 : 1)
@@ -792,7 +835,8 @@ public final class LogFilesystem: Sendable {
       return (files, .named(parent: directory.parent, key: key))
     }
     prefetchStarts(of: ahead)
-    guard let next, case .file(let file) = node.content, case .object(let client, _, _) = file.source, client.isRemote
+    guard let next, case .file(let file) = node.content, case .object(let client, _, _, _) = file.source,
+      client.isRemote
     else { return }
     pool.submit { [self] in
       switch next {
@@ -818,9 +862,9 @@ public final class LogFilesystem: Sendable {
   /// The remote object a directory entry stands for, if it is one.
   private func fileObject(_ inode: UInt64, _ table: InodeTable) -> (any ObjectClient, BlockReader.ObjectVersion)? {
     guard let node = table.node(inode), case .file(let file) = node.content,
-      case .object(let client, let key, let etag) = file.source, let size = file.size
+      case .object(let client, let key, let etag, let version) = file.source, let size = file.size
     else { return nil }
-    return (client, BlockReader.ObjectVersion(key: key, etag: etag, size: size))
+    return (client, BlockReader.ObjectVersion(key: key, etag: etag, size: size, version: version))
   }
 
   /// The first directory after `directory` among its parent's entries (looking a few entries on).

@@ -168,8 +168,10 @@ public struct FileContent: Sendable {
 }
 
 public enum FileSource: Sendable {
-  /// An object of a store, read in blocks (cached) when the store is remote.
-  case object(client: any ObjectClient, key: String, etag: String)
+  /// An object of a store, read in blocks (cached) when the store is remote: its current version,
+  /// or the version `version` (a mount `--as-of` a time). Blocks are kept by ETag, which names the
+  /// bytes, so that two versions share blocks only when their bytes are the same.
+  case object(client: any ObjectClient, key: String, etag: String, version: String? = nil)
   /// Bytes the namespace holds itself, such as a build's metadata.
   case bytes([UInt8])
 }

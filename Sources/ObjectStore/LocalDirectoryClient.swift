@@ -109,8 +109,12 @@ public final class LocalDirectoryClient: ObjectClient {
   }
 
   public func get(
-    key: String, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
+    key: String, version: String?, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
   ) throws(ObjectStoreError) {
+    guard version == nil else {
+      throw ObjectStoreError(
+        .invalidRequest, "\(identity) keeps no versions: it cannot read version \(version!) of \(key)")
+    }
     counters.gets.add(1, ordering: .relaxed)
     guard isSafe(key) else { throw ObjectStoreError(.notFound, "no file \(key) in \(root)") }
     let file: OpenedFile

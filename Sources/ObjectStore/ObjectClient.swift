@@ -32,10 +32,12 @@ public protocol ObjectClient: Sendable {
   /// The object's current size, ETag and modification time.
   func head(key: String) throws(ObjectStoreError) -> ObjectInfo
 
-  /// Streams the bytes of `range` to `body`, in order, each byte exactly once, even when the
-  /// transfer is retried. With `ifMatch`, fails with `.preconditionFailed` if the object's ETag differs.
+  /// Streams the bytes of `range` of the object (of its version `version`, or the current one when
+  /// nil) to `body`, in order, each byte exactly once, even when the transfer is retried. With
+  /// `ifMatch`, fails with `.preconditionFailed` if the object's ETag differs. A store that keeps no
+  /// versions fails with `.invalidRequest` when given one.
   func get(
-    key: String, range: Range<UInt64>, ifMatch: String?,
+    key: String, version: String?, range: Range<UInt64>, ifMatch: String?,
     body: (UnsafeRawBufferPointer) -> Void
   ) throws(ObjectStoreError)
 }
@@ -54,11 +56,20 @@ extension ObjectClient {
   /// names only a length, is the exception.
   public func isFixed(etag: String) -> Bool { true }
 
+  /// `get` of the current version.
+  public func get(
+    key: String, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
+  ) throws(ObjectStoreError) {
+    try get(key: key, version: nil, range: range, ifMatch: ifMatch, body: body)
+  }
+
   /// Reads `range` into one array; for tests and small reads.
-  public func getBytes(key: String, range: Range<UInt64>, ifMatch: String? = nil) throws(ObjectStoreError) -> [UInt8] {
+  public func getBytes(key: String, version: String? = nil, range: Range<UInt64>, ifMatch: String? = nil)
+    throws(ObjectStoreError) -> [UInt8]
+  {
     var bytes = [UInt8]()
     bytes.reserveCapacity(Int(range.count))
-    try get(key: key, range: range, ifMatch: ifMatch) { bytes.append(contentsOf: $0) }
+    try get(key: key, version: version, range: range, ifMatch: ifMatch) { bytes.append(contentsOf: $0) }
     return bytes
   }
 
@@ -222,5 +233,108 @@ public struct Timestamp: Sendable, Hashable, Comparable {
 
   public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool {
     (lhs.seconds, lhs.nanoseconds) < (rhs.seconds, rhs.nanoseconds)
+  }
+}
+
+// MARK: - Versions
+
+/// A store that keeps every version of an object (an S3 bucket with Versioning), and lists them.
+public protocol VersionedObjectClient: ObjectClient {
+  /// One page of ListObjectVersions: under `prefix`, keys in UTF-8 byte order and each key's
+  /// versions and delete markers newest first; with a delimiter, keys holding it after the prefix
+  /// are rolled up into common prefixes.
+  func listVersionsPage(_ request: VersionListRequest) throws(ObjectStoreError) -> VersionPage
+}
+
+public struct VersionListRequest: Sendable, Hashable {
+  public var prefix: String
+  public var delimiter: String?
+  /// Where the page starts: after this key (and, with `versionIDMarker`, after that version of it).
+  public var keyMarker: String?
+  public var versionIDMarker: String?
+  public var maxKeys: Int?
+
+  public init(
+    prefix: String, delimiter: String? = nil, keyMarker: String? = nil, versionIDMarker: String? = nil,
+    maxKeys: Int? = nil
+  ) {
+    self.prefix = prefix
+    self.delimiter = delimiter
+    self.keyMarker = keyMarker
+    self.versionIDMarker = versionIDMarker
+    self.maxKeys = maxKeys
+  }
+}
+
+/// One version of an object, or a delete marker, as ListObjectVersions gives it.
+public struct ObjectVersionEntry: Sendable, Hashable {
+  public var key: String
+  /// "null" for the version written while versioning was off or suspended.
+  public var versionID: String
+  public var isLatest: Bool
+  /// A delete marker: the object was deleted at `lastModified` (no size, no ETag).
+  public var isDeleteMarker: Bool
+  public var lastModified: Timestamp
+  public var size: UInt64
+  public var etag: String
+  public var storage: ObjectStorage?
+
+  public init(
+    key: String, versionID: String, isLatest: Bool, isDeleteMarker: Bool, lastModified: Timestamp, size: UInt64 = 0,
+    etag: String = "", storage: ObjectStorage? = nil
+  ) {
+    self.key = key
+    self.versionID = versionID
+    self.isLatest = isLatest
+    self.isDeleteMarker = isDeleteMarker
+    self.lastModified = lastModified
+    self.size = size
+    self.etag = etag
+    self.storage = storage
+  }
+}
+
+public struct VersionPage: Sendable, Hashable {
+  /// Versions and delete markers in the order listed.
+  public var versions: [ObjectVersionEntry]
+  public var commonPrefixes: [String]
+  /// Present when the listing is truncated: where the next page starts.
+  public var nextKeyMarker: String?
+  public var nextVersionIDMarker: String?
+  /// As `ListPage.undecodableKeys`.
+  public var undecodableKeys: [String]
+
+  public init(
+    versions: [ObjectVersionEntry], commonPrefixes: [String], nextKeyMarker: String?, nextVersionIDMarker: String?,
+    undecodableKeys: [String] = []
+  ) {
+    self.versions = versions
+    self.commonPrefixes = commonPrefixes
+    self.nextKeyMarker = nextKeyMarker
+    self.nextVersionIDMarker = nextVersionIDMarker
+    self.undecodableKeys = undecodableKeys
+  }
+
+  public var isTruncated: Bool { nextKeyMarker != nil }
+}
+
+extension VersionedObjectClient {
+  /// Every version and delete marker of the object at `key`, newest first (by time, whatever the
+  /// order the server listed them in; of two of the same time, in the order listed).
+  public func versions(of key: String) throws(ObjectStoreError) -> [ObjectVersionEntry] {
+    var found: [ObjectVersionEntry] = []
+    var request = VersionListRequest(prefix: key)
+    while true {
+      let page = try listVersionsPage(request)
+      found += page.versions.filter { sameBytes($0.key, key) }
+      // Keys after this one sort after it: once a page holds another, every version was seen.
+      guard page.isTruncated, page.versions.allSatisfy({ sameBytes($0.key, key) }) else { break }
+      request.keyMarker = page.nextKeyMarker
+      request.versionIDMarker = page.nextVersionIDMarker
+    }
+    return found.enumerated().sorted { lhs, rhs in
+      lhs.element.lastModified != rhs.element.lastModified
+        ? rhs.element.lastModified < lhs.element.lastModified : lhs.offset < rhs.offset
+    }.map(\.element)
   }
 }

@@ -126,6 +126,90 @@ private func listedStorage(_ contents: XMLElement, key: String, restoreStatusIsR
   return storage
 }
 
+/// Parses a ListObjectVersions response body (`ListVersionsResult`), under the same rules as
+/// `parseListObjectsV2`: keys and prefixes decoded when the response says `EncodingType=url`, a key
+/// that is not UTF-8 set apart, `<Version>` and `<DeleteMarker>` kept in the order sent. A
+/// version without `Key`, `VersionId` or `LastModified`, or without `Size` (a delete marker has
+/// none), or `IsTruncated` true with no `NextKeyMarker`, is `.invalidResponse`.
+public func parseListObjectVersions(_ body: [UInt8]) throws(ObjectStoreError) -> VersionPage {
+  let root = try XMLReader().parse(body)
+  if root.name == "Error" { throw S3ErrorBody(root).objectStoreError }
+  guard root.name == "ListVersionsResult" else {
+    throw invalidListing("the root element is <\(root.name)>, not <ListVersionsResult>")
+  }
+  let decode: Bool
+  switch try root.childText("EncodingType") {
+  case nil: decode = false
+  case "url": decode = true
+  case let other?: throw invalidListing("unknown EncodingType \(other)")
+  }
+  var undecodable: [String] = []
+  func name(_ text: String) throws(ObjectStoreError) -> String? {
+    guard decode else { return text }
+    if let decoded = String(validating: try formURLDecodeBytes(text), as: UTF8.self) { return decoded }
+    undecodable.append(text)
+    return nil
+  }
+
+  var versions: [ObjectVersionEntry] = []
+  for element in root.children where element.name == "Version" || element.name == "DeleteMarker" {
+    let isDeleteMarker = element.name == "DeleteMarker"
+    guard let rawKey = try element.childText("Key") else { throw invalidListing("a <\(element.name)> without <Key>") }
+    let decodedKey = try name(rawKey)
+    let key = decodedKey ?? rawKey
+    guard let versionID = try element.childText("VersionId"), !versionID.isEmpty else {
+      throw invalidListing("no <VersionId> for a version of key \(key)")
+    }
+    guard let modifiedText = try element.childText("LastModified"), let modified = parseISO8601(modifiedText) else {
+      throw invalidListing("no valid <LastModified> for version \(versionID) of key \(key)")
+    }
+    let isLatest: Bool
+    switch try element.childText("IsLatest") {
+    case "true": isLatest = true
+    case "false", nil: isLatest = false
+    case let other?: throw invalidListing("IsLatest is \(other) for key \(key)")
+    }
+    var size: UInt64 = 0
+    if !isDeleteMarker {
+      guard let sizeText = try element.childText("Size"), let parsed = parseUInt64(sizeText) else {
+        throw invalidListing("no valid <Size> for version \(versionID) of key \(key)")
+      }
+      size = parsed
+    }
+    let storage = isDeleteMarker ? nil : ObjectStorage.reported(storageClass: try element.childText("StorageClass"))
+    guard decodedKey != nil else { continue }
+    versions.append(
+      ObjectVersionEntry(
+        key: key, versionID: versionID, isLatest: isLatest, isDeleteMarker: isDeleteMarker,
+        lastModified: Timestamp(seconds: modified.seconds, nanoseconds: modified.nanoseconds), size: size,
+        etag: try element.childText("ETag") ?? "", storage: storage))
+  }
+  var commonPrefixes: [String] = []
+  for group in root.children(named: "CommonPrefixes") {
+    guard let prefix = try group.childText("Prefix") else {
+      throw invalidListing("a <CommonPrefixes> without <Prefix>")
+    }
+    if let decoded = try name(prefix) { commonPrefixes.append(decoded) }
+  }
+  var nextKeyMarker: String?
+  var nextVersionIDMarker: String?
+  switch try root.childText("IsTruncated") {
+  case nil, "false": break
+  case "true":
+    guard let marker = try root.childText("NextKeyMarker"), !marker.isEmpty else {
+      throw invalidListing("IsTruncated is true but there is no NextKeyMarker")
+    }
+    // The marker is encoded as the keys are; one that is not UTF-8 cannot be sent back.
+    guard let decodedMarker = try name(marker) else { throw invalidListing("NextKeyMarker is not UTF-8") }
+    nextKeyMarker = decodedMarker
+    nextVersionIDMarker = try root.childText("NextVersionIdMarker").flatMap { $0.isEmpty ? nil : $0 }
+  case let other?: throw invalidListing("IsTruncated is \(other)")
+  }
+  return VersionPage(
+    versions: versions, commonPrefixes: commonPrefixes, nextKeyMarker: nextKeyMarker,
+    nextVersionIDMarker: nextVersionIDMarker, undecodableKeys: undecodable)
+}
+
 private func invalidListing(_ message: String) -> ObjectStoreError {
   ObjectStoreError(.invalidResponse, "S3 sent an invalid listing: \(message)")
 }

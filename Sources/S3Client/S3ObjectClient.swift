@@ -8,7 +8,7 @@ public import SystemBase
 /// An S3 bucket (or an S3-compatible endpoint) as an `ObjectClient`: ListObjectsV2, HEAD and ranged
 /// GET, signed with SigV4 (or unsigned), retried with backoff and full jitter, following the bucket
 /// to its region. Calls block the calling thread and are safe from any number of threads.
-public final class S3ObjectClient: WritableObjectClient {
+public final class S3ObjectClient: WritableObjectClient, VersionedObjectClient {
   public let configuration: S3Configuration
   public let identity: String
   public var isRemote: Bool { true }
@@ -79,6 +79,47 @@ public final class S3ObjectClient: WritableObjectClient {
     }
   }
 
+  // MARK: - Versions
+
+  public func listVersionsPage(_ request: VersionListRequest) throws(ObjectStoreError) -> VersionPage {
+    counters.lists.add(1, ordering: .relaxed)
+    var query: [(String, String)] = [("versions", ""), ("prefix", request.prefix), ("encoding-type", "url")]
+    if let delimiter = request.delimiter, !delimiter.isEmpty { query.append(("delimiter", delimiter)) }
+    if let keyMarker = request.keyMarker { query.append(("key-marker", keyMarker)) }
+    if let versionIDMarker = request.versionIDMarker { query.append(("version-id-marker", versionIDMarker)) }
+    if let maxKeys = request.maxKeys { query.append(("max-keys", String(maxKeys))) }
+    return try retries.run("LIST VERSIONS s3://\(configuration.bucket)/\(request.prefix)", policy()) {
+      () throws(Outcome) -> VersionPage in
+      let (response, body) = try exchange(
+        method: "GET", key: nil, query: query, headers: [], collectLimit: configuration.maxListBodyBytes)
+      guard response.status == 200 else { throw classify(response, body: body) }
+      noteRegion(response)
+      do throws(ObjectStoreError) {
+        return try parseListObjectVersions(body)
+      } catch {
+        throw error.kind == .invalidResponse ? .retry(error) : .fail(error)
+      }
+    }
+  }
+
+  /// Whether the bucket keeps versions: "Enabled", "Suspended" (it kept some), or nil (never on).
+  public func versioningStatus() throws(ObjectStoreError) -> String? {
+    counters.lists.add(1, ordering: .relaxed)
+    return try retries.run("GET VERSIONING s3://\(configuration.bucket)", policy()) { () throws(Outcome) -> String? in
+      let (response, body) = try exchange(
+        method: "GET", key: nil, query: [("versioning", "")], headers: [], collectLimit: 1 << 16)
+      guard response.status == 200 else { throw classify(response, body: body) }
+      do throws(ObjectStoreError) {
+        // S3 answers <VersioningConfiguration>, moto <GetBucketVersioningResponse>: the Status is what counts.
+        let root = try XMLReader().parse(body)
+        guard root.name != "Error" else { throw S3ErrorBody(root).objectStoreError }
+        return try root.childText("Status")
+      } catch {
+        throw .fail(error)
+      }
+    }
+  }
+
   // MARK: - Restore
 
   /// What S3 made of a RestoreObject.
@@ -121,14 +162,15 @@ public final class S3ObjectClient: WritableObjectClient {
   }
 
   public func get(
-    key: String, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
+    key: String, version: String?, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
   ) throws(ObjectStoreError) {
     counters.gets.add(1, ordering: .relaxed)
     guard !range.isEmpty else { return }
     var delivered: UInt64 = 0
     // The ETag of the first answer: a resumed transfer must read the same object version.
     var firstETag: String?
-    try retries.run("GET \(display(key)) bytes \(range.lowerBound)-\(range.upperBound - 1)", policy()) {
+    let versionNote = version.map { " version \($0)" } ?? ""
+    try retries.run("GET \(display(key))\(versionNote) bytes \(range.lowerBound)-\(range.upperBound - 1)", policy()) {
       () throws(Outcome) in
       let first = range.lowerBound + delivered
       let last = range.upperBound - 1
@@ -138,7 +180,7 @@ public final class S3ObjectClient: WritableObjectClient {
       }
       var streaming = false
       var problem: ObjectStoreError?
-      let address = address(key: key, query: [], region: region)
+      let address = address(key: key, query: version.map { [("versionId", $0)] } ?? [], region: region)
       let (response, errorBody): (HTTPResponse, [UInt8])
       do throws(HTTPError) {
         (response, errorBody) = try http.performJudgingErrors(

@@ -4,6 +4,7 @@ import BuildkiteNames
 import Catalog
 import Glibc
 import Logging
+import ObjectStore
 import SystemBase
 
 struct SyncCommand: ParsableCommand {
@@ -90,11 +91,16 @@ private func syncFailureMessage(_ error: SyncError) -> String {
   }
 }
 
-/// Seconds since the epoch of `--since`: an ISO 8601 date-time (UTC when it names no zone) or a date
-/// (its midnight, UTC).
-func parseSinceDate(_ text: String) -> Int64? {
+/// Seconds since the epoch of `--since`: see `parseTimeArgument`.
+func parseSinceDate(_ text: String) -> Int64? { parseTimeArgument(text)?.seconds }
+
+/// A time given on the command line (`sync --since`, `mount --as-of`): an ISO 8601 date-time (UTC
+/// when it names no zone) or a date (its midnight, UTC).
+func parseTimeArgument(_ text: String) -> Timestamp? {
   for candidate in [text, text + "Z", text + "T00:00:00Z"] {
-    if let time = parseISO8601(candidate, syntax: .lenient) { return time.seconds }
+    if let time = parseISO8601(candidate, syntax: .lenient) {
+      return Timestamp(seconds: time.seconds, nanoseconds: time.nanoseconds)
+    }
   }
   return nil
 }

@@ -19,9 +19,9 @@ private final class FlakyBucket: WritableObjectClient {
   func listPage(_ request: ListRequest) throws(ObjectStoreError) -> ListPage { try bucket.listPage(request) }
   func head(key: String) throws(ObjectStoreError) -> ObjectInfo { try bucket.head(key: key) }
   func get(
-    key: String, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
+    key: String, version: String?, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
   ) throws(ObjectStoreError) {
-    try bucket.get(key: key, range: range, ifMatch: ifMatch, body: body)
+    try bucket.get(key: key, version: version, range: range, ifMatch: ifMatch, body: body)
   }
   func getObject(key: String, limit: Int) throws(ObjectStoreError) -> [UInt8]? {
     try check()

@@ -77,8 +77,8 @@ import Testing
       case (.file(let kept), .file(let given)):
         #expect(kept.size == given.size && kept.modified == given.modified && kept.isImmutable == given.isImmutable)
         switch (kept.source, given.source) {
-        case (.object(_, let key, let etag), .object(_, let givenKey, let givenEtag)):
-          #expect(sameBytes(key, givenKey) && sameBytes(etag, givenEtag))
+        case (.object(_, let key, let etag, let version), .object(_, let givenKey, let givenEtag, let givenVersion)):
+          #expect(sameBytes(key, givenKey) && sameBytes(etag, givenEtag) && version == givenVersion)
         case (.bytes(let bytes), .bytes(let givenBytes)): #expect(bytes == givenBytes)
         default: Issue.record("\(entry.name) changed its source")
         }

@@ -69,9 +69,9 @@ import Testing
     func head(key: String) throws(ObjectStoreError) -> ObjectInfo { try store.head(key: key) }
 
     func get(
-      key: String, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
+      key: String, version: String?, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
     ) throws(ObjectStoreError) {
-      try store.get(key: key, range: range, ifMatch: ifMatch, body: body)
+      try store.get(key: key, version: version, range: range, ifMatch: ifMatch, body: body)
     }
   }
 

@@ -393,11 +393,11 @@ final class GatedObjectClient: ObjectClient {
   func listPage(_ request: ListRequest) throws(ObjectStoreError) -> ListPage { try inner.listPage(request) }
   func head(key: String) throws(ObjectStoreError) -> ObjectInfo { try inner.head(key: key) }
   func get(
-    key: String, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
+    key: String, version: String?, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
   ) throws(ObjectStoreError) {
     waiting.add(1, ordering: .relaxed)
     _ = gate.wait(timeout: .now() + 10)
-    try inner.get(key: key, range: range, ifMatch: ifMatch, body: body)
+    try inner.get(key: key, version: version, range: range, ifMatch: ifMatch, body: body)
   }
 }
 

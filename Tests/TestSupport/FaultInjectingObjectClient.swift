@@ -137,14 +137,14 @@ public final class FaultInjectingObjectClient: ObjectClient {
   }
 
   public func get(
-    key: String, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
+    key: String, version: String?, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
   ) throws(ObjectStoreError) {
     counters.gets.add(1, ordering: .relaxed)
     let failure = prepare(.get, key: key, range: range)
     try counted { () throws(ObjectStoreError) in
       if let failure, failure.passOn == 0 { throw failure.error }
       var allowance = failure?.passOn ?? Int.max
-      try inner.get(key: key, range: range, ifMatch: ifMatch) { chunk in
+      try inner.get(key: key, version: version, range: range, ifMatch: ifMatch) { chunk in
         let passed = UnsafeRawBufferPointer(rebasing: chunk.prefix(allowance))
         guard !passed.isEmpty else { return }
         allowance -= passed.count

@@ -141,7 +141,7 @@ public final class InMemoryObjectClient: WritableObjectClient {
   }
 
   public func get(
-    key: String, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
+    key: String, version: String?, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
   ) throws(ObjectStoreError) {
     counters.gets.add(1, ordering: .relaxed)
     let result = state.withLock { state -> Result<[UInt8], ObjectStoreError> in

@@ -516,7 +516,7 @@ class MountFactory:
         return ["--bucket", bucket.name, "--endpoint", bucket.endpoint, "--region", REGION]
 
     def __call__(self, *, archive=None, bucket=None, cache_dir=None, mountpoint=None, extra_args=(),
-                 _source_args=None, check=True, timeout=60):
+                 _source_args=None, check=True, timeout=60, env=None):
         """Mount (daemonised; returns when ready). archive=DIR for --archive, else the seeded bucket."""
         self.count += 1
         if _source_args is not None:
@@ -535,7 +535,7 @@ class MountFactory:
         m = Mount(self, mnt, cache, source_args, list(extra_args))
         m.log_path = log_file
         self.mounts.append(m)
-        r = run_bklogfs(self.binary, *args, timeout=timeout)
+        r = run_bklogfs(self.binary, *args, timeout=timeout, env=env)
         m.pids = daemon_pids(self.binary, mnt)
         if check:
             assert r.returncode == 0, (f"bklogfs mount exited {r.returncode}: {r.stderr.strip() or r.stdout.strip()}"
