@@ -108,6 +108,7 @@ func makeOperations() -> fuse_lowlevel_ops {
       // The kernel holds the inode once the reply reaches it: counted before (a forget may follow
       // at once), and given back if the reply did not get there (the request was interrupted).
       var entry = entryParameters(try context.filesystem.lookup(parent: parent, name: name, reference: true), context)
+      context.notices.drain(seconds: 1)
       if fuse_reply_entry(request, &entry) != 0 { context.filesystem.forget(entry.ino, count: 1) }
     } catch  where error.kind == .notFound {
       // Inode 0 tells the kernel to remember the name as missing for a while.
@@ -156,6 +157,9 @@ func makeOperations() -> fuse_lowlevel_ops {
     let context = context(request)
     do throws(FilesystemError) {
       info!.pointee.fh = try context.filesystem.openDirectory(inode)
+      // A listing that found files changed told the kernel to drop what it holds of them: the
+      // reply waits for that, so that a `stat` after `ls` sees the change.
+      context.notices.drain(seconds: 1)
       fuse_reply_open(request, info)
     } catch {
       reply(request, error, context)

@@ -42,9 +42,10 @@ public final class FuseSession {
     onReady: @escaping @Sendable () -> Void
   ) throws(FuseError) {
     self.mountpoint = mountpoint
+    let notices = NoticeQueue()
     context = FuseContext(
-      filesystem: filesystem, caching: caching, uid: uid, gid: gid, rootAttributes: rootAttributes, logger: logger,
-      onReady: onReady)
+      filesystem: filesystem, caching: caching, uid: uid, gid: gid, rootAttributes: rootAttributes, notices: notices,
+      logger: logger, onReady: onReady)
     unmanagedContext = Unmanaged.passRetained(context)
 
     // No `default_permissions`: every node is readable by all (0444, 0555), and `access` answers
@@ -66,7 +67,7 @@ public final class FuseSession {
       throw FuseError(description: "libfuse refused the mount options \(mountOptions.joined(separator: ","))")
     }
     session = created
-    invalidations = Invalidations(session: created)
+    invalidations = Invalidations(session: created, notices: notices)
     filesystem.onFileChanged { [invalidations] inode in invalidations.invalidate(inode) }
     filesystem.onNamesDropped { [invalidations] names in invalidations.invalidate(names) }
     guard fuse_session_mount(session, mountpoint) == 0 else {
@@ -110,15 +111,18 @@ final class FuseContext: Sendable {
   let gid: UInt32
   /// Attributes of the root that are not listed, by name, such as what the mount reads from.
   let rootAttributes: [String: [UInt8]]
+  /// The kernel notices not yet sent.
+  let notices: NoticeQueue
   let logger: Logger
   /// Called once the kernel and libfuse have agreed on the session's terms: the mount is usable.
   let onReady: @Sendable () -> Void
 
   init(
     filesystem: LogFilesystem, caching: KernelCaching, uid: UInt32, gid: UInt32, rootAttributes: [String: [UInt8]],
-    logger: Logger, onReady: @escaping @Sendable () -> Void
+    notices: NoticeQueue, logger: Logger, onReady: @escaping @Sendable () -> Void
   ) {
     self.rootAttributes = rootAttributes
+    self.notices = notices
     self.filesystem = filesystem
     self.caching = caching
     self.uid = uid
@@ -138,15 +142,47 @@ extension String {
 /// Tells the kernel to drop what it cached of a file whose object changed (its pages and
 /// attributes), or of names the inode table let go, from a queue of its own: never from inside a
 /// request, where it could deadlock.
+/// The one thread kernel notices are sent from (never a request's own thread: a notice about a file
+/// waits for the kernel's locks on it, which a request in flight may hold), and how many are queued.
+final class NoticeQueue: Sendable {
+  let queue = DispatchQueue(label: "bklogfs.invalidations")
+  private let pending = Atomic<Int>(0)
+
+  /// Queues a notice; `awaited` ones (a changed file's) are what `drain` waits for. Names dropped
+  /// from the table are not: a walk's evictions send them in bursts no reply should wait behind.
+  func send(awaited: Bool, _ notice: @escaping @Sendable () -> Void) {
+    guard awaited else { return queue.async(execute: notice) }
+    pending.add(1, ordering: .relaxed)
+    queue.async { [self] in
+      notice()
+      pending.subtract(1, ordering: .relaxed)
+    }
+  }
+
+  /// Waits, at most `seconds`, for the changed files' notices queued so far to reach the kernel.
+  /// A reply that follows a listing that found files changed waits for them, so that what the
+  /// caller does next (a `stat` after `ls`) sees the change; bounded, since the kernel may hold a
+  /// notice while a read of the same file is in flight.
+  func drain(seconds: Double) {
+    guard pending.load(ordering: .relaxed) > 0 else { return }
+    let done = DispatchSemaphore(value: 0)
+    queue.async { done.signal() }
+    _ = done.wait(timeout: .now() + seconds)
+  }
+}
+
 private final class Invalidations: @unchecked Sendable {
   private let session: OpaquePointer
   private let open = Mutex(true)
-  private let queue = DispatchQueue(label: "bklogfs.invalidations")
+  private let notices: NoticeQueue
 
-  init(session: OpaquePointer) { self.session = session }
+  init(session: OpaquePointer, notices: NoticeQueue) {
+    self.session = session
+    self.notices = notices
+  }
 
   func invalidate(_ inode: UInt64) {
-    queue.async { [self] in
+    notices.send(awaited: true) { [self] in
       open.withLock { open in
         if open { _ = fuse_lowlevel_notify_inval_inode(session, inode, 0, 0) }
       }
@@ -156,7 +192,7 @@ private final class Invalidations: @unchecked Sendable {
   /// Asks the kernel to drop its entries of these names (`fuse_lowlevel_notify_inval_entry`), so that
   /// it forgets their inodes unless a process is using them: the inode table let them go.
   func invalidate(_ names: [(parent: UInt64, name: String)]) {
-    queue.async { [self] in
+    notices.send(awaited: false) { [self] in
       open.withLock { open in
         guard open else { return }
         for (parent, name) in names {

@@ -62,6 +62,9 @@ extension FilesystemError.Kind {
   /// The object is archived and not restored (`ObjectStoreError.Kind.archived`): "Object is remote",
   /// as s3fs answers too, rather than EACCES, which would blame the credentials.
   public static let archived = Self("archived, not restored", errno: EREMOTE, level: .warning)
+  /// The object is encrypted with a customer-provided key (SSE-C), which the mount does not hold:
+  /// "Required key not available", as a file of an encrypted directory whose key is not loaded.
+  public static let encrypted = Self("encrypted with a customer key", errno: ENOKEY, level: .warning)
   public static let timedOut = Self("timed out", errno: ETIMEDOUT, level: .error)
   public static let unreachable = Self("unreachable", errno: EIO, level: .error)
   public static let server = Self("server error", errno: EIO, level: .error)
@@ -79,6 +82,7 @@ extension FilesystemError.Kind {
       case .preconditionFailed: .stale
       case .accessDenied: .denied
       case .archived: .archived
+      case .customerKeyRequired: .encrypted
       case .timedOut: .timedOut
       case .unreachable: .unreachable
       case .serverError: .server

@@ -13,6 +13,9 @@ public struct ObjectStoreError: Error, Sendable, CustomStringConvertible {
     /// The object is in an archive storage class (GLACIER, DEEP_ARCHIVE, an archive tier of
     /// INTELLIGENT_TIERING) and not restored: it cannot be read until it is (S3 `InvalidObjectState`).
     case archived
+    /// The object is encrypted with a key its writer keeps (SSE-C): it can only be read by sending
+    /// that key, which this client does not hold.
+    case customerKeyRequired
     /// The server could not be reached, or the connection failed, after every retry.
     case unreachable
     /// A call ran past its timeout, after every retry.

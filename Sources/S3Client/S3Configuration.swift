@@ -23,6 +23,9 @@ public struct S3Configuration: Sendable {
   public var retryMaxDelay: Double
   /// A ListObjectsV2 body larger than this is refused.
   public var maxListBodyBytes: Int
+  /// Every request says the requester pays for it (`x-amz-request-payer: requester`), as a bucket
+  /// with "Requester Pays" on asks of anyone but its owner.
+  public var requesterPays: Bool = false
 
   /// - Parameter forcePathStyle: defaults to true with a custom endpoint, false for AWS.
   public init(

@@ -341,6 +341,7 @@ public final class S3ObjectClient: WritableObjectClient, VersionedObjectClient {
     _ method: String, _ address: Address, _ extra: [(name: String, value: String)],
     signed: [(name: String, value: String)] = [], payloadSHA256: String = emptyPayloadSHA256
   ) -> [(name: String, value: String)] {
+    let signed = (configuration.requesterPays ? [(name: "x-amz-request-payer", value: "requester")] : []) + signed
     let host = [(name: "Host", value: address.host)] + signed
     guard let credentials = configuration.credentials else { return host + extra }
     let signer = SigV4Signer(credentials: credentials, region: region, service: "s3")
@@ -412,6 +413,14 @@ public final class S3ObjectClient: WritableObjectClient, VersionedObjectClient {
       return .redirect(ObjectStoreError(.invalidResponse, "\(reason) (the bucket is in region \(hinted))")) {
         self.follow(region: hinted)
       }
+    }
+    if status == 400, let s3, s3.message.lowercased().contains("server side encryption") {
+      // S3 (InvalidRequest) and Ceph (InvalidArgument) say so of an SSE-C object read without its key.
+      return .fail(
+        ObjectStoreError(
+          .customerKeyRequired,
+          "\(reason): the object is encrypted with a customer-provided key (SSE-C), which only its writer "
+            + "holds; bklogfs cannot read it"))
     }
     switch status {
     case 301, 307, 308:

@@ -220,7 +220,11 @@ struct MountCommand: ParsableCommand {
       do throws(ObjectStoreError) {
         try s3Client.checkBucket()
       } catch {
-        throw MountFailure(error.message)
+        // S3 refuses a request to a Requester Pays bucket that does not agree to pay as AccessDenied.
+        let hint =
+          error.kind == .accessDenied && !s3.requesterPays
+          ? " (if the bucket has Requester Pays on, add --requester-pays)" : ""
+        throw MountFailure(error.message + hint)
       }
       archive = (s3Client, target.prefix, "s3://\(target.bucket)/\(target.prefix)")
       if let time = try source.asOfTime() {

@@ -22,6 +22,7 @@ struct BucketFacts: Codable, Equatable {
   var pathStyle: Bool
   var profile: String?
   var unsigned: Bool
+  var requesterPays: Bool?
 
   /// The buckets among a mount's stores, as JSON.
   static func json(_ clients: [any ObjectClient], profile: String?) -> [UInt8] {
@@ -29,7 +30,7 @@ struct BucketFacts: Codable, Equatable {
       BucketFacts(
         bucket: client.configuration.bucket, region: client.region, endpoint: client.configuration.endpoint,
         pathStyle: client.configuration.forcePathStyle, profile: profile,
-        unsigned: client.configuration.credentials == nil)
+        unsigned: client.configuration.credentials == nil, requesterPays: client.configuration.requesterPays)
     }
     let encoder = JSONEncoder()
     encoder.keyEncodingStrategy = .convertToSnakeCase
@@ -184,10 +185,11 @@ struct RestoreCommand: ParsableCommand {
         "no AWS credentials found to restore objects of s3://\(facts.bucket): set AWS_ACCESS_KEY_ID and "
           + "AWS_SECRET_ACCESS_KEY, or name a profile with --profile")
     }
-    let configuration = S3Configuration(
+    var configuration = S3Configuration(
       bucket: facts.bucket, region: facts.region, endpoint: facts.endpoint, forcePathStyle: facts.pathStyle,
       credentials: credentials, timeouts: HTTPTimeouts(connect: 5, stall: 15, total: 120), maxAttempts: 8,
       retryMaxDelay: 20)
+    configuration.requesterPays = facts.requesterPays ?? false
     do throws(ObjectStoreError) {
       return try S3ObjectClient(configuration: configuration, logger: logger)
     } catch {

@@ -18,6 +18,9 @@ struct S3Options: ParsableArguments {
 
   @Flag(help: "Send requests unsigned, for a public bucket.")
   var noSignRequest = false
+
+  @Flag(help: "Agree to pay for the requests, as a bucket with Requester Pays on asks of anyone but its owner.")
+  var requesterPays = false
 }
 
 /// The bucket and key prefix to mount, from `--bucket NAME` or `--bucket s3://NAME/PREFIX`, and `--prefix`.
@@ -75,9 +78,10 @@ func makeS3Client(
     try checkPlainHTTP(
       endpoint, what: "the S3 endpoint", carrying: "signed requests", allowed: insecureHTTP, logger: logger)
   }
-  let configuration = S3Configuration(
+  var configuration = S3Configuration(
     bucket: target.bucket, prefix: target.prefix, region: options.region ?? settings.region ?? "us-east-1",
     endpoint: endpoint, credentials: credentials, timeouts: timeouts, maxAttempts: maxAttempts)
+  configuration.requesterPays = options.requesterPays
   do throws(ObjectStoreError) {
     return try S3ObjectClient(configuration: configuration, logger: logger)
   } catch {

@@ -10,7 +10,8 @@ import Testing
   /// Every kind of store failure has its errno, from one table.
   @Test(arguments: [
     (ObjectStoreError.Kind.notFound, ENOENT), (.noSuchBucket, ENOENT), (.preconditionFailed, ESTALE),
-    (.accessDenied, EACCES), (.archived, EREMOTE), (.timedOut, ETIMEDOUT), (.unreachable, EIO), (.serverError, EIO),
+    (.accessDenied, EACCES), (.archived, EREMOTE), (.customerKeyRequired, ENOKEY), (.timedOut, ETIMEDOUT),
+    (.unreachable, EIO), (.serverError, EIO),
     (.invalidResponse, EIO), (.invalidRequest, EIO),
   ])
   func aStoreFailureHasItsErrno(kind: ObjectStoreError.Kind, errno: Int32) {
