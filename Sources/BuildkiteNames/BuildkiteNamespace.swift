@@ -17,7 +17,15 @@ public struct BuildkiteNamesConfiguration: Sendable {
   /// Seconds a finished build's directory is trusted: it never changes but for a later retry.
   public var finishedBuildTTL: Double
 
-  public init(recentBuilds: Int = 100, listingTTL: Double = 60, finishedBuildTTL: Double = 24 * 3600) {
+  /// Show the names as they were at this time (`bklogfs mount --as-of`): only builds created by
+  /// then, and of each only the logs that existed then (in the archive as of then, which the mount
+  /// gives as its archive, or in Buildkite's storage for a job finished by then).
+  public var asOf: Timestamp?
+
+  public init(
+    recentBuilds: Int = 100, listingTTL: Double = 60, finishedBuildTTL: Double = 24 * 3600, asOf: Timestamp? = nil
+  ) {
+    self.asOf = asOf
     self.recentBuilds = recentBuilds
     self.listingTTL = listingTTL
     self.finishedBuildTTL = finishedBuildTTL
@@ -147,10 +155,12 @@ public final class BuildkiteNamespace: Namespace {
 
   private func buildsListing(organization: String, pipeline: String) throws(FilesystemError) -> NamespaceListing {
     let limit = configuration.recentBuilds
+    let asOf = configuration.asOf?.seconds
     let builds = try fresh(
-      listing: "builds:\(organization)/\(pipeline)",
+      listing: "builds:\(organization)/\(pipeline)" + (asOf.map { "@\($0)" } ?? ""),
       cached: { () throws(CatalogError) in
-        try catalog.builds(organizationSlug: organization, pipelineSlug: pipeline, limit: limit, before: nil)
+        try catalog.builds(
+          organizationSlug: organization, pipelineSlug: pipeline, limit: limit, before: nil, createdAtMost: asOf)
       },
       fetch: { () throws(FilesystemError) in
         var fetched = 0
@@ -181,6 +191,10 @@ public final class BuildkiteNamespace: Namespace {
   /// before, so that a walk that had to shrink its pages still starts the next one where it stopped.
   static let pageSizes = [100, 50, 25, 5, 1]
 
+  /// Buildkite's `created_to` (builds created before it) for a mount `--as-of`: the second after the
+  /// time, since the catalog keeps creation times to the second.
+  private var createdTo: Double? { configuration.asOf.map { Double($0.seconds + 1) } }
+
   /// Page `page` of a pipeline's builds (newest first), `perPage` builds a page. An answer too large
   /// for the client (builds of thousands of jobs each) is asked for again with fewer builds, and
   /// `perPage` keeps the smaller size for the pages after; one build too large alone is listed
@@ -192,7 +206,7 @@ public final class BuildkiteNamespace: Namespace {
     let what = "listing the builds of \(organization)/\(pipeline)"
     var page = page
     while true {
-      let query = BuildQuery(includeRetriedJobs: true, page: page, perPage: perPage)
+      let query = BuildQuery(createdTo: createdTo, includeRetriedJobs: true, page: page, perPage: perPage)
       do throws(BuildkiteError) {
         return try api.buildsPage(organization: organization, pipeline: pipeline, query: query)
       } catch  where error.isAnswerTooLarge {
@@ -207,7 +221,7 @@ public final class BuildkiteNamespace: Namespace {
         throw FilesystemError(error, context: what)
       }
     }
-    let query = BuildQuery(includeRetriedJobs: true, page: page, perPage: perPage)
+    let query = BuildQuery(createdTo: createdTo, includeRetriedJobs: true, page: page, perPage: perPage)
     return try call(what) { () throws(BuildkiteError) in
       try api.buildsPageWithJobsApart(organization: organization, pipeline: pipeline, query: query)
     }
@@ -252,8 +266,13 @@ public final class BuildkiteNamespace: Namespace {
         named.append(job)
         let content = FileContent(
           size: object.size, modified: object.lastModified, isImmutable: true,
-          source: .object(client: client, key: object.key, etag: object.etag), storage: object.storage)
+          source: .object(client: client, key: object.key, etag: object.etag, version: object.versionID),
+          storage: object.storage)
         entries.append(NamespaceEntry(name: name, content: .file(content)))
+        continue
+      }
+      if let asOf = configuration.asOf, (job.finishedAt ?? .max) > asOf.seconds {
+        // Not in the archive at the time, nor finished by then: its log was not what it is now.
         continue
       }
       if exported {
@@ -572,7 +591,16 @@ public final class BuildkiteNamespace: Namespace {
 
   /// A build from the catalog, or from the API when the catalog lacks it or it was still running
   /// when last seen (and its record is older than the listing TTL).
+  /// The build of that number, or nil when there is none, or (`--as-of`) none yet at the time.
   private func buildRecord(organization: String, pipeline: String, number: Int) throws(FilesystemError)
+    -> CatalogBuild?
+  {
+    let build = try buildRecordNow(organization: organization, pipeline: pipeline, number: number)
+    if let asOf = configuration.asOf, let build, let created = build.createdAt, created > asOf.seconds { return nil }
+    return build
+  }
+
+  private func buildRecordNow(organization: String, pipeline: String, number: Int) throws(FilesystemError)
     -> CatalogBuild?
   {
     let cached = try stored { () throws(CatalogError) in

@@ -293,21 +293,24 @@ public final class Catalog: Sendable {
   }
 
   /// Builds of a pipeline, newest (highest number) first, at most `limit`, optionally only numbers below `before`.
-  public func builds(organizationSlug: String, pipelineSlug: String, limit: Int, before: Int?) throws(CatalogError)
-    -> [CatalogBuild]
-  {
+  /// With `createdAtMost`, only builds created then or before (a build of unknown creation time
+  /// counts as before), for a mount `--as-of` a time.
+  public func builds(
+    organizationSlug: String, pipelineSlug: String, limit: Int, before: Int?, createdAtMost: Int64? = nil
+  ) throws(CatalogError) -> [CatalogBuild] {
     guard limit > 0 else { return [] }
     return try read { (db) throws(SQLiteError) in
       try db.rows(
         """
         SELECT \(Self.buildColumns) FROM \(Self.buildTables)
         WHERE p.organization_slug = ?1 AND p.pipeline_slug = ?2 AND b.number < ?3
+          AND coalesce(b.created_at, 0) <= ?5
         ORDER BY b.number DESC LIMIT ?4
         """,
         purpose: "list a pipeline's builds",
         binding: [
           .text(organizationSlug), .text(pipelineSlug), .integer(before.map { Int64($0) } ?? .max),
-          .integer(Int64(limit)),
+          .integer(Int64(limit)), .integer(createdAtMost ?? .max),
         ], Self.build)
     }
   }

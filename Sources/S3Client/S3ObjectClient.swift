@@ -275,21 +275,41 @@ public final class S3ObjectClient: WritableObjectClient, VersionedObjectClient {
     if let maxKeys = request.maxKeys { query.append(("max-keys", String(maxKeys))) }
     let what = "LIST s3://\(configuration.bucket)/\(request.prefix)"
     // Each archived object's restore state, in the listing (S3, since 2023); other servers ignore it.
-    let asked = [(name: "x-amz-optional-object-attributes", value: "RestoreStatus")]
-    return try retries.run(what, policy) { () throws(Outcome) -> ListPage in
-      let (response, body) = try exchange(
-        method: "GET", key: nil, query: query, headers: [], signed: asked, collectLimit: configuration.maxListBodyBytes,
-        timeouts: policy.timeouts)
-      guard response.status == 200 else { throw classify(response, body: body) }
-      noteRegion(response)
+    let asking = asksRestoreStatus.load(ordering: .relaxed)
+    let asked = asking ? [(name: "x-amz-optional-object-attributes", value: "RestoreStatus")] : []
+    do throws(ObjectStoreError) {
+      return try retries.run(what, policy) { () throws(Outcome) -> ListPage in
+        let (response, body) = try exchange(
+          method: "GET", key: nil, query: query, headers: [], signed: asked,
+          collectLimit: configuration.maxListBodyBytes, timeouts: policy.timeouts)
+        guard response.status == 200 else { throw classify(response, body: body) }
+        noteRegion(response)
+        do throws(ObjectStoreError) {
+          return try parseListObjectsV2(
+            body, urlEncoded: true, restoreStatusIsReliable: asking && restoreStatusIsReliable)
+        } catch {
+          // A cut or garbled body: worth another attempt.
+          throw error.kind == .invalidResponse ? .retry(error) : .fail(error)
+        }
+      }
+    } catch  where asking && error.kind == .accessDenied {
+      // A policy that refuses the optional attributes must not cost the listing: asked again
+      // without them, and if that is allowed, never asked again (HEADs at open tell instead).
+      asksRestoreStatus.store(false, ordering: .relaxed)
       do throws(ObjectStoreError) {
-        return try parseListObjectsV2(body, urlEncoded: true, restoreStatusIsReliable: restoreStatusIsReliable)
+        let page = try list(request, policy: policy)
+        logger.notice("s3://\(configuration.bucket) refuses to list restore states; an archived log's is asked at open")
+        return page
       } catch {
-        // A cut or garbled body: worth another attempt.
-        throw error.kind == .invalidResponse ? .retry(error) : .fail(error)
+        asksRestoreStatus.store(true, ordering: .relaxed)
+        throw error
       }
     }
   }
+
+  /// Whether listings ask for each object's restore state: until a listing that asks is refused
+  /// and one that does not is allowed.
+  private let asksRestoreStatus = Atomic<Bool>(true)
 
   // MARK: - Requests
 

@@ -102,14 +102,16 @@ func openCatalog(_ location: CacheLocationOptions, logger: Logger) throws -> Cat
 func makeBuildkiteNamespace(
   token: String, options: BuildkiteOptions, archive: (client: any ObjectClient, prefix: String)?,
   exports: (client: any ObjectClient, prefix: String)?, location: CacheLocationOptions, directoryTTL: Double,
-  timeouts: HTTPTimeouts, insecureHTTP: Bool, sharedSizes: (any SharedSizes)?, logger: Logger
+  timeouts: HTTPTimeouts, insecureHTTP: Bool, sharedSizes: (any SharedSizes)?, asOf: Timestamp? = nil,
+  logger: Logger
 ) throws -> BuildkiteNamespace {
   let api = try makeBuildkiteClient(
     token: token, options: options.api, timeouts: timeouts, insecureHTTP: insecureHTTP, logger: logger)
   let catalog = try openCatalog(location, logger: logger)
   let names = BuildkiteNamespace(
     api: api, catalog: catalog, logStore: BuildkiteLogStore(api: api), archive: archive, exports: exports,
-    configuration: BuildkiteNamesConfiguration(recentBuilds: options.recentBuilds, listingTTL: directoryTTL),
+    configuration: BuildkiteNamesConfiguration(
+      recentBuilds: options.recentBuilds, listingTTL: directoryTTL, asOf: asOf),
     sharedSizes: sharedSizes, logger: logger)
   // The first mount checks the token by listing the root (one request, kept in the catalog, so the
   // first `ls` asks nothing more). Later mounts trust the catalog, so a remount of finished builds

@@ -259,18 +259,12 @@ struct MountCommand: ParsableCommand {
 
     let namespace: any Namespace
     let fsname: String
-    let token = try buildkite.api.token()
-    if token != nil, source.asOf != nil {
-      throw MountFailure(
-        "--as-of shows the archive's own tree (organization and pipeline UUIDs); by Buildkite's names it is not supported yet: leave out the API token"
-      )
-    }
-    if let token {
+    if let token = try buildkite.api.token() {
       // With a token, the tree is Buildkite's names; the archive, if given, serves the logs it holds.
       let names = try makeBuildkiteNamespace(
         token: token, options: buildkite, archive: archive.map { ($0.client, $0.prefix) }, exports: exports,
         location: location, directoryTTL: directoryTTL, timeouts: network.apiTimeouts,
-        insecureHTTP: insecureHTTP, sharedSizes: sharedCache, logger: logger)
+        insecureHTTP: insecureHTTP, sharedSizes: sharedCache, asOf: try source.asOfTime(), logger: logger)
       namespace = names
       fsname = "buildkite:" + names.api.baseURL
     } else if buildkite.exports != nil {

@@ -272,6 +272,21 @@ import Testing
     #expect(s3.counters.snapshot.retries == 1)
   }
 
+  /// A policy that refuses a listing asking for restore states (`x-amz-optional-object-attributes`)
+  /// costs one more request, not the listing: it is asked again without, and never asked again.
+  @Test func aListingRefusedWithRestoreStatusIsAskedWithout() throws {
+    guard case let (moto, bucket)? = try bucketWithALog("optional", pattern(10)) else { return }
+    let proxy = try FaultProxy.start(upstream: moto, faults: ["403"])
+    let s3 = try client(bucket, endpoint: proxy.endpoint)
+    #expect(try s3.listPage(ListRequest(prefix: "")).objects.map(\.key) == ["a.log"])
+    #expect(try s3.listPage(ListRequest(prefix: "")).objects.map(\.key) == ["a.log"])
+    #expect(s3.counters.snapshot.failures == 1)
+    // Refused without them too: the refusal stands.
+    let refused = try FaultProxy.start(upstream: moto, faults: ["403", "403"])
+    let denied = try client(bucket, endpoint: refused.endpoint)
+    #expect(throws: ObjectStoreError.self) { try denied.listPage(ListRequest(prefix: "")) }
+  }
+
   @Test func virtualHostedAddressing() throws {
     guard let moto = Moto.require() else { return }
     let bucket = uniqueBucket("vhost")

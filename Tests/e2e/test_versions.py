@@ -88,11 +88,6 @@ def test_a_date_is_its_start_and_a_bad_time_is_refused(mount, history, bklogfs_b
     assert "--as-of takes an RFC 3339 time" in bad.result.stderr, bad.result.stderr
     local = run_bklogfs(bklogfs_bin, "mount", tmp_path / "m", "--archive", tmp_path, "--as-of", "2026-01-01")
     assert local.returncode != 0 and "it needs --bucket" in local.stderr, local.stderr
-    names = mount(bucket=bucket, env={**(env or {}), "BUILDKITE_API_TOKEN": "bkua_not_used"},
-                  extra_args=["--as-of", "2026-01-01"], check=False)
-    assert names.result.returncode != 0
-    assert "by Buildkite's names it is not supported yet" in names.result.stderr, names.result.stderr
-    assert "bkua_not_used" not in names.result.stderr
 
 
 def test_every_version_of_a_log_is_listed(mount, history):
@@ -112,3 +107,49 @@ def test_every_version_of_a_log_is_listed(mount, history):
     listing = os.getxattr(then / BUILD / "deleted.log", "user.bklogfs.versions").decode()
     assert [line.split("\t")[4] for line in listing.splitlines()] == ["deleted", "old shown"], listing
     assert listing.splitlines()[0].split("\t")[2:4] == ["-", "-"]
+
+
+def test_as_of_by_buildkites_names(mount, fake_buildkite, moto, tmp_path):
+    """With an API token, `--as-of` shows the builds created by then (the newest of them in a
+    pipeline's listing, older ones by number), and each build's logs as the archive held them then;
+    a build created later is not there."""
+    from conftest import load_fake_buildkite_world
+    from test_buildkite_names import names_args, script_jobs
+
+    world_module = load_fake_buildkite_world()
+    special = world_module.SPECIAL
+    org, pipe, big = special["org"], special["pipeline"], special["big_pipeline"]
+    world = fake_buildkite.world
+    bucket = Bucket(name=f"bk-names-asof-{uuid.uuid4().hex[:8]}", endpoint=moto.endpoint)
+    moto.client.create_bucket(Bucket=bucket.name)
+    moto.client.put_bucket_versioning(Bucket=bucket.name, VersioningConfiguration={"Status": "Enabled"})
+    source = names_args(fake_buildkite, tmp_path, "bkua_fake_full", "--recent-builds", "5") + [
+        "--bucket", bucket.name, "--endpoint", moto.endpoint, "--region", "us-east-1"]
+
+    # Builds: as of the creation of the 11th newest build of the big pipeline.
+    builds = sorted(world_module.find_pipeline(world, org, big)["builds"], key=lambda b: b["number"])
+    created = lambda b: datetime.fromisoformat(b["created_at"].replace("Z", "+00:00"))
+    cut = builds[-11]
+    then = mount(_source_args=source, extra_args=["--as-of", created(cut).isoformat()])
+    shown = sorted(map(int, os.listdir(then / org / big)))
+    assert shown == [b["number"] for b in builds if created(b) <= created(cut)][-5:], shown
+    assert os.path.isdir(then / org / big / str(builds[0]["number"])), "an older build, by number"
+    with pytest.raises(FileNotFoundError):
+        os.stat(then / org / big / str(builds[-1]["number"]))
+
+    # Logs: an archived log rewritten after the time shows its bytes of then.
+    org_id = world_module.find_org(world, org)["id"]
+    pipe_id = world_module.find_pipeline(world, org, pipe)["id"]
+    build = world_module.find_build(world, org, pipe, special["retried"])
+    job = script_jobs(fake_buildkite, special["retried"])[0]
+    key = f"{org_id}/{pipe_id}/{build['id']}/{job['id']}.log"
+    moto.client.put_object(Bucket=bucket.name, Key=key, Body=OLD)
+    wait_past_a_second()
+    audit = datetime.now(timezone.utc).replace(microsecond=0)
+    wait_past_a_second()
+    moto.client.put_object(Bucket=bucket.name, Key=key, Body=NEW)
+    at_audit = mount(_source_args=source, extra_args=["--as-of", audit.isoformat()])
+    log = at_audit / org / pipe / str(special["retried"]) / f"{job['id']}.log"
+    assert log.read_bytes() == OLD
+    now = mount(_source_args=source)
+    assert (now / org / pipe / str(special["retried"]) / f"{job['id']}.log").read_bytes() == NEW
