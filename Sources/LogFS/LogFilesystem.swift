@@ -665,6 +665,14 @@ public final class LogFilesystem: Sendable {
     return text
   }
 
+  /// An object deleted (or expired by a Lifecycle rule) under an open file: the handle is stale, as
+  /// one of a replaced object is, rather than the name missing (`ESTALE`, not `ENOENT`).
+  private func goneUnderOpenFile(_ error: FilesystemError) -> FilesystemError {
+    guard error.kind == .notFound else { return error }
+    return FilesystemError(
+      .stale, "\(error.message); the object was deleted after the file was opened", cause: error.cause)
+  }
+
   /// A read refused because the object is archived: the file shows so from now on.
   private func noteArchived(_ inode: UInt64, _ error: FilesystemError) {
     guard error.kind == .archived, let refusal = error.cause as? ObjectStoreError, let storage = refusal.storage else {
@@ -765,7 +773,7 @@ public final class LogFilesystem: Sendable {
         } catch {
           let failure = FilesystemError(error, context: "reading \(client.identity)/\(key)")
           noteArchived(file.inode, failure)
-          throw failure
+          throw goneUnderOpenFile(failure)
         }
       }
       guard !file.sizeWasWrong.load(ordering: .relaxed) else {
@@ -793,7 +801,7 @@ public final class LogFilesystem: Sendable {
         pieces = try blocks.read(object, offset: offset, end: end)
       } catch {
         noteArchived(file.inode, error)
-        throw sizeWasWrong(file, error)
+        throw sizeWasWrong(file, goneUnderOpenFile(error))
       }
       // What a sequential reader has read is in the kernel's page cache and the disk cache: its
       // blocks leave the memory cache, whose buffers then serve the next blocks instead of fresh
@@ -859,10 +867,12 @@ public final class LogFilesystem: Sendable {
     case named(parent: UInt64, key: String)
   }
 
-  /// The remote object a directory entry stands for, if it is one.
+  /// The remote object a directory entry stands for, if it is one that can be read now (not an
+  /// archived one, which a fetch ahead would only see refused).
   private func fileObject(_ inode: UInt64, _ table: InodeTable) -> (any ObjectClient, BlockReader.ObjectVersion)? {
     guard let node = table.node(inode), case .file(let file) = node.content,
-      case .object(let client, let key, let etag, let version) = file.source, let size = file.size
+      case .object(let client, let key, let etag, let version) = file.source, let size = file.size,
+      file.storage.map({ $0.isReadable == true }) ?? true
     else { return nil }
     return (client, BlockReader.ObjectVersion(key: key, etag: etag, size: size, version: version))
   }

@@ -134,3 +134,58 @@ import Testing
     try fixture.filesystem.extendedAttributes(of: inode).first { $0.name == "user.bklogfs." + name }?.value
   }
 }
+
+/// Objects a Lifecycle rule expires, or anyone deletes, under the mount.
+@Suite struct DeletedObjectTests {
+  /// The name leaves its directory at the next listing (after the TTL); a file open on it reads what
+  /// was cached, and a block not cached fails with `ESTALE`, as for a replaced object.
+  @Test func aDeletedObjectLeavesAtTheNextListingAndItsOpenFileGoesStale() throws {
+    let clock = FakeClock()
+    let fixture = Fixture(clock: clock)
+    let bytes = pattern(3 * Fixture.blockSize)
+    fixture.store.put("o/p/b/expired.log", bytes)
+    fixture.store.put("o/p/b/kept.log", "kept")
+    #expect(try fixture.names("o/p/b") == [".", "..", "expired.log", "kept.log"])
+    let inode = try fixture.resolve("o/p/b/expired.log").inode
+    let handle = try fixture.filesystem.openFile(inode)
+    defer { fixture.filesystem.releaseFile(handle) }
+    #expect(try fixture.filesystem.read(handle, offset: 0, count: 100) == Array(bytes[0..<100]))
+    fixture.store.remove("o/p/b/expired.log")
+    #expect(try fixture.names("o/p/b") == [".", "..", "expired.log", "kept.log"])
+    clock.advance(61)
+    #expect(try fixture.names("o/p/b") == [".", "..", "kept.log"])
+    #expect(try fixture.filesystem.read(handle, offset: 0, count: 100) == Array(bytes[0..<100]))
+    let error = #expect(throws: FilesystemError.self) {
+      try fixture.filesystem.read(handle, offset: UInt64(2 * Fixture.blockSize), count: 100)
+    }
+    #expect(error?.kind == .stale)
+    #expect(error?.errno == ESTALE)
+    #expect(throws: FilesystemError.self) { try fixture.resolve("o/p/b/expired.log") }
+  }
+}
+
+@Suite struct ArchivedWalkTests {
+  /// A walk fetches ahead the next readable files of a directory, never an archived one, whose GET
+  /// S3 would only refuse.
+  @Test func aWalkFetchesNoArchivedFileAhead() throws {
+    let fixture = Fixture(
+      store: InMemoryObjectClient(identity: "s3://logs", hasStorageClasses: true),
+      readahead: UInt64(Fixture.blockSize), walkAhead: 8)
+    let glacier = ArchivedObjectTests.glacier
+    for job in 0..<12 {
+      let key = "build/job-\(job < 10 ? "0" : "")\(job).log"
+      fixture.store.put(key, pattern(3000, seed: UInt8(job)))
+      if job % 2 == 1 { fixture.store.setStorage(key, listed: glacier, actual: glacier) }
+    }
+    _ = try fixture.names("build")
+    for job in stride(from: 0, to: 12, by: 2) {
+      let name = "build/job-\(job < 10 ? "0" : "")\(job).log"
+      #expect(try fixture.readAll(name) == pattern(3000, seed: UInt8(job)))
+    }
+    for _ in 0..<50 where fixture.store.counters.snapshot.gets < 6 { usleep(10_000) }
+    usleep(50_000)
+    // One GET per readable file, most of them ahead of the walker; none of an archived file.
+    #expect(fixture.store.counters.snapshot.gets == 6)
+    #expect(fixture.filesystem.statistics().cache.prefetchedBlocks >= 1)
+  }
+}
