@@ -135,10 +135,9 @@ public struct ObjectInfo: Sendable, Hashable {
   public var lastModified: Timestamp
   /// The ETag as the store gives it, quotes included (S3 sends `"…"`).
   public var etag: String
-  /// Where S3 keeps the object, when not in STANDARD (or the store does not say); nil otherwise.
-  public var storage: ObjectStorage?
-  /// The object's version, when the store said (a HEAD of a versioned bucket, a version listing).
-  public var versionID: String?
+  /// What few objects have, kept apart so that the many without cost one word (listings and the
+  /// runs of keys a mount keeps hold hundreds of thousands of these).
+  private var rare: Rare?
 
   public init(
     key: String, size: UInt64, lastModified: Timestamp, etag: String, storage: ObjectStorage? = nil,
@@ -148,8 +147,40 @@ public struct ObjectInfo: Sendable, Hashable {
     self.size = size
     self.lastModified = lastModified
     self.etag = etag
-    self.storage = storage
-    self.versionID = versionID
+    if storage != nil || versionID != nil { rare = Rare(storage: storage, versionID: versionID) }
+  }
+
+  /// Where S3 keeps the object, when not in STANDARD (or the store does not say); nil otherwise.
+  public var storage: ObjectStorage? {
+    get { rare?.storage }
+    set { rare = Rare.with(storage: newValue, versionID: rare?.versionID) }
+  }
+
+  /// The object's version, when the store said (a HEAD of a versioned bucket, a version listing).
+  public var versionID: String? {
+    get { rare?.versionID }
+    set { rare = Rare.with(storage: rare?.storage, versionID: newValue) }
+  }
+
+  private final class Rare: Sendable, Hashable {
+    let storage: ObjectStorage?
+    let versionID: String?
+
+    init(storage: ObjectStorage?, versionID: String?) {
+      self.storage = storage
+      self.versionID = versionID
+    }
+
+    /// A new box (boxes are shared between copies, so never changed), or nil for nothing.
+    static func with(storage: ObjectStorage?, versionID: String?) -> Rare? {
+      storage == nil && versionID == nil ? nil : Rare(storage: storage, versionID: versionID)
+    }
+
+    static func == (lhs: Rare, rhs: Rare) -> Bool { lhs.storage == rhs.storage && lhs.versionID == rhs.versionID }
+    func hash(into hasher: inout Hasher) {
+      hasher.combine(storage)
+      hasher.combine(versionID)
+    }
   }
 }
 

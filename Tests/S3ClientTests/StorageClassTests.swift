@@ -52,6 +52,22 @@ private func contents(_ key: String, storageClass: String?, restoreStatus: Strin
     }
   }
 
+  /// A storage class and a version cost an object of a listing one word when it has neither, as most
+  /// have: listings and the runs of keys a mount keeps hold hundreds of thousands.
+  @Test func anObjectWithoutThemCostsOneWordMore() {
+    #expect(MemoryLayout<ObjectInfo>.size <= 8 * 8)
+    var object = ObjectInfo(key: "k", size: 1, lastModified: Timestamp(seconds: 1), etag: "e")
+    #expect(object.storage == nil && object.versionID == nil)
+    object.versionID = "v1"
+    let copy = object
+    object.storage = ObjectStorage(storageClass: "GLACIER")
+    #expect(copy.storage == nil && copy.versionID == "v1")
+    #expect(object.storage?.storageClass == "GLACIER" && object.versionID == "v1")
+    object.storage = nil
+    object.versionID = nil
+    #expect(object == ObjectInfo(key: "k", size: 1, lastModified: Timestamp(seconds: 1), etag: "e"))
+  }
+
   @Test func malformedRestoreStatusIsInvalid() {
     for status in [
       "<IsRestoreInProgress>maybe</IsRestoreInProgress>",
