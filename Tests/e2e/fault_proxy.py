@@ -121,10 +121,19 @@ class FaultProxy:
         self.port = self.listener.getsockname()[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.stopped = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.accepting = threading.Thread(target=self._accept, daemon=True)
+        self.accepting.start()
 
     def stop(self):
+        """Stops accepting, and only then closes the listener. Closing it under a thread blocked in
+        accept() let that thread accept on the descriptor number reused by the next proxy's listener,
+        and answer one of its requests with this proxy's faults (a 403 in another test)."""
         self.stopped = True
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes a blocked accept() on Linux
+        except OSError:
+            pass
+        self.accepting.join(timeout=10)
         self.listener.close()
 
     def _accept(self):
@@ -132,6 +141,9 @@ class FaultProxy:
             try:
                 client, _ = self.listener.accept()
             except OSError:
+                return
+            if self.stopped:
+                client.close()
                 return
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
