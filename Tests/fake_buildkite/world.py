@@ -534,6 +534,122 @@ def build_world(seed=1, testdata_dir=None, *, big_builds=300, deep_listing_limit
     }
 
 
+# ---------------------------------------------------------------- the demo's sample organization
+
+
+def _sample_generator():
+    """scripts/make-sample-archive as a module: its logs look like what the agent uploads."""
+    import importlib.machinery
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "make-sample-archive"
+    loader = importlib.machinery.SourceFileLoader("make_sample_archive", str(path))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+SAMPLE_PIPELINES = (("web-app", "Web App", 10), ("search-indexer", "Search Indexer", 4), ("billing-api", "Billing API", 4))
+
+
+def build_sample_world(seed=20240617):
+    """A small organization for scripts/demo, needing no test data: org `acme` with the pipelines of
+    SAMPLE_PIPELINES. Each build has an upload step, three parallel RSpec shards and a Docker build;
+    every third build retried a flaky shard; the newest web-app build is still running (its log grows
+    per GET, as `acme/tools` #4's does in the test world); search-indexer #4 has a ~3 MiB stress log
+    that ends in an OutOfMemoryError. `world["archived"]` lists the jobs whose logs a private archive
+    would hold (every finished job of a finished build), for the demo to upload."""
+    sample = _sample_generator()
+    gen = _Gen(seed)
+    rng = random.Random(seed)
+    users = {name: _user(gen, name) for name in sorted({t["user"] for t in TOKENS.values()})}
+    creator = {k: users["alice"][k] for k in ("id", "name", "email", "avatar_url", "created_at")}
+    logs = {}
+    archived = []
+    acme = _org(gen, "acme", "Acme Inc", "2019-03-01T00:00:00.000Z")
+    base = dt.datetime(2024, 11, 4, 9, 0, tzinfo=dt.timezone.utc)
+
+    def log(t0, slug, kind, ok):
+        data, _ = sample.job_log(rng, int(t0.timestamp() * 1000), slug, kind, ok)
+        return {"base64": b64(data)}
+
+    for index, (slug, name, count) in enumerate(SAMPLE_PIPELINES):
+        pipeline = _pipeline(gen, slug, name, f"git@github.com:acme/{slug}.git", "2019-03-02T00:00:00.000Z", creator)
+        for number in range(1, count + 1):
+            t0 = base + dt.timedelta(hours=7 * number + index)
+            running = slug == "web-app" and number == count
+            failed = not running and number % 4 == 3
+            jobs = []
+            upload = _script_job(gen, ":pipeline: Upload", "upload", "passed", t0)
+            logs[upload["id"]] = log(t0, slug, sample.job_upload, True)
+            jobs += [upload, _waiter_job(gen)]
+            for shard in range(3):
+                t1 = t0 + dt.timedelta(minutes=1)
+                ok = not (failed and shard == 1)
+                if number % 3 == 0 and shard == 2:
+                    # A flaky shard: the first attempt failed and was retried automatically.
+                    again = _script_job(gen, ":rspec: RSpec %n", "rspec", "passed", t1 + dt.timedelta(minutes=2),
+                                        parallel=(shard, 3), retries_count=1, retry_type="automatic")
+                    first = _script_job(gen, ":rspec: RSpec %n", "rspec", "failed", t1, exit_status=1,
+                                        parallel=(shard, 3), retried=True, retried_in=again["id"])
+                    for job, passed in ((first, False), (again, True)):
+                        job["name"] = f":rspec: RSpec {shard + 1}/3"
+                        logs[job["id"]] = log(t1, slug, sample.job_rspec, passed)
+                        jobs.append(job)
+                    continue
+                state = "running" if running and shard == 0 else ("passed" if ok else "failed")
+                job = _script_job(gen, ":rspec: RSpec %n", "rspec", state, t1, exit_status=0 if ok else 1,
+                                  parallel=(shard, 3), finished=state != "running")
+                job["name"] = f":rspec: RSpec {shard + 1}/3"
+                if state == "running":
+                    ms = int(t1.timestamp() * 1000)
+                    chunks = [f"\x1b_bk;t={ms + 2000 * (c + 1)}\x07RSpec shard 1: example group {c + 1} "
+                              f"\x1b[32m{'.' * (20 + c)}\x1b[0m\r\n".encode() for c in range(8)]
+                    logs[job["id"]] = {"growing": {
+                        "initial_base64": b64(f"\x1b_bk;t={ms}\x07+++ :rspec: RSpec 1/3\r\n".encode()),
+                        "chunks_base64": [b64(c) for c in chunks],
+                        "final_base64": b64(f"\x1b_bk;t={ms + 20000}\x07Finished in 18.2 seconds\r\n".encode()),
+                    }}
+                else:
+                    logs[job["id"]] = log(t1, slug, sample.job_rspec, ok)
+                jobs.append(job)
+            jobs.append(_waiter_job(gen))
+            if slug == "search-indexer" and number == count:
+                stress = _script_job(gen, ":gradle: Stress test", "stress", "failed", t0 + dt.timedelta(minutes=5),
+                                     exit_status=1)
+                logs[stress["id"]] = {"base64": b64(sample.big_log(3 << 20, seed=seed + 1))}
+                jobs.append(stress)
+                failed = True
+            docker = _script_job(gen, ":docker: Build", "docker", "scheduled" if running else "passed",
+                                 t0 + dt.timedelta(minutes=6), started=not running, finished=not running)
+            logs[docker["id"]] = {"base64": ""} if running else log(t0, slug, sample.job_docker_build, True)
+            jobs.append(docker)
+            state = "running" if running else ("failed" if failed else "passed")
+            build = _build(gen, number, t0, state, "main", f"Merge pull request #{100 * index + number}", jobs,
+                           creator=creator, finished=not running)
+            pipeline["builds"].append(build)
+            if not running:
+                archived += [{"pipeline": pipeline["id"], "build": build["id"], "job": j["id"]}
+                             for j in jobs if j.get("type") == "script"]
+        acme["pipelines"].append(pipeline)
+
+    return {
+        "version": 1,
+        "seed": seed,
+        "settings": {
+            "per_page_default": 30, "per_page_max": 100, "deep_listing_limit": 1000,
+            "org_rate_limit": 200, "user_rate_limit": 50, "rate_window_seconds": 60,
+        },
+        "users": users,
+        "tokens": TOKENS,
+        "organizations": [acme],
+        "logs": logs,
+        "creator": creator,
+        "archived": [dict(item, organization=acme["id"]) for item in archived],
+    }
+
+
 # ---------------------------------------------------------------- helpers for tests
 
 
@@ -586,7 +702,12 @@ def main(argv=None):
     ap.add_argument("--generated-pipelines", type=int, default=10)
     ap.add_argument("--generated-jobs", type=int, default=10, help="jobs per generated build")
     ap.add_argument("--generated-many-jobs", type=int, default=0, help="jobs of the generated org's build 1")
+    ap.add_argument("--sample", action="store_true",
+                    help="the demo's small organization instead, which needs no test data (see build_sample_world)")
     args = ap.parse_args(argv)
+    if args.sample:
+        Path(args.out).write_text(json.dumps(build_sample_world(), indent=1))
+        return 0
     world = build_world(args.seed, args.testdata, big_builds=args.big_builds,
                         deep_listing_limit=args.deep_listing_limit, org_rate_limit=args.org_rate_limit,
                         user_rate_limit=args.user_rate_limit, rate_window_seconds=args.rate_window,
