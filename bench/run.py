@@ -385,7 +385,7 @@ class Mount:
     def stats(self):
         if self.system != "bklogfs":
             return None
-        r = subprocess.run([self.bench.bklogfs_bin, "stats", str(self.path)], capture_output=True, text=True,
+        r = subprocess.run([self.bench.bklogfs_bin, "stats", "--json", str(self.path)], capture_output=True, text=True,
                            timeout=30)
         if r.returncode != 0:
             return {"error": r.stderr.strip()}

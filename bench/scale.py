@@ -193,7 +193,7 @@ def walk(args, janitor, run_dir, keys):
 
 def daemon_stats(args, mnt):
     """`bklogfs stats` of the mount, as a dict (empty if it could not be read)."""
-    stats = subprocess.run([args.bklogfs_bin, "stats", str(mnt)], capture_output=True, text=True, timeout=60)
+    stats = subprocess.run([args.bklogfs_bin, "stats", "--json", str(mnt)], capture_output=True, text=True, timeout=60)
     with contextlib.suppress(ValueError):
         return json.loads(stats.stdout)
     return {}

@@ -78,16 +78,81 @@ private func processState(_ pid: pid_t) -> UInt8? {
 struct StatsCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "stats",
-    abstract: "Prints a mount's counters as JSON: requests by kind, bytes fetched, cache hits and misses, retries.")
+    abstract: "Prints a mount's counters: requests by kind, bytes fetched, cache hits and misses, retries.",
+    discussion: "A table for people; --json gives one line of JSON for programs (doc/CONFIGURATION.md).")
 
   @Argument(help: "The directory a bklogfs filesystem is mounted on.", completion: .directory)
   var mountpoint: String
 
+  @Flag(help: "One line of JSON, with every counter, for programs.")
+  var json = false
+
   func run() throws {
+    let text: String
     do throws(FuseError) {
-      print(try readStatistics(mountpoint: mountpoint))
+      text = try readStatistics(mountpoint: mountpoint)
     } catch {
       throw MountFailure(error.description)
     }
+    if json {
+      print(text)
+      return
+    }
+    guard let statistics = try? MountStatistics(json: text) else {
+      throw MountFailure("\(mountpoint) answered counters this bklogfs does not read: use --json")
+    }
+    print(statisticsTable(statistics, mountpoint: absolutePath(mountpoint)), terminator: "")
   }
+}
+
+/// The counters as `bklogfs stats` shows them to a person: one topic a line.
+func statisticsTable(_ stats: MountStatistics, mountpoint: String) -> String {
+  let cache = stats.cache
+  let reads = cache.memoryHits + cache.diskHits + cache.sharedHits + cache.misses
+  func percent(_ part: Int) -> String { reads == 0 ? "-" : "\(part * 100 / reads)%" }
+  var rows: [(String, String)] = [
+    ("mount", "\(mountpoint) (daemon pid \(stats.pid))"),
+    ("source", stats.source),
+    (
+      "requests",
+      "\(stats.requests.list) list, \(stats.requests.head) head, \(stats.requests.get) get; "
+        + "\(stats.retries) retried, \(stats.failures) failed"
+    ),
+    ("fetched", humanBytes(stats.bytesFetched)),
+    (
+      "block reads",
+      "\(reads): \(percent(cache.memoryHits)) from memory, \(percent(cache.diskHits)) from disk"
+        + (cache.sharedHits > 0 ? ", \(percent(cache.sharedHits)) shared" : "")
+        + ", \(percent(cache.misses)) fetched; \(cache.prefetchedBlocks) blocks fetched ahead"
+    ),
+    ("memory cache", humanBytes(cache.memoryBytes)),
+    (
+      "disk cache",
+      "\(humanBytes(cache.diskBytes)) in \(cache.diskBlocks) blocks (\(humanBytes(cache.diskBytesOnDisk)) on disk), "
+        + "\(cache.diskEvictions) evicted, \(cache.corruptBlocks) damaged"
+    ),
+  ]
+  if cache.sharedHits + cache.sharedMisses + cache.sharedWrites + cache.sharedFailures > 0 {
+    rows.append(
+      (
+        "shared cache",
+        "\(cache.sharedHits) hits, \(cache.sharedMisses) misses, \(cache.sharedWrites) written, "
+          + "\(cache.sharedFailures) failed, \(cache.sharedCorruptBlocks) damaged"
+      ))
+  }
+  rows.append(("names held", "\(stats.cachedNames) (heap \(humanBytes(stats.heapBytes)))"))
+  let width = rows.map(\.0.count).max() ?? 0
+  return rows.map { $0.0 + String(repeating: " ", count: width - $0.0.count + 2) + $0.1 + "\n" }.joined()
+}
+
+/// A byte count for people: `812 B`, `3.2 MiB`.
+func humanBytes(_ bytes: Int) -> String {
+  var value = Double(bytes)
+  for unit in ["B", "KiB", "MiB", "GiB", "TiB"] {
+    if value < 1024 || unit == "TiB" {
+      return unit == "B" ? "\(bytes) B" : "\((value * 10).rounded() / 10) \(unit)"
+    }
+    value /= 1024
+  }
+  return "\(bytes) B"
 }

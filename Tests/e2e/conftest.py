@@ -481,7 +481,7 @@ class Mount:
         return self.path / rel
 
     def stats(self):
-        r = run_bklogfs(self.factory.binary, "stats", self.path, timeout=30)
+        r = run_bklogfs(self.factory.binary, "stats", "--json", self.path, timeout=30)
         assert r.returncode == 0, f"bklogfs stats failed ({r.returncode}): {r.stderr.strip()}"
         return json.loads(r.stdout)
 

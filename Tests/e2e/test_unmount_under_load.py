@@ -113,7 +113,7 @@ def wait_for_disk_blocks(binary, mnt, count):
     """Blocks reach the disk just after their reader has them: wait (bounded) until `count` are there."""
     deadline = time.monotonic() + 20
     while True:
-        r = run_bklogfs(binary, "stats", mnt, timeout=30)
+        r = run_bklogfs(binary, "stats", "--json", mnt, timeout=30)
         assert r.returncode == 0, r.stderr
         if json.loads(r.stdout)["cache"]["disk_blocks"] >= count:
             return
