@@ -58,6 +58,10 @@ struct MountCommand: ParsableCommand {
   /// Set by a background mount on the child it starts: where to report "ready" or the error.
   @Option(help: .hidden) var readyFD: Int32?
 
+  /// The source the mount shows in /proc/mounts, when the mount helper gives one (the fstab line's
+  /// own source, so that `mount -a` sees the line is mounted).
+  @Option(help: .hidden) var fsname: String?
+
   mutating func validate() throws {
     if source.bucket == nil && source.archive == nil && buildkite.api.apiTokenFile == nil
       && environmentValue("BUILDKITE_API_TOKEN") == nil
@@ -304,7 +308,7 @@ struct MountCommand: ParsableCommand {
     let session: FuseSession
     do throws(FuseError) {
       session = try FuseSession(
-        filesystem: filesystem, mountpoint: absolutePath(mountpoint), fsname: fsname, options: options,
+        filesystem: filesystem, mountpoint: absolutePath(mountpoint), fsname: self.fsname ?? fsname, options: options,
         caching: KernelCaching(fileTTL: 24 * 3600, directoryTTL: directoryTTL), uid: getuid(), gid: getgid(),
         rootAttributes: [bucketsAttribute: BucketFacts.json(namespace.clients, profile: s3.profile)], logger: logger
       ) { [readyFD, fsname, mountpoint] in
