@@ -70,3 +70,36 @@ public func readFirstLine(
   guard let line = collected.split(separator: UInt8(ascii: "\n")).first else { return nil }
   return String(decoding: line, as: UTF8.self)
 }
+
+/// Tells the service manager that started this process how it is, by systemd's notify protocol
+/// (sd_notify(3)): `message` as one datagram to the Unix socket `$NOTIFY_SOCKET` names (a path, or
+/// an abstract name after "@"). Does nothing, and returns false, when the variable is unset, as it
+/// is outside a `Type=notify` service.
+@discardableResult
+public func notifyServiceManager(_ message: String) -> Bool {
+  guard let target = environmentValue("NOTIFY_SOCKET"), target.hasPrefix("/") || target.hasPrefix("@") else {
+    return false
+  }
+  var path = Array(target.utf8)
+  if path.first == UInt8(ascii: "@") { path[0] = 0 }
+  var address = sockaddr_un()
+  address.sun_family = sa_family_t(AF_UNIX)
+  let capacity = MemoryLayout.size(ofValue: address.sun_path)
+  guard path.count < capacity else { return false }
+  withUnsafeMutableBytes(of: &address.sun_path) { bytes in
+    for (index, byte) in path.enumerated() { bytes[index] = byte }
+  }
+  let socketDescriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+  guard socketDescriptor >= 0 else { return false }
+  defer { close(socketDescriptor) }
+  let length = socklen_t(MemoryLayout<sa_family_t>.size + path.count)
+  let bytes = Array(message.utf8)
+  let sent = withUnsafePointer(to: &address) { pointer in
+    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
+      bytes.withUnsafeBytes {
+        sendto(socketDescriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL), socketAddress, length)
+      }
+    }
+  }
+  return sent == bytes.count
+}

@@ -314,6 +314,10 @@ struct MountCommand: ParsableCommand {
       ) { [readyFD, fsname, mountpoint] in
         logger.notice("mounted \(fsname) on \(mountpoint)")
         reportToParent(readyFD, "ready")
+        // A foreground mount under systemd (`Type=notify`): ready once the kernel can use it.
+        if readyFD == nil {
+          notifyServiceManager("READY=1\nSTATUS=serving \(fsname) on \(mountpoint)\nMAINPID=\(currentProcessID)")
+        }
       }
     } catch {
       throw MountFailure(error.description)
@@ -323,6 +327,7 @@ struct MountCommand: ParsableCommand {
       _ = chdir("/")
     }
     _ = session.run(handleSignals: true)
+    if readyFD == nil { notifyServiceManager("STOPPING=1") }
     session.unmount()
     logger.notice("unmounted \(session.mountpoint)")
   }
