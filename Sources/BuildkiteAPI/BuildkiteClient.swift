@@ -545,16 +545,23 @@ public final class BuildkiteClient: Sendable {
     let said = apiMessage.map { ": \($0)" } ?? ""
     switch status {
     case 401:
-      return .fail(BuildkiteError(.unauthorized, "the Buildkite API token was refused (HTTP 401\(said))"))
+      return .fail(
+        BuildkiteError(
+          .unauthorized,
+          "the Buildkite API token was refused (HTTP 401\(said)): check the token given (--api-token-file or "
+            + "BUILDKITE_API_TOKEN) is current; Buildkite lists yours under Personal Settings, API Access Tokens"))
     case 403:
-      if let scope = apiMessage.flatMap(scopeName) {
+      let scope = apiMessage.flatMap(scopeName) ?? call.endpoint.scope
+      let remedy = "; give a token that has it (Personal Settings, API Access Tokens, then Edit the token's scopes)"
+      if apiMessage.flatMap(scopeName) != nil {
         return .fail(
-          BuildkiteError(.missingScope(scope), "the Buildkite API token lacks the \(scope) scope (HTTP 403\(said))"))
+          BuildkiteError(
+            .missingScope(scope), "the Buildkite API token lacks the \(scope) scope (HTTP 403\(said))" + remedy))
       }
       return .fail(
         BuildkiteError(
           .missingScope(nil),
-          "access was refused (HTTP 403\(said)); this request needs a token with the \(call.endpoint.scope) scope"))
+          "access was refused (HTTP 403\(said)); this request needs a token with the \(scope) scope" + remedy))
     case 404:
       return .fail(BuildkiteError(.notFound, "not found (HTTP 404\(said))"))
     case 429:

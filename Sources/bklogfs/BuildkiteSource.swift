@@ -123,7 +123,11 @@ func makeBuildkiteNamespace(
       switch (error.cause as? BuildkiteError)?.kind {
       case .unauthorized, .missingScope:
         throw MountFailure("the Buildkite API token was refused (\(error.message))")
-      case .unreachable, .timedOut, .server, .rateLimited, .invalidResponse, .badRequest:
+      case .unreachable, .timedOut:
+        throw MountFailure(
+          "the Buildkite API cannot be reached and the catalog knows no names yet: \(error.message); check "
+            + "--api-endpoint and that this machine can reach it, or fill the catalog first with bklogfs sync")
+      case .server, .rateLimited, .invalidResponse, .badRequest:
         throw MountFailure("the Buildkite API cannot be reached and the catalog knows no names yet: \(error.message)")
       case .notFound, nil:
         throw MountFailure(error.message)

@@ -224,11 +224,7 @@ struct MountCommand: ParsableCommand {
       do throws(ObjectStoreError) {
         try s3Client.checkBucket()
       } catch {
-        // S3 refuses a request to a Requester Pays bucket that does not agree to pay as AccessDenied.
-        let hint =
-          error.kind == .accessDenied && !s3.requesterPays
-          ? " (if the bucket has Requester Pays on, add --requester-pays)" : ""
-        throw MountFailure(error.message + hint)
+        throw MountFailure(error.message + bucketCheckRemedy(error))
       }
       archive = (s3Client, target.prefix, "s3://\(target.bucket)/\(target.prefix)")
       if let time = try source.asOfTime() {
@@ -333,6 +329,24 @@ struct MountCommand: ParsableCommand {
   }
 
   private func report(_ message: String) { reportToParent(readyFD, message) }
+
+  /// What to do next when the bucket cannot be used, by why.
+  private func bucketCheckRemedy(_ error: ObjectStoreError) -> String {
+    switch error.kind {
+    case .unreachable, .timedOut:
+      return "; check the endpoint (--endpoint, AWS_ENDPOINT_URL, or the region for AWS) and that this machine "
+        + "can reach it"
+    case .accessDenied:
+      // S3 refuses a request to a Requester Pays bucket that does not agree to pay as AccessDenied.
+      let payer = s3.requesterPays ? "" : "; if the bucket has Requester Pays on, add --requester-pays"
+      return "; the credentials in use (AWS_ACCESS_KEY_ID, AWS_PROFILE or --profile) need s3:ListBucket on it"
+        + payer
+    case .noSuchBucket:
+      return "; check the bucket's name (and, for an S3-compatible server, --endpoint)"
+    default:
+      return ""
+    }
+  }
 
   /// A bucket that never kept versions can show only what it holds now: said once, at warning.
   private func checkVersioning(_ client: S3ObjectClient, logger: Logger) throws {

@@ -97,3 +97,23 @@ def test_keys_xml_cannot_carry_show_under_their_own_names(mount, server):
     assert sorted(os.listdir(m / BUILD)) == sorted(XML_ILLEGAL)
     for key in XML_ILLEGAL:
         assert (m / BUILD / key).read_bytes() == key.encode() + b"\r\n", repr(key)
+
+
+def test_a_bucket_the_credentials_may_not_list_says_what_to_check(moto, bklogfs_bin, mountpoint):
+    """AccessDenied at the mount's check (a bucket policy, or a Requester Pays bucket asked without
+    --requester-pays): one sentence naming the permission needed and the flag."""
+    from urllib.parse import urlparse
+
+    from conftest import REGION, run_bklogfs
+    from fault_proxy import FaultProxy
+
+    proxy = FaultProxy(urlparse(moto.endpoint).port)
+    proxy.fail_all = "403"
+    try:
+        r = run_bklogfs(bklogfs_bin, "mount", mountpoint, "--bucket", "any-bucket", "--endpoint", proxy.endpoint,
+                        "--region", REGION)
+    finally:
+        proxy.stop()
+    message = r.stderr.strip()
+    assert r.returncode == 1 and "\n" not in message, r.stderr
+    assert "AccessDenied" in message and "need s3:ListBucket" in message and "--requester-pays" in message, message

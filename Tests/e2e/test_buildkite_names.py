@@ -220,6 +220,7 @@ def test_a_refused_token_stops_the_mount(mount, fake_buildkite, tmp_path):
     assert m.result.returncode != 0
     message = m.result.stderr.strip()
     assert "token was refused" in message and "\n" not in message, message
+    assert "API Access Tokens" in message, message  # where to get a current one
     assert "bkua_wrong_token" not in m.result.stderr
     assert not is_mounted(m.path)
 
@@ -233,6 +234,7 @@ def test_a_token_without_the_log_scope_reads_names_but_not_logs(mount, fake_buil
         read_file(build / f"{job['id']}.log")  # reading (and sizing) a log needs read_build_logs
     log = Path(m.factory.tmp_path / f"bklogfs{m.factory.count}.log").read_text()
     assert "read_build_logs" in log
+    assert "give a token that has it" in log  # what to do next
 
 
 def test_an_offline_remount_serves_what_was_cached(mount, fake_buildkite, tmp_path):

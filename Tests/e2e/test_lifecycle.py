@@ -43,6 +43,7 @@ def test_mount_of_a_missing_bucket_fails(mount, seeded_bucket, tmp_path, bklogfs
     m, elapsed = _try_mount(mount, mountpoint=mnt, _source_args=[
         "--bucket", "no-such-bucket-e2e", "--endpoint", seeded_bucket.endpoint, "--region", REGION])
     _assert_failed_cleanly(m.result, elapsed, mnt, bklogfs_bin)
+    assert "check the bucket's name" in m.result.stderr, m.result.stderr  # what to do next
 
 
 def test_mount_with_an_unreachable_endpoint_fails(mount, tmp_path, bklogfs_bin):
@@ -50,6 +51,7 @@ def test_mount_with_an_unreachable_endpoint_fails(mount, tmp_path, bklogfs_bin):
     m, elapsed = _try_mount(mount, mountpoint=mnt, _source_args=[
         "--bucket", "whatever", "--endpoint", f"http://127.0.0.1:{closed_port()}", "--region", REGION])
     _assert_failed_cleanly(m.result, elapsed, mnt, bklogfs_bin)
+    assert "check the endpoint" in m.result.stderr, m.result.stderr  # what to do next
 
 
 def test_mount_of_a_missing_archive_dir_fails(mount, tmp_path, bklogfs_bin):
