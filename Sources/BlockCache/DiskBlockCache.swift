@@ -30,6 +30,8 @@ public final class DiskBlockCache: Sendable {
   private let blocksDirectory: String
   private let logger: Logger
   private let state: Mutex<State>
+  /// Held while the cache is open: shared by mounts, exclusive for maintenance (`DiskCacheUse`).
+  private let lock: DiskCacheLock
   private let temporaryCounter = Atomic<UInt64>(0)
   private let processID: Int32
 
@@ -60,7 +62,11 @@ public final class DiskBlockCache: Sendable {
   /// evicts down to maxBytes. Errors (not a directory, no permission) throw with one plain sentence naming the path.
   ///
   /// The scan opens every block file and reads its header (one `pread`), but not its data.
-  public init(directory: String, maxBytes: Int, blockSize: Int, logger: Logger) throws(DiskCacheError) {
+  /// `use` says who else may have the directory open meanwhile: other mounts (`.shared`, a mount's
+  /// cache), or no one (`.exclusive`, `bklogfs cache`); either fails at once when the other holds it.
+  public init(directory: String, maxBytes: Int, blockSize: Int, logger: Logger, use: DiskCacheUse = .shared)
+    throws(DiskCacheError)
+  {
     precondition(blockSize > 0, "blockSize must be positive")
     var directory = directory
     while directory.count > 1 && directory.hasSuffix("/") { directory.removeLast() }
@@ -79,6 +85,7 @@ public final class DiskBlockCache: Sendable {
         metadata: ["directory": "\(directory)", "mode": "\(String(mode.rawValue & 0o777, radix: 8))"])
     }
     try Self.prepareDirectory(versionDirectory, create: true)
+    lock = try DiskCacheLock(versionDirectory: versionDirectory, use: use)
     try Self.prepareDirectory(blocksDirectory, create: true)
 
     let scan = try Self.scan(blocksDirectory, blockSize: blockSize, processID: processID, logger: logger)
@@ -462,13 +469,7 @@ public final class DiskBlockCache: Sendable {
     _ blocksDirectory: String, blockSize: Int, processID: Int32, logger: Logger
   ) throws(DiskCacheError) -> ScanResult {
     var result = ScanResult()
-    let subdirectories: [String]
-    do {
-      subdirectories = try FileSystem.listDirectory(blocksDirectory)
-    } catch {
-      throw DiskCacheError("Cannot read the cache directory \(blocksDirectory): \(error.reason).")
-    }
-    for subdirectory in subdirectories.sorted() {
+    for subdirectory in try blockSubdirectories(blocksDirectory) {
       let subdirectoryPath = blocksDirectory + "/" + subdirectory
       guard subdirectory.utf8.count == 2, subdirectory.utf8.allSatisfy(isLowercaseHex) else {
         logger.debug("Ignoring an unknown entry in the cache directory", metadata: ["path": "\(subdirectoryPath)"])
@@ -531,6 +532,16 @@ public final class DiskBlockCache: Sendable {
       return a.hash < b.hash
     }
     return result
+  }
+
+  /// The names in the blocks directory, sorted (the two-hex-digit subdirectories, and whatever else
+  /// is there).
+  static func blockSubdirectories(_ blocksDirectory: String) throws(DiskCacheError) -> [String] {
+    do {
+      return try FileSystem.listDirectory(blocksDirectory).sorted()
+    } catch {
+      throw DiskCacheError("Cannot read the cache directory \(blocksDirectory): \(error.reason).")
+    }
   }
 
   private enum InspectionProblem: Error {

@@ -10,7 +10,10 @@ struct BKLogFS: ParsableCommand {
       Mount an S3 log archive (or a local directory with the same layout), then use grep, less, tail, \
       find and rsync on the logs. Reads are fetched lazily in ranges and kept in a local cache.
       """,
-    subcommands: [MountCommand.self, UnmountCommand.self, StatsCommand.self, SyncCommand.self, RestoreCommand.self])
+    subcommands: [
+      MountCommand.self, UnmountCommand.self, StatsCommand.self, SyncCommand.self, RestoreCommand.self,
+      CacheCommand.self,
+    ])
 
   /// Run as `mount.fuse.bklogfs` (mount(8) and /etc/fstab: `MountHelper`), the call becomes
   /// `bklogfs mount`; otherwise the command line is parsed as usual.

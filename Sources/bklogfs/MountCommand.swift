@@ -250,7 +250,7 @@ struct MountCommand: ParsableCommand {
       exports = (client, target.prefix)
     }
 
-    let blockSize = 1 << 20
+    let blockSize = mountBlockSize
     // Blocks waiting to be written to the shared cache: at most a quarter of the memory cache more.
     // Made before the names, which read and record logs' sizes there.
     let sharedCache = try makeSharedCache(

@@ -1,0 +1,194 @@
+import Glibc
+public import Logging
+import SystemBase
+import SystemPackage
+
+/// Who may use a disk cache directory at once: every mount (shared), or one maintenance command
+/// (`bklogfs cache prune|clear|verify`, exclusive) while no mount does. An advisory `flock` on the
+/// cache's `v1` directory itself (no file is added), held as long as the cache is open; the kernel
+/// lets it go when the process ends, however it ends.
+public enum DiskCacheUse: Sendable {
+  case shared
+  case exclusive
+}
+
+/// The lock of one open cache.
+final class DiskCacheLock: Sendable {
+  private let file: OpenedFile
+
+  init(versionDirectory: String, use: DiskCacheUse) throws(DiskCacheError) {
+    let path = versionDirectory
+    do {
+      file = try FileSystem.open(path, .readOnly, options: [.directory])
+    } catch {
+      throw DiskCacheError("Cannot open the cache's lock \(path): \(error.reason).")
+    }
+    let operation = (use == .shared ? LOCK_SH : LOCK_EX) | LOCK_NB
+    while flock(file.descriptor.rawValue, operation) != 0 {
+      let error = errno
+      if error == EINTR { continue }
+      file.closeIgnoringErrors()
+      guard error == EWOULDBLOCK else {
+        throw DiskCacheError("Cannot lock the cache \(path): \(String(cString: strerror(error))).")
+      }
+      let directory = String(versionDirectory.dropLast(BlockFileFormat.directoryName.count + 1))
+      throw DiskCacheError(
+        use == .shared
+          ? "The cache directory \(directory) is being pruned or cleared (bklogfs cache); mount again once that is done."
+          : "A bklogfs mount is using the cache directory \(directory); unmount it first.")
+    }
+  }
+
+  deinit { file.closeIgnoringErrors() }
+}
+
+/// What a disk cache directory holds, by store, as `bklogfs cache` shows it.
+public struct DiskCacheInventory: Sendable, Hashable {
+  public struct Source: Sendable, Hashable {
+    /// The store's identity, such as `s3://acme-buildkite-logs` or `buildkite:logs`.
+    public var source: String
+    public var blocks: Int
+    /// Bytes of block files, headers included.
+    public var bytes: Int
+    /// Object versions (key and ETag) with at least one block.
+    public var objects: Int
+  }
+
+  /// By bytes, most first.
+  public var sources: [Source] = []
+  public var blocks = 0
+  public var bytes = 0
+  /// Block files found damaged (and, by `verify`, removed).
+  public var damaged = 0
+  /// Block files of another block size, which a mount with this one removes.
+  public var otherBlockSize = 0
+  /// Whether every block's data was read and its checksum checked (`verify`), or only headers.
+  public var dataChecked = false
+}
+
+extension DiskBlockCache {
+  /// What the cache directory holds, from each block file's header; with `verify`, every block's data
+  /// is read and checked too, and a damaged block is removed (taking the cache for this process
+  /// alone: it fails while a mount uses it). A directory with no cache in it holds nothing.
+  public static func inventory(directory: String, blockSize: Int, verify: Bool) throws(DiskCacheError)
+    -> DiskCacheInventory
+  {
+    let versionDirectory = directory + "/" + BlockFileFormat.directoryName
+    let blocksDirectory = versionDirectory + "/blocks"
+    var inventory = DiskCacheInventory()
+    inventory.dataChecked = verify
+    guard (try? FileSystem.stat(blocksDirectory))??.type == .directory else { return inventory }
+    let lock = verify ? try DiskCacheLock(versionDirectory: versionDirectory, use: .exclusive) : nil
+    defer { withExtendedLifetime(lock) {} }
+    var bySource: [String: (blocks: Int, bytes: Int, objects: Set<String>)] = [:]
+    for subdirectory in try blockSubdirectories(blocksDirectory) {
+      let names = (try? FileSystem.listDirectory(blocksDirectory + "/" + subdirectory)) ?? []
+      for name in names.sorted() where name.hasSuffix(".blk") {
+        let path = blocksDirectory + "/" + subdirectory + "/" + name
+        switch readHeader(path, hash: String(name.dropLast(4)), verify: verify, blockSize: blockSize) {
+        case .success(let found):
+          guard found.blockSize == blockSize else {
+            inventory.otherBlockSize += 1
+            continue
+          }
+          inventory.blocks += 1
+          inventory.bytes += found.fileSize
+          var entry = bySource[found.key.source] ?? (0, 0, [])
+          entry.blocks += 1
+          entry.bytes += found.fileSize
+          entry.objects.insert(found.key.key + "\u{0}" + found.key.etag)
+          bySource[found.key.source] = entry
+        case .failure:
+          inventory.damaged += 1
+          if verify { try? FileSystem.unlink(path) }
+        }
+      }
+    }
+    inventory.sources = bySource.map { source, entry in
+      DiskCacheInventory.Source(source: source, blocks: entry.blocks, bytes: entry.bytes, objects: entry.objects.count)
+    }.sorted { ($0.bytes, $1.source) > ($1.bytes, $0.source) }
+    return inventory
+  }
+
+  /// Makes the cache hold at most `maxBytes`, evicting least recently used blocks first (0 empties
+  /// it), with the cache taken for this process alone: fails while a mount uses it. Damaged blocks,
+  /// blocks of another block size and leftover temporary files go too, as at a mount's start.
+  /// Returns what it holds afterwards.
+  public static func prune(directory: String, toBytes maxBytes: Int, blockSize: Int, logger: Logger)
+    throws(DiskCacheError) -> BlockCacheStatistics
+  {
+    let cache = try DiskBlockCache(
+      directory: directory, maxBytes: maxBytes, blockSize: blockSize, logger: logger, use: .exclusive)
+    return cache.statistics
+  }
+
+  private struct HeaderFacts {
+    var key: BlockKey
+    var blockSize: Int
+    var fileSize: Int
+  }
+
+  /// A block file's identity from its header, checked against its name and header checksum; with
+  /// `verify`, its data and checksum as well.
+  private static func readHeader(_ path: String, hash: String, verify: Bool, blockSize: Int)
+    -> Result<HeaderFacts, BlockFileFormat.Damage>
+  {
+    do {
+      let file = try FileSystem.open(path, .readOnly, options: .noFollow)
+      defer { file.closeIgnoringErrors() }
+      let info = try file.stat()
+      guard info.type == .regular else { return .failure(.notARegularFile) }
+      let size = Int(info.size)
+      let bytes = try file.read(count: verify ? size : min(size, 4096), at: 0)
+      let fixed: BlockFileFormat.FixedHeader
+      switch BlockFileFormat.FixedHeader.parse(bytes[...]) {
+      case .success(let parsed): fixed = parsed
+      case .failure(let damage): return .failure(damage)
+      }
+      var header = bytes
+      if header.count < fixed.headerLength {
+        guard fixed.headerLength <= size else { return .failure(.truncated) }
+        header = try file.read(count: fixed.headerLength, at: 0)
+      }
+      let identity = Array(header[BlockFileFormat.fixedHeaderLength..<fixed.headerLength])
+      guard BlockIdentity.hash(identity) == hash, let key = BlockIdentity.decode(identity[...]),
+        let identityBlockSize = BlockIdentity.blockSize(of: identity[...])
+      else { return .failure(.wrongIdentity) }
+      if verify {
+        if case .failure(let damage) = BlockFileFormat.decode(
+          bytes, identity: identity, blockSize: max(blockSize, identityBlockSize))
+        {
+          return .failure(damage)
+        }
+      } else if BlockFileFormat.checksum(ofHeader: Array(header[0..<fixed.headerLength]), version: fixed.version)
+        != fixed.headerChecksum
+      {
+        return .failure(.headerChecksum)
+      }
+      return .success(HeaderFacts(key: key, blockSize: identityBlockSize, fileSize: size))
+    } catch {
+      return .failure(.unreadable(error.reason))
+    }
+  }
+}
+
+extension BlockIdentity {
+  /// The block an identity names (`encode`'s inverse), if it is well formed.
+  static func decode(_ identity: ArraySlice<UInt8>) -> BlockKey? {
+    var offset = 0
+    var fields: [String] = []
+    for _ in 0..<3 {
+      guard identity.count - offset >= 4 else { return nil }
+      let length = Int(identity.loadLittleEndian(UInt32.self, at: offset))
+      offset += 4
+      guard identity.count - offset >= length else { return nil }
+      let start = identity.startIndex + offset
+      guard let text = String(validating: identity[start..<start + length], as: UTF8.self) else { return nil }
+      fields.append(text)
+      offset += length
+    }
+    guard identity.count - offset == 16 else { return nil }
+    return BlockKey(
+      source: fields[0], key: fields[1], etag: fields[2], index: identity.loadLittleEndian(UInt64.self, at: offset))
+  }
+}
