@@ -1,3 +1,5 @@
+import SystemBase
+
 /// A versioned store as it was at a moment (`bklogfs mount --as-of`): each key shows the newest of
 /// its versions written at or before `time`, unless that is a delete marker (the object was
 /// deleted by then); a key whose versions all came later does not show. Reads name the version, so
@@ -92,7 +94,10 @@ public final class AsOfObjectClient: ObjectClient {
   /// The version of `key` current at the time.
   public func head(key: String) throws(ObjectStoreError) -> ObjectInfo {
     guard let entry = Self.current(at: time, among: try inner.versions(of: key)), !entry.isDeleteMarker else {
-      throw ObjectStoreError(.notFound, "\(inner.identity)/\(key) did not exist at \(time.seconds)")
+      throw ObjectStoreError(
+        .notFound,
+        "\(inner.identity)/\(key) did not exist at \(formatRFC3339(seconds: time.seconds, nanoseconds: time.nanoseconds))"
+      )
     }
     return ObjectInfo(
       key: key, size: entry.size, lastModified: entry.lastModified, etag: entry.etag, storage: entry.storage,
