@@ -29,31 +29,12 @@ import SystemBase
 public func parseListObjectsV2(_ body: [UInt8], urlEncoded: Bool, restoreStatusIsReliable: Bool = false)
   throws(ObjectStoreError) -> ListPage
 {
-  let root = try XMLReader().parse(body)
-  if root.name == "Error" { throw S3ErrorBody(root).objectStoreError }
-  guard root.name == "ListBucketResult" else {
-    throw invalidListing("the root element is <\(root.name)>, not <ListBucketResult>")
-  }
-  let decode: Bool
-  switch try root.childText("EncodingType") {
-  case nil: decode = false
-  case "url": decode = true
-  case let other?: throw invalidListing("unknown EncodingType \(other)")
-  }
-
-  var undecodable: [String] = []
-  /// A key or prefix, or nil (and noted) when it is not UTF-8 once decoded.
-  func name(_ text: String) throws(ObjectStoreError) -> String? {
-    guard decode else { return text }
-    if let decoded = String(validating: try formURLDecodeBytes(text), as: UTF8.self) { return decoded }
-    undecodable.append(text)
-    return nil
-  }
-
+  var listing = try ListingBody(body, root: "ListBucketResult")
+  let root = listing.root
   var objects: [ObjectInfo] = []
   for contents in root.children(named: "Contents") {
     guard let rawKey = try contents.childText("Key") else { throw invalidListing("a <Contents> without <Key>") }
-    let decodedKey = try name(rawKey)
+    let decodedKey = try listing.name(rawKey)
     let key = decodedKey ?? rawKey
     guard let sizeText = try contents.childText("Size") else {
       throw invalidListing("no <Size> for key \(key)")
@@ -74,29 +55,17 @@ public func parseListObjectsV2(_ body: [UInt8], urlEncoded: Bool, restoreStatusI
         etag: etag, storage: storage))
   }
 
-  var commonPrefixes: [String] = []
-  for group in root.children(named: "CommonPrefixes") {
-    guard let prefix = try group.childText("Prefix") else {
-      throw invalidListing("a <CommonPrefixes> without <Prefix>")
-    }
-    if let decoded = try name(prefix) { commonPrefixes.append(decoded) }
-  }
-
-  let truncated: Bool
-  switch try root.childText("IsTruncated") {
-  case nil, "false": truncated = false
-  case "true": truncated = true
-  case let other?: throw invalidListing("IsTruncated is \(other)")
-  }
+  let commonPrefixes = try listing.commonPrefixes()
   var token: String?
-  if truncated {
+  if try listing.isTruncated() {
     guard let next = try root.childText("NextContinuationToken"), !next.isEmpty else {
       throw invalidListing("IsTruncated is true but there is no NextContinuationToken")
     }
     token = next
   }
   return ListPage(
-    objects: objects, commonPrefixes: commonPrefixes, nextContinuationToken: token, undecodableKeys: undecodable)
+    objects: objects, commonPrefixes: commonPrefixes, nextContinuationToken: token,
+    undecodableKeys: listing.undecodable)
 }
 
 /// The storage of one `<Contents>`: nil for STANDARD.
@@ -132,30 +101,13 @@ private func listedStorage(_ contents: XMLElement, key: String, restoreStatusIsR
 /// version without `Key`, `VersionId` or `LastModified`, or without `Size` (a delete marker has
 /// none), or `IsTruncated` true with no `NextKeyMarker`, is `.invalidResponse`.
 public func parseListObjectVersions(_ body: [UInt8]) throws(ObjectStoreError) -> VersionPage {
-  let root = try XMLReader().parse(body)
-  if root.name == "Error" { throw S3ErrorBody(root).objectStoreError }
-  guard root.name == "ListVersionsResult" else {
-    throw invalidListing("the root element is <\(root.name)>, not <ListVersionsResult>")
-  }
-  let decode: Bool
-  switch try root.childText("EncodingType") {
-  case nil: decode = false
-  case "url": decode = true
-  case let other?: throw invalidListing("unknown EncodingType \(other)")
-  }
-  var undecodable: [String] = []
-  func name(_ text: String) throws(ObjectStoreError) -> String? {
-    guard decode else { return text }
-    if let decoded = String(validating: try formURLDecodeBytes(text), as: UTF8.self) { return decoded }
-    undecodable.append(text)
-    return nil
-  }
-
+  var listing = try ListingBody(body, root: "ListVersionsResult")
+  let root = listing.root
   var versions: [ObjectVersionEntry] = []
   for element in root.children where element.name == "Version" || element.name == "DeleteMarker" {
     let isDeleteMarker = element.name == "DeleteMarker"
     guard let rawKey = try element.childText("Key") else { throw invalidListing("a <\(element.name)> without <Key>") }
-    let decodedKey = try name(rawKey)
+    let decodedKey = try listing.name(rawKey)
     let key = decodedKey ?? rawKey
     guard let versionID = try element.childText("VersionId"), !versionID.isEmpty else {
       throw invalidListing("no <VersionId> for a version of key \(key)")
@@ -184,30 +136,70 @@ public func parseListObjectVersions(_ body: [UInt8]) throws(ObjectStoreError) ->
         lastModified: Timestamp(seconds: modified.seconds, nanoseconds: modified.nanoseconds), size: size,
         etag: try element.childText("ETag") ?? "", storage: storage))
   }
-  var commonPrefixes: [String] = []
-  for group in root.children(named: "CommonPrefixes") {
-    guard let prefix = try group.childText("Prefix") else {
-      throw invalidListing("a <CommonPrefixes> without <Prefix>")
-    }
-    if let decoded = try name(prefix) { commonPrefixes.append(decoded) }
-  }
+  let commonPrefixes = try listing.commonPrefixes()
   var nextKeyMarker: String?
   var nextVersionIDMarker: String?
-  switch try root.childText("IsTruncated") {
-  case nil, "false": break
-  case "true":
+  if try listing.isTruncated() {
     guard let marker = try root.childText("NextKeyMarker"), !marker.isEmpty else {
       throw invalidListing("IsTruncated is true but there is no NextKeyMarker")
     }
     // The marker is encoded as the keys are; one that is not UTF-8 cannot be sent back.
-    guard let decodedMarker = try name(marker) else { throw invalidListing("NextKeyMarker is not UTF-8") }
+    guard let decodedMarker = try listing.name(marker) else { throw invalidListing("NextKeyMarker is not UTF-8") }
     nextKeyMarker = decodedMarker
     nextVersionIDMarker = try root.childText("NextVersionIdMarker").flatMap { $0.isEmpty ? nil : $0 }
-  case let other?: throw invalidListing("IsTruncated is \(other)")
   }
   return VersionPage(
     versions: versions, commonPrefixes: commonPrefixes, nextKeyMarker: nextKeyMarker,
-    nextVersionIDMarker: nextVersionIDMarker, undecodableKeys: undecodable)
+    nextVersionIDMarker: nextVersionIDMarker, undecodableKeys: listing.undecodable)
+}
+
+/// What a ListObjectsV2 and a ListObjectVersions body share: the root element (or an `<Error>`,
+/// thrown), `EncodingType`, names decoded by it with those that are not UTF-8 set apart, the
+/// common prefixes, and `IsTruncated`.
+private struct ListingBody {
+  let root: XMLElement
+  private let decode: Bool
+  /// Names (keys, prefixes, markers) that are not UTF-8 once decoded, as sent.
+  private(set) var undecodable: [String] = []
+
+  init(_ body: [UInt8], root name: String) throws(ObjectStoreError) {
+    root = try XMLReader().parse(body)
+    if root.name == "Error" { throw S3ErrorBody(root).objectStoreError }
+    guard root.name == name else { throw invalidListing("the root element is <\(root.name)>, not <\(name)>") }
+    switch try root.childText("EncodingType") {
+    case nil: decode = false
+    case "url": decode = true
+    case let other?: throw invalidListing("unknown EncodingType \(other)")
+    }
+  }
+
+  /// A key or prefix, or nil (and noted) when it is not UTF-8 once decoded.
+  mutating func name(_ text: String) throws(ObjectStoreError) -> String? {
+    guard decode else { return text }
+    if let decoded = String(validating: try formURLDecodeBytes(text), as: UTF8.self) { return decoded }
+    undecodable.append(text)
+    return nil
+  }
+
+  /// The `<CommonPrefixes>`, decoded; one that is not UTF-8 is noted and left out.
+  mutating func commonPrefixes() throws(ObjectStoreError) -> [String] {
+    var prefixes: [String] = []
+    for group in root.children(named: "CommonPrefixes") {
+      guard let prefix = try group.childText("Prefix") else {
+        throw invalidListing("a <CommonPrefixes> without <Prefix>")
+      }
+      if let decoded = try name(prefix) { prefixes.append(decoded) }
+    }
+    return prefixes
+  }
+
+  func isTruncated() throws(ObjectStoreError) -> Bool {
+    switch try root.childText("IsTruncated") {
+    case nil, "false": return false
+    case "true": return true
+    case let other?: throw invalidListing("IsTruncated is \(other)")
+    }
+  }
 }
 
 private func invalidListing(_ message: String) -> ObjectStoreError {
