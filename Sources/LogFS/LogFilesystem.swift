@@ -601,18 +601,14 @@ public final class LogFilesystem: Sendable {
       return []
     }
     var attributes: [(name: String, value: String)] = [("source", client.identity + "/" + key)]
-    var unquoted = Substring(etag)
-    if unquoted.count >= 2, unquoted.hasPrefix("\""), unquoted.hasSuffix("\"") {
-      unquoted = unquoted.dropFirst().dropLast()
-    }
-    if !unquoted.isEmpty { attributes.append(("etag", String(unquoted))) }
+    let unquoted = Self.unquoted(etag)
+    if !unquoted.isEmpty { attributes.append(("etag", unquoted)) }
     attributes.append(
       ("last_modified", formatRFC3339(seconds: file.modified.seconds, nanoseconds: file.modified.nanoseconds)))
     if let version { attributes.append(("version_id", version)) }
     if client.hasStorageClasses {
       let storage = file.storage ?? ObjectStorage(storageClass: "STANDARD")
-      attributes.append(
-        ("storage_class", storage.archiveTier.map { "\(storage.storageClass) \($0)" } ?? storage.storageClass))
+      attributes.append(("storage_class", storage.attributeValue))
       if storage.isArchiveClass {
         let restore =
           switch storage.restore {
@@ -626,6 +622,12 @@ public final class LogFilesystem: Sendable {
       }
     }
     return attributes.map { (Self.attributePrefix + $0.name, $0.value) }
+  }
+
+  /// An ETag as people write it: S3's `"…"` without its quotes.
+  private static func unquoted(_ etag: String) -> String {
+    guard etag.count >= 2, etag.hasPrefix("\""), etag.hasSuffix("\"") else { return etag }
+    return String(etag.dropFirst().dropLast())
   }
 
   /// The name of the attribute that lists every version of a file's object. It is not listed: each
@@ -657,7 +659,7 @@ public final class LogFilesystem: Sendable {
       let state = entry.isDeleteMarker ? "deleted" : entry.isLatest ? "current" : "old"
       let shown = (version.map { $0 == entry.versionID } ?? (entry.isLatest && entry.etag == etag)) ? " shown" : ""
       let size = entry.isDeleteMarker ? "-" : String(entry.size)
-      let tag = entry.isDeleteMarker ? "-" : String(entry.etag.filter { $0 != "\"" })
+      let tag = entry.isDeleteMarker ? "-" : Self.unquoted(entry.etag)
       lines.append("\(entry.versionID)\t\(time)\t\(size)\t\(tag)\t\(state)\(shown)\n")
     }
     let text = lines.joined()

@@ -214,6 +214,16 @@ public struct ObjectStorage: Sendable, Hashable {
     return ObjectStorage(storageClass: storageClass, restore: restore, archiveTier: archiveTier)
   }
 
+  /// The class as a file's `user.bklogfs.storage_class` attribute shows it: the class, then an
+  /// INTELLIGENT_TIERING object's archive tier after a space (`INTELLIGENT_TIERING ARCHIVE_ACCESS`).
+  public var attributeValue: String { archiveTier.map { "\(storageClass) \($0)" } ?? storageClass }
+
+  /// The storage an `attributeValue` stands for (its restore state is not in it).
+  public init(attributeValue: String) {
+    let parts = attributeValue.split(separator: " ", maxSplits: 1).map(String.init)
+    self.init(storageClass: parts.first ?? "", archiveTier: parts.count > 1 ? parts[1] : nil)
+  }
+
   /// Whether the class keeps objects offline: a read needs a restore first.
   public var isArchiveClass: Bool {
     storageClass == "GLACIER" || storageClass == "DEEP_ARCHIVE" || archiveTier != nil

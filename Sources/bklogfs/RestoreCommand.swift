@@ -124,7 +124,7 @@ struct RestoreCommand: ParsableCommand {
             answer = Self.state(try client.head(key: file.key).storage)
           } else {
             // An INTELLIGENT_TIERING archive tier takes no days: the object returns to its frequent tier.
-            let restoreDays = file.storageClass.hasPrefix("INTELLIGENT_TIERING") ? nil : days
+            let restoreDays = file.storage.archiveTier == nil ? days : nil
             answer =
               switch try client.restore(key: file.key, days: restoreDays, tier: tier) {
               case .requested: "requested"
@@ -204,7 +204,7 @@ struct ArchivedFiles {
     var path: String
     var bucket: String
     var key: String
-    var storageClass: String
+    var storage: ObjectStorage
   }
 
   var files: [File] = []
@@ -292,15 +292,13 @@ struct ArchivedFiles {
     }
     let bucket = String(location[..<slash])
     let key = String(location[location.index(after: slash)...])
-    let storageClass = attribute("storage_class") ?? "STANDARD"
-    let archived =
-      storageClass == "GLACIER" || storageClass == "DEEP_ARCHIVE" || storageClass.hasPrefix("INTELLIGENT_TIERING ")
-    guard archived, buckets[bucket] != nil else {
+    let storage = ObjectStorage(attributeValue: attribute("storage_class") ?? "STANDARD")
+    guard storage.isArchiveClass, buckets[bucket] != nil else {
       online += 1
       return
     }
     guard seen.insert(bucket + "/" + key).inserted else { return }
-    files.append(File(path: path, bucket: bucket, key: key, storageClass: storageClass))
+    files.append(File(path: path, bucket: bucket, key: key, storage: storage))
   }
 }
 

@@ -68,6 +68,21 @@ private func contents(_ key: String, storageClass: String?, restoreStatus: Strin
     #expect(object == ObjectInfo(key: "k", size: 1, lastModified: Timestamp(seconds: 1), etag: "e"))
   }
 
+  /// The storage_class attribute reads back as the storage it shows (bklogfs restore reads it).
+  @Test func theAttributeValueReadsBack() {
+    for storage in [
+      ObjectStorage(storageClass: "STANDARD"), ObjectStorage(storageClass: "GLACIER"),
+      ObjectStorage(storageClass: "INTELLIGENT_TIERING", archiveTier: "DEEP_ARCHIVE_ACCESS"),
+    ] {
+      let read = ObjectStorage(attributeValue: storage.attributeValue)
+      #expect(read == storage)
+      #expect(read.isArchiveClass == storage.isArchiveClass)
+    }
+    #expect(
+      ObjectStorage(storageClass: "INTELLIGENT_TIERING", archiveTier: "ARCHIVE_ACCESS").attributeValue
+        == "INTELLIGENT_TIERING ARCHIVE_ACCESS")
+  }
+
   @Test func malformedRestoreStatusIsInvalid() {
     for status in [
       "<IsRestoreInProgress>maybe</IsRestoreInProgress>",
