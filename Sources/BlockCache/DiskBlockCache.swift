@@ -420,7 +420,7 @@ public final class DiskBlockCache: Sendable {
 
   // MARK: - Start-up
 
-  private struct ScannedBlock {
+  struct ScannedBlock {
     var hash: String
     var size: Int
     var modified: (seconds: Int, nanoseconds: Int)
@@ -507,8 +507,8 @@ public final class DiskBlockCache: Sendable {
         }
         let hash = String(name.prefix(64))
         switch inspect(path, hash: hash, blockSize: blockSize) {
-        case .success(let block):
-          result.entries.append(block)
+        case .success(let found):
+          result.entries.append(found.block)
         case .failure(let problem):
           do {
             try FileSystem.unlink(path)
@@ -544,13 +544,16 @@ public final class DiskBlockCache: Sendable {
     }
   }
 
-  private enum InspectionProblem: Error {
+  enum InspectionProblem: Error {
     case damaged(BlockFileFormat.Damage)
     case otherBlockSize
   }
 
   /// Checks what can be checked without reading the data: header, identity against the name, size.
-  private static func inspect(_ path: String, hash: String, blockSize: Int) -> Result<ScannedBlock, InspectionProblem> {
+  /// Also gives the identity the header holds, checked against the file's name (`hash`).
+  static func inspect(_ path: String, hash: String, blockSize: Int)
+    -> Result<(block: ScannedBlock, identity: ArraySlice<UInt8>), InspectionProblem>
+  {
     let file: OpenedFile
     do {
       file = try FileSystem.open(path, .readOnly, options: .noFollow)
@@ -589,8 +592,7 @@ public final class DiskBlockCache: Sendable {
         return .failure(.damaged(size - fixed.headerLength < fixed.dataLength ? .truncated : .wrongSize))
       }
       return .success(
-        ScannedBlock(
-          hash: hash, size: size, modified: (info.st_mtim.tv_sec, info.st_mtim.tv_nsec)))
+        (ScannedBlock(hash: hash, size: size, modified: (info.st_mtim.tv_sec, info.st_mtim.tv_nsec)), identity))
     } catch {
       return .failure(.damaged(.unreadable(error.reason)))
     }

@@ -85,23 +85,25 @@ extension DiskBlockCache {
       let names = (try? FileSystem.listDirectory(blocksDirectory + "/" + subdirectory)) ?? []
       for name in names.sorted() where name.hasSuffix(".blk") {
         let path = blocksDirectory + "/" + subdirectory + "/" + name
-        switch readHeader(path, hash: String(name.dropLast(4)), verify: verify, blockSize: blockSize) {
-        case .success(let found):
-          guard found.blockSize == blockSize else {
-            inventory.otherBlockSize += 1
-            continue
-          }
-          inventory.blocks += 1
-          inventory.bytes += found.fileSize
-          var entry = bySource[found.key.source] ?? (0, 0, [])
-          entry.blocks += 1
-          entry.bytes += found.fileSize
-          entry.objects.insert(found.key.key + "\u{0}" + found.key.etag)
-          bySource[found.key.source] = entry
-        case .failure:
+        let inspected = inspect(path, hash: String(name.dropLast(4)), blockSize: blockSize)
+        if case .failure(.otherBlockSize) = inspected {
+          inventory.otherBlockSize += 1
+          continue
+        }
+        guard case .success(let found) = inspected, let key = BlockIdentity.decode(found.identity),
+          !verify || dataIsWhole(path, found.identity, blockSize)
+        else {
           inventory.damaged += 1
           if verify { try? FileSystem.unlink(path) }
+          continue
         }
+        inventory.blocks += 1
+        inventory.bytes += found.block.size
+        var entry = bySource[key.source] ?? (0, 0, [])
+        entry.blocks += 1
+        entry.bytes += found.block.size
+        entry.objects.insert(key.key + "\u{0}" + key.etag)
+        bySource[key.source] = entry
       }
     }
     inventory.sources = bySource.map { source, entry in
@@ -122,53 +124,14 @@ extension DiskBlockCache {
     return cache.statistics
   }
 
-  private struct HeaderFacts {
-    var key: BlockKey
-    var blockSize: Int
-    var fileSize: Int
-  }
-
-  /// A block file's identity from its header, checked against its name and header checksum; with
-  /// `verify`, its data and checksum as well.
-  private static func readHeader(_ path: String, hash: String, verify: Bool, blockSize: Int)
-    -> Result<HeaderFacts, BlockFileFormat.Damage>
-  {
-    do {
-      let file = try FileSystem.open(path, .readOnly, options: .noFollow)
-      defer { file.closeIgnoringErrors() }
-      let info = try file.stat()
-      guard info.type == .regular else { return .failure(.notARegularFile) }
-      let size = Int(info.size)
-      let bytes = try file.read(count: verify ? size : min(size, 4096), at: 0)
-      let fixed: BlockFileFormat.FixedHeader
-      switch BlockFileFormat.FixedHeader.parse(bytes[...]) {
-      case .success(let parsed): fixed = parsed
-      case .failure(let damage): return .failure(damage)
-      }
-      var header = bytes
-      if header.count < fixed.headerLength {
-        guard fixed.headerLength <= size else { return .failure(.truncated) }
-        header = try file.read(count: fixed.headerLength, at: 0)
-      }
-      let identity = Array(header[BlockFileFormat.fixedHeaderLength..<fixed.headerLength])
-      guard BlockIdentity.hash(identity) == hash, let key = BlockIdentity.decode(identity[...]),
-        let identityBlockSize = BlockIdentity.blockSize(of: identity[...])
-      else { return .failure(.wrongIdentity) }
-      if verify {
-        if case .failure(let damage) = BlockFileFormat.decode(
-          bytes, identity: identity, blockSize: max(blockSize, identityBlockSize))
-        {
-          return .failure(damage)
-        }
-      } else if BlockFileFormat.checksum(ofHeader: Array(header[0..<fixed.headerLength]), version: fixed.version)
-        != fixed.headerChecksum
-      {
-        return .failure(.headerChecksum)
-      }
-      return .success(HeaderFacts(key: key, blockSize: identityBlockSize, fileSize: size))
-    } catch {
-      return .failure(.unreadable(error.reason))
-    }
+  /// Whether a block file whose header `inspect` passed holds its data whole: read, and its
+  /// checksum checked.
+  private static func dataIsWhole(_ path: String, _ identity: ArraySlice<UInt8>, _ blockSize: Int) -> Bool {
+    guard let file = try? FileSystem.open(path, .readOnly, options: .noFollow) else { return false }
+    defer { file.closeIgnoringErrors() }
+    guard let info = try? file.stat(), let bytes = try? file.read(count: Int(info.size), at: 0) else { return false }
+    if case .success = BlockFileFormat.decode(bytes, identity: Array(identity), blockSize: blockSize) { return true }
+    return false
   }
 }
 
