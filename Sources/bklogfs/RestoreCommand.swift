@@ -217,9 +217,15 @@ struct ArchivedFiles {
 
   static func find(_ paths: [String]) throws -> ArchivedFiles {
     var found = ArchivedFiles()
+    // Mounts whose buckets are known, by device: the paths of a glob are mostly in one mount.
+    var mountsRead: Set<DeviceID> = []
     for path in paths {
       guard let status = try? FileSystem.stat(path, followingSymlinks: false) else {
         throw MountFailure("\(path) does not exist")
+      }
+      guard mountsRead.insert(status.deviceID).inserted else {
+        try found.walk(path, status: status, device: status.deviceID)
+        continue
       }
       let root = try mountRoot(of: path, device: status.deviceID)
       guard let raw = try? FileSystem.extendedAttribute(root, bucketsAttribute) else {
