@@ -4,6 +4,7 @@ import PackageDescription
 // Layers, each depending only on those listed before it (doc/ARCHITECTURE.md draws the graph):
 //   C shims (CFuse, CCurl, CCrypto, CSQLite, CLinux)
 //   SystemBase                    — system calls (on swift-system), threads, the clock, the calendar and ISO 8601
+//   LogText                       — a job log as plain text (what a terminal finally shows)
 //   Digests                       — hashes, checksums and gzip over libcrypto and zlib
 //   HTTPTransport                 — libcurl transfers with timeouts, and the one retry engine
 //   ObjectStore                   — the object-client protocol, its errors and the local-directory client
@@ -43,6 +44,7 @@ let package = Package(
     .target(
       name: "SystemBase", dependencies: ["CLinux", .product(name: "SystemPackage", package: "swift-system")],
       swiftSettings: strictSettings),
+    .target(name: "LogText", dependencies: ["SystemBase"], swiftSettings: strictSettings),
     .target(name: "Digests", dependencies: ["CCrypto"], swiftSettings: strictSettings),
     .target(
       name: "HTTPTransport",
@@ -82,7 +84,8 @@ let package = Package(
     .target(
       name: "LogFS",
       dependencies: [
-        "ObjectStore", "BlockCache", "Digests", "SystemBase", .product(name: "Logging", package: "swift-log"),
+        "ObjectStore", "BlockCache", "Digests", "LogText", "SystemBase",
+        .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: strictSettings),
     .target(
@@ -99,7 +102,7 @@ let package = Package(
     .executableTarget(
       name: "bklogfs",
       dependencies: [
-        "FuseAdapter", "LogFS", "S3Client", "ObjectStore", "BlockCache", "HTTPTransport", "BuildkiteNames",
+        "FuseAdapter", "LogFS", "LogText", "S3Client", "ObjectStore", "BlockCache", "HTTPTransport", "BuildkiteNames",
         "BuildkiteAPI", "Catalog", "SystemBase", .product(name: "SystemPackage", package: "swift-system"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
@@ -125,6 +128,7 @@ let package = Package(
       name: "SystemBaseTests",
       dependencies: ["SystemBase", "TestSupport", .product(name: "SystemPackage", package: "swift-system")],
       swiftSettings: strictSettings),
+    .testTarget(name: "LogTextTests", dependencies: ["LogText", "TestSupport"], swiftSettings: strictSettings),
     .testTarget(name: "DigestsTests", dependencies: ["Digests", "TestSupport"], swiftSettings: strictSettings),
     .testTarget(
       name: "HTTPTransportTests",
@@ -167,7 +171,7 @@ let package = Package(
     .testTarget(
       name: "LogFSTests",
       dependencies: [
-        "LogFS", "ObjectStore", "BlockCache", "SystemBase", "TestSupport",
+        "LogFS", "LogText", "ObjectStore", "BlockCache", "SystemBase", "TestSupport",
         .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: strictSettings),
@@ -188,6 +192,9 @@ if Context.environment["BKLOGFS_FUZZ"] == "1" {
       path: "Fuzz/FuzzBuildkiteJSON", swiftSettings: strictSettings),
     .executableTarget(
       name: "FuzzGzip", dependencies: ["FuzzDriver", "Digests"], path: "Fuzz/FuzzGzip", swiftSettings: strictSettings),
+    .executableTarget(
+      name: "FuzzPlainText", dependencies: ["FuzzDriver", "LogText"], path: "Fuzz/FuzzPlainText",
+      swiftSettings: strictSettings),
     .executableTarget(
       name: "FuzzBlockFile",
       dependencies: ["FuzzDriver", "BlockCache", .product(name: "Logging", package: "swift-log")],

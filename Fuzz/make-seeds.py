@@ -160,3 +160,12 @@ write("FuzzBlockFile", "valid.blk", block_file(ident, block))
 write("FuzzBlockFile", "valid-empty.blk", block_file(ident, b""))
 write("FuzzBlockFile", "other-block-size.blk", block_file(identity("s3://fuzz", "org/pipeline/build/job.log", '"e"', 3, 1 << 20), block))
 write("FuzzBlockFile", "truncated.blk", block_file(ident, block)[:-1])
+
+# FuzzPlainText: job logs as an agent writes them from a terminal.
+ESC = b"\x1b"
+write("FuzzPlainText", "colours.log", ESC + b"[90m$" + ESC + b"[0m make test\r\n" + ESC + b"[1;31mFAIL" + ESC + b"[0m\n")
+write("FuzzPlainText", "progress.log", b"Downloading  10%\rDownloading  55%\rDownloading 100%\ndone\n")
+write("FuzzPlainText", "markers.log", ESC + b"_bk;t=1764924000000\x07~~~ Preparing\n" + ESC + b"_bk;dt=1500\x07--- Running\n")
+write("FuzzPlainText", "moves.log", b"abcdef" + ESC + b"[3D" + ESC + b"[K!\x08?" + ESC + b"[5CX" + ESC + b"[2G" + ESC + b"[1K\n")
+write("FuzzPlainText", "sequences.log", ESC + b"]8;;https://buildkite.com\x07link" + ESC + b"]8;;" + ESC + b"\\ " + ESC + b"(Bx" + ESC + b"[?25l\n")
+write("FuzzPlainText", "utf8.log", "héllo wörld █▌\rX\n".encode() + b"\xff\xc3(\n")

@@ -1,5 +1,6 @@
 public import BlockCache
 import Glibc
+public import LogText
 public import Logging
 import ObjectStore
 import Synchronization
@@ -27,14 +28,21 @@ public struct FilesystemConfiguration: Sendable {
   /// The most names (files, directories and links) whose attributes and listings are kept in
   /// memory once the kernel no longer holds them (`InodeTable`).
   public var metadataCacheNames: Int
+  /// Shows logs as plain text (`PlainTextRenderer`), rendered with these options; nil shows them
+  /// as stored.
+  public var plainText: PlainTextOptions?
+  /// The most bytes of plain-text indexes kept in memory (`PlainIndexCache`).
+  public var plainIndexBytes: Int
 
   public init(
     blockSize: Int = 1 << 20, partSize: Int = 8 << 20, initialReadahead: UInt64 = 1 << 20,
     maxReadahead: UInt64 = 32 << 20, fetchThreads: Int = 8, directoryTTL: Double = 60, waitLimit: Double = 300,
     initialWalkAhead: Int = 4, maxWalkAhead: Int = 16, diskWriteQueueBytes: Int = 0,
-    metadataCacheNames: Int = 1_000_000
+    metadataCacheNames: Int = 1_000_000, plainText: PlainTextOptions? = nil, plainIndexBytes: Int = 64 << 20
   ) {
     self.metadataCacheNames = metadataCacheNames
+    self.plainText = plainText
+    self.plainIndexBytes = plainIndexBytes
     self.blockSize = blockSize
     self.partSize = partSize
     self.initialReadahead = initialReadahead
@@ -73,8 +81,9 @@ public final class LogFilesystem: Sendable {
   // `fileChanged` callback or the logger, and never while waiting. The one nesting is
   //
   //     table  >  walks          (followWalk: the walk's position is read from the listing)
+  //     table  >  plainIndexes   (attributes: a log's plain-text size)
   //
-  // so `walks` is never held while taking `table`. A new nesting must be added here, in order.
+  // so neither is held while taking `table`. A new nesting must be added here, in order.
   // Waits (a Promise, a SingleFlight follower, the pool's semaphore) happen with no lock held.
   // `sequentialReaders` is an atomic, changed under a file's `stream` lock only to keep the count
   // in step with that file's `counted` flag.
@@ -82,6 +91,10 @@ public final class LogFilesystem: Sendable {
   private let listings: SingleFlight<UInt64, Void>
   /// Files being sized on open (`Namespace.size`), by inode: readers opening one at once share a request.
   private let sizings: SingleFlight<UInt64, Void>
+  /// Logs being rendered to learn their plain text's size (`plainIndex`), by inode.
+  private let plainSizings: SingleFlight<UInt64, PlainTextIndex>
+  /// The plain-text indexes of logs, in the plain view.
+  let plainIndexes: PlainIndexCache
   private let handles = Mutex(HandleTable())
   /// One block reader per remote store, made on first use.
   private let readers = Mutex<[String: BlockReader]>([:])
@@ -115,7 +128,13 @@ public final class LogFilesystem: Sendable {
   private final class OpenFile: Sendable {
     let inode: UInt64
     let source: FileSource
+    /// The size reads see: the object's, or in the plain view its plain text's.
     let size: UInt64
+    /// The object's size.
+    let rawSize: UInt64
+    /// In the plain view, the index its reads render from, and where the last read left off.
+    let plainIndex: PlainTextIndex?
+    let plainCursor = Mutex(PlainTextCursor())
     let stream: Mutex<Stream>
     /// Set when a read found the size it was opened with wrong (`sizeWasWrong`): later reads of the
     /// handle fail at once rather than ask the store again for a version it does not have.
@@ -128,10 +147,12 @@ public final class LogFilesystem: Sendable {
       var closed = false
     }
 
-    init(inode: UInt64, source: FileSource, size: UInt64, readahead: ReadaheadState) {
+    init(inode: UInt64, source: FileSource, rawSize: UInt64, plainIndex: PlainTextIndex?, readahead: ReadaheadState) {
       self.inode = inode
       self.source = source
-      self.size = size
+      self.size = plainIndex?.size ?? rawSize
+      self.rawSize = rawSize
+      self.plainIndex = plainIndex
       self.stream = Mutex(Stream(readahead: readahead))
     }
   }
@@ -169,6 +190,8 @@ public final class LogFilesystem: Sendable {
         rootKey: namespace.rootKey, source: namespace.sourceIdentity, capacity: configuration.metadataCacheNames))
     self.listings = SingleFlight(waitLimit: configuration.waitLimit)
     self.sizings = SingleFlight(waitLimit: configuration.waitLimit)
+    self.plainSizings = SingleFlight(waitLimit: configuration.waitLimit)
+    self.plainIndexes = PlainIndexCache(limitBytes: configuration.plainIndexBytes)
     self.pool = WorkerPool(threads: configuration.fetchThreads)
   }
 
@@ -213,6 +236,16 @@ public final class LogFilesystem: Sendable {
   /// The entry of `name` in directory `parent`. With `reference`, the kernel is being given it:
   /// the inode is kept until the kernel forgets it (`forget`).
   public func lookup(parent: UInt64, name: String, reference: Bool = false) throws(FilesystemError) -> Attributes {
+    let found = try lookupNode(parent: parent, name: name, reference: reference)
+    do throws(FilesystemError) {
+      return try withPlainSize(found)
+    } catch {
+      if reference { forget(found.inode, count: 1) }
+      throw error
+    }
+  }
+
+  private func lookupNode(parent: UInt64, name: String, reference: Bool) throws(FilesystemError) -> Attributes {
     if let problem = nameProblem(name) {
       throw FilesystemError(name.utf8.count > 255 ? .nameTooLong : .notFound, "cannot look up \(name): \(problem)")
     }
@@ -307,31 +340,39 @@ public final class LogFilesystem: Sendable {
     guard let node = table.withLock({ $0.node(inode) }) else {
       throw FilesystemError(.notFound, "unknown inode \(inode)")
     }
-    return attributes(node)
+    return try withPlainSize(attributes(node))
   }
 
   /// A directory or link shows the time its namespace gave it, and 0 (1970-01-01 UTC) without one,
   /// as the root does: never the mount's own time, which would change at each remount and make
   /// `rsync -a` set every directory's time again (doc/SEMANTICS.md, "Attributes").
   private func attributes(_ node: InodeTable.Node) -> Attributes {
-    attributes(inode: node.inode, content: node.content, modified: node.modified)
+    attributes(inode: node.inode, name: node.name, content: node.content, modified: node.modified)
   }
 
   /// What `stat` shows of an entry with this content: a directory or link shows `modified`, 0
   /// without one; a file its object's time.
-  private func attributes(inode: UInt64, content: NamespaceEntry.Content, modified: Timestamp?) -> Attributes {
+  private func attributes(
+    inode: UInt64, name: String, content: NamespaceEntry.Content, modified: Timestamp?
+  ) -> Attributes {
     let modified = modified ?? Timestamp(seconds: 0)
-    return switch content {
+    switch content {
     case .directory:
-      Attributes(inode: inode, kind: .directory, size: 0, modified: modified, isImmutable: false)
+      return Attributes(inode: inode, kind: .directory, size: 0, modified: modified, isImmutable: false)
     case .file(let file):
       // An archived file's attributes change when it is restored: kept for the directory TTL only.
-      Attributes(
-        inode: inode, kind: .file, size: file.size ?? 0, modified: file.modified,
-        isImmutable: file.isImmutable && file.storage?.isArchiveClass != true, sizeIsKnown: file.size != nil,
-        isOffline: file.storage.map { $0.isReadable != true } ?? false)
+      // In the plain view, a log's size is its plain text's, unknown until it is first rendered;
+      // an offline one, which cannot be rendered, shows its object's.
+      let offline = file.storage.map { $0.isReadable != true } ?? false
+      let plainKey = offline ? nil : plainViewKey(name: name, file: file)
+      let size = plainKey.map { plainIndexes.index($0)?.size } ?? file.size
+      return Attributes(
+        inode: inode, kind: .file, size: size ?? 0, modified: file.modified,
+        isImmutable: file.isImmutable && file.storage?.isArchiveClass != true, sizeIsKnown: size != nil,
+        isOffline: offline)
     case .symlink(let target):
-      Attributes(inode: inode, kind: .symlink, size: UInt64(target.utf8.count), modified: modified, isImmutable: false)
+      return Attributes(
+        inode: inode, kind: .symlink, size: UInt64(target.utf8.count), modified: modified, isImmutable: false)
     }
   }
 
@@ -482,7 +523,8 @@ public final class LogFilesystem: Sendable {
       page.entries.map { entry in
         let number = table.number(in: inode, name: entry.name, kind: entry.content.kind)
         return DirectoryEntry(
-          name: entry.name, attributes: attributes(inode: number, content: entry.content, modified: entry.modified),
+          name: entry.name,
+          attributes: attributes(inode: number, name: entry.name, content: entry.content, modified: entry.modified),
           handsInode: false, numberIsPosition: true)
       }
     }
@@ -530,6 +572,79 @@ public final class LogFilesystem: Sendable {
   /// Opens a file, sizing it first if its listing did not give its size (`Namespace.size`): the
   /// kernel, which keeps no attributes of such a file, asks for them again and sees the size.
   public func openFile(_ inode: UInt64) throws(FilesystemError) -> UInt64 {
+    let (node, file) = try readableSizedFile(inode)
+    guard let size = file.size else { throw FilesystemError(.malformed, "\(node.name) was not sized on open") }
+    let plainIndex = plainViewKey(name: node.name, file: file) != nil ? try self.plainIndex(inode) : nil
+    let readahead = ReadaheadState(
+      initialWindow: configuration.initialReadahead, maxWindow: configuration.maxReadahead, fileSize: size)
+    followWalk(node)
+    return handles.withLock { handles in
+      let handle = handles.allocate()
+      handles.files[handle] = OpenFile(
+        inode: inode, source: file.source, rawSize: size, plainIndex: plainIndex, readahead: readahead)
+      return handle
+    }
+  }
+
+  // MARK: Plain view
+
+  /// The key of a file's plain-text index, if the mount shows it as plain text (`showsAsPlainText`).
+  private func plainViewKey(name: String, file: FileContent) -> PlainIndexCache.Key? {
+    guard configuration.plainText != nil, showsAsPlainText(name: name, source: file.source),
+      case .object(let client, let key, let etag, let version) = file.source
+    else { return nil }
+    return PlainIndexCache.Key(store: client.identity, key: key, etag: etag, version: version)
+  }
+
+  /// Attributes that show a log's plain-text size: for a log of the plain view not rendered yet,
+  /// it is rendered now (`plainIndex`). A log that cannot be read now (archived) shows its object's
+  /// size, and no blocks.
+  private func withPlainSize(_ found: Attributes) throws(FilesystemError) -> Attributes {
+    guard configuration.plainText != nil, found.kind == .file, !found.sizeIsKnown, !found.isOffline else {
+      return found
+    }
+    let node = try fileNode(found.inode)
+    guard case .file(let file) = node.content, plainViewKey(name: node.name, file: file) != nil else { return found }
+    do throws(FilesystemError) {
+      let index = try plainIndex(found.inode)
+      var sized = attributes(try fileNode(found.inode))
+      sized.size = index.size
+      sized.sizeIsKnown = true
+      return sized
+    } catch  where error.kind == .archived {
+      return attributes(try fileNode(found.inode))
+    }
+  }
+
+  /// The plain-text index of a log (sized first if its listing gave no size), made by rendering
+  /// the whole log once, through the block caches, so that reads after it are served from them.
+  private func plainIndex(_ inode: UInt64) throws(FilesystemError) -> PlainTextIndex {
+    let (node, file) = try readableSizedFile(inode)
+    guard let rawSize = file.size, let key = plainViewKey(name: node.name, file: file),
+      let options = configuration.plainText
+    else { throw FilesystemError(.malformed, "\(node.name) is not a log of the plain view") }
+    if let index = plainIndexes.index(key) { return index }
+    return try plainSizings.run(inode) { () throws(FilesystemError) -> PlainTextIndex in
+      if let index = plainIndexes.index(key) { return index }
+      let reading = OpenFile(
+        inode: inode, source: file.source, rawSize: rawSize, plainIndex: nil,
+        readahead: ReadaheadState(
+          initialWindow: configuration.initialReadahead, maxWindow: configuration.maxReadahead, fileSize: rawSize))
+      defer { stopCounting(reading) }
+      let index = try PlainTextIndex(options: options, rawSize: rawSize) {
+        (offset, count) throws(FilesystemError) -> [ArraySlice<UInt8>] in
+        try readRaw(reading, offset: offset, end: offset + UInt64(count))
+      }
+      guard index.rawSize == rawSize else {
+        throw FilesystemError(.malformed, "\(node.name) gave \(index.rawSize) of its \(rawSize) bytes")
+      }
+      plainIndexes.insert(index, for: key)
+      return index
+    }
+  }
+
+  /// A file that can be read now (not archived: `checkReadable`), sized if its listing gave no size.
+  private func readableSizedFile(_ inode: UInt64) throws(FilesystemError) -> (InodeTable.Node, FileContent) {
     var node = try fileNode(inode)
     var file = try fileContent(node)
     try checkReadable(node, file)
@@ -538,15 +653,7 @@ public final class LogFilesystem: Sendable {
       node = try fileNode(inode)
       file = try fileContent(node)
     }
-    guard let size = file.size else { throw FilesystemError(.malformed, "\(node.name) was not sized on open") }
-    let readahead = ReadaheadState(
-      initialWindow: configuration.initialReadahead, maxWindow: configuration.maxReadahead, fileSize: size)
-    followWalk(node)
-    return handles.withLock { handles in
-      let handle = handles.allocate()
-      handles.files[handle] = OpenFile(inode: inode, source: file.source, size: size, readahead: readahead)
-      return handle
-    }
+    return (node, file)
   }
 
   /// Throws `.archived` when the file's object is archived and not restored, so cannot be read now
@@ -763,7 +870,27 @@ public final class LogFilesystem: Sendable {
   public func readPieces(_ handle: UInt64, offset: UInt64, count: Int) throws(FilesystemError) -> [ArraySlice<UInt8>] {
     guard let file = handles.withLock({ $0.files[handle] }) else { throw .badHandle }
     guard offset < file.size, count > 0 else { return [] }
-    let end = min(offset + UInt64(count), file.size)
+    guard let index = file.plainIndex else {
+      return try readRaw(file, offset: offset, end: min(offset + UInt64(count), file.size))
+    }
+    // The cursor is taken while the read renders (no lock is held while it fetches); a read of the
+    // same handle meanwhile starts from the index's place before it.
+    var cursor = file.plainCursor.withLock { cursor in
+      let taken = cursor
+      cursor = PlainTextCursor()
+      return taken
+    }
+    let text = try cursor.read(index, offset: offset, count: count) {
+      (rawOffset, rawCount) throws(FilesystemError) -> [ArraySlice<UInt8>] in
+      try readRaw(file, offset: rawOffset, end: min(rawOffset + UInt64(rawCount), file.rawSize))
+    }
+    file.plainCursor.withLock { $0 = cursor }
+    return [text[...]]
+  }
+
+  /// Bytes `offset..<end` of a file's object.
+  private func readRaw(_ file: OpenFile, offset: UInt64, end: UInt64) throws(FilesystemError) -> [ArraySlice<UInt8>] {
+    guard offset < end else { return [] }
     switch file.source {
     case .bytes(let bytes):
       return [bytes[Int(offset)..<min(Int(end), bytes.count)]]
@@ -781,7 +908,7 @@ public final class LogFilesystem: Sendable {
       guard !file.sizeWasWrong.load(ordering: .relaxed) else {
         throw FilesystemError(.stale, "the size \(key) was opened with is wrong: open it again")
       }
-      let object = BlockReader.ObjectVersion(key: key, etag: etag, size: file.size, version: version)
+      let object = BlockReader.ObjectVersion(key: key, etag: etag, size: file.rawSize, version: version)
       let blockSize = UInt64(configuration.blockSize)
       let (ahead, consumed) = file.stream.withLock { stream in
         let readers = sequentialReaders.load(ordering: .relaxed) + (stream.counted ? 0 : 1)
@@ -917,6 +1044,11 @@ public final class LogFilesystem: Sendable {
 
   public func releaseFile(_ handle: UInt64) {
     guard let file = handles.withLock({ $0.files.removeValue(forKey: handle) }) else { return }
+    stopCounting(file)
+  }
+
+  /// A file no longer read: it is no longer counted among the sequential readers.
+  private func stopCounting(_ file: OpenFile) {
     file.stream.withLock { stream in
       stream.closed = true
       if stream.counted {

@@ -6,6 +6,7 @@ import FuseAdapter
 import Glibc
 import HTTPTransport
 import LogFS
+import LogText
 import Logging
 import ObjectStore
 import S3Client
@@ -32,6 +33,7 @@ struct MountCommand: ParsableCommand {
   @OptionGroup(title: "Cache") var cache: CacheOptions
   @OptionGroup(title: "Shared cache") var shared: SharedCacheOptions
   @OptionGroup(title: "Reading") var reading: ReadingOptions
+  @OptionGroup(title: "View") var view: ViewOptions
   @OptionGroup(title: "Network") var network: NetworkOptions
 
   @Option(help: "Seconds a directory listing is trusted before it is listed again.")
@@ -294,7 +296,7 @@ struct MountCommand: ParsableCommand {
       // Blocks waiting for the disk cache's writer hold memory beside the memory cache: at most half
       // as much again (doc/CONFIGURATION.md).
       diskWriteQueueBytes: max(blockSize, cache.memoryCacheSize.bytes / 2),
-      metadataCacheNames: cache.metadataCacheNames)
+      metadataCacheNames: cache.metadataCacheNames, plainText: view.plainText)
     let filesystem = LogFilesystem(
       namespace: namespace, configuration: configuration,
       memoryCache: MemoryBlockCache(maxBytes: cache.memoryCacheSize.bytes), diskCache: diskCache,
@@ -421,6 +423,25 @@ struct ReadingOptions: ParsableArguments {
 
   @Option(help: "The most a sequential reader's readahead fetches ahead of it.")
   var readahead = ByteSize(bytes: 32 << 20)
+}
+
+struct ViewOptions: ParsableArguments {
+  @Flag(
+    help: """
+      Show each log (a file named *.log) as plain text, as a terminal finally shows it: no colours or \
+      Buildkite markers, lines rewritten by \\r or by cursor moves shown in their last state, CRLF made LF. \
+      Other files (build.json) are shown as stored. A log is read whole the first time it is looked up, \
+      to learn its plain size.
+      """)
+  var plain = false
+
+  @Flag(
+    help:
+      "Start each line of a plain log that has a Buildkite time with it, in UTC (2026-12-05T08:58:34Z); implies --plain."
+  )
+  var timestamps = false
+
+  var plainText: PlainTextOptions? { plain || timestamps ? PlainTextOptions(timestamps: timestamps) : nil }
 }
 
 struct NetworkOptions: ParsableArguments {

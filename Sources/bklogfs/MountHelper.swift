@@ -28,7 +28,9 @@ enum MountHelper {
   static let fuseOptions: Set<String> = ["allow_other", "allow_root", "auto_unmount", "default_permissions"]
 
   /// `bklogfs mount`'s flags (options without a value).
-  static let flags: Set<String> = ["foreground", "requester-pays", "no-sign-request", "insecure-http"]
+  static let flags: Set<String> = [
+    "foreground", "requester-pays", "no-sign-request", "insecure-http", "plain", "timestamps",
+  ]
 
   /// What to run: `bklogfs mount` with these arguments, or nothing at all (`-f`, mount(8)'s "fake").
   static func arguments(_ argv: [String]) throws -> [String]? {

@@ -2,6 +2,7 @@ import BlockCache
 import Dispatch
 import Glibc
 import LogFS
+import LogText
 import Logging
 import ObjectStore
 import Synchronization
@@ -21,7 +22,8 @@ struct Fixture {
     store: InMemoryObjectClient = InMemoryObjectClient(), rootPrefix: String = "", disk: DiskBlockCache? = nil,
     readahead: UInt64 = 0, directoryTTL: Double = 60, listingFreshness: Double = 60, walkAhead: Int = 0,
     diskWriteQueue: Int = 0, metadataCacheNames: Int = 1_000_000, pagesBeforeStreaming: Int = 5,
-    shared: SharedBlockCache? = nil, clock: any MonotonicClock = SystemClock(), logger: Logger = Logger(label: "test")
+    shared: SharedBlockCache? = nil, clock: any MonotonicClock = SystemClock(), logger: Logger = Logger(label: "test"),
+    plainText: PlainTextOptions? = nil
   ) {
     self.store = store
     faults = FaultInjectingObjectClient(store)
@@ -29,7 +31,7 @@ struct Fixture {
       blockSize: Self.blockSize, partSize: 4 * Self.blockSize,
       initialReadahead: readahead, maxReadahead: readahead * 4, fetchThreads: 2, directoryTTL: directoryTTL,
       waitLimit: 30, initialWalkAhead: min(2, walkAhead), maxWalkAhead: walkAhead,
-      diskWriteQueueBytes: diskWriteQueue, metadataCacheNames: metadataCacheNames)
+      diskWriteQueueBytes: diskWriteQueue, metadataCacheNames: metadataCacheNames, plainText: plainText)
     filesystem = LogFilesystem(
       namespace: ArchiveNamespace(
         client: faults, rootPrefix: rootPrefix, listingFreshness: listingFreshness,
