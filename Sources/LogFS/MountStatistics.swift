@@ -19,6 +19,12 @@ public struct MountStatistics: Codable, Sendable, Hashable {
     public var diskBytes: Int
     public var diskBytesOnDisk: Int
     public var diskBlocks: Int
+    /// The most the disk cache may hold (`--cache-size`), 0 when the mount keeps none; nil from a
+    /// daemon older than the field. What `bklogfs warm` checks a subtree against.
+    public var diskMaxBytes: Int?
+    /// The size of a cache block: each block's file holds at most this much of a log, and a
+    /// header. nil from a daemon older than the field.
+    public var blockSize: Int?
     public var diskEvictions: Int
     public var corruptBlocks: Int
     public var diskQueueBytes: Int
