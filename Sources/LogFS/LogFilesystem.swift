@@ -981,7 +981,7 @@ public final class LogFilesystem: Sendable {
         sharedDropped: shared.dropped, sharedQueueBytes: shared.queuedBytes, sharedSizeHits: shared.sizeHits,
         sharedSizeMisses: shared.sizeMisses, sharedSizeWrites: shared.sizeWrites,
         sharedCorruptSizes: shared.corruptSizes, sharedStaleSizes: shared.staleSizes),
-      cachedNames: cachedNames, heapBytes: heapBytesInUse())
+      cachedNames: cachedNames, heapBytes: heapBytesInUse(), apiBudget: namespace.apiBudget)
   }
 }
 

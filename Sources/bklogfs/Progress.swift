@@ -46,6 +46,12 @@ func humanDuration(_ seconds: Int) -> String {
   return "\(seconds / 3600)h\(seconds / 60 % 60)m"
 }
 
+/// `API budget 180/200 left`: what a rate-limited API still allows in its current window.
+func apiBudgetText(remaining: Int?, limit: Int?) -> String {
+  guard let remaining else { return "API budget unknown" }
+  return "API budget \(remaining)/\(limit.map(String.init) ?? "?") left"
+}
+
 /// The terminal's width: a longer line would wrap, and `\r` would then redraw only its last row.
 func terminalColumns() -> Int {
   var size = winsize()

@@ -176,8 +176,7 @@ final class SyncProgressDisplay {
   /// What the client knows of the rate-limit budget: requests left in this window, of its limit.
   private func budget() -> String {
     let state = api.rateLimiter.snapshot
-    guard let remaining = state.remaining else { return "API budget unknown" }
-    return "API budget \(remaining)/\(state.limit.map(String.init) ?? "?") left"
+    return apiBudgetText(remaining: state.remaining, limit: state.limit)
   }
 
   /// Seconds left, from the requests still to make at the pace so far: the current walk's pages

@@ -268,8 +268,9 @@ final class WarmOutcomes: Sendable {
   func snapshot() -> Snapshot { state.withLock { $0 } }
 }
 
-/// Progress on standard error: files and bytes done of the total, the rate, the time left, and the
-/// requests the mounts made meanwhile (their counters, which count other readers' too).
+/// Progress on standard error: files and bytes done of the total, the rate, the time left, the
+/// requests the mounts made meanwhile (their counters, which count other readers' too), and for a
+/// mount of Buildkite's names its API's rate-limit budget.
 final class WarmProgress: Sendable {
   private let roots: [String]
   private let baseline: [MountStatistics]
@@ -317,7 +318,12 @@ final class WarmProgress: Sendable {
       if read > 0, seconds > 0 {
         text += ", ETA " + humanDuration(Int((Double(total - read) * seconds / Double(read)).rounded(.up)))
       }
-      if let requests = requestsMade() { text += ", \(requests) requests" }
+      let counters = current()
+      if let requests = requestsMade(counters) { text += ", \(requests) requests" }
+      // A mount of Buildkite's names: what its API still allows in this minute.
+      if let budget = counters.lazy.compactMap({ $0?.apiBudget }).first {
+        text += ", " + apiBudgetText(remaining: budget.remaining, limit: budget.limit)
+      }
       return text
     }
   }
@@ -331,10 +337,11 @@ final class WarmProgress: Sendable {
     roots.map { root in (try? readStatistics(mountpoint: root)).flatMap { try? MountStatistics(json: $0) } }
   }
 
-  /// Requests (list, head, get) the mounts made since the walk.
-  func requestsMade() -> Int? {
+  /// Requests (list, head, get) the mounts made since the walk, by their counters `now` (by
+  /// default read now).
+  func requestsMade(_ now: [MountStatistics?]? = nil) -> Int? {
     var total = 0
-    for (now, before) in zip(current(), baseline) {
+    for (now, before) in zip(now ?? current(), baseline) {
       guard let now else { return nil }
       total += Self.requests(now) - Self.requests(before)
     }

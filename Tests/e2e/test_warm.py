@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MiB, daemon_pids, force_unmount, new_moto_bucket, read_file, run_bklogfs
+from conftest import (MiB, daemon_pids, force_unmount, load_fake_buildkite_world, new_moto_bucket, read_file,
+                      run_bklogfs)
 
 ORG = "0190c0de-org"
 PIPELINE = f"{ORG}/0190c0de-pipe"
@@ -166,3 +167,27 @@ def test_ctrl_c_stops_with_130_and_the_same_command_goes_on(mount, warm_bucket, 
     resumed = warm(bklogfs_bin, subtree)
     assert resumed.returncode == 0 and "warmed 1 of 1 file" in resumed.stdout, resumed
     assert m.stats()["bytes_fetched"] < BIG_SIZE + fetched_first
+
+
+def test_a_buildkite_mount_is_warmed_with_its_api_budget_shown(mount, fake_buildkite, tmp_path, bklogfs_bin):
+    """Logs of Buildkite's storage show size 0 until opened: the total grows as they are read, and
+    the progress shows the API's rate-limit budget, as the mount's counters (`api_budget`) give it."""
+    special = load_fake_buildkite_world().SPECIAL
+    token_file = tmp_path / "token"
+    token_file.write_text(fake_buildkite.token + "\n")
+    token_file.chmod(0o600)
+    m = mount(_source_args=["--api-token-file", str(token_file), "--api-endpoint", fake_buildkite.api])
+    build = m / special["org"] / special["pipeline"] / str(special["big_log"])
+    result = warm(bklogfs_bin, build, "--progress-interval", "0")
+    assert result.returncode == 0, result
+    assert "failed: 0" in result.stdout, result.stdout
+    progress = [line for line in result.stderr.splitlines() if line.startswith("bklogfs warm: ")]
+    assert progress and "API budget " in progress[-1] and " left" in progress[-1], result.stderr
+    budget = m.stats()["api_budget"]
+    assert budget["remaining"] > 0 and budget["limit"] > 0, budget
+    logs = [p for p in build.iterdir() if p.is_file() and not p.is_symlink() and p.suffix == ".log"]
+    assert logs
+    fetched = fake_buildkite.counters()
+    again = warm(bklogfs_bin, build)
+    assert again.returncode == 0 and ", 0 requests made" in again.stdout, again.stdout
+    assert fake_buildkite.counters() == fetched, "a second warm asked the API again"
