@@ -54,6 +54,12 @@ public final class BuildkiteNamespace: Namespace {
   /// Finished logs' sizes that machines of a fleet record for each other (`--shared-cache`), read
   /// before a log is sized by the API.
   public let sharedSizes: (any SharedSizes)?
+
+  public var apiBudget: MountStatistics.APIBudget? {
+    let state = api.rateLimiter.snapshot
+    return state.remaining.map { MountStatistics.APIBudget(remaining: $0, limit: state.limit) }
+  }
+
   let logger: Logger
   /// Gives the wall-clock times the catalog's listings are stamped with and judged by.
   let clock: any MonotonicClock

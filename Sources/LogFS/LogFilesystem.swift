@@ -1105,14 +1105,15 @@ public final class LogFilesystem: Sendable {
         misses: counters.fetchedBlocks.load(ordering: .relaxed),
         prefetchedBlocks: counters.prefetchedBlocks.load(ordering: .relaxed),
         memoryBytes: memory.bytes, diskBytes: disk?.bytes ?? 0, diskBytesOnDisk: diskCache?.bytesOnDisk ?? 0,
-        diskBlocks: disk?.blocks ?? 0, diskEvictions: disk?.evictions ?? 0, corruptBlocks: disk?.corruptBlocks ?? 0,
+        diskBlocks: disk?.blocks ?? 0, diskMaxBytes: diskCache?.maxBytes ?? 0, blockSize: configuration.blockSize,
+        diskEvictions: disk?.evictions ?? 0, corruptBlocks: disk?.corruptBlocks ?? 0,
         diskQueueBytes: writer?.bytes ?? 0, diskQueueMaxBytes: writer?.maxBytes ?? 0,
         diskQueueDropped: writer?.dropped ?? 0, sharedHits: shared.hits, sharedMisses: shared.misses,
         sharedWrites: shared.writes, sharedCorruptBlocks: shared.corruptBlocks, sharedFailures: shared.failures,
         sharedDropped: shared.dropped, sharedQueueBytes: shared.queuedBytes, sharedSizeHits: shared.sizeHits,
         sharedSizeMisses: shared.sizeMisses, sharedSizeWrites: shared.sizeWrites,
         sharedCorruptSizes: shared.corruptSizes, sharedStaleSizes: shared.staleSizes),
-      cachedNames: cachedNames, heapBytes: heapBytesInUse())
+      cachedNames: cachedNames, heapBytes: heapBytesInUse(), apiBudget: namespace.apiBudget)
   }
 }
 

@@ -19,6 +19,12 @@ public struct MountStatistics: Codable, Sendable, Hashable {
     public var diskBytes: Int
     public var diskBytesOnDisk: Int
     public var diskBlocks: Int
+    /// The most the disk cache may hold (`--cache-size`), 0 when the mount keeps none; nil from a
+    /// daemon older than the field. What `bklogfs warm` checks a subtree against.
+    public var diskMaxBytes: Int?
+    /// The size of a cache block: each block's file holds at most this much of a log, and a
+    /// header. nil from a daemon older than the field.
+    public var blockSize: Int?
     public var diskEvictions: Int
     public var corruptBlocks: Int
     public var diskQueueBytes: Int
@@ -42,6 +48,18 @@ public struct MountStatistics: Codable, Sendable, Hashable {
     public var sharedStaleSizes: Int
   }
 
+  /// What Buildkite's API still allows in its current rate-limit window, as the mount last heard it
+  /// (`RateLimit-Remaining` less the requests since, and `RateLimit-Limit`).
+  public struct APIBudget: Codable, Sendable, Hashable {
+    public var remaining: Int
+    public var limit: Int?
+
+    public init(remaining: Int, limit: Int?) {
+      self.remaining = remaining
+      self.limit = limit
+    }
+  }
+
   /// The stores the mount reads, by identity, separated by spaces.
   public var source: String
   /// The daemon serving the mount.
@@ -56,6 +74,9 @@ public struct MountStatistics: Codable, Sendable, Hashable {
   /// The daemon's heap in use (glibc's `mallinfo2`): what its data take, without the freed memory
   /// glibc keeps for reuse, which its RSS still counts.
   public var heapBytes: Int
+  /// The API's rate-limit budget, for a mount of Buildkite's names once it has asked the API;
+  /// absent otherwise.
+  public var apiBudget: APIBudget?
 
   /// One line of JSON with snake_case keys in a fixed order.
   public func json() -> String {
@@ -75,8 +96,9 @@ public struct MountStatistics: Codable, Sendable, Hashable {
 
   init(
     source: String, pid: Int32, requests: Requests, bytesFetched: Int, retries: Int, failures: Int, cache: Cache,
-    cachedNames: Int, heapBytes: Int
+    cachedNames: Int, heapBytes: Int, apiBudget: APIBudget? = nil
   ) {
+    self.apiBudget = apiBudget
     self.cachedNames = cachedNames
     self.heapBytes = heapBytes
     self.source = source

@@ -13,6 +13,10 @@ public protocol Namespace: Sendable {
   /// The stores this namespace reads from, for the counters `bklogfs stats` shows.
   var clients: [any ObjectClient] { get }
 
+  /// What an API with a rate limit still allows in its current window, for the counters; nil
+  /// where none applies (an S3 bucket, a local directory) or nothing is known of it yet.
+  var apiBudget: MountStatistics.APIBudget? { get }
+
   /// Every entry of the directory with this key.
   func list(directory key: String) throws(FilesystemError) -> NamespaceListing
 
@@ -72,6 +76,8 @@ extension Namespace {
   }
 
   public func knownListing(directory key: String) -> NamespaceListing? { nil }
+
+  public var apiBudget: MountStatistics.APIBudget? { nil }
 
   public func directory(after key: String) -> String? { nil }
 

@@ -129,6 +129,12 @@ public enum FileSystem {
     }
   }
 
+  /// `access(path, R_OK)`: returns when this user may read the file, or throws the refusal's
+  /// errno (a bklogfs mount answers EACCES for a log that is archived and not restored).
+  public static func checkReadable(_ path: String) throws(SystemCallError) {
+    _ = try systemCall("access", path: path) { Glibc.access(path, R_OK) }
+  }
+
   /// Whether this user may create and remove names in the directory (`access(path, W_OK | X_OK)`).
   public static func canWrite(_ path: String) -> Bool { access(path, W_OK | X_OK) == 0 }
 

@@ -12,7 +12,7 @@ struct BKLogFS: ParsableCommand {
       """,
     subcommands: [
       MountCommand.self, UnmountCommand.self, StatsCommand.self, SyncCommand.self, RestoreCommand.self,
-      CacheCommand.self,
+      WarmCommand.self, CacheCommand.self,
     ])
 
   /// Run as `mount.fuse.bklogfs` (mount(8) and /etc/fstab: `MountHelper`), the call becomes

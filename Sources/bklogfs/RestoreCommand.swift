@@ -217,17 +217,7 @@ struct ArchivedFiles {
 
   static func find(_ paths: [String]) throws -> ArchivedFiles {
     var found = ArchivedFiles()
-    // Mounts whose buckets are known, by device: the paths of a glob are mostly in one mount.
-    var mountsRead: Set<DeviceID> = []
-    for path in paths {
-      guard let status = try? FileSystem.stat(path, followingSymlinks: false) else {
-        throw MountFailure("\(path) does not exist")
-      }
-      guard mountsRead.insert(status.deviceID).inserted else {
-        try found.walk(path, status: status, device: status.deviceID)
-        continue
-      }
-      let root = try mountRoot(of: path, device: status.deviceID)
+    try MountWalk.walk(paths) { root in
       guard let raw = try? FileSystem.extendedAttribute(root, bucketsAttribute) else {
         throw MountFailure("\(root) is a bklogfs mount that names no bucket: it reads no S3 archive")
       }
@@ -237,51 +227,13 @@ struct ArchivedFiles {
         throw MountFailure("\(root) describes its buckets in a form this bklogfs does not read")
       }
       for bucket in facts { found.buckets[bucket.bucket] = bucket }
-      try found.walk(path, status: status, device: status.deviceID)
+    } file: { path, _, _ in
+      found.add(path)
     }
     return found
   }
 
-  /// The root of the bklogfs mount `path` is in: the topmost directory on the same device, which
-  /// answers the statistics attribute.
-  private static func mountRoot(of path: String, device: DeviceID) throws -> String {
-    var current = absolutePath(path)
-    while current != "/" {
-      let parent = current.split(separator: "/").dropLast().joined(separator: "/")
-      let parentPath = "/" + parent
-      guard let status = try? FileSystem.stat(parentPath), status.deviceID == device else { break }
-      current = parentPath
-    }
-    guard (try? FileSystem.extendedAttribute(current, statisticsAttribute)) ?? nil != nil else {
-      throw MountFailure("\(path) is not in a bklogfs mount")
-    }
-    return current
-  }
-
-  private mutating func walk(_ path: String, status: Stat, device: DeviceID) throws {
-    switch status.type {
-    case .directory:
-      guard status.deviceID == device else { return }
-      let names: [[UInt8]]
-      do throws(SystemCallError) {
-        names = try FileSystem.listDirectoryBytes(path)
-      } catch {
-        throw MountFailure("cannot list \(path): \(error)")
-      }
-      for name in names {
-        let child = path + "/" + String(decoding: name, as: UTF8.self)
-        guard let childStatus = try? FileSystem.stat(child, followingSymlinks: false) else { continue }
-        try walk(child, status: childStatus, device: device)
-      }
-    case .regular:
-      try add(path)
-    default:
-      // Links (a build's readable aliases of its logs) point at files the walk finds itself.
-      return
-    }
-  }
-
-  private mutating func add(_ path: String) throws {
+  private mutating func add(_ path: String) {
     func attribute(_ name: String) -> String? {
       ((try? FileSystem.extendedAttribute(path, LogFilesystem.attributePrefix + name)) ?? nil).map {
         String(decoding: $0, as: UTF8.self)
@@ -312,9 +264,8 @@ struct ArchivedFiles {
 final class RestoreProgress: Sendable {
   private let total: Int
   private let verb: String
-  private let terminal = isatty(STDERR_FILENO) == 1
-  private let state = Mutex((done: 0, failed: 0, drawn: 0.0))
-  private let clock = SystemClock()
+  private let line = ProgressLine()
+  private let state = Mutex((done: 0, failed: 0))
 
   init(total: Int, verb: String) {
     self.total = total
@@ -322,26 +273,15 @@ final class RestoreProgress: Sendable {
   }
 
   func advance(failed: Bool) {
-    guard terminal else { return }
-    let now = clock.now()
-    let line = state.withLock { state -> String? in
+    let (done, failures) = state.withLock { state in
       state.done += 1
       if failed { state.failed += 1 }
-      guard now - state.drawn >= 0.2 || state.done == total else { return nil }
-      state.drawn = now
-      let width = 30
-      let filled = width * state.done / max(1, total)
-      let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-      return "\r\u{1B}[2K[\(bar)] \(state.done)/\(total) \(verb), \(state.failed) failed"
+      return (state.done, state.failed)
     }
-    if let line { printError(line, newline: false) }
+    line.update(force: done == total) {
+      "\(ProgressLine.bar(done, of: total)) \(done)/\(total) \(verb), \(failures) failed"
+    }
   }
 
-  func finish() {
-    if terminal { printError("\r\u{1B}[2K", newline: false) }
-  }
-}
-
-private func printError(_ text: String, newline: Bool = true) {
-  writeToStandardError(newline ? text + "\n" : text)
+  func finish() { line.finish() }
 }

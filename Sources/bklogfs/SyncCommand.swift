@@ -155,7 +155,7 @@ final class SyncProgressDisplay {
     let seconds = Int((clock.now() - started).rounded())
     let verb = stopped ? "stopped after syncing" : "synced"
     let summary =
-      "\(verb) \(organization): \(status.pipelinesDone) of \(status.pipelines) pipelines, \(status.builds) builds, \(status.jobs) jobs in \(duration(seconds)), \(requests()) API requests, \(budget())"
+      "\(verb) \(organization): \(status.pipelinesDone) of \(status.pipelines) pipelines, \(status.builds) builds, \(status.jobs) jobs in \(humanDuration(seconds)), \(requests()) API requests, \(budget())"
     if stopped {
       write(summary + "\n")
     } else {
@@ -166,7 +166,7 @@ final class SyncProgressDisplay {
   private func line(_ status: SyncStatus, now: Double) -> String {
     var text =
       "\(organization): pipelines \(status.pipelinesDone)/\(status.pipelines), \(status.builds) builds, \(status.jobs) jobs, \(requests()) API requests, \(budget())"
-    if let eta = eta(status, now: now) { text += ", ETA \(duration(eta))" }
+    if let eta = eta(status, now: now) { text += ", ETA \(humanDuration(eta))" }
     if let pipeline = status.pipeline, status.pipelinesDone < status.pipelines { text += " (\(pipeline))" }
     return text
   }
@@ -176,8 +176,7 @@ final class SyncProgressDisplay {
   /// What the client knows of the rate-limit budget: requests left in this window, of its limit.
   private func budget() -> String {
     let state = api.rateLimiter.snapshot
-    guard let remaining = state.remaining else { return "API budget unknown" }
-    return "API budget \(remaining)/\(state.limit.map(String.init) ?? "?") left"
+    return apiBudgetText(remaining: state.remaining, limit: state.limit)
   }
 
   /// Seconds left, from the requests still to make at the pace so far: the current walk's pages
@@ -195,30 +194,5 @@ final class SyncProgressDisplay {
     return Int((left / rate).rounded(.up))
   }
 
-  private func duration(_ seconds: Int) -> String {
-    if seconds < 60 { return "\(seconds)s" }
-    if seconds < 3600 { return "\(seconds / 60)m\(seconds % 60)s" }
-    return "\(seconds / 3600)h\(seconds / 60 % 60)m"
-  }
-
-  /// The terminal's width: a longer line would wrap, and `\r` would then redraw only its last row.
-  private func terminalColumns() -> Int {
-    var size = winsize()
-    guard ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 1 else { return 80 }
-    return Int(size.ws_col)
-  }
-
   private func write(_ text: String) { writeToStandardError(text) }
-}
-
-/// Writes all of `text` to standard error, unbuffered (a progress line redrawn in place).
-func writeToStandardError(_ text: String) {
-  let bytes = Array(text.utf8)
-  var offset = 0
-  while offset < bytes.count {
-    let written = bytes[offset...].withUnsafeBytes { Glibc.write(STDERR_FILENO, $0.baseAddress, $0.count) }
-    if written < 0 && errno == EINTR { continue }
-    if written <= 0 { return }
-    offset += written
-  }
 }

@@ -333,6 +333,9 @@ func pattern(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
     #expect(json.contains("\"misses\":1"), "\(json)")
     #expect(json.contains("\"bytes_fetched\":5"), "\(json)")
     #expect(json.contains("\"heap_bytes\":"), "\(json)")
+    // What `bklogfs warm` weighs a subtree against: the disk cache's bound (none here) and the block size.
+    #expect(json.contains("\"disk_max_bytes\":0"), "\(json)")
+    #expect(json.contains("\"block_size\":\(Fixture.blockSize)"), "\(json)")
     // The heap changes from one moment to the next; the rest does not.
     var now = fixture.filesystem.statistics()
     let read = try MountStatistics(json: json)
