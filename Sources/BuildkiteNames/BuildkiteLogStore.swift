@@ -10,7 +10,7 @@ import Synchronization
 /// size, so a log whose size changed is never mixed with its cached blocks: `"size-N"` for a
 /// finished job's log, which must be exactly N bytes, and `"grow-N"` for a running job's, of which
 /// the first N bytes are served however much it has grown since (its end is then not a suffix).
-public final class BuildkiteLogStore: ObjectClient {
+public final class BuildkiteLogStore: GrowingObjectClient {
   public let api: BuildkiteClient
   public let identity: String
   public let isRemote = true
@@ -146,6 +146,27 @@ public final class BuildkiteLogStore: ObjectClient {
 
   /// A finished job's log never changes; a running job's grows, so its blocks are never shared.
   public func isFixed(etag: String) -> Bool { Self.size(fromETag: etag) != nil }
+
+  /// A running job's log (read with a `"grow-N"` ETag) grows until the job finishes.
+  public func mayGrow(etag: String) -> Bool { Self.size(fromGrowingETag: etag) != nil }
+
+  public func etagOfGrowing(size: UInt64) -> String { Self.growingETag(size: size) }
+
+  /// Whether the log's job has finished (one request for the job): its log is then complete.
+  public func hasStoppedGrowing(key: String) throws(ObjectStoreError) -> Bool {
+    let log = try parse(key)
+    do throws(BuildkiteError) {
+      let job = try api.job(organization: log.organization, id: log.job)
+      return job.finishedAt != nil || Self.finishedStates.contains(job.state ?? "")
+    } catch {
+      throw ObjectStoreError(error)
+    }
+  }
+
+  /// Job states after which a job's log no longer grows.
+  static let finishedStates: Set<String> = [
+    "passed", "failed", "canceled", "timed_out", "skipped", "broken", "expired", "finished", "not_run",
+  ]
 
   static func size(fromETag etag: String) -> UInt64? {
     guard etag.hasPrefix("\"size-"), etag.hasSuffix("\"") else { return nil }

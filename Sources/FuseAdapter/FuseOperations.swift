@@ -59,11 +59,11 @@ private func ttl(_ attributes: Attributes, _ context: FuseContext) -> Double {
 }
 
 /// How long the kernel keeps the attributes: not at all for a file whose size is learned when it is
-/// opened. The kernel takes a timeout of 0 as expired at once (not at the next tick), so an `fstat`
+/// opened, nor for a growing log's (`tail -f` polls `fstat`). The kernel takes a timeout of 0 as expired at once (not at the next tick), so an `fstat`
 /// right after the open that sized the file, and a read past the size 0 it held, ask for the
 /// attributes again and get the size.
 private func attributesTTL(_ attributes: Attributes, _ context: FuseContext) -> Double {
-  attributes.sizeIsKnown ? ttl(attributes, context) : 0
+  attributes.sizeIsKnown && !attributes.isGrowing ? ttl(attributes, context) : 0
 }
 
 private func entryParameters(_ attributes: Attributes, _ context: FuseContext) -> fuse_entry_param {

@@ -20,11 +20,15 @@ public struct Attributes: Sendable, Hashable {
   /// True for a file whose object is archived and not known to be restored (`ObjectStorage`): its
   /// bytes are offline, so it shows no blocks, as a file an HSM moved to tape does.
   public var isOffline: Bool
+  /// True for a file of a log that is still growing (a running job's) while it is open: its size
+  /// changes, so the kernel must not keep it (`tail -f` asks again each time).
+  public var isGrowing: Bool
 
   public init(
     inode: UInt64, kind: NodeKind, size: UInt64, modified: Timestamp, isImmutable: Bool, sizeIsKnown: Bool = true,
-    isOffline: Bool = false
+    isOffline: Bool = false, isGrowing: Bool = false
   ) {
+    self.isGrowing = isGrowing
     self.sizeIsKnown = sizeIsKnown
     self.isOffline = isOffline
     self.inode = inode

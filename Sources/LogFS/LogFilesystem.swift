@@ -33,13 +33,17 @@ public struct FilesystemConfiguration: Sendable {
   public var plainText: PlainTextOptions?
   /// The most bytes of plain-text indexes kept in memory (`PlainIndexCache`).
   public var plainIndexBytes: Int
+  /// Seconds between two polls of the end of a growing log (`LiveLogs`), mount-wide.
+  public var followInterval: Double
 
   public init(
     blockSize: Int = 1 << 20, partSize: Int = 8 << 20, initialReadahead: UInt64 = 1 << 20,
     maxReadahead: UInt64 = 32 << 20, fetchThreads: Int = 8, directoryTTL: Double = 60, waitLimit: Double = 300,
     initialWalkAhead: Int = 4, maxWalkAhead: Int = 16, diskWriteQueueBytes: Int = 0,
-    metadataCacheNames: Int = 1_000_000, plainText: PlainTextOptions? = nil, plainIndexBytes: Int = 64 << 20
+    metadataCacheNames: Int = 1_000_000, plainText: PlainTextOptions? = nil, plainIndexBytes: Int = 64 << 20,
+    followInterval: Double = 5
   ) {
+    self.followInterval = followInterval
     self.metadataCacheNames = metadataCacheNames
     self.plainText = plainText
     self.plainIndexBytes = plainIndexBytes
@@ -82,6 +86,7 @@ public final class LogFilesystem: Sendable {
   //
   //     table  >  walks          (followWalk: the walk's position is read from the listing)
   //     table  >  plainIndexes   (attributes: a log's plain-text size)
+  //     liveLogs  >  a live log's state   (LiveLogs.open and close; neither takes another lock)
   //
   // so neither is held while taking `table`. A new nesting must be added here, in order.
   // Waits (a Promise, a SingleFlight follower, the pool's semaphore) happen with no lock held.
@@ -95,6 +100,8 @@ public final class LogFilesystem: Sendable {
   private let plainSizings: SingleFlight<UInt64, PlainTextIndex>
   /// The plain-text indexes of logs, in the plain view.
   let plainIndexes: PlainIndexCache
+  /// Logs still growing that are open, followed (`tail -f`).
+  let liveLogs: LiveLogs
   private let handles = Mutex(HandleTable())
   /// One block reader per remote store, made on first use.
   private let readers = Mutex<[String: BlockReader]>([:])
@@ -134,6 +141,8 @@ public final class LogFilesystem: Sendable {
     let rawSize: UInt64
     /// In the plain view, the index its reads render from, and where the last read left off.
     let plainIndex: PlainTextIndex?
+    /// A log still growing: what it has grown past `rawSize` since the open.
+    let live: LiveLog?
     let plainCursor = Mutex(PlainTextCursor())
     let stream: Mutex<Stream>
     /// Set when a read found the size it was opened with wrong (`sizeWasWrong`): later reads of the
@@ -147,7 +156,11 @@ public final class LogFilesystem: Sendable {
       var closed = false
     }
 
-    init(inode: UInt64, source: FileSource, rawSize: UInt64, plainIndex: PlainTextIndex?, readahead: ReadaheadState) {
+    init(
+      inode: UInt64, source: FileSource, rawSize: UInt64, plainIndex: PlainTextIndex?, live: LiveLog? = nil,
+      readahead: ReadaheadState
+    ) {
+      self.live = live
       self.inode = inode
       self.source = source
       self.size = plainIndex?.size ?? rawSize
@@ -192,12 +205,16 @@ public final class LogFilesystem: Sendable {
     self.sizings = SingleFlight(waitLimit: configuration.waitLimit)
     self.plainSizings = SingleFlight(waitLimit: configuration.waitLimit)
     self.plainIndexes = PlainIndexCache(limitBytes: configuration.plainIndexBytes)
-    self.pool = WorkerPool(threads: configuration.fetchThreads)
+    let pool = WorkerPool(threads: configuration.fetchThreads)
+    self.pool = pool
+    self.liveLogs = LiveLogs(
+      interval: configuration.followInterval, clock: clock, logger: logger, submit: { pool.submit($0) })
   }
 
   /// Sets what is told of files whose content changed under the mount.
   public func onFileChanged(_ body: @escaping @Sendable (UInt64) -> Void) {
     fileChanged.withLock { $0 = body }
+    liveLogs.onChange(body)
   }
 
   /// Sets what is told of the names the kernel holds that the inode table let go past its capacity.
@@ -339,6 +356,15 @@ public final class LogFilesystem: Sendable {
   public func attributes(of inode: UInt64) throws(FilesystemError) -> Attributes {
     guard let node = table.withLock({ $0.node(inode) }) else {
       throw FilesystemError(.notFound, "unknown inode \(inode)")
+    }
+    if let live = liveLogs.log(of: inode) {
+      // `tail -f` asks each second: the log's end is polled in the background when due.
+      liveLogs.pollIfDue(inode: inode, live)
+      var growing = attributes(node)
+      growing.size = max(growing.size, live.size)
+      growing.sizeIsKnown = true
+      growing.isGrowing = !live.isFinished
+      return growing
     }
     return try withPlainSize(attributes(node))
   }
@@ -575,13 +601,19 @@ public final class LogFilesystem: Sendable {
     let (node, file) = try readableSizedFile(inode)
     guard let size = file.size else { throw FilesystemError(.malformed, "\(node.name) was not sized on open") }
     let plainIndex = plainViewKey(name: node.name, file: file) != nil ? try self.plainIndex(inode) : nil
+    var live: LiveLog?
+    if plainIndex == nil, case .object(let client, let key, let etag, nil) = file.source,
+      let growing = client as? any GrowingObjectClient, growing.mayGrow(etag: etag)
+    {
+      live = liveLogs.open(inode: inode, client: growing, key: key, size: size)
+    }
     let readahead = ReadaheadState(
       initialWindow: configuration.initialReadahead, maxWindow: configuration.maxReadahead, fileSize: size)
     followWalk(node)
     return handles.withLock { handles in
       let handle = handles.allocate()
       handles.files[handle] = OpenFile(
-        inode: inode, source: file.source, rawSize: size, plainIndex: plainIndex, readahead: readahead)
+        inode: inode, source: file.source, rawSize: size, plainIndex: plainIndex, live: live, readahead: readahead)
       return handle
     }
   }
@@ -869,6 +901,7 @@ public final class LogFilesystem: Sendable {
   /// What `read` returns, as pieces to be sent in order: slices of cached blocks, not copies.
   public func readPieces(_ handle: UInt64, offset: UInt64, count: Int) throws(FilesystemError) -> [ArraySlice<UInt8>] {
     guard let file = handles.withLock({ $0.files[handle] }) else { throw .badHandle }
+    if let live = file.live { return try readLive(file, live, offset: offset, count: count) }
     guard offset < file.size, count > 0 else { return [] }
     guard let index = file.plainIndex else {
       return try readRaw(file, offset: offset, end: min(offset + UInt64(count), file.size))
@@ -886,6 +919,32 @@ public final class LogFilesystem: Sendable {
     }
     file.plainCursor.withLock { $0 = cursor }
     return [text[...]]
+  }
+
+  /// A read of a log still growing: what it had at the open through the blocks, what it has grown
+  /// since from its live log's newest bytes (or, if they are older than those, from its store). A
+  /// read at its end asks for a poll.
+  private func readLive(
+    _ file: OpenFile, _ live: LiveLog, offset: UInt64, count: Int
+  ) throws(FilesystemError) -> [ArraySlice<UInt8>] {
+    let size = max(file.rawSize, live.size)
+    let end = min(offset + UInt64(count), size)
+    if end >= size { liveLogs.pollIfDue(inode: file.inode, live) }
+    guard offset < end else { return [] }
+    var pieces: [ArraySlice<UInt8>] = []
+    if offset < file.rawSize { pieces = try readRaw(file, offset: offset, end: min(end, file.rawSize)) }
+    let from = max(offset, file.rawSize)
+    guard from < end else { return pieces }
+    if let bytes = live.windowBytes(from..<end) { return pieces + [bytes[...]] }
+    guard case .object(let client, let key, _, _) = file.source, let growing = client as? any GrowingObjectClient
+    else { return pieces }
+    do throws(ObjectStoreError) {
+      let bytes = try growing.getBytes(
+        key: key, range: from..<end, ifMatch: growing.etagOfGrowing(size: end))
+      return pieces + [bytes[...]]
+    } catch {
+      throw FilesystemError(error, context: "reading what \(client.identity)/\(key) has grown by")
+    }
   }
 
   /// Bytes `offset..<end` of a file's object.
@@ -1045,6 +1104,7 @@ public final class LogFilesystem: Sendable {
   public func releaseFile(_ handle: UInt64) {
     guard let file = handles.withLock({ $0.files.removeValue(forKey: handle) }) else { return }
     stopCounting(file)
+    if let live = file.live { liveLogs.close(inode: file.inode, live) }
   }
 
   /// A file no longer read: it is no longer counted among the sequential readers.

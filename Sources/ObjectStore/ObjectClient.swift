@@ -42,6 +42,24 @@ public protocol ObjectClient: Sendable {
   ) throws(ObjectStoreError)
 }
 
+/// A store whose objects may still be growing, as a running job's log in Buildkite's storage grows:
+/// what the filesystem needs to follow one (`tail -f`) without reading again what it has.
+public protocol GrowingObjectClient: ObjectClient {
+  /// Whether the object read with this ETag may still grow.
+  func mayGrow(etag: String) -> Bool
+
+  /// The ETag with which `get` reads bytes of the object's first `size`, however much it has grown
+  /// past them (and fails if it is now shorter).
+  func etagOfGrowing(size: UInt64) -> String
+
+  /// The object's last `count` bytes (all of it when it is shorter) and its size now, in one request.
+  func tail(key: String, count: Int) throws(ObjectStoreError) -> (bytes: [UInt8], size: UInt64)
+
+  /// Whether the object has stopped growing for good (its job finished): a `tail` asked after this
+  /// answered true gives its final end.
+  func hasStoppedGrowing(key: String) throws(ObjectStoreError) -> Bool
+}
+
 public enum RangeSupport: Sendable, Hashable {
   case any
   case suffixOnly

@@ -41,6 +41,12 @@ struct MountCommand: ParsableCommand {
 
   @Option(
     help: ArgumentHelp(
+      "Seconds between two requests for the new end of a running job's log that is open (tail -f), across the mount: with N such logs followed, each is asked every N times this.",
+      valueName: "seconds"))
+  var followInterval: Double = 5
+
+  @Option(
+    help: ArgumentHelp(
       "The most key ranges of an archive a walk (find, du, rsync) lists at once, ahead of it; 1 lists one page after another.",
       valueName: "count"))
   var listConcurrency = 8
@@ -65,6 +71,9 @@ struct MountCommand: ParsableCommand {
   @Option(help: .hidden) var fsname: String?
 
   mutating func validate() throws {
+    guard followInterval.isFinite, followInterval >= 0.5, followInterval <= 3600 else {
+      throw ValidationError("--follow-interval takes a number of seconds from 0.5 to 3600.")
+    }
     if source.bucket == nil && source.archive == nil && buildkite.api.apiTokenFile == nil
       && environmentValue("BUILDKITE_API_TOKEN") == nil
     {
@@ -296,7 +305,7 @@ struct MountCommand: ParsableCommand {
       // Blocks waiting for the disk cache's writer hold memory beside the memory cache: at most half
       // as much again (doc/CONFIGURATION.md).
       diskWriteQueueBytes: max(blockSize, cache.memoryCacheSize.bytes / 2),
-      metadataCacheNames: cache.metadataCacheNames, plainText: view.plainText)
+      metadataCacheNames: cache.metadataCacheNames, plainText: view.plainText, followInterval: followInterval)
     let filesystem = LogFilesystem(
       namespace: namespace, configuration: configuration,
       memoryCache: MemoryBlockCache(maxBytes: cache.memoryCacheSize.bytes), diskCache: diskCache,
