@@ -454,7 +454,7 @@ public final class S3ObjectClient: WritableObjectClient, VersionedObjectClient {
         return .fail(
           ObjectStoreError(.archived, "\(code) (\(status)): \(s3.archivedExplanation)", storage: s3.archivedStorage))
       }
-      return .fail(ObjectStoreError(.accessDenied, reason))
+      return .fail(ObjectStoreError(.accessDenied, reason + Self.credentialsRemedy(code)))
     case 412:
       return .fail(ObjectStoreError(.preconditionFailed, reason))
     case 416:
@@ -470,8 +470,30 @@ public final class S3ObjectClient: WritableObjectClient, VersionedObjectClient {
       case "RequestTimeout": return .retry(ObjectStoreError(.timedOut, reason))
       case "SlowDown", "InternalError", "ServiceUnavailable", "OperationAborted":
         return .retry(ObjectStoreError(.serverError, reason))
-      default: return .fail(ObjectStoreError(s3?.objectStoreError.kind ?? .invalidResponse, reason))
+      default:
+        return .fail(
+          ObjectStoreError(s3?.objectStoreError.kind ?? .invalidResponse, reason + Self.credentialsRemedy(code)))
       }
+    }
+  }
+
+  /// What to do when S3 refuses the credentials, by its error code: said with the refusal, at the
+  /// mount and in the log of a read refused later.
+  static func credentialsRemedy(_ code: String) -> String {
+    switch code {
+    case "InvalidAccessKeyId":
+      "; S3 does not know the access key: check AWS_ACCESS_KEY_ID, or the aws_access_key_id of the profile in use"
+    case "SignatureDoesNotMatch":
+      "; the secret key is not the access key's: check AWS_SECRET_ACCESS_KEY, or the aws_secret_access_key of the "
+        + "profile in use"
+    case "ExpiredToken", "TokenRefreshRequired", "InvalidToken":
+      "; the temporary credentials (session token) have expired: renew them (aws sso login, or new keys for the "
+        + "role) and mount again"
+    case "AccessDenied", "AllAccessDisabled":
+      "; the credentials are valid but may not do this: their policy needs s3:ListBucket and s3:GetObject on the "
+        + "bucket (and kms:Decrypt for SSE-KMS objects)"
+    default:
+      ""
     }
   }
 

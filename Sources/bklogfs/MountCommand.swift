@@ -350,8 +350,11 @@ struct MountCommand: ParsableCommand {
     case .accessDenied:
       // S3 refuses a request to a Requester Pays bucket that does not agree to pay as AccessDenied.
       let payer = s3.requesterPays ? "" : "; if the bucket has Requester Pays on, add --requester-pays"
-      return "; the credentials in use (AWS_ACCESS_KEY_ID, AWS_PROFILE or --profile) need s3:ListBucket on it"
-        + payer
+      // The client says what to check when S3 said why (a key it does not know, a wrong secret).
+      let said = error.message.contains("check AWS_") || error.message.contains("policy needs")
+      let policy =
+        said ? "" : "; the credentials in use (AWS_ACCESS_KEY_ID, AWS_PROFILE or --profile) need s3:ListBucket on it"
+      return policy + payer
     case .noSuchBucket:
       return "; check the bucket's name (and, for an S3-compatible server, --endpoint)"
     default:

@@ -55,6 +55,7 @@ import Testing
     let refused = #expect(throws: ObjectStoreError.self) { try wrongSecret.getBytes(key: key, range: 0..<10) }
     #expect(refused?.kind == .accessDenied)
     #expect(refused?.message.contains("SignatureDoesNotMatch") == true)
+    #expect(refused?.message.contains("check AWS_SECRET_ACCESS_KEY") == true)
     #expect(refused?.message.contains(keys[1]) == false)
 
     // The shared cache's calls: a PUT signed over its body's digest, and GETs of whole objects.

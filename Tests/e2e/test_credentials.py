@@ -92,12 +92,14 @@ def test_a_wrong_secret_stops_the_mount_with_one_sentence(bklogfs_bin, auth_moto
     r = mount(bklogfs_bin, mountpoint, auth_moto.endpoint, env)
     assert time.monotonic() - start < 20
     assert_refused(r, mountpoint, "SignatureDoesNotMatch", wrong)
+    assert "check AWS_SECRET_ACCESS_KEY" in r.stderr, r.stderr
 
 
 def test_an_unknown_key_stops_the_mount_with_one_sentence(bklogfs_bin, auth_moto, mountpoint, tmp_path):
     env = clean_env(tmp_path, AWS_ACCESS_KEY_ID="AKIAUNKNOWNKEY000000", AWS_SECRET_ACCESS_KEY=auth_moto.secret_key)
     r = mount(bklogfs_bin, mountpoint, auth_moto.endpoint, env)
     assert_refused(r, mountpoint, "InvalidAccessKeyId", auth_moto.secret_key)
+    assert "check AWS_ACCESS_KEY_ID" in r.stderr, r.stderr
 
 
 def test_no_credentials_at_all_is_a_clear_error(bklogfs_bin, auth_moto, mountpoint, tmp_path):

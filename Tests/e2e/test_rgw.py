@@ -57,6 +57,7 @@ def test_a_wrong_secret_on_rgw_names_the_secret_key(bklogfs_bin, rgw, rgw_bucket
     env = clean_env(tmp_path, AWS_ACCESS_KEY_ID=rgw.access_key, AWS_SECRET_ACCESS_KEY=wrong)
     r = mount(bklogfs_bin, mountpoint, rgw, rgw_bucket, env)
     assert_refused(r, mountpoint, "SignatureDoesNotMatch", wrong)
+    assert "check AWS_SECRET_ACCESS_KEY" in r.stderr, r.stderr
     assert "the secret access key is probably wrong" in r.stderr
     assert rgw.secret_key not in r.stderr + r.stdout
 
@@ -65,4 +66,5 @@ def test_an_unknown_key_on_rgw_names_the_access_key(bklogfs_bin, rgw, rgw_bucket
     env = clean_env(tmp_path, AWS_ACCESS_KEY_ID="AKIAUNKNOWNKEY000000", AWS_SECRET_ACCESS_KEY=rgw.secret_key)
     r = mount(bklogfs_bin, mountpoint, rgw, rgw_bucket, env)
     assert_refused(r, mountpoint, "InvalidAccessKeyId", rgw.secret_key)
+    assert "check AWS_ACCESS_KEY_ID" in r.stderr, r.stderr
     assert "the access key is probably wrong" in r.stderr
