@@ -25,7 +25,9 @@ def test_the_demo_shows_buildkites_names():
     assert "1 2 3 4 5 6 7 8 9 10" in out
     for alias in ("rspec-1.log ->", "rspec-3.attempt1.log ->", "upload.log ->", "docker.log ->"):
         assert alias in out, alias
-    # A grep hit reads as text: path, line number and the line, no escape codes.
+    # The plain view: a log's start and grep hits read as text: path, line number and the line.
+    assert "$ bklogfs mount plain --plain" in out
+    assert "$ bklogfs unmount plain" in out
     hits = [line for line in out.splitlines() if line.startswith("acme/search-indexer/") and ":" in line]
     assert any("java.lang.OutOfMemoryError: Java heap space" in line for line in hits), hits
     assert not any("\x1b" in line for line in hits)

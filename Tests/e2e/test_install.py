@@ -24,8 +24,8 @@ def test_install_and_uninstall(tmp_path):
     man = prefix / "share" / "man" / "man1"
     pages = {p.name for p in man.iterdir()}
     # One page for the program and one for each of its commands (none for the parser's own `help`).
-    commands = ["mount", "unmount", "stats", "sync", "restore", "cache", "cache.show", "cache.verify", "cache.prune",
-                "cache.clear"]
+    commands = ["mount", "unmount", "stats", "sync", "restore", "warm", "cache", "cache.show", "cache.verify",
+                "cache.prune", "cache.clear"]
     assert pages == {"bklogfs.1"} | {f"bklogfs.{command}.1" for command in commands}, sorted(pages)
     page = (man / "bklogfs.mount.1").read_text()
     assert ".Dt BKLOGFS.MOUNT 1" in page and "Fl -as-of" in page and "Fl -requester-pays" in page  # mdoc: --as-of
