@@ -322,6 +322,16 @@ def rgw():
     return RGW(*values)
 
 
+@pytest.fixture(params=["moto", "rgw"])
+def s3_server(request):
+    """(boto3 client, endpoint, environment for bklogfs) of moto_server, then of Ceph's RADOS Gateway."""
+    if request.param == "moto":
+        moto = request.getfixturevalue("moto")
+        return moto.client, moto.endpoint, None
+    rgw = request.getfixturevalue("rgw")
+    return rgw.client(), rgw.endpoint, {"AWS_ACCESS_KEY_ID": rgw.access_key, "AWS_SECRET_ACCESS_KEY": rgw.secret_key}
+
+
 # ---------------------------------------------------------------- private mounts
 
 

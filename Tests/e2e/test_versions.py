@@ -22,25 +22,15 @@ DELETED = b"a log deleted after the audit date\r\n"
 LATER = b"a log written after the audit date\r\n"
 
 
-@pytest.fixture(params=["moto", "rgw"])
-def server(request):
-    """(boto3 client, endpoint, environment for bklogfs) of a server that keeps versions."""
-    if request.param == "moto":
-        moto = request.getfixturevalue("moto")
-        return moto.client, moto.endpoint, None
-    rgw = request.getfixturevalue("rgw")
-    return rgw.client(), rgw.endpoint, {"AWS_ACCESS_KEY_ID": rgw.access_key, "AWS_SECRET_ACCESS_KEY": rgw.secret_key}
-
-
 def wait_past_a_second():
     """S3 keeps times to the second or finer; a second and a bit apart they cannot tie."""
     time.sleep(1.2)
 
 
 @pytest.fixture
-def history(server):
+def history(s3_server):
     """A versioned bucket with a history around an audit time: returns (bucket, audit time, env)."""
-    client, endpoint, env = server
+    client, endpoint, env = s3_server
     name = f"bk-versions-{uuid.uuid4().hex[:8]}"
     client.create_bucket(Bucket=name)
     client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})

@@ -1,0 +1,68 @@
+"""End-to-end: a path someone pasted, on a fresh mount (issue 16): `tail -c 65536` of
+ORG/PIPELINE/BUILD/JOB.log in the UUID tree costs one GET (a suffix range that also gives the log's
+size) and no listing; a mistyped log is not found after one GET, a mistyped directory shows empty
+(doc/SEMANTICS.md, "Lookups by path"). Against moto_server and Ceph's RADOS Gateway."""
+
+import errno
+import os
+import random
+import subprocess
+import uuid
+
+import pytest
+
+from conftest import Bucket
+
+
+def ids(rng, n):
+    return [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(n)]
+
+
+def requests(m):
+    r = m.stats()["requests"]
+    return r["list"], r["head"], r["get"]
+
+
+def test_tail_of_a_pasted_path_costs_one_get_and_a_typo_one_more(mount, s3_server):
+    client, endpoint, env = s3_server
+    rng = random.Random(16)
+    org, pipeline, build, job, other = ids(rng, 5)
+    bucket = f"pasted-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    log = bytes(rng.getrandbits(8) for _ in range(3 << 20)) + b"the end\n"  # 3 MiB and a little
+    key = f"{org}/{pipeline}/{build}/{job}.log"
+    client.put_object(Bucket=bucket, Key=key, Body=log)
+    client.put_object(Bucket=bucket, Key=f"{org}/{pipeline}/{build}/{other}.log", Body=b"other\n")
+    m = mount(bucket=Bucket(name=bucket, endpoint=endpoint), env=env)
+    before = requests(m)
+    out = subprocess.run(["tail", "-c", "65536", str(m / key)], capture_output=True, timeout=60)
+    assert out.returncode == 0 and out.stdout == log[-65536:]
+    lists, heads, gets = (a - b for a, b in zip(requests(m), before))
+    assert (lists, heads, gets) == (0, 0, 1), (lists, heads, gets)
+    assert os.stat(m / key).st_size == len(log)
+
+    # A mistyped job: not found, after one GET and no listing.
+    before = requests(m)
+    typo = f"{org}/{pipeline}/{build}/{ids(rng, 1)[0]}.log"
+    with pytest.raises(FileNotFoundError):
+        os.stat(m / typo)
+    lists, heads, gets = (a - b for a, b in zip(requests(m), before))
+    assert lists <= 1 and heads == 0 and gets <= 1, (lists, heads, gets)
+
+
+def test_a_mistyped_directory_on_a_fresh_mount_shows_empty(mount, s3_server):
+    client, endpoint, env = s3_server
+    rng = random.Random(17)
+    org, pipeline, build, job = ids(rng, 4)
+    bucket = f"pasted-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key=f"{org}/{pipeline}/{build}/{job}.log", Body=b"log\n")
+    m = mount(bucket=Bucket(name=bucket, endpoint=endpoint), env=env)
+    wrong = m / org / pipeline / ids(rng, 1)[0]
+    assert wrong.is_dir()
+    assert os.listdir(wrong) == []
+    with pytest.raises(OSError) as refused:
+        open(wrong / f"{job}.log", "rb")
+    assert refused.value.errno == errno.ENOENT
+    # The real build is there all along.
+    assert (m / org / pipeline / build / f"{job}.log").read_bytes() == b"log\n"
