@@ -79,13 +79,23 @@ struct StatsCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "stats",
     abstract: "Prints a mount's counters: requests by kind, bytes fetched, cache hits and misses, retries.",
-    discussion: "A table for people; --json gives one line of JSON for programs (doc/CONFIGURATION.md).")
+    discussion: """
+      A table for people; --json gives one line of JSON for programs, --prometheus the text a \
+      Prometheus scrape reads (doc/CONFIGURATION.md).
+      """)
 
   @Argument(help: "The directory a bklogfs filesystem is mounted on.", completion: .directory)
   var mountpoint: String
 
   @Flag(help: "One line of JSON, with every counter, for programs.")
   var json = false
+
+  @Flag(help: "The counters in Prometheus's text format, as bklogfs mount --metrics writes them.")
+  var prometheus = false
+
+  func validate() throws {
+    if json && prometheus { throw ValidationError("Give --json or --prometheus, not both.") }
+  }
 
   func run() throws {
     let text: String
@@ -100,6 +110,10 @@ struct StatsCommand: ParsableCommand {
     }
     guard let statistics = try? MountStatistics(json: text) else {
       throw MountFailure("\(mountpoint) answered counters this bklogfs does not read: use --json")
+    }
+    if prometheus {
+      print(statistics.prometheusText(mountpoint: absolutePath(mountpoint)), terminator: "")
+      return
     }
     print(statisticsTable(statistics, mountpoint: absolutePath(mountpoint)), terminator: "")
   }
