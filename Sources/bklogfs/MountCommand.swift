@@ -35,6 +35,7 @@ struct MountCommand: ParsableCommand {
   @OptionGroup(title: "Reading") var reading: ReadingOptions
   @OptionGroup(title: "View") var view: ViewOptions
   @OptionGroup(title: "Network") var network: NetworkOptions
+  @OptionGroup(title: "Metrics") var metrics: MetricsOptions
 
   @Option(help: "Seconds a directory listing is trusted before it is listed again.")
   var directoryTTL: Double = 60
@@ -302,6 +303,12 @@ struct MountCommand: ParsableCommand {
       memoryCache: MemoryBlockCache(maxBytes: cache.memoryCacheSize.bytes), diskCache: diskCache,
       sharedCache: sharedCache, logger: logger)
     defer { filesystem.shutdown() }
+    // Made absolute now: a background mount leaves its directory once mounted.
+    let metricsWriter = try metrics.metrics.map { path throws(MountFailure) in
+      try MetricsFileWriter(path: absolutePath(path), interval: metrics.metricsInterval, logger: logger) {
+        [mountpoint = absolutePath(mountpoint)] in filesystem.statistics().prometheusText(mountpoint: mountpoint)
+      }
+    }
 
     let session: FuseSession
     do throws(FuseError) {
@@ -320,6 +327,7 @@ struct MountCommand: ParsableCommand {
     } catch {
       throw MountFailure(error.description)
     }
+    metricsWriter?.start()
     if readyFD != nil {
       // A background mount must not keep the directory it was started from busy.
       _ = chdir("/")
@@ -328,6 +336,7 @@ struct MountCommand: ParsableCommand {
     if readyFD == nil { notifyServiceManager("STOPPING=1") }
     session.unmount()
     logger.notice("unmounted \(session.mountpoint)")
+    metricsWriter?.stop()
   }
 
   private func report(_ message: String) { reportToParent(readyFD, message) }
