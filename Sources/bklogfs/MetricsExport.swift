@@ -18,9 +18,19 @@ struct MetricsOptions: ParsableArguments {
   @Option(help: ArgumentHelp("Seconds between two writes of the --metrics file.", valueName: "seconds"))
   var metricsInterval: Int = 15
 
+  @Option(
+    help: ArgumentHelp(
+      "Serve the counters in Prometheus's text format at http://ADDRESS:PORT/metrics, without authentication: give a loopback address (127.0.0.1:PORT) unless the network is trusted.",
+      valueName: "address:port"))
+  var metricsListen: String?
+
   func validate() throws {
     if !(1...3600).contains(metricsInterval) {
       throw ValidationError("--metrics-interval takes seconds from 1 to 3600 (it is \(metricsInterval)).")
+    }
+    if let metricsListen, MetricsListener.parse(metricsListen) == nil {
+      throw ValidationError(
+        "--metrics-listen takes an IPv4 address and a port, such as 127.0.0.1:9101 (it is \(metricsListen)).")
     }
     guard let metrics else { return }
     let path = absolutePath(metrics)
@@ -58,16 +68,11 @@ final class MetricsFileWriter: Sendable {
   /// Whether the last snapshot was written (none after it), and whether writes are failing (so
   /// the failure was logged).
   private let state = Mutex<(stopped: Bool, failing: Bool)>((false, false))
-  /// The thread sleeps in poll(2) on the read end; `stop()` writes to the other to wake it.
-  private let wakeRead: Int32
-  private let wakeWrite: Int32
+  /// What the thread sleeps on between writes, and `stop()` wakes it with.
+  private let wake: WakePipe
 
   init(path: String, interval: Int, logger: Logger, render: @escaping @Sendable () -> String) throws(MountFailure) {
-    var ends: [Int32] = [0, 0]
-    guard pipe(&ends) == 0 else { throw MountFailure("cannot create a pipe: \(lastError())") }
-    (wakeRead, wakeWrite) = (ends[0], ends[1])
-    _ = fcntl(wakeRead, F_SETFD, FD_CLOEXEC)
-    _ = fcntl(wakeWrite, F_SETFD, FD_CLOEXEC)
+    wake = try WakePipe()
     self.path = path
     self.interval = interval
     self.logger = logger
@@ -78,22 +83,13 @@ final class MetricsFileWriter: Sendable {
   func start() {
     writeSnapshot(last: false)
     startDetachedThread { [self] in
-      defer { close(wakeRead) }
-      while true {
-        var wake = pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)
-        let ready = poll(&wake, 1, Int32(interval * 1000))
-        if ready > 0 { return }
-        if ready < 0 && errno == EINTR { continue }
-        writeSnapshot(last: false)
-      }
+      while !wake.sleep(seconds: interval) { writeSnapshot(last: false) }
     }
   }
 
   /// Writes the last snapshot and ends the thread.
   func stop() {
-    let byte: [UInt8] = [1]
-    _ = byte.withUnsafeBytes { Glibc.write(wakeWrite, $0.baseAddress, 1) }
-    close(wakeWrite)
+    wake.wake()
     writeSnapshot(last: true)
   }
 

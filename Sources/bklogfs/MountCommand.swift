@@ -304,10 +304,16 @@ struct MountCommand: ParsableCommand {
       sharedCache: sharedCache, logger: logger)
     defer { filesystem.shutdown() }
     // Made absolute now: a background mount leaves its directory once mounted.
+    let metricsText: @Sendable () -> String = { [mountpoint = absolutePath(mountpoint)] in
+      filesystem.statistics().prometheusText(mountpoint: mountpoint)
+    }
     let metricsWriter = try metrics.metrics.map { path throws(MountFailure) in
-      try MetricsFileWriter(path: absolutePath(path), interval: metrics.metricsInterval, logger: logger) {
-        [mountpoint = absolutePath(mountpoint)] in filesystem.statistics().prometheusText(mountpoint: mountpoint)
-      }
+      try MetricsFileWriter(
+        path: absolutePath(path), interval: metrics.metricsInterval, logger: logger, render: metricsText)
+    }
+    // Listening before mounting: an address in use fails the mount with nothing mounted.
+    let metricsListener = try metrics.metricsListen.map { address throws(MountFailure) in
+      try MetricsListener(address: address, logger: logger, render: metricsText)
     }
 
     let session: FuseSession
@@ -328,6 +334,7 @@ struct MountCommand: ParsableCommand {
       throw MountFailure(error.description)
     }
     metricsWriter?.start()
+    metricsListener?.start()
     if readyFD != nil {
       // A background mount must not keep the directory it was started from busy.
       _ = chdir("/")
@@ -336,6 +343,7 @@ struct MountCommand: ParsableCommand {
     if readyFD == nil { notifyServiceManager("STOPPING=1") }
     session.unmount()
     logger.notice("unmounted \(session.mountpoint)")
+    metricsListener?.stop()
     metricsWriter?.stop()
   }
 

@@ -6,7 +6,7 @@ import math
 import re
 import time
 
-from conftest import buildkite_source_args, is_mounted, load_fake_buildkite_world, new_moto_bucket, read_file, run_bklogfs
+from conftest import buildkite_source_args, free_port, is_mounted, load_fake_buildkite_world, new_moto_bucket, read_file, run_bklogfs
 
 try:  # a real implementation of the format, when installed (scripts/setup installs it)
     from prometheus_client.parser import text_string_to_metric_families
@@ -176,3 +176,83 @@ def test_a_buildkite_mount_exports_its_api_latencies_and_budget(mount, fake_buil
     assert check_histogram(samples, "bklogfs_api_request_duration_seconds") > 0
     assert check_histogram(samples, "bklogfs_request_duration_seconds", kind="get") >= 1
     assert value(samples, "bklogfs_api_rate_limit_remaining") > 0
+
+
+def test_a_failed_write_is_logged_once_and_the_mount_goes_on(mount, moto, tmp_path):
+    bucket, keys = small_bucket(moto, files=2)
+    metrics = tmp_path / "textfile" / "bklogfs.prom"
+    metrics.parent.mkdir()
+    m = mount(bucket=bucket, extra_args=["--metrics", metrics, "--metrics-interval", "1"])
+    wait_for(metrics.exists)
+    # A directory where the temporary file goes: every write fails (as root, permissions would not).
+    blocker = tmp_path / "textfile" / "bklogfs.prom.tmp"
+    blocker.mkdir()
+    time.sleep(3.5)
+    assert read_file(m / keys[0]) == ("line 0\n" * 5000).encode()
+    warnings = [line for line in m.log_path.read_text().splitlines() if "cannot write the metrics" in line]
+    assert len(warnings) == 1, warnings
+    blocker.rmdir()
+    wait_for(lambda: "writing the metrics to" in m.log_path.read_text() and "works again" in m.log_path.read_text(),
+             what="the writes to work again")
+    wait_for(lambda: value(parse(metrics.read_text()), "bklogfs_requests_total", kind="get") >= 1)
+
+
+def get(url, method="GET"):
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10) as answer:
+            return answer.status, answer.headers.get("Content-Type"), answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("Content-Type"), error.read().decode()
+
+
+def test_the_counters_are_served_over_http_at_metrics(mount, moto):
+    import socket
+
+    bucket, keys = small_bucket(moto, files=2)
+    port = free_port()
+    m = mount(bucket=bucket, extra_args=["--metrics-listen", f"127.0.0.1:{port}"])
+    read_file(m / keys[0])
+    status, kind, body = get(f"http://127.0.0.1:{port}/metrics")
+    assert status == 200 and kind == "text/plain; version=0.0.4; charset=utf-8", (status, kind)
+    samples = parse(body)
+    assert value(samples, "bklogfs_requests_total", kind="get", mountpoint=str(m.path)) >= 1
+    assert get(f"http://127.0.0.1:{port}/")[0] == 404
+    assert get(f"http://127.0.0.1:{port}/metrics", method="POST")[0] == 404
+
+    # A client that sends nothing is dropped after the read timeout; one that sends too much, or
+    # not HTTP, is answered 400; and the next request is served.
+    idle = socket.create_connection(("127.0.0.1", port), timeout=10)
+    started = time.monotonic()
+    assert idle.recv(100) == b"" and time.monotonic() - started < 6
+    idle.close()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as flood:
+        head = b"GET /metrics HTTP/1.1\r\nX-Filler: "
+        flood.sendall(head + b"a" * (8192 - len(head)))  # 8 KiB, the most read, and no end of head
+        assert flood.recv(100).startswith(b"HTTP/1.1 400 ")
+    assert get(f"http://127.0.0.1:{port}/metrics")[0] == 200
+
+    m.unmount()
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        raise AssertionError("the metrics port still answers after unmount")
+    except ConnectionRefusedError:
+        pass
+
+
+def test_a_metrics_address_in_use_refuses_the_mount(mount, moto):
+    import socket
+
+    bucket, _ = small_bucket(moto, files=1)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        m = mount(bucket=bucket, extra_args=["--metrics-listen", f"127.0.0.1:{port}"], check=False)
+    assert m.result.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in m.result.stderr, m.result.stderr
+    assert not is_mounted(m.path)
+    bad = mount(bucket=bucket, extra_args=["--metrics-listen", "localhost"], check=False)
+    assert bad.result.returncode != 0
+    assert "--metrics-listen takes an IPv4 address and a port" in bad.result.stderr, bad.result.stderr
