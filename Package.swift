@@ -3,7 +3,7 @@ import PackageDescription
 
 // Layers, each depending only on those listed before it (doc/ARCHITECTURE.md draws the graph):
 //   C shims (CFuse, CCurl, CCrypto, CSQLite, CLinux)
-//   SystemBase                    — system calls (on swift-system), threads, the clock, the calendar and ISO 8601
+//   SystemBase                    — system calls (on swift-system), threads, the clock, latency histograms, the calendar and ISO 8601
 //   LogText                       — a job log as plain text (what a terminal finally shows)
 //   Digests                       — hashes, checksums and gzip over libcrypto and zlib
 //   HTTPTransport                 — libcurl transfers with timeouts, and the one retry engine

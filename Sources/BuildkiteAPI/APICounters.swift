@@ -1,4 +1,5 @@
 public import Synchronization
+public import SystemBase
 
 /// The kinds of request this client makes, for counters and for naming the scope a 403 lacks.
 public enum APIEndpoint: String, Sendable, Hashable, CaseIterable, Codable {
@@ -37,6 +38,10 @@ public final class APICounters: Sendable {
   public let failures = Atomic<Int>(0)
   /// Body bytes received (JSON and logs).
   public let bytesFetched = Atomic<Int>(0)
+  /// How long each HTTP request took, from sending it to its answer's end or its failure: one
+  /// sample per request counted in `requests`, each retry its own (the wait in the rate limiter
+  /// before sending is not included; `rateLimitWaits` counts those).
+  public let latency = LatencyHistogram()
 
   public init() {}
 
@@ -76,6 +81,7 @@ public final class APICounters: Sendable {
     public var retries: Int
     public var failures: Int
     public var bytesFetched: Int
+    public var latency: LatencyHistogram.Snapshot
 
     /// Requests of every kind.
     public var totalRequests: Int { requests.values.reduce(0, +) }
@@ -87,6 +93,7 @@ public final class APICounters: Sendable {
     return Snapshot(
       requests: requests, throttled: throttled.load(ordering: .relaxed),
       rateLimitWaits: rateLimitWaits.load(ordering: .relaxed), retries: retries.load(ordering: .relaxed),
-      failures: failures.load(ordering: .relaxed), bytesFetched: bytesFetched.load(ordering: .relaxed))
+      failures: failures.load(ordering: .relaxed), bytesFetched: bytesFetched.load(ordering: .relaxed),
+      latency: latency.snapshot)
   }
 }

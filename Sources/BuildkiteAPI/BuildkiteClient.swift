@@ -59,6 +59,8 @@ public final class BuildkiteClient: Sendable {
   private let http: HTTPClient
   private let logger: Logger
   private let retries: RetryEngine<BuildkiteError>
+  /// Times each request for the counters' latency histogram.
+  private let clock: any MonotonicClock
   /// `scheme://host[:port]` of the base URL.
   private let origin: String
   /// The base URL's path, without a trailing slash ("/v2").
@@ -88,6 +90,7 @@ public final class BuildkiteClient: Sendable {
     self.configuration = configuration
     http = httpClient ?? HTTPClient(timeouts: configuration.timeouts)
     self.logger = logger
+    self.clock = clock
     rateLimiter = RateLimiter(
       reserve: configuration.rateLimitReserve, maxWait: configuration.maxRateLimitWait, clock: clock)
     let counters = counters
@@ -455,6 +458,8 @@ public final class BuildkiteClient: Sendable {
         ))
     }
     counters.countRequest(call.endpoint)
+    let started = clock.now()
+    defer { counters.latency.record(seconds: clock.now() - started) }
     var headers: [(name: String, value: String)] = [
       (name: "Authorization", value: "Bearer \(configuration.token)"),
       (name: "Accept", value: call.accept),

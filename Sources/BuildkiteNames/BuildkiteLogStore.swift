@@ -1,6 +1,7 @@
 public import BuildkiteAPI
 public import ObjectStore
 import Synchronization
+public import SystemBase
 
 /// Job logs in Buildkite's own storage, as an object store whose keys are
 /// `{org}/{pipeline}/{build number}/{job uuid}`.
@@ -16,11 +17,14 @@ public final class BuildkiteLogStore: GrowingObjectClient {
   public let isRemote = true
   public let rangeSupport = RangeSupport.suffixOnly
   public let counters = RequestCounters()
+  /// Times each call for the counters' latency histograms.
+  private let clock: any MonotonicClock
 
   /// The identity (which names cached blocks) is the same whatever the endpoint: a job's UUID names
   /// its log everywhere, so blocks cached through a proxy serve a direct mount too.
-  public init(api: BuildkiteClient) {
+  public init(api: BuildkiteClient, clock: any MonotonicClock = SystemClock()) {
     self.api = api
+    self.clock = clock
     self.identity = "buildkite:logs"
   }
 
@@ -52,6 +56,8 @@ public final class BuildkiteLogStore: GrowingObjectClient {
 
   public func head(key: String) throws(ObjectStoreError) -> ObjectInfo {
     counters.heads.add(1, ordering: .relaxed)
+    let started = clock.now()
+    defer { counters.headLatency.record(seconds: clock.now() - started) }
     let log = try parse(key)
     let size: Int64?
     do throws(BuildkiteError) {
@@ -71,6 +77,8 @@ public final class BuildkiteLogStore: GrowingObjectClient {
   /// request (`Range: bytes=-count`): what sizes a log when it is opened, and serves its end.
   public func tail(key: String, count: Int) throws(ObjectStoreError) -> (bytes: [UInt8], size: UInt64) {
     counters.gets.add(1, ordering: .relaxed)
+    let started = clock.now()
+    defer { counters.getLatency.record(seconds: clock.now() - started) }
     let log = try parse(key)
     do throws(BuildkiteError) {
       let (bytes, total) = try api.logTail(
@@ -95,6 +103,8 @@ public final class BuildkiteLogStore: GrowingObjectClient {
     }
     guard !range.isEmpty else { return }
     counters.gets.add(1, ordering: .relaxed)
+    let started = clock.now()
+    defer { counters.getLatency.record(seconds: clock.now() - started) }
     let log = try parse(key)
     let expectedSize = ifMatch.flatMap(Self.size(fromETag:))
     let growing = ifMatch.flatMap(Self.size(fromGrowingETag:))

@@ -60,6 +60,8 @@ public final class BuildkiteNamespace: Namespace {
     return state.remaining.map { MountStatistics.APIBudget(remaining: $0, limit: state.limit) }
   }
 
+  public var apiLatency: LatencyHistogram.Snapshot? { api.counters.latency.snapshot }
+
   let logger: Logger
   /// Gives the wall-clock times the catalog's listings are stamped with and judged by.
   let clock: any MonotonicClock

@@ -1175,6 +1175,9 @@ public final class LogFilesystem: Sendable {
     func total(_ field: KeyPath<RequestCounters.Snapshot, Int>) -> Int {
       snapshots.map { $0[keyPath: field] }.reduce(0, +)
     }
+    func latency(_ field: KeyPath<RequestCounters.Snapshot, LatencyHistogram.Snapshot>) -> LatencyHistogram.Snapshot {
+      snapshots.map { $0[keyPath: field] }.reduce(.empty) { $0.adding($1) }
+    }
     let memory = memoryCache.statistics
     let disk = diskCache?.statistics
     let writer = diskWriter?.statistics
@@ -1197,7 +1200,10 @@ public final class LogFilesystem: Sendable {
         sharedDropped: shared.dropped, sharedQueueBytes: shared.queuedBytes, sharedSizeHits: shared.sizeHits,
         sharedSizeMisses: shared.sizeMisses, sharedSizeWrites: shared.sizeWrites,
         sharedCorruptSizes: shared.corruptSizes, sharedStaleSizes: shared.staleSizes),
-      cachedNames: cachedNames, heapBytes: heapBytesInUse(), apiBudget: namespace.apiBudget)
+      cachedNames: cachedNames, heapBytes: heapBytesInUse(), apiBudget: namespace.apiBudget,
+      latency: MountStatistics.Latency(
+        list: latency(\.listLatency), head: latency(\.headLatency), get: latency(\.getLatency),
+        api: namespace.apiLatency))
   }
 }
 

@@ -1,4 +1,5 @@
 import FoundationEssentials
+public import SystemBase
 
 /// A mount's counters, as `bklogfs stats` prints them and `bklogfs unmount` reads them (from the
 /// `user.bklogfs.stats` attribute of the mount's root): one Codable type for both ends, so neither
@@ -60,6 +61,26 @@ public struct MountStatistics: Codable, Sendable, Hashable {
     }
   }
 
+  /// How long requests took: the stores' calls by kind (all the mount's stores together, a call's
+  /// retries included in it), and for a mount of Buildkite's names each HTTP request to its API.
+  public struct Latency: Codable, Sendable, Hashable {
+    public var list: LatencyHistogram.Snapshot
+    public var head: LatencyHistogram.Snapshot
+    public var get: LatencyHistogram.Snapshot
+    /// Absent when the mount asks no API.
+    public var api: LatencyHistogram.Snapshot?
+
+    public init(
+      list: LatencyHistogram.Snapshot, head: LatencyHistogram.Snapshot, get: LatencyHistogram.Snapshot,
+      api: LatencyHistogram.Snapshot? = nil
+    ) {
+      self.list = list
+      self.head = head
+      self.get = get
+      self.api = api
+    }
+  }
+
   /// The stores the mount reads, by identity, separated by spaces.
   public var source: String
   /// The daemon serving the mount.
@@ -77,6 +98,8 @@ public struct MountStatistics: Codable, Sendable, Hashable {
   /// The API's rate-limit budget, for a mount of Buildkite's names once it has asked the API;
   /// absent otherwise.
   public var apiBudget: APIBudget?
+  /// Request latencies; nil from a daemon older than the field.
+  public var latency: Latency?
 
   /// One line of JSON with snake_case keys in a fixed order.
   public func json() -> String {
@@ -96,9 +119,10 @@ public struct MountStatistics: Codable, Sendable, Hashable {
 
   init(
     source: String, pid: Int32, requests: Requests, bytesFetched: Int, retries: Int, failures: Int, cache: Cache,
-    cachedNames: Int, heapBytes: Int, apiBudget: APIBudget? = nil
+    cachedNames: Int, heapBytes: Int, apiBudget: APIBudget? = nil, latency: Latency? = nil
   ) {
     self.apiBudget = apiBudget
+    self.latency = latency
     self.cachedNames = cachedNames
     self.heapBytes = heapBytes
     self.source = source

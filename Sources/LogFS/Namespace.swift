@@ -1,4 +1,5 @@
 public import ObjectStore
+public import SystemBase
 
 /// What a tree is made of: its directories' entries, and where each file's bytes come from.
 ///
@@ -16,6 +17,9 @@ public protocol Namespace: Sendable {
   /// What an API with a rate limit still allows in its current window, for the counters; nil
   /// where none applies (an S3 bucket, a local directory) or nothing is known of it yet.
   var apiBudget: MountStatistics.APIBudget? { get }
+
+  /// How long the requests to such an API took, for the counters; nil where none applies.
+  var apiLatency: LatencyHistogram.Snapshot? { get }
 
   /// Every entry of the directory with this key.
   func list(directory key: String) throws(FilesystemError) -> NamespaceListing
@@ -82,6 +86,8 @@ extension Namespace {
   public func knownListing(directory key: String) -> NamespaceListing? { nil }
 
   public var apiBudget: MountStatistics.APIBudget? { nil }
+
+  public var apiLatency: LatencyHistogram.Snapshot? { nil }
 
   public func directory(after key: String) -> String? { nil }
 

@@ -10,6 +10,7 @@ public final class LocalDirectoryClient: ObjectClient {
   public let identity: String
   public let isRemote = false
   public let counters = RequestCounters()
+  private let clock = SystemClock()
 
   /// Fails with `.notFound` when `root` is not a readable directory.
   public init(root: String) throws(ObjectStoreError) {
@@ -27,6 +28,8 @@ public final class LocalDirectoryClient: ObjectClient {
 
   public func listPage(_ request: ListRequest) throws(ObjectStoreError) -> ListPage {
     counters.lists.add(1, ordering: .relaxed)
+    let started = clock.now()
+    defer { counters.listLatency.record(seconds: clock.now() - started) }
     // The directory holding the prefix's last, partial component.
     let prefixBytes = Array(request.prefix.utf8)
     let lastSlash = prefixBytes.lastIndex(of: UInt8(ascii: "/"))
@@ -100,6 +103,8 @@ public final class LocalDirectoryClient: ObjectClient {
 
   public func head(key: String) throws(ObjectStoreError) -> ObjectInfo {
     counters.heads.add(1, ordering: .relaxed)
+    let started = clock.now()
+    defer { counters.headLatency.record(seconds: clock.now() - started) }
     guard isSafe(key), let status = try? FileSystem.stat(root + "/" + key, followingSymlinks: false),
       status.type == .regular
     else {
@@ -116,6 +121,8 @@ public final class LocalDirectoryClient: ObjectClient {
         .invalidRequest, "\(identity) keeps no versions: it cannot read version \(version!) of \(key)")
     }
     counters.gets.add(1, ordering: .relaxed)
+    let started = clock.now()
+    defer { counters.getLatency.record(seconds: clock.now() - started) }
     guard isSafe(key) else { throw ObjectStoreError(.notFound, "no file \(key) in \(root)") }
     let file: OpenedFile
     do throws(SystemCallError) {

@@ -19,6 +19,8 @@ public final class S3ObjectClient: WritableObjectClient, VersionedObjectClient {
   private let endpointURL: HTTPURL?
   private let currentRegion: Mutex<String>
   private let retries: RetryEngine<ObjectStoreError>
+  /// Times each call for the counters' latency histograms.
+  private let clock: any MonotonicClock
 
   /// Throws `.invalidRequest` when the endpoint is not an `http(s)://host[:port][/path]` URL.
   /// - Parameter clock: times the backoff and the retry budget.
@@ -42,6 +44,7 @@ public final class S3ObjectClient: WritableObjectClient, VersionedObjectClient {
     http = httpClient ?? HTTPClient(timeouts: configuration.timeouts)
     self.logger = logger
     currentRegion = Mutex(configuration.region)
+    self.clock = clock
     let counters = counters
     retries = RetryEngine(
       clock: clock, logger: logger, message: { $0.message }, rewrite: { ObjectStoreError($0.kind, $1) },
@@ -61,11 +64,15 @@ public final class S3ObjectClient: WritableObjectClient, VersionedObjectClient {
 
   public func listPage(_ request: ListRequest) throws(ObjectStoreError) -> ListPage {
     counters.lists.add(1, ordering: .relaxed)
+    let started = clock.now()
+    defer { counters.listLatency.record(seconds: clock.now() - started) }
     return try list(request, policy: policy())
   }
 
   public func head(key: String) throws(ObjectStoreError) -> ObjectInfo {
     counters.heads.add(1, ordering: .relaxed)
+    let started = clock.now()
+    defer { counters.headLatency.record(seconds: clock.now() - started) }
     return try retries.run("HEAD \(display(key))", policy()) { () throws(Outcome) -> ObjectInfo in
       let (response, _) = try exchange(method: "HEAD", key: key, query: [], headers: [], collectLimit: 0)
       guard (200..<300).contains(response.status) else { throw classify(response, body: []) }
@@ -83,6 +90,8 @@ public final class S3ObjectClient: WritableObjectClient, VersionedObjectClient {
 
   public func listVersionsPage(_ request: VersionListRequest) throws(ObjectStoreError) -> VersionPage {
     counters.lists.add(1, ordering: .relaxed)
+    let started = clock.now()
+    defer { counters.listLatency.record(seconds: clock.now() - started) }
     var query: [(String, String)] = [("versions", ""), ("prefix", request.prefix), ("encoding-type", "url")]
     if let delimiter = request.delimiter, !delimiter.isEmpty { query.append(("delimiter", delimiter)) }
     if let keyMarker = request.keyMarker { query.append(("key-marker", keyMarker)) }
@@ -105,6 +114,8 @@ public final class S3ObjectClient: WritableObjectClient, VersionedObjectClient {
   /// Whether the bucket keeps versions: "Enabled", "Suspended" (it kept some), or nil (never on).
   public func versioningStatus() throws(ObjectStoreError) -> String? {
     counters.lists.add(1, ordering: .relaxed)
+    let started = clock.now()
+    defer { counters.listLatency.record(seconds: clock.now() - started) }
     return try retries.run("GET VERSIONING s3://\(configuration.bucket)", policy()) { () throws(Outcome) -> String? in
       let (response, body) = try exchange(
         method: "GET", key: nil, query: [("versioning", "")], headers: [], collectLimit: 1 << 16)
@@ -165,6 +176,8 @@ public final class S3ObjectClient: WritableObjectClient, VersionedObjectClient {
     key: String, version: String?, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
   ) throws(ObjectStoreError) {
     counters.gets.add(1, ordering: .relaxed)
+    let started = clock.now()
+    defer { counters.getLatency.record(seconds: clock.now() - started) }
     guard !range.isEmpty else { return }
     var delivered: UInt64 = 0
     // The ETag of the first answer: a resumed transfer must read the same object version.
@@ -274,6 +287,8 @@ public final class S3ObjectClient: WritableObjectClient, VersionedObjectClient {
 
   public func getObject(key: String, limit: Int) throws(ObjectStoreError) -> [UInt8]? {
     counters.gets.add(1, ordering: .relaxed)
+    let started = clock.now()
+    defer { counters.getLatency.record(seconds: clock.now() - started) }
     do throws(ObjectStoreError) {
       return try retries.run("GET \(display(key))", policy()) { () throws(Outcome) -> [UInt8] in
         let (response, body) = try exchange(method: "GET", key: key, query: [], headers: [], collectLimit: limit)
@@ -306,6 +321,8 @@ public final class S3ObjectClient: WritableObjectClient, VersionedObjectClient {
   /// one clear sentence.
   public func checkBucket() throws(ObjectStoreError) {
     counters.lists.add(1, ordering: .relaxed)
+    let started = clock.now()
+    defer { counters.listLatency.record(seconds: clock.now() - started) }
     let quick = HTTPTimeouts(
       connect: min(configuration.timeouts.connect, 3), stall: min(configuration.timeouts.stall, 5),
       total: min(configuration.timeouts.total, 8))

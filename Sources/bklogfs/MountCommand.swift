@@ -35,6 +35,7 @@ struct MountCommand: ParsableCommand {
   @OptionGroup(title: "Reading") var reading: ReadingOptions
   @OptionGroup(title: "View") var view: ViewOptions
   @OptionGroup(title: "Network") var network: NetworkOptions
+  @OptionGroup(title: "Metrics") var metrics: MetricsOptions
 
   @Option(help: "Seconds a directory listing is trusted before it is listed again.")
   var directoryTTL: Double = 60
@@ -311,6 +312,18 @@ struct MountCommand: ParsableCommand {
       memoryCache: MemoryBlockCache(maxBytes: cache.memoryCacheSize.bytes), diskCache: diskCache,
       sharedCache: sharedCache, logger: logger)
     defer { filesystem.shutdown() }
+    // Made absolute now: a background mount leaves its directory once mounted.
+    let metricsText: @Sendable () -> String = { [mountpoint = absolutePath(mountpoint)] in
+      filesystem.statistics().prometheusText(mountpoint: mountpoint)
+    }
+    let metricsWriter = try metrics.metrics.map { path throws(MountFailure) in
+      try MetricsFileWriter(
+        path: absolutePath(path), interval: metrics.metricsInterval, logger: logger, render: metricsText)
+    }
+    // Listening before mounting: an address in use fails the mount with nothing mounted.
+    let metricsListener = try metrics.metricsListen.map { address throws(MountFailure) in
+      try MetricsListener(address: address, logger: logger, render: metricsText)
+    }
 
     let session: FuseSession
     do throws(FuseError) {
@@ -329,6 +342,8 @@ struct MountCommand: ParsableCommand {
     } catch {
       throw MountFailure(error.description)
     }
+    metricsWriter?.start()
+    metricsListener?.start()
     if readyFD != nil {
       // A background mount must not keep the directory it was started from busy.
       _ = chdir("/")
@@ -337,6 +352,8 @@ struct MountCommand: ParsableCommand {
     if readyFD == nil { notifyServiceManager("STOPPING=1") }
     session.unmount()
     logger.notice("unmounted \(session.mountpoint)")
+    metricsListener?.stop()
+    metricsWriter?.stop()
   }
 
   private func report(_ message: String) { reportToParent(readyFD, message) }

@@ -79,13 +79,23 @@ struct StatsCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "stats",
     abstract: "Prints a mount's counters: requests by kind, bytes fetched, cache hits and misses, retries.",
-    discussion: "A table for people; --json gives one line of JSON for programs (doc/CONFIGURATION.md).")
+    discussion: """
+      A table for people; --json gives one line of JSON for programs, --prometheus the text a \
+      Prometheus scrape reads (doc/CONFIGURATION.md).
+      """)
 
   @Argument(help: "The directory a bklogfs filesystem is mounted on.", completion: .directory)
   var mountpoint: String
 
   @Flag(help: "One line of JSON, with every counter, for programs.")
   var json = false
+
+  @Flag(help: "The counters in Prometheus's text format, as bklogfs mount --metrics writes them.")
+  var prometheus = false
+
+  func validate() throws {
+    if json && prometheus { throw ValidationError("Give --json or --prometheus, not both.") }
+  }
 
   func run() throws {
     let text: String
@@ -100,6 +110,10 @@ struct StatsCommand: ParsableCommand {
     }
     guard let statistics = try? MountStatistics(json: text) else {
       throw MountFailure("\(mountpoint) answered counters this bklogfs does not read: use --json")
+    }
+    if prometheus {
+      print(statistics.prometheusText(mountpoint: absolutePath(mountpoint)), terminator: "")
+      return
     }
     print(statisticsTable(statistics, mountpoint: absolutePath(mountpoint)), terminator: "")
   }
@@ -140,9 +154,24 @@ func statisticsTable(_ stats: MountStatistics, mountpoint: String) -> String {
           + "\(cache.sharedFailures) failed, \(cache.sharedCorruptBlocks) damaged"
       ))
   }
+  if let latency = stats.latency {
+    let kinds = [("list", latency.list), ("head", latency.head), ("get", latency.get), ("api", latency.api ?? .empty)]
+    let shown = kinds.filter { $0.1.count > 0 }.map { "\($0.0) \(latencySummary($0.1))" }
+    if !shown.isEmpty { rows.append(("latency", shown.joined(separator: "; "))) }
+  }
   rows.append(("names held", "\(stats.cachedNames) (heap \(humanBytes(stats.heapBytes)))"))
   let width = rows.map(\.0.count).max() ?? 0
   return rows.map { $0.0 + String(repeating: " ", count: width - $0.0.count + 2) + $0.1 + "\n" }.joined()
+}
+
+/// A histogram for people: its mean, and the bucket bound 95% of requests stayed within.
+func latencySummary(_ histogram: LatencyHistogram.Snapshot) -> String {
+  func duration(_ seconds: Double) -> String {
+    seconds >= 1 ? "\((seconds * 10).rounded() / 10) s" : "\(Int((seconds * 1000).rounded())) ms"
+  }
+  let mean = histogram.sumSeconds / Double(max(1, histogram.count))
+  let p95 = histogram.upperBound(ofFraction: 0.95) ?? 0
+  return "\(duration(mean)) mean, 95% ≤ " + (p95.isFinite ? duration(p95) : "> 30 s")
 }
 
 /// A byte count for people: `812 B`, `3.2 MiB`.

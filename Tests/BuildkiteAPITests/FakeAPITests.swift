@@ -2,6 +2,7 @@ import BuildkiteAPI
 import Foundation
 import HTTPTransport
 import Synchronization
+import SystemBase
 import TestSupport
 import Testing
 
@@ -280,6 +281,8 @@ enum SharedFake {
     #expect(try client.pipelines(organization: "acme").count == 2)
     #expect(client.counters.retries.load(ordering: .relaxed) == 2)
     #expect(client.counters.requests(.pipelines) == 3)
+    // The API's histogram has a sample per HTTP request, each retry its own.
+    #expect(client.counters.snapshot.latency.count == 3)
     try fake.control("fail-next", ["status": 503, "count": 10])
     do {
       _ = try client.organizations()

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTransport
 import ObjectStore
 import S3Client
+import SystemBase
 import TestSupport
 import Testing
 
@@ -136,6 +137,9 @@ import Testing
     #expect(snapshot.bytesFetched == 199_000 + 300_000 + 1 + 1)
     #expect(snapshot.retries == 0)
     #expect(snapshot.failures == 3)
+    // Every call has its duration recorded, the failed ones too.
+    #expect(snapshot.headLatency.count == 1)
+    #expect(snapshot.getLatency.count == 8)
   }
 
   @Test func missingBucketAndKey() throws {
@@ -184,6 +188,8 @@ import Testing
     #expect(try s3.getBytes(key: "a.log", range: 100..<40_000) == Array(bytes[100..<40_000]))
     #expect(s3.counters.snapshot.retries == 2)
     #expect(s3.counters.snapshot.bytesFetched == 39_900)
+    // A call and its retries are one sample: what the reader waited for.
+    #expect(s3.counters.snapshot.getLatency.count == 1)
 
     // More SlowDowns than attempts: a server error naming the code.
     let stubborn = try FaultProxy.start(upstream: moto, faults: Array(repeating: "503", count: 10))

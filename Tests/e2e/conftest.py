@@ -780,3 +780,11 @@ def fake_buildkite(fake_buildkite_session):
     """The session's fake Buildkite server, reset to its world (builds, logs, counters, budgets, faults) first."""
     fake_buildkite_session.control("reset")
     return fake_buildkite_session
+
+
+def buildkite_source_args(fake, tmp_path):
+    """`bklogfs mount`'s arguments for Buildkite's names from the fake, its token in a 0600 file."""
+    token_file = tmp_path / "token"
+    token_file.write_text(fake.token + "\n")
+    token_file.chmod(0o600)
+    return ["--api-token-file", str(token_file), "--api-endpoint", fake.api]

@@ -35,6 +35,12 @@ def test_stats_are_json_with_the_documented_fields(mount):
     for k in ("memory_hits", "disk_hits", "misses", "disk_bytes", "disk_bytes_on_disk", "disk_blocks", "corrupt_blocks",
               "disk_queue_bytes", "disk_queue_max_bytes", "disk_queue_dropped"):
         assert isinstance(s["cache"][k], int)
+    # A histogram per kind: 12 bounded buckets and +Inf, as many requests as counted once none is in flight.
+    for k in ("list", "head", "get"):
+        histogram = s["latency"][k]
+        assert len(histogram["counts"]) == 13 and isinstance(histogram["sum_microseconds"], int)
+        assert sum(histogram["counts"]) == s["requests"][k]
+    assert "api" not in s["latency"]
 
 
 def test_cat_of_every_file_equals_the_object(mount, seeded_bucket):

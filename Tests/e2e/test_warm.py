@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (MiB, daemon_pids, force_unmount, load_fake_buildkite_world, new_moto_bucket, read_file,
-                      run_bklogfs)
+from conftest import (MiB, buildkite_source_args, daemon_pids, force_unmount, load_fake_buildkite_world,
+                      new_moto_bucket, read_file, run_bklogfs)
 
 ORG = "0190c0de-org"
 PIPELINE = f"{ORG}/0190c0de-pipe"
@@ -174,10 +174,7 @@ def test_a_buildkite_mount_is_warmed_with_its_api_budget_shown(mount, fake_build
     """Logs of Buildkite's storage show size 0 until opened: the total grows as they are read, and
     the progress shows the API's rate-limit budget, as the mount's counters (`api_budget`) give it."""
     special = load_fake_buildkite_world().SPECIAL
-    token_file = tmp_path / "token"
-    token_file.write_text(fake_buildkite.token + "\n")
-    token_file.chmod(0o600)
-    m = mount(_source_args=["--api-token-file", str(token_file), "--api-endpoint", fake_buildkite.api])
+    m = mount(_source_args=buildkite_source_args(fake_buildkite, tmp_path))
     build = m / special["org"] / special["pipeline"] / str(special["big_log"])
     result = warm(bklogfs_bin, build, "--progress-interval", "0")
     assert result.returncode == 0, result
