@@ -236,6 +236,8 @@ public final class S3ObjectClient: WritableObjectClient, VersionedObjectClient {
   /// empty object (which S3 answers 416) costs a HEAD after it.
   public func end(key: String, count: Int) throws(ObjectStoreError) -> (info: ObjectInfo, bytes: [UInt8]) {
     counters.gets.add(1, ordering: .relaxed)
+    let started = clock.now()
+    defer { counters.getLatency.record(seconds: clock.now() - started) }
     let count = max(1, count)
     let found = try retries.run("GET \(display(key)) its last \(count) bytes", policy()) {
       () throws(Outcome) -> (info: ObjectInfo, bytes: [UInt8])? in
