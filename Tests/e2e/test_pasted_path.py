@@ -66,3 +66,31 @@ def test_a_mistyped_directory_on_a_fresh_mount_shows_empty(mount, s3_server):
     assert refused.value.errno == errno.ENOENT
     # The real build is there all along.
     assert (m / org / pipeline / build / f"{job}.log").read_bytes() == b"log\n"
+
+
+def test_tail_of_a_pasted_path_by_names_costs_three_requests_then_one(mount, fake_buildkite, tmp_path):
+    """By Buildkite's names: the organization's pipelines (to know the pipeline), the build by its
+    number (with its jobs: whether the job is finished, and whether the archive has its log), and the
+    log's end, one suffix request that gives its size too. With the build in the catalog (an earlier
+    mount, or `bklogfs sync`), only the log's end."""
+    from conftest import buildkite_source_args, load_fake_buildkite_world
+
+    world = load_fake_buildkite_world()
+    org, pipeline, number = world.SPECIAL["org"], world.SPECIAL["pipeline"], world.SPECIAL["big_log"]
+    build = world.find_build(fake_buildkite.world, org, pipeline, number)
+    job = next(j for j in build["jobs"] if j.get("type") == "script")
+    catalog = tmp_path / "catalog.sqlite"
+    source = [*buildkite_source_args(fake_buildkite, tmp_path), "--catalog", str(catalog)]
+    costs = []
+    for _ in range(2):
+        m = mount(_source_args=source)
+        fake_buildkite.control("reset-counters")
+        path = m / org / pipeline / str(number) / f"{job['id']}.log"
+        out = subprocess.run(["tail", "-c", "65536", str(path)], capture_output=True, timeout=60)
+        assert out.returncode == 0 and len(out.stdout) == 65536
+        costs.append(fake_buildkite.counters()["endpoints"])
+        m.unmount()
+    log = "GET /v2/organizations/{org}/pipelines/{pipeline}/builds/{number}/jobs/{job}/log"
+    assert costs[0] == {"GET /v2/organizations/{org}/pipelines": 1,
+                        "GET /v2/organizations/{org}/pipelines/{pipeline}/builds/{number}": 1, log: 1}, costs[0]
+    assert costs[1] == {log: 1}, costs[1]
