@@ -20,11 +20,9 @@ public struct ArchiveNamespace: Namespace {
   /// Lists the key space of a directory being walked ahead of the walk, in ranges at once (nil:
   /// one page after another).
   private var listingAhead: ListingAhead?
-  /// Bytes of its end a log looked up by path fetches with its facts (one suffix GET); 0 turns
-  /// lookups by Buildkite's UUID names without a listing off.
-  public let lookupEndBytes: Int
-  /// The ends of logs fetched by lookups, until the filesystem takes them.
-  private let fetchedEnds = FetchedEnds()
+  /// Whether the first lookup in an unlisted directory of a name in Buildkite's layout is decided
+  /// without listing it (`lookupByUUID`).
+  public let looksUpUUIDs: Bool
 
   public var clients: [any ObjectClient] { [client] }
 
@@ -34,9 +32,9 @@ public struct ArchiveNamespace: Namespace {
   /// one page after another.
   public init(
     client: any ObjectClient, rootPrefix: String, listingFreshness: Double = 60, pagesBeforeStreaming: Int = 5,
-    listingConcurrency: Int = 1, lookupEndBytes: Int = 1 << 20, clock: any MonotonicClock = SystemClock()
+    listingConcurrency: Int = 1, looksUpUUIDs: Bool = true, clock: any MonotonicClock = SystemClock()
   ) {
-    self.lookupEndBytes = lookupEndBytes
+    self.looksUpUUIDs = looksUpUUIDs
     self.pagesBeforeStreaming = max(1, pagesBeforeStreaming)
     self.client = client
     self.rootKey = rootPrefix
@@ -143,7 +141,7 @@ public struct ArchiveNamespace: Namespace {
       if known == nil {
         if runs.noteLookup(in: key) {
           known = try lookupByPage(directory: key, name: name, subtrees, runs)
-        } else if lookupEndBytes > 0, case .decided(let entry) = try lookupByUUID(directory: key, name: name) {
+        } else if looksUpUUIDs, case .decided(let entry) = try lookupByUUID(directory: key, name: name) {
           return entry
         }
       }
@@ -154,8 +152,9 @@ public struct ArchiveNamespace: Namespace {
 
   /// The first lookup in a directory (a path pasted or typed, not a walk) of a name in Buildkite's
   /// layout, answered without listing: a UUID is taken as a directory (an organization, pipeline or
-  /// build) with no request, and `{UUID}.log` as a job's log, learned with one GET of its end,
-  /// which also serves a `tail` of it. Nil for any other name (a listing decides it).
+  /// build) with no request, and `{UUID}.log` as a job's log, learned with one HEAD. A HEAD rather
+  /// than a GET of its end: on a mount whose disk cache holds the log, its blocks are then read from
+  /// the cache (by the ETag the HEAD gives) with no GET. `.notDecided` for any other name.
   ///
   /// A mistyped directory then shows as an empty directory; a mistyped log is not found (ENOENT).
   private func lookupByUUID(directory key: String, name: String) throws(FilesystemError) -> UUIDLookup {
@@ -166,19 +165,11 @@ public struct ArchiveNamespace: Namespace {
       return .decided(NamespaceEntry(name: name, content: .directory(key: key + name + "/")))
     case .uuidLog:
       let objectKey = key + name
-      var info: ObjectInfo
-      var end: [UInt8] = []
+      let info: ObjectInfo
       do throws(ObjectStoreError) {
-        (info, end) = try client.end(key: objectKey, count: lookupEndBytes)
+        info = try client.head(key: objectKey)
       } catch  where error.kind == .notFound {
         return .decided(nil)
-      } catch  where error.kind == .archived {
-        // Its bytes cannot be read before a restore; a HEAD gives its size and class.
-        do throws(ObjectStoreError) {
-          info = try client.head(key: objectKey)
-        } catch {
-          throw FilesystemError(error, context: "looking up \(client.identity)/\(objectKey)")
-        }
       } catch {
         throw FilesystemError(error, context: "looking up \(client.identity)/\(objectKey)")
       }
@@ -186,7 +177,6 @@ public struct ArchiveNamespace: Namespace {
       guard let entry = entries(of: page, in: key).entries.first(where: { sameBytes($0.name, name) }) else {
         return .decided(nil)
       }
-      if !end.isEmpty { fetchedEnds.keep(end, key: objectKey, etag: info.etag) }
       return .decided(entry)
     }
   }
@@ -196,11 +186,6 @@ public struct ArchiveNamespace: Namespace {
     case notDecided
     /// The entry (nil: no such name), decided without a listing.
     case decided(NamespaceEntry?)
-  }
-
-  public func endFetchedWithLookup(of content: FileContent) -> [UInt8]? {
-    guard case .object(_, let key, let etag, _) = content.source else { return nil }
-    return fetchedEnds.take(key: key, etag: etag)
   }
 
   /// Decides `name` from one page of the directory's keys from the name on, or from where the run
@@ -552,27 +537,6 @@ final class SubtreeListings: Sendable {
     return learned.withLock { learned in
       guard let found = learned.listings[ExactName(key)], now - found.learnedAt < freshness else { return nil }
       return found.listing
-    }
-  }
-}
-
-/// The ends of logs that lookups fetched (`ArchiveNamespace.lookupByUUID`), held until the
-/// filesystem takes them as blocks: a few, the oldest dropped first.
-final class FetchedEnds: Sendable {
-  private let ends = Mutex<[(key: String, etag: String, bytes: [UInt8])]>([])
-
-  func keep(_ bytes: [UInt8], key: String, etag: String) {
-    ends.withLock { ends in
-      ends.removeAll { $0.key == key }
-      if ends.count >= 8 { ends.removeFirst() }
-      ends.append((key, etag, bytes))
-    }
-  }
-
-  func take(key: String, etag: String) -> [UInt8]? {
-    ends.withLock { ends in
-      guard let index = ends.firstIndex(where: { $0.key == key && $0.etag == etag }) else { return nil }
-      return ends.remove(at: index).bytes
     }
   }
 }

@@ -128,10 +128,6 @@ public final class LogFilesystem: Sendable {
   /// size, then the value), and the second is answered from here within a few seconds.
   private let recentVersionList = Mutex<(inode: UInt64, text: String, at: Double)?>(nil)
 
-  /// The ends of the last logs whose lookups fetched them (`Namespace.endFetchedWithLookup`): a read
-  /// within one is served from it.
-  private let lookupEnds = Mutex<[(key: String, etag: String, size: UInt64, bytes: [UInt8])]>([])
-
   /// Sequential readers of remote files now, counted while their readahead window is open: the
   /// memory cache's half they share for readahead is split between them (`readaheadLimit`).
   private let sequentialReaders = Atomic<Int>(0)
@@ -285,19 +281,6 @@ public final class LogFilesystem: Sendable {
     }
     var entry = try namespace.lookup(directory: key, name: name)
     if let found = entry, !sameBytes(found.name, name) || showable(found) != nil { entry = nil }
-    if case .file(let file)? = entry?.content,
-      case .object(let client, let objectKey, let etag, let version) = file.source,
-      let end = namespace.endFetchedWithLookup(of: file), let size = file.size, let blocks = reader(for: client)
-    {
-      // The end of the log its lookup fetched (a path pasted): kept as the blocks it holds whole,
-      // and as it is, so that a `tail` of it, whose start may lie in a block it holds only part of,
-      // reads no more.
-      blocks.seed(BlockReader.ObjectVersion(key: objectKey, etag: etag, size: size, version: version), tail: end)
-      lookupEnds.withLock { ends in
-        if ends.count >= 8 { ends.removeFirst() }
-        ends.append((objectKey, etag, size, end))
-      }
-    }
     let (found, changed) = table.withLock { table in
       let child = table.recordLookup(in: parent, name: name, entry: entry)
       if let child, reference { _ = table.reference(child) }
@@ -983,13 +966,6 @@ public final class LogFilesystem: Sendable {
       }
       guard !file.sizeWasWrong.load(ordering: .relaxed) else {
         throw FilesystemError(.stale, "the size \(key) was opened with is wrong: open it again")
-      }
-      let lookupEnd = lookupEnds.withLock { ends in
-        ends.last { $0.key == key && $0.etag == etag && $0.size == file.rawSize }
-      }
-      if let lookupEnd, offset >= lookupEnd.size - UInt64(lookupEnd.bytes.count), end <= lookupEnd.size {
-        let start = lookupEnd.bytes.count - Int(lookupEnd.size - offset)
-        return [lookupEnd.bytes[start..<start + Int(end - offset)]]
       }
       let object = BlockReader.ObjectVersion(key: key, etag: etag, size: file.rawSize, version: version)
       let blockSize = UInt64(configuration.blockSize)

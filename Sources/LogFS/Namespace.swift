@@ -56,10 +56,6 @@ public protocol Namespace: Sendable {
   /// then refused that version (a read failed as `.stale`): the namespace drops what told it the
   /// size, so that the file's next `size` asks the store. `content` is the file as it was sized.
   func sizeWasWrong(file content: FileContent)
-
-  /// The end of a file's object that its lookup fetched along with its facts (`ObjectClient.end`),
-  /// given once, for the filesystem to keep as blocks; nil when the lookup fetched none.
-  func endFetchedWithLookup(of content: FileContent) -> [UInt8]?
 }
 
 /// A file's content once its size is known, with the last bytes of its object (`Namespace.size`).
@@ -90,8 +86,6 @@ extension Namespace {
   public var apiLatency: LatencyHistogram.Snapshot? { nil }
 
   public func directory(after key: String) -> String? { nil }
-
-  public func endFetchedWithLookup(of content: FileContent) -> [UInt8]? { nil }
 
   public var sourceIdentity: String { clients.map(\.identity).joined(separator: " ") + "\u{0}" + rootKey }
 

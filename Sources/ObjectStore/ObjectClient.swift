@@ -41,10 +41,6 @@ public protocol ObjectClient: Sendable {
     body: (UnsafeRawBufferPointer) -> Void
   ) throws(ObjectStoreError)
 
-  /// The object's facts (as `head` gives them) and its last `count` bytes (all of it when it is
-  /// shorter), in one request where the store can (S3: a suffix range): what a lookup by path of a
-  /// log learns, with the end that `tail` reads.
-  func end(key: String, count: Int) throws(ObjectStoreError) -> (info: ObjectInfo, bytes: [UInt8])
 }
 
 /// A store whose objects may still be growing, as a running job's log in Buildkite's storage grows:
@@ -72,14 +68,6 @@ public enum RangeSupport: Sendable, Hashable {
 
 extension ObjectClient {
   public var rangeSupport: RangeSupport { .any }
-
-  /// A HEAD, then a GET of the end of the version it found: two requests.
-  public func end(key: String, count: Int) throws(ObjectStoreError) -> (info: ObjectInfo, bytes: [UInt8]) {
-    let info = try head(key: key)
-    let start = info.size - min(info.size, UInt64(max(0, count)))
-    guard start < info.size else { return (info, []) }
-    return (info, try getBytes(key: key, version: info.versionID, range: start..<info.size, ifMatch: info.etag))
-  }
 
   public var hasStorageClasses: Bool { false }
 

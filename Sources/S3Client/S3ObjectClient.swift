@@ -231,60 +231,6 @@ public final class S3ObjectClient: WritableObjectClient, VersionedObjectClient {
     }
   }
 
-  /// One GET of the object's last `count` bytes (`Range: bytes=-count`): its size from
-  /// `Content-Range`, its ETag, time and storage class from the headers, as a HEAD gives them. An
-  /// empty object (which S3 answers 416) costs a HEAD after it.
-  public func end(key: String, count: Int) throws(ObjectStoreError) -> (info: ObjectInfo, bytes: [UInt8]) {
-    counters.gets.add(1, ordering: .relaxed)
-    let started = clock.now()
-    defer { counters.getLatency.record(seconds: clock.now() - started) }
-    let count = max(1, count)
-    let found = try retries.run("GET \(display(key)) its last \(count) bytes", policy()) {
-      () throws(Outcome) -> (info: ObjectInfo, bytes: [UInt8])? in
-      let (response, body) = try exchange(
-        method: "GET", key: key, query: [], headers: [(name: "Range", value: "bytes=-\(count)")],
-        collectLimit: count)
-      if response.status == 416 { return nil }
-      guard (200..<300).contains(response.status) else { throw classify(response, body: body) }
-      noteRegion(response)
-      let size: UInt64
-      if response.status == 206 {
-        // "bytes first-last/total"
-        let parts = (response.headers["content-range"] ?? "").split(whereSeparator: { " -/".contains($0) })
-        guard parts.count == 4, parts[0] == "bytes", let first = UInt64(parts[1]), let last = UInt64(parts[2]),
-          let total = UInt64(parts[3]), last + 1 == total, total - first == UInt64(body.count),
-          body.count <= count
-        else {
-          throw .retry(
-            ObjectStoreError(
-              .invalidResponse,
-              "asked for the last \(count) bytes, got Content-Range \(response.headers["content-range"] ?? "none") "
-                + "and \(body.count) bytes"))
-        }
-        size = total
-      } else {
-        // The whole object (a server that ignores a suffix range larger than the object).
-        guard body.count <= count else {
-          throw .fail(ObjectStoreError(.invalidResponse, "asked for the last \(count) bytes, got \(body.count)"))
-        }
-        size = UInt64(body.count)
-      }
-      counters.bytesFetched.add(body.count, ordering: .relaxed)
-      let modified = response.headers["last-modified"].flatMap(parseHTTPDate) ?? Timestamp(seconds: 0)
-      let info = ObjectInfo(
-        key: key, size: size, lastModified: modified, etag: response.headers["etag"] ?? "",
-        storage: headStorage(response.headers), versionID: response.headers["x-amz-version-id"])
-      return (info, body)
-    }
-    if let found { return found }
-    let info = try head(key: key)
-    guard info.size == 0 else {
-      throw ObjectStoreError(
-        .invalidResponse, "a suffix range of \(display(key)) was refused, yet it has \(info.size) bytes")
-    }
-    return (info, [])
-  }
-
   // MARK: - WritableObjectClient (the shared block cache's bucket)
 
   public func getObject(key: String, limit: Int) throws(ObjectStoreError) -> [UInt8]? {

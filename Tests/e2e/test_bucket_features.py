@@ -116,4 +116,4 @@ def test_a_bucket_the_credentials_may_not_list_says_what_to_check(moto, bklogfs_
         proxy.stop()
     message = r.stderr.strip()
     assert r.returncode == 1 and "\n" not in message, r.stderr
-    assert "AccessDenied" in message and "need s3:ListBucket" in message and "--requester-pays" in message, message
+    assert "AccessDenied" in message and "s3:ListBucket" in message and "--requester-pays" in message, message
