@@ -271,8 +271,9 @@ import Testing
       let listError = #expect(throws: ObjectStoreError.self) { try client.listPage(ListRequest(prefix: "")) }
       #expect(listError?.kind == .accessDenied, "\(code)")
       #expect(listError?.message.contains(code) == true, "\(listError?.message ?? "")")
-      // RGW's <Message> is empty: the client's own hint says which key to check.
-      #expect(listError?.message.hasSuffix("key is probably wrong") == true, "\(listError?.message ?? "")")
+      // RGW's <Message> is empty: the client's own hint says which key is wrong, and where it is set.
+      #expect(listError?.message.contains("key is probably wrong") == true, "\(listError?.message ?? "")")
+      #expect(listError?.message.contains("check AWS_") == true, "\(listError?.message ?? "")")
       let getError = #expect(throws: ObjectStoreError.self) { try client.getBytes(key: "data/big.log", range: 0..<10) }
       #expect(getError?.kind == .accessDenied, "\(code)")
       let headError = #expect(throws: ObjectStoreError.self) { try client.head(key: "data/big.log") }
