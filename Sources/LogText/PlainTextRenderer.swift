@@ -202,6 +202,20 @@ public struct PlainTextRenderer: Sendable {
           continue
         }
       }
+      if mode == .applicationCommand || mode == .string {
+        // The body of a marker (or of another string sequence), up to what may end it, a run at a time.
+        var end = index
+        while end < count, input[end] != 0x07, input[end] != 0x1B, input[end] != 0x0A { end += 1 }
+        if end > index {
+          if mode == .applicationCommand {
+            let room = max(0, Self.longestSequence - sequence.count)
+            sequence.append(contentsOf: UnsafeBufferPointer(rebasing: input[index..<min(end, index + room)]))
+          }
+          rawOffset += UInt64(end - index)
+          index = end
+          continue
+        }
+      }
       rawOffset += 1
       index += 1
       consume(byte)
