@@ -1,6 +1,7 @@
 """The benchmark's smoke run (scripts/bench --smoke), so the script does not rot, and the two pieces
 it stands on: the S3 peer (bench/s3peer.py), whose listings must be moto's, and the latency proxy
-(bench/latency_proxy.py). Speed is never asserted here: the benchmark is not a pass/fail test."""
+(bench/latency_proxy.py). Speed is never asserted here, the benchmark being no pass/fail test, but
+for the proxy's bandwidth caps, which must slow bodies down to their rate."""
 
 import hashlib
 import importlib.util
@@ -10,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -299,3 +301,54 @@ def test_peer_and_proxy_serve_s3_over_keep_alive(peer_and_proxy):
     error_bytes = stats["bytes"]["GET"] - data_bytes  # the 412's XML body
     assert 0 < error_bytes < 2000, stats
     assert proxy_stats["bytes"] == stats["bytes"], (proxy_stats, stats)
+
+
+def timed_get(port, key):
+    """A signed GET through the proxy with urllib; returns (body, seconds)."""
+    url = f"http://127.0.0.1:{port}{key}"
+    started = time.perf_counter()
+    with urllib.request.urlopen(urllib.request.Request(url, headers=signed("GET", url)), timeout=60) as r:
+        body = r.read()
+    return body, time.perf_counter() - started
+
+
+def test_proxy_caps_pace_bodies(peer_and_proxy):
+    """The S3 model's caps (issue 16), set through /__bandwidth: a 20 MB/s stream cap holds one GET
+    of the 3 MiB object to at least its paced time after the 30 ms first-byte delay, and a 20 MB/s
+    total holds 4 GETs at once to their summed bytes' time; the bodies arrive whole. Pacing can only
+    slow a body down, so the bounds below are lower ones, with a loose upper one for a busy machine."""
+    _, proxy_port, big = peer_and_proxy
+    key = "/bench-probe/o/p/big.log"
+    control = f"http://127.0.0.1:{proxy_port}/__bandwidth"
+
+    def settings(query):
+        return json.loads(urllib.request.urlopen(f"{control}?{query}").read())
+
+    assert settings("stream=20&total=0")["stream_mbps"] == 20
+    body, t = timed_get(proxy_port, key)
+    paced = len(big) / 20e6
+    assert body == big and 0.03 + 0.95 * paced <= t < 0.03 + paced + 5, t
+
+    assert settings("stream=0&total=20") == {"delay_ms": 30.0, "mode": "floor", "stream_mbps": 0.0, "total_mbps": 20.0}
+    whole = [None] * 4
+
+    def fetch(i):
+        body, _ = timed_get(proxy_port, key)
+        whole[i] = body == big
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=fetch, args=(i,)) for i in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    together = time.perf_counter() - started
+    assert whole == [True] * 4
+    paced = 4 * len(big) / 20e6
+    assert 0.95 * paced <= together < paced + 10, together
+    stats = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{proxy_port}/__stats").read())
+    assert (stats["stream_mbps"], stats["total_mbps"]) == (0, 20)
+
+    settings("stream=0&total=0")  # uncapped again: the plain relay
+    body, t = timed_get(proxy_port, key)
+    assert body == big and t >= 0.03
