@@ -1141,9 +1141,9 @@ def peer_check(args):
 # The S3 model's caps (issue 16). One S3 GET stream delivers about 90 MB/s. The total stands for
 # the host's network card: 10 Gb/s (1,250 MB/s) is more than this 2-core machine carries through
 # the proxy while the peer, the filesystem and the reader share its cores (8 uncapped GETs of
-# 160 MiB through the proxy alone moved 1,250-1,975 MB/s, 2026-12-05), and 8 streams at 90 MB/s
-# would never reach it; 500 MB/s (4 Gb/s) is well inside what the machine carries, and below
-# 8 x 90 MB/s, so 8 GETs at once are held by it and the check can see that it holds.
+# 160 MiB through the proxy alone moved 1,170-1,980 MB/s in eight tries, 2026-12-05), and 8
+# streams at 90 MB/s would never reach it; 500 MB/s (4 Gb/s) is well inside what the machine
+# carries, and below 8 x 90 MB/s, so 8 GETs at once are held by it and the check sees it hold.
 S3_STREAM_MBPS = 90.0
 S3_TOTAL_MBPS = 500.0
 CHECK_BYTES = 160 * MiB  # one GET of the S3 model's check (4 MiB with --smoke)
