@@ -389,3 +389,41 @@ def test_proxy_caps_pace_bodies(peer_and_proxy):
     settings("stream=0&total=0")  # uncapped again: the plain relay
     body, t = timed_get(proxy_port, key)
     assert body == big and t >= 0.03
+
+
+def test_proxy_caps_pace_chunked_and_unframed_bodies(tmp_path):
+    """The stream cap holds for the bodies the peer never sends: a chunked one (relayed verbatim)
+    and one that ends at EOF, from a server on loopback in this process; both arrive whole, and the
+    proxy's ready line names its caps."""
+    body = bytes(range(256)) * 8192  # 2 MiB
+
+    def answer(conn):
+        with conn:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(65536)
+            if b" /chunked " in request:
+                pieces = [body[at: at + 300_000] for at in range(0, len(body), 300_000)]
+                conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             + b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n")
+            else:
+                conn.sendall(b"HTTP/1.0 200 OK\r\n\r\n" + body)
+
+    server = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(target=lambda: [answer(server.accept()[0]) for _ in range(2)], daemon=True).start()
+    proxy = subprocess.Popen([sys.executable, str(BENCH / "latency_proxy.py"), "--upstream",
+                              f"127.0.0.1:{server.getsockname()[1]}", "--port-file", str(tmp_path / "proxy.port"),
+                              "--stream-mbps", "10"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        port = wait_port_file(tmp_path / "proxy.port", proxy)
+        assert b"(delay 0 ms, floor, stream 10 MB/s, total uncapped)" in proxy.stdout.readline()
+        for path in ("/chunked", "/eof"):
+            started = time.perf_counter()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=60) as r:
+                got = r.read()
+            took = time.perf_counter() - started
+            paced = len(body) / 10e6
+            assert got == body and 0.95 * paced <= took < paced + 5, (path, took)
+    finally:
+        stop(proxy)
+        server.close()
