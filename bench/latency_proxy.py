@@ -5,13 +5,23 @@ and response bytes by kind.
 
 Usage:
     bench/latency_proxy.py --upstream 127.0.0.1:PORT [--port 0] [--port-file F] [--delay-ms 20]
-                           [--delay-mode floor|add]
+                           [--delay-mode floor|add] [--stream-mbps 90] [--total-mbps 600]
 
 Delay. With --delay-mode floor (the default) the request is forwarded at once and its response's
 first byte leaves the proxy no earlier than --delay-ms after the request arrived: the time to first
 byte is max(delay, the peer's own time), as with S3, whose first-byte latency includes its own
 work. With --delay-mode add the proxy waits --delay-ms before forwarding, so the delay adds to the
 peer's time. Bodies are relayed as they arrive, with splice(2) when their length is known.
+
+Bandwidth (the benchmark's S3-shaped network model, issue 16). --stream-mbps caps each response
+body, --total-mbps the sum of all bodies in flight, in MB/s (10^6 bytes a second); 0, the default,
+is no cap. With a cap on, a body moves in chunks of 64-256 KiB (about 3 ms of the slower rate) and
+each chunk waits until two schedules allow it: its stream's, which lets the body's first n bytes
+leave no earlier than n / stream-rate after its first byte could, and the link's, shared by every
+stream under a lock, where each chunk reserves len / total-rate seconds starting no earlier than
+the link is free. So one stream never runs ahead of its rate, and streams together never ahead of
+the total. Heads are not paced, and the first-byte delay comes first, as above. With no cap the
+relay is the plain one (1 MiB splices), so the loopback model pays nothing for this.
 
 Connections. Clients keep their connections open (HTTP/1.1 keep-alive, Content-Length framed
 request bodies, `Expect: 100-continue` answered by the proxy) and may open as many as they like,
@@ -26,7 +36,11 @@ bytes of each. Control requests, answered by the proxy itself and not counted:
     GET /__stats            the counters as JSON
     GET /__reset            the counters as JSON, then zeroes them
     GET /__delay?ms=N       sets the delay (and &mode=floor|add)
-Prints `latency_proxy: ready http://HOST:PORT -> UPSTREAM` and writes PORT to --port-file.
+    GET /__bandwidth?stream=MBPS&total=MBPS
+                            sets either cap or both (0 = none) for responses that start after it
+/__stats and /__reset also give the delay and the caps. Prints `latency_proxy: ready
+http://HOST:PORT -> UPSTREAM (delay D ms, MODE, stream S MB/s, total T MB/s)` and writes PORT to
+--port-file.
 """
 
 import argparse
@@ -46,6 +60,11 @@ KINDS = ("LIST", "GET", "HEAD", "PUT", "OTHER")
 MAX_HEAD = 64 * 1024
 PIPE_SIZE = 1 << 20
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+# A paced body moves in chunks of about PACE_STEP seconds of its slowest rate, within these bounds:
+# small enough that a stream's bytes arrive smoothly, large enough that the proxy's CPU keeps up.
+PACE_STEP = 0.003
+MIN_PACED_CHUNK = 64 * 1024
+MAX_PACED_CHUNK = 256 * 1024
 
 
 class Counters:
@@ -76,9 +95,70 @@ class Counters:
 
 
 class Settings:
-    def __init__(self, delay_ms, mode):
+    def __init__(self, delay_ms, mode, stream_mbps=0.0, total_mbps=0.0):
         self.delay = delay_ms / 1000.0
         self.mode = mode
+        self.stream_mbps = stream_mbps
+        self.link = Link(total_mbps)
+
+    def describe(self):
+        return {"delay_ms": self.delay * 1000.0, "mode": self.mode, "stream_mbps": self.stream_mbps,
+                "total_mbps": self.link.mbps}
+
+    def pacer(self):
+        """A schedule for one response body, or None when no cap is on (the plain relay)."""
+        if self.stream_mbps <= 0 and self.link.mbps <= 0:
+            return None
+        return Pacer(self.stream_mbps * 1e6, self.link)
+
+
+class Link:
+    """The link all bodies share: a schedule of when it is next free, under a lock."""
+
+    def __init__(self, mbps):
+        self.lock = threading.Lock()
+        self.mbps = mbps
+        self.free_at = 0.0
+
+    def reserve(self, nbytes):
+        """Reserves nbytes / rate seconds of the link, from when it is free (or now); returns when
+        that time ends, or 0 with no cap."""
+        with self.lock:
+            if self.mbps <= 0:
+                return 0.0
+            start = max(time.monotonic(), self.free_at)
+            self.free_at = start + nbytes / (self.mbps * 1e6)
+            return self.free_at
+
+
+class Pacer:
+    """One body's pacing: its own rate from its first byte, and the shared link's."""
+
+    def __init__(self, stream_rate, link):
+        self.stream_rate = stream_rate
+        self.link = link
+        slowest = min(r for r in (stream_rate, link.mbps * 1e6) if r > 0)
+        self.chunk = max(MIN_PACED_CHUNK, min(MAX_PACED_CHUNK, int(slowest * PACE_STEP) // 4096 * 4096))
+        self.started = None
+        self.sent = 0
+
+    def wait(self, nbytes):
+        """Sleeps until the next nbytes may leave."""
+        now = time.monotonic()
+        if self.started is None:
+            self.started = now
+        self.sent += nbytes
+        due = self.started + self.sent / self.stream_rate if self.stream_rate > 0 else now
+        due = max(due, self.link.reserve(nbytes))
+        if due > now:
+            time.sleep(due - now)
+
+    def sendall(self, sock, data):
+        view = memoryview(data)
+        for at in range(0, len(view), self.chunk):
+            piece = view[at: at + self.chunk]
+            self.wait(len(piece))
+            sock.sendall(piece)
 
 
 def classify(method, target, headers):
@@ -137,14 +217,18 @@ def build_head(first, order, drop=()):
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def relay_exact(src, dst, count, pipe):
-    """Moves exactly count bytes from socket src to socket dst through pipe with splice(2)."""
+def relay_exact(src, dst, count, pipe, pacer=None):
+    """Moves exactly count bytes from socket src to socket dst through pipe with splice(2), paced
+    by pacer when there is one."""
     pr, pw = pipe
+    step = pacer.chunk if pacer else PIPE_SIZE
     moved = 0
     while moved < count:
-        n = os.splice(src.fileno(), pw, min(count - moved, PIPE_SIZE))
+        n = os.splice(src.fileno(), pw, min(count - moved, step))
         if n == 0:
             raise ConnectionError("upstream closed inside a body")
+        if pacer:
+            pacer.wait(n)
         left = n
         while left:
             m = os.splice(pr, dst.fileno(), left)
@@ -155,17 +239,24 @@ def relay_exact(src, dst, count, pipe):
     return moved
 
 
-def relay_until_eof(src, dst):
+def relay_until_eof(src, dst, pacer=None):
     moved = 0
     while True:
-        chunk = src.recv(1 << 20)
+        chunk = src.recv(pacer.chunk if pacer else 1 << 20)
         if not chunk:
             return moved
-        dst.sendall(chunk)
+        send(dst, chunk, pacer)
         moved += len(chunk)
 
 
-def relay_chunked(src, dst, buf):
+def send(sock, data, pacer):
+    if pacer:
+        pacer.sendall(sock, data)
+    else:
+        sock.sendall(data)
+
+
+def relay_chunked(src, dst, buf, pacer=None):
     """Relays a chunked body verbatim; returns its decoded length. buf holds bytes already read."""
     total = 0
 
@@ -187,11 +278,11 @@ def relay_chunked(src, dst, buf):
             while b"\r\n\r\n" not in buf[line_end:]:
                 need(len(buf) + 1)
             end = buf.find(b"\r\n\r\n", line_end) + 4
-            dst.sendall(bytes(buf[:end]))
+            send(dst, bytes(buf[:end]), pacer)
             return total
         need(line_end + 2 + size + 2)
         piece = line_end + 2 + size + 2
-        dst.sendall(bytes(buf[:piece]))
+        send(dst, bytes(buf[:piece]), pacer)
         buf = buf[piece:]
         total += size
 
@@ -207,9 +298,9 @@ class Proxy:
         split = urllib.parse.urlsplit(target)
         query = urllib.parse.parse_qs(split.query)
         if split.path == "/__stats":
-            body = self.counters.snapshot()
+            body = {**self.counters.snapshot(), **self.settings.describe()}
         elif split.path == "/__reset":
-            body = self.counters.snapshot()
+            body = {**self.counters.snapshot(), **self.settings.describe()}
             with self.counters.lock:
                 self.counters.reset()
         elif split.path == "/__delay":
@@ -217,7 +308,14 @@ class Proxy:
                 self.settings.delay = float(query["ms"][0]) / 1000.0
             if "mode" in query and query["mode"][0] in ("floor", "add"):
                 self.settings.mode = query["mode"][0]
-            body = {"delay_ms": self.settings.delay * 1000.0, "mode": self.settings.mode}
+            body = self.settings.describe()
+        elif split.path == "/__bandwidth":
+            if "stream" in query:
+                self.settings.stream_mbps = float(query["stream"][0])
+            if "total" in query:
+                with self.settings.link.lock:
+                    self.settings.link.mbps = float(query["total"][0])
+            body = self.settings.describe()
         else:
             data = b"unknown control path\n"
             client.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: %d\r\n\r\n%s" % (len(data), data))
@@ -313,21 +411,31 @@ class Proxy:
             if no_body:
                 client.sendall(out_head)
                 return 0, reusable
+            pacer = self.settings.pacer()
             if chunked:
                 client.sendall(out_head)
-                return relay_chunked(up, client, rest), reusable
+                return relay_chunked(up, client, rest, pacer), reusable
             if length is None:
-                client.sendall(out_head + bytes(rest))
-                return len(rest) + relay_until_eof(up, client), False
+                self._send_head_and(client, out_head, bytes(rest), pacer)
+                return len(rest) + relay_until_eof(up, client, pacer), False
             length = int(length)
             first_part = bytes(rest[:length])
-            client.sendall(out_head + first_part)
+            self._send_head_and(client, out_head, first_part, pacer)
             moved = len(first_part)
             if moved < length:
-                moved += relay_exact(up, client, length - moved, self._pipe())
+                moved += relay_exact(up, client, length - moved, self._pipe(), pacer)
             return moved, reusable
         finally:
             up.close()
+
+    @staticmethod
+    def _send_head_and(client, head, body, pacer):
+        """The head, and the body bytes that came with it: in one write when unpaced."""
+        if pacer is None:
+            client.sendall(head + body)
+        else:
+            client.sendall(head)
+            pacer.sendall(client, body)
 
     _local = threading.local()
 
@@ -360,6 +468,10 @@ class Proxy:
                 self._local.pipe = None
 
 
+def mbps_text(mbps):
+    return f"{mbps:g} MB/s" if mbps > 0 else "uncapped"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -369,8 +481,12 @@ def main(argv=None):
     parser.add_argument("--port-file")
     parser.add_argument("--delay-ms", type=float, default=0.0)
     parser.add_argument("--delay-mode", choices=("floor", "add"), default="floor")
+    parser.add_argument("--stream-mbps", type=float, default=0.0,
+                        help="cap on each response body, in MB/s (10^6 bytes/s); 0 = none")
+    parser.add_argument("--total-mbps", type=float, default=0.0,
+                        help="cap on all response bodies at once, in MB/s; 0 = none")
     args = parser.parse_args(argv)
-    proxy = Proxy(args.upstream, Settings(args.delay_ms, args.delay_mode))
+    proxy = Proxy(args.upstream, Settings(args.delay_ms, args.delay_mode, args.stream_mbps, args.total_mbps))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
@@ -383,7 +499,8 @@ def main(argv=None):
             f.write(f"{port}\n")
         os.replace(args.port_file + ".tmp", args.port_file)
     print(f"latency_proxy: ready http://{args.host}:{port} -> {args.upstream} "
-          f"(delay {args.delay_ms:g} ms, {args.delay_mode})", flush=True)
+          f"(delay {args.delay_ms:g} ms, {args.delay_mode}, stream {mbps_text(args.stream_mbps)}, "
+          f"total {mbps_text(args.total_mbps)})", flush=True)
     proxy.serve(sock)
 
 

@@ -7,13 +7,17 @@ Usually started by scripts/bench, which installs what is missing and builds bklo
     scripts/bench                          # the full benchmark (5 runs of every workload and system)
     scripts/bench --smoke                  # tiny data, one run, output to a temporary directory
     scripts/bench --systems bklogfs,curl --workloads 1,4 --runs 3
+    scripts/bench --network both           # loopback, then the S3-shaped network, a table for each
     scripts/bench --write-doc              # also rewrite doc/BENCHMARKS.md's results and doc/benchmarks.png
 
 What it does, in order: makes (or reuses) the data set (bench/dataset.py), runs the peer's check
 (bench/s3peer.py --check, and stock moto's for comparison), starts the peer seeded with the data
-set and the latency proxy in front of it (bench/latency_proxy.py), then for each workload and
-system does the runs, and writes results.json, results.md and benchmarks.png to the output
-directory. doc/BENCHMARKS.md says what each workload does and how each figure is taken.
+set and a proxy in front of it for each network model (bench/latency_proxy.py: the latency proxy
+of loopback, and with --network s3 or both the bandwidth-capped one, checked first by
+network_check), then for each workload, network model and system does the runs, and writes
+results.json, results.md and benchmarks.png (and benchmarks-s3.png with both) to the output
+directory. doc/BENCHMARKS.md says what each workload does, what the network models are, and how
+each figure is taken.
 """
 
 import argparse
@@ -54,6 +58,17 @@ FS_SYSTEMS = ("bklogfs", "s3fs", "rclone")
 W8_MEMORY_CACHE = "64M"
 W8_CACHE_SIZE = "256M"
 PARALLEL = 8  # workload 7's readers
+NETWORK_LABELS = {"loopback": "loopback", "s3": "S3-shaped network"}
+# The network models (issue 16). loopback: the peer on loopback, and the (L) workloads through the
+# latency proxy's first-byte delay. s3: every workload through the proxy with S3's first-byte
+# delay, a cap on each GET stream and one on them all (the host's network card).
+NETWORKS = {
+    "loopback": {"caps": lambda args: [],
+                 "describe": lambda args: f"{args.delay_ms:g} ms first-byte delay for the (L) workloads"},
+    "s3": {"caps": lambda args: ["--stream-mbps", str(args.stream_mbps), "--total-mbps", str(args.total_mbps)],
+           "describe": lambda args: (f"every workload: {args.delay_ms:g} ms first-byte delay, {args.stream_mbps:g} MB/s "
+                                     f"a stream, {args.total_mbps:g} MB/s in all")},
+}
 CURL_PARALLEL = 16  # workload 5's curl transfers at once
 
 
@@ -277,31 +292,55 @@ def wait_port_file(path, proc, what, timeout=600):
 
 
 class Servers:
-    """The seeded S3 peer and the latency proxy in front of it."""
+    """The seeded S3 peer and the proxies in front of it: the latency proxy of the loopback model
+    (for the (L) workloads) and the S3-shaped one (for every workload), as the network models run
+    ask for."""
 
-    def __init__(self, janitor, run_dir, data, delay_ms, workers):
+    def __init__(self, janitor, run_dir, data, args, networks):
         self.janitor = janitor
-        logs = run_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
+        self.logs = run_dir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
         peer_port_file = run_dir / "peer.port"
-        proxy_port_file = run_dir / "proxy.port"
+        workers = args.peer_workers
         log(f"starting the S3 peer ({workers} worker{'s' if workers > 1 else ''}), seeded with "
             f"{len(data.manifest['sizes'])} objects")
         self.peer = janitor.add_proc(subprocess.Popen(
             [sys.executable, str(HERE / "s3peer.py"), "--bucket", BUCKET, "--seed-dir", str(data.root),
              "--port-file", str(peer_port_file), "--workers", str(workers)],
-            stdout=open(logs / "s3peer.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True))
+            stdout=open(self.logs / "s3peer.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True))
         self.peer_port = wait_port_file(peer_port_file, self.peer, "the S3 peer (bench/s3peer.py)")
-        self.proxy = janitor.add_proc(subprocess.Popen(
+        self.delay_ms = args.delay_ms
+        self.proxies = {}  # network model: (process, port)
+        for network in networks:
+            caps = NETWORKS[network]["caps"](args)
+            self.proxies[network] = self._start_proxy(network, ["--delay-ms", str(args.delay_ms), *caps])
+            log(f"{network} model: proxy on 127.0.0.1:{self.proxies[network][1]} in front of the S3 peer on "
+                f"127.0.0.1:{self.peer_port} ({NETWORKS[network]['describe'](args)})")
+        self.network = networks[0]
+
+    def _start_proxy(self, network, options):
+        port_file = self.logs.parent / f"proxy-{network}.port"
+        proc = self.janitor.add_proc(subprocess.Popen(
             [sys.executable, str(HERE / "latency_proxy.py"), "--upstream", f"127.0.0.1:{self.peer_port}",
-             "--port-file", str(proxy_port_file), "--delay-ms", str(delay_ms)],
-            stdout=open(logs / "latency_proxy.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True))
-        self.proxy_port = wait_port_file(proxy_port_file, self.proxy, "the latency proxy (bench/latency_proxy.py)")
-        self.delay_ms = delay_ms
-        log(f"S3 peer on 127.0.0.1:{self.peer_port}; latency proxy ({delay_ms:g} ms) on 127.0.0.1:{self.proxy_port}")
+             "--port-file", str(port_file), *options],
+            stdout=open(self.logs / f"latency_proxy-{network}.log", "wb"), stderr=subprocess.STDOUT,
+            start_new_session=True))
+        return proc, wait_port_file(port_file, proc, f"the {network} model's proxy (bench/latency_proxy.py)")
+
+    def proxy_pids(self):
+        return [proc.pid for proc, _ in self.proxies.values()]
 
     def endpoint(self, latency):
-        return f"http://127.0.0.1:{self.proxy_port if latency else self.peer_port}"
+        """Where the current network model sends a workload: under loopback the (L) workloads through
+        the latency proxy and the others to the peer; under s3 every one through the S3 proxy."""
+        if self.network == "s3" or latency:
+            return f"http://127.0.0.1:{self.proxies[self.network][1]}"
+        return f"http://127.0.0.1:{self.peer_port}"
+
+    def proxy_control(self, path):
+        port = self.proxies[self.network][1]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as r:
+            return json.loads(r.read())
 
     def _control(self, path):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.peer_port}{path}", timeout=30) as r:
@@ -484,7 +523,7 @@ class Bench:
         except OSError:
             self.can_drop = False
             return
-        pids = [self.servers.proxy.pid, self.servers.peer.pid, *children_of(self.servers.peer.pid)]
+        pids = [*self.servers.proxy_pids(), self.servers.peer.pid, *children_of(self.servers.peer.pid)]
         if mount is not None:
             pids += [p for p in mount.pids if alive(p)]
         for path in sorted({f for pid in pids for f in mapped_files(pid)}):
@@ -1001,9 +1040,10 @@ def summarize(runs, unit):
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
-def run_cell(b, wl, system, runs):
+def run_cell(b, wl, system, runs, network="loopback"):
     cell = {"workload": wl.number, "system": system, "unit": wl.unit, "runs": [], "timed_out": False, "error": None}
-    log(f"workload {wl.number}, {system}: {runs} run{'s' if runs > 1 else ''}")
+    under = "" if network == "loopback" else f" ({network} network)"
+    log(f"workload {wl.number}, {system}{under}: {runs} run{'s' if runs > 1 else ''}")
     state = {}
     try:
         state = wl.setup(b, system) or {}
@@ -1096,6 +1136,91 @@ def peer_check(args):
         else:
             out[label] = json.loads(r.stdout)
     return out
+
+
+# The S3 model's caps (issue 16). One S3 GET stream delivers about 90 MB/s. The total stands for
+# the host's network card: 10 Gb/s (1,250 MB/s) is more than this 2-core machine carries through
+# the proxy while the peer, the filesystem and the reader share its cores (8 uncapped GETs of
+# 160 MiB through the proxy alone moved 1,170-1,980 MB/s in eight tries, 2026-12-05), and 8
+# streams at 90 MB/s would never reach it; 500 MB/s (4 Gb/s) is well inside what the machine
+# carries, and below 8 x 90 MB/s, so 8 GETs at once are held by it and the check sees it hold.
+S3_STREAM_MBPS = 90.0
+S3_TOTAL_MBPS = 500.0
+CHECK_BYTES = 160 * MiB  # one GET of the S3 model's check (4 MiB with --smoke)
+SMOKE_CHECK_BYTES = 4 * MiB
+SMOKE_CHECK_MBPS = 20.0
+STREAM_TOLERANCE = 0.15
+TOTAL_TOLERANCE = 0.20
+
+
+def network_check(b, args):
+    """The S3 model's own check (issue 16), on the S3 proxy, before any workload runs under it: one
+    GET of 160 MiB must take size / stream rate + the first-byte delay (within 15%), and PARALLEL
+    GETs at once must together reach the total cap, or what the machine carries through the proxy
+    with no cap if that is lower (within 20%). Every figure under the model stands on these, so a
+    miss stops the run (SystemExit). With --smoke, only that pacing is in effect: a GET of 4 MiB at
+    20 MB/s a stream, and PARALLEL of them under a 20 MB/s total, take at least 90% of their
+    paced time."""
+    saved, b.servers.network = b.servers.network, "s3"
+    try:
+        return (smoke_network_check if args.smoke else full_network_check)(b, args)
+    finally:
+        b.servers.proxy_control(f"/__bandwidth?stream={args.stream_mbps:g}&total={args.total_mbps:g}")
+        b.servers.network = saved
+
+
+def timed_gets(b, nbytes, count):
+    """Seconds for count GETs at once of the first nbytes of the huge log, through the S3 proxy."""
+    url = b.url(b.data.huge, True)
+    get = shlex.join(b.curl("-r", f"0-{nbytes - 1}", "-o", "/dev/null", url))
+    return b.timed(all_at_once([get] * count), shell=True)[0]
+
+
+def full_network_check(b, args):
+    nbytes = CHECK_BYTES
+    log(f"S3 model check: {PARALLEL} GETs of {nbytes // MiB} MiB at once with no cap, then one and "
+        f"{PARALLEL} at once with the caps")
+    b.servers.proxy_control("/__bandwidth?stream=0&total=0")
+    uncapped = PARALLEL * nbytes / timed_gets(b, nbytes, PARALLEL) / 1e6
+    b.servers.proxy_control(f"/__bandwidth?stream={args.stream_mbps:g}&total={args.total_mbps:g}")
+    one = timed_gets(b, nbytes, 1)
+    together = PARALLEL * nbytes / timed_gets(b, nbytes, PARALLEL) / 1e6
+    one_expected = nbytes / (args.stream_mbps * 1e6) + args.delay_ms / 1000
+    together_expected = min(args.total_mbps, uncapped, PARALLEL * args.stream_mbps)
+    check = {"object_bytes": nbytes, "parallel": PARALLEL, "uncapped_mbps": round(uncapped),
+             "one_get_s": round(one, 3), "one_get_expected_s": round(one_expected, 3),
+             "parallel_mbps": round(together), "parallel_expected_mbps": round(together_expected)}
+    log(f"  no cap: {uncapped:.0f} MB/s; one GET {one:.3f} s (expected {one_expected:.3f} s); "
+        f"{PARALLEL} at once {together:.0f} MB/s (expected {together_expected:.0f} MB/s)")
+    misses = []
+    if abs(one / one_expected - 1) > STREAM_TOLERANCE:
+        misses.append(f"one GET of {nbytes // MiB} MiB took {one:.3f} s, not {one_expected:.3f} s "
+                      f"(± {STREAM_TOLERANCE:.0%})")
+    if abs(together / together_expected - 1) > TOTAL_TOLERANCE:
+        misses.append(f"{PARALLEL} GETs at once moved {together:.0f} MB/s, not {together_expected:.0f} MB/s "
+                      f"(± {TOTAL_TOLERANCE:.0%})")
+    if misses:
+        raise SystemExit("bench: the S3 network model is off, so every figure under it would be wrong: "
+                         + "; ".join(misses) + ". Is the machine busy? (bench/latency_proxy.py paces the bodies.)")
+    return check
+
+
+def smoke_network_check(b, args):
+    nbytes, mbps = SMOKE_CHECK_BYTES, SMOKE_CHECK_MBPS
+    log(f"S3 model check (smoke): pacing of {nbytes // MiB} MiB GETs at {mbps:g} MB/s")
+    b.servers.proxy_control(f"/__bandwidth?stream={mbps:g}&total=0")
+    one = timed_gets(b, nbytes, 1)
+    b.servers.proxy_control(f"/__bandwidth?stream=0&total={mbps:g}")
+    together = timed_gets(b, nbytes, PARALLEL)
+    one_floor, together_floor = 0.9 * nbytes / (mbps * 1e6), 0.9 * PARALLEL * nbytes / (mbps * 1e6)
+    check = {"smoke": True, "object_bytes": nbytes, "parallel": PARALLEL, "smoke_mbps": mbps,
+             "one_get_s": round(one, 3), "parallel_s": round(together, 3)}
+    log(f"  one GET {one:.3f} s (at least {one_floor:.3f} s); {PARALLEL} at once {together:.3f} s "
+        f"(at least {together_floor:.3f} s)")
+    if one < one_floor or together < together_floor:
+        raise SystemExit(f"bench: the S3 network model's proxy does not pace: one GET of {nbytes // MiB} MiB at "
+                         f"{mbps:g} MB/s took {one:.3f} s, {PARALLEL} under a {mbps:g} MB/s total {together:.3f} s")
+    return check
 
 
 def fmt_value(v, unit):
@@ -1222,10 +1347,21 @@ def report_title(report, n):
     return entry["title"] if entry else WORKLOADS[n].title
 
 
+def network_results(report):
+    """{network model: {workload: {system: cell}}}, in the order they ran."""
+    networks = report["config"].get("networks") or ["loopback"]
+    out = {networks[0]: report["results"]}
+    if "results_s3" in report:
+        out["s3"] = report["results_s3"]
+    return {network: {int(k): v for k, v in results.items()} for network, results in out.items()}
+
+
+def chart_file(network, first):
+    return "benchmarks.png" if first else f"benchmarks-{network}.png"
+
+
 def render_markdown(report):
     cfg = report["config"]
-    results = {int(k): v for k, v in report["results"].items()}
-    systems = [s for s in SYSTEMS if any(s in cells for cells in results.values())]
     lines = []
     m = report["machine"]
     lines.append(f"Run on {report['date']} with `{report['command']}`.")
@@ -1262,6 +1398,35 @@ def render_markdown(report):
             f"{r['whole object']['median_ms']:.0f} ms, 1 MiB range {r['1 MiB range']['median_ms']:.1f} ms, 1-byte range "
             f"{r['1-byte range']['median_ms']:.1f} ms, 64 KiB suffix {r['64 KiB suffix range']['median_ms']:.1f} ms"
             + (f", {keys[0]} keys {r[keys[0]]['median_ms']:.0f} ms" if keys else ""))
+    networks = cfg.get("networks") or ["loopback"]
+    if "s3" in networks:
+        lines.append("- Network models: " + "; ".join(f"{NETWORK_LABELS[n]} ({NETWORKS[n]['describe'](argparse.Namespace(**cfg))})"
+                                                       for n in networks))
+    nc = report.get("network_check")
+    if nc and nc.get("smoke"):
+        lines.append(f"- S3 model check (smoke, pacing only): one GET of {nc['object_bytes'] // MiB} MiB at "
+                     f"{nc['smoke_mbps']:g} MB/s a stream {nc['one_get_s']:.3f} s; {nc['parallel']} at once under "
+                     f"{nc['smoke_mbps']:g} MB/s in all {nc['parallel_s']:.3f} s")
+    elif nc:
+        lines.append(f"- S3 model check, {nc['object_bytes'] // MiB} MiB GETs through the proxy: {nc['parallel']} at once "
+                     f"with no cap {nc['uncapped_mbps']:,} MB/s (what this machine carries); with the caps one took "
+                     f"{nc['one_get_s']:.3f} s (expected {nc['one_get_expected_s']:.3f} s) and {nc['parallel']} at once "
+                     f"moved {nc['parallel_mbps']:,} MB/s (expected {nc['parallel_expected_mbps']:,} MB/s)")
+    for i, (network, results) in enumerate(network_results(report).items()):
+        if len(networks) > 1:
+            lines.append("")
+            lines.append(f"**{NETWORK_LABELS[network].capitalize()}**: {NETWORKS[network]['describe'](argparse.Namespace(**cfg))}.")
+        lines += render_tables(report, results)
+        lines.append(f"![benchmark chart, {NETWORK_LABELS[network]}]({chart_file(network, i == 0)})"
+                     if len(networks) > 1 else "![benchmark chart](benchmarks.png)")
+    return "\n".join(lines) + "\n"
+
+
+def render_tables(report, results):
+    """The tables of one network model's results, and the notes under them."""
+    cfg = report["config"]
+    systems = [s for s in SYSTEMS if any(s in cells for cells in results.values())]
+    lines = []
     lines.append("")
     header = "| workload | " + " | ".join(systems) + " | target: bklogfs vs the limit | met |"
     lines.append(header)
@@ -1384,8 +1549,7 @@ def render_markdown(report):
         for note in notes:
             lines.append(f"- {note}")
         lines.append("")
-    lines.append("![benchmark chart](benchmarks.png)")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def load_pyplot():
@@ -1401,11 +1565,11 @@ def load_pyplot():
     return plt
 
 
-def render_chart(report, path):
+def render_chart(report, path, results, network=None):
+    """The chart of one network model's results (named in the title when the run had two)."""
     plt = load_pyplot()
     if plt is None:
         return False
-    results = {int(k): v for k, v in report["results"].items()}
     cfg = report["config"]
     colors = {"bklogfs": "#1f77b4", "s3fs": "#ff7f0e", "rclone": "#2ca02c", "curl": "#7f7f7f", "local": "#bcbd22"}
     nums = sorted(results)
@@ -1440,7 +1604,8 @@ def render_chart(report, path):
         ax.set_title(f"{n}. {report_title(report, n)}".replace("`", ""), fontsize=8, wrap=True)
         ax.set_ylabel("peak RSS, MiB" if wl.unit == "MiB" else "seconds (lower is better)", fontsize=7)
         ax.tick_params(labelsize=7)
-    fig.suptitle(f"bklogfs benchmark ({cfg['dataset']} data set, median of {cfg['runs']}, min–max bars)", fontsize=10)
+    shown = f"{NETWORK_LABELS[network]}, " if network else ""
+    fig.suptitle(f"bklogfs benchmark ({shown}{cfg['dataset']} data set, median of {cfg['runs']}, min–max bars)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -1466,8 +1631,11 @@ def rewrite_doc(begin, end, markdown, chart, chart_name):
     log(f"wrote {doc} and doc/{chart_name}")
 
 
-def write_doc(markdown, chart):
-    rewrite_doc(DOC_BEGIN, DOC_END, markdown, chart, "benchmarks.png")
+def write_doc(markdown, charts):
+    """charts: the rendered charts, the first model's first; each is copied to doc/ by its name."""
+    rewrite_doc(DOC_BEGIN, DOC_END, markdown, charts[0] if charts else None, "benchmarks.png")
+    for chart in charts[1:]:
+        shutil.copyfile(chart, REPO_ROOT / "doc" / chart.name)
 
 
 # ------------------------------------------------------------------ main
@@ -1530,7 +1698,18 @@ def main(argv=None):
     parser.add_argument("--systems", help=f"comma-separated, from {','.join(SYSTEMS)} (default: all installed)")
     parser.add_argument("--workloads", help="comma-separated numbers, from 1-8 (default: all)")
     parser.add_argument("--only", help="comma-separated WORKLOAD:SYSTEM cells, e.g. 1:bklogfs,4:curl")
-    parser.add_argument("--delay-ms", type=float, help="the proxy's delay for (L) workloads (default 20; 5 with --smoke)")
+    parser.add_argument("--network", choices=("loopback", "s3", "both"), default="loopback",
+                        help="the network model: loopback (the (L) workloads through the latency proxy, the others "
+                             "straight to the peer), s3 (every workload through an S3-shaped proxy: first-byte delay, "
+                             "a cap a stream and one in all), or both, one after the other for each workload "
+                             "(default loopback)")
+    parser.add_argument("--delay-ms", type=float,
+                        help="the proxy's first-byte delay for (L) workloads, and for every one under s3 "
+                             "(default 20; 5 with --smoke)")
+    parser.add_argument("--stream-mbps", type=float, default=S3_STREAM_MBPS,
+                        help=f"under s3, the cap on each GET's body in MB/s (default {S3_STREAM_MBPS:g})")
+    parser.add_argument("--total-mbps", type=float, default=S3_TOTAL_MBPS,
+                        help=f"under s3, the cap on all bodies at once in MB/s (default {S3_TOTAL_MBPS:g})")
     parser.add_argument("--run-timeout", type=float, help="a run's time budget in seconds (default 300; 60 with --smoke)")
     parser.add_argument("--bklogfs-bin", default=default_bklogfs_bin(),
                         help="the bklogfs binary (default: $BKLOGFS_BIN, else .build/release/bklogfs)")
@@ -1542,7 +1721,7 @@ def main(argv=None):
     parser.add_argument("--out", help="output directory (default: CACHE_ROOT/results-DATE, or a temporary one with --smoke)")
     parser.add_argument("--write-doc", action="store_true", help="also rewrite doc/BENCHMARKS.md's results and doc/benchmarks.png")
     parser.add_argument("--peer-workers", type=int, default=2, help="forked S3 peer processes (default 2)")
-    parser.add_argument("--no-peer-check", action="store_true", help="skip the peer's check")
+    parser.add_argument("--no-peer-check", action="store_true", help="skip the peer's check (not the S3 model's)")
     parser.add_argument("--no-stock-check", action="store_true", help="skip stock moto's check (default with --smoke)")
     args = parser.parse_args(argv)
 
@@ -1554,6 +1733,9 @@ def main(argv=None):
         args.no_stock_check = True
     if args.runs < 1:
         raise SystemExit("bench: --runs must be at least 1")
+    if args.stream_mbps <= 0 or args.total_mbps <= 0:
+        raise SystemExit("bench: --stream-mbps and --total-mbps must be above 0 (the loopback model has no caps)")
+    networks = ["loopback", "s3"] if args.network == "both" else [args.network]
 
     workloads = parse_list(args.workloads, tuple(WORKLOADS), "workload")
     systems = parse_list(args.systems, SYSTEMS, "system")
@@ -1597,15 +1779,19 @@ def main(argv=None):
     try:
         data = dataset.ensure(cache_root, spec, log=log)
         checks = {} if args.no_peer_check else peer_check(args)
-        servers = Servers(janitor, run_dir, data, args.delay_ms, args.peer_workers)
+        servers = Servers(janitor, run_dir, data, args, networks)
         b = Bench(args, data, servers, janitor, run_dir)
-        results = {}
+        network_checked = network_check(b, args) if "s3" in networks else None
+        by_network = {network: {} for network in networks}
         for n in workloads:
             wl = WORKLOADS[n]
-            for s in systems:
-                if only is not None and (n, s) not in only:
-                    continue
-                results.setdefault(n, {})[s] = run_cell(b, wl, s, args.runs)
+            for network in networks:
+                servers.network = network
+                for s in systems:
+                    if only is not None and (n, s) not in only:
+                        continue
+                    by_network[network].setdefault(n, {})[s] = run_cell(b, wl, s, args.runs, network)
+        results = by_network[networks[0]]
         m = data.manifest
         summary = (f"{len(m['sizes'])} logs, {m['total_bytes'] / MiB:.0f} MiB: {spec.big_count} of "
                    f"{spec.big_size / MiB:g} MiB, 1 of {spec.huge_size / MiB:g} MiB, {spec.medium_count} of "
@@ -1617,21 +1803,27 @@ def main(argv=None):
             "command": command,
             "machine": machine_info(args),
             "config": {"dataset": spec.name, "data_summary": summary, "runs": args.runs, "delay_ms": args.delay_ms,
+                       "networks": networks, "stream_mbps": args.stream_mbps, "total_mbps": args.total_mbps,
                        "run_timeout": args.run_timeout, "peer_workers": args.peer_workers,
                        "bklogfs_args": args.bklogfs_args, "s3fs_options": args.s3fs_options,
                        "rclone_args": args.rclone_args, "page_cache_dropped": b.can_drop,
                        "small_count": spec.small_count, "medium_count": spec.medium_count, "match_word": dataset.MATCH_WORD,
                        "w8_memory_cache": W8_MEMORY_CACHE, "w8_cache_size": W8_CACHE_SIZE},
             "peer_check": checks,
+            "network_check": network_checked,
             "skipped_systems": skipped,
             "workloads": {n: {"title": title_for(WORKLOADS[n], spec), "target": WORKLOADS[n].target, "unit": WORKLOADS[n].unit,
                               "latency": WORKLOADS[n].latency, "limit": WORKLOADS[n].limit} for n in workloads},
             "results": results,
             "elapsed_s": None,
         }
-        for n in workloads:
-            text, met = evaluate(results, WORKLOADS[n], report["config"])
-            report["workloads"][n]["target_result"] = {"text": text, "met": met}
+        if "s3" in networks[1:]:
+            report["results_s3"] = by_network["s3"]
+        for network in networks:
+            suffix = "" if network == networks[0] else f"_{network}"
+            for n in workloads:
+                text, met = evaluate(by_network[network], WORKLOADS[n], report["config"])
+                report["workloads"][n][f"target_result{suffix}"] = {"text": text, "met": met}
     except KeyboardInterrupt:
         log("interrupted: unmounting and stopping servers")
         return 130
@@ -1642,15 +1834,17 @@ def main(argv=None):
     (out_dir / "results.json").write_text(json.dumps(report, indent=2))
     markdown = render_markdown(report)
     (out_dir / "results.md").write_text(markdown)
-    chart = out_dir / "benchmarks.png"
-    if not render_chart(report, chart):
-        chart = None
+    charts = []
+    for i, (network, model_results) in enumerate(network_results(report).items()):
+        chart = out_dir / chart_file(network, i == 0)
+        if render_chart(report, chart, model_results, network if len(networks) > 1 else None):
+            charts.append(chart)
     log(f"done in {report['elapsed_s']} s; results in {out_dir} (results.json, results.md"
-        f"{', benchmarks.png' if chart else ''})")
+        f"{''.join(', ' + c.name for c in charts)})")
     print()
     print(markdown)
     if args.write_doc:
-        write_doc(markdown, chart)
+        write_doc(markdown, charts)
     return 0
 
 
