@@ -37,8 +37,8 @@ public struct FilesystemConfiguration: Sendable {
   public var followInterval: Double
 
   public init(
-    blockSize: Int = 1 << 20, partSize: Int = 8 << 20, initialReadahead: UInt64 = 1 << 20,
-    maxReadahead: UInt64 = 32 << 20, fetchThreads: Int = 8, directoryTTL: Double = 60, waitLimit: Double = 300,
+    blockSize: Int = 1 << 20, partSize: Int = 4 << 20, initialReadahead: UInt64 = 1 << 20,
+    maxReadahead: UInt64 = 64 << 20, fetchThreads: Int = 8, directoryTTL: Double = 60, waitLimit: Double = 300,
     initialWalkAhead: Int = 4, maxWalkAhead: Int = 16, diskWriteQueueBytes: Int = 0,
     metadataCacheNames: Int = 1_000_000, plainText: PlainTextOptions? = nil, plainIndexBytes: Int = 64 << 20,
     followInterval: Double = 5

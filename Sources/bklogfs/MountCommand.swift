@@ -448,10 +448,10 @@ struct CacheOptions: ParsableArguments {
 
 struct ReadingOptions: ParsableArguments {
   @Option(help: "The most one ranged GET of readahead asks for.")
-  var partSize = ByteSize(bytes: 8 << 20)
+  var partSize = ByteSize(bytes: 4 << 20)
 
   @Option(help: "The most a sequential reader's readahead fetches ahead of it.")
-  var readahead = ByteSize(bytes: 32 << 20)
+  var readahead = ByteSize(bytes: 64 << 20)
 }
 
 struct ViewOptions: ParsableArguments {
