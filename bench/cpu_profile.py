@@ -12,12 +12,13 @@ it (kernel and user). doc/BENCHMARKS.md ("What the profiles taught") keeps what 
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from loopback import drop_caches, start_moto
 
 REPO = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
@@ -33,20 +34,10 @@ def main():
     import boto3
 
     work = Path(tempfile.mkdtemp(prefix="bklogfs-cpu-profile-"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    moto = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    moto, port = start_moto()
     mnt = work / "mnt"
     mounted = False
     try:
-        for _ in range(300):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.1)
         endpoint = f"http://127.0.0.1:{port}"
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="cpu",
                           aws_secret_access_key="cpu")
@@ -66,8 +57,7 @@ def main():
             return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
         def measured(what):
-            subprocess.run(["sync"], check=False)
-            Path("/proc/sys/vm/drop_caches").write_text("3\n")
+            drop_caches()
             before, start = cpu(), time.monotonic()
             subprocess.run(["cat", str(mnt / key)], stdout=subprocess.DEVNULL, check=True)
             seconds, used = time.monotonic() - start, cpu() - before

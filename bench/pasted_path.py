@@ -17,7 +17,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,30 +26,10 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from loopback import drop_caches, free_port, start_moto, wait_port
+
 REPO = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port):
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing answered on port {port}")
-
-
-def drop_caches():
-    subprocess.run(["sync"], check=False)
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
 
 
 def main():
@@ -68,10 +47,9 @@ def main():
     mounts = []
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
     try:
-        moto_port, proxy_port = free_port(), free_port()
-        processes.append(subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(moto_port)],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
-        wait_port(moto_port)
+        moto, moto_port = start_moto()
+        processes.append(moto)
+        proxy_port = free_port()
         processes.append(subprocess.Popen(
             [sys.executable, str(REPO / "bench" / "latency_proxy.py"), "--upstream", f"127.0.0.1:{moto_port}",
              "--port", str(proxy_port), "--delay-ms", str(args.delay_ms)],

@@ -20,13 +20,14 @@ import importlib.machinery
 import importlib.util
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from loopback import drop_caches, start_moto
 
 REPO = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
@@ -38,18 +39,6 @@ def load_generator():
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
     return module
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def drop_caches():
-    subprocess.run(["sync"], check=False)
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
 
 
 def timed(command):
@@ -68,19 +57,11 @@ def main():
     import boto3
 
     work = Path(tempfile.mkdtemp(prefix="bklogfs-plain-bench-"))
-    port = free_port()
+    moto, port = start_moto()
     endpoint = f"http://127.0.0.1:{port}"
-    moto = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
     mounts = []
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.1)
         log = load_generator().big_log(args.size * MiB)[: args.size * MiB]
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
                           aws_secret_access_key="bench")
