@@ -222,6 +222,15 @@ public struct PlainTextRenderer: Sendable {
     }
   }
 
+  /// The plain text of a whole log, rendered at once.
+  public static func text(of log: [UInt8], options: PlainTextOptions = PlainTextOptions()) -> [UInt8] {
+    var renderer = PlainTextRenderer(options: options)
+    var text: [UInt8] = []
+    renderer.render(log[...], into: &text)
+    renderer.finish(into: &text)
+    return text
+  }
+
   /// Renders `input` (an array or a slice of one).
   public mutating func render(_ input: ArraySlice<UInt8>, into output: inout [UInt8]) {
     input.withUnsafeBufferPointer { render($0, into: &output) }

@@ -12,11 +12,7 @@ import Testing
       + "--- Running\n").utf8)
 
   static func plain(_ log: [UInt8], timestamps: Bool = false) -> [UInt8] {
-    var renderer = PlainTextRenderer(options: PlainTextOptions(timestamps: timestamps))
-    var text: [UInt8] = []
-    renderer.render(log[...], into: &text)
-    renderer.finish(into: &text)
-    return text
+    PlainTextRenderer.text(of: log, options: PlainTextOptions(timestamps: timestamps))
   }
 
   @Test func aLogShowsItsPlainTextAndItsSizeBeforeItIsRead() throws {

@@ -4,11 +4,7 @@ import TestSupport
 import Testing
 
 private func plainBytes(_ log: [UInt8], timestamps: Bool = false) -> [UInt8] {
-  var renderer = PlainTextRenderer(options: PlainTextOptions(timestamps: timestamps))
-  var output: [UInt8] = []
-  renderer.render(log[...], into: &output)
-  renderer.finish(into: &output)
-  return output
+  PlainTextRenderer.text(of: log, options: PlainTextOptions(timestamps: timestamps))
 }
 
 private func plain(_ log: [UInt8], timestamps: Bool = false) -> String {
