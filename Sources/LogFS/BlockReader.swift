@@ -37,7 +37,7 @@ final class BlockReader: Sendable {
   let waitLimit: Double
   let counters: ReadCounters
 
-  private let inFlight = Mutex<[BlockKey: Promise<[UInt8]>]>([:])
+  private let inFlight = Mutex<[BlockKey: InFlightBlock]>([:])
 
   init(
     client: any ObjectClient, blockSize: Int, partSize: Int, memory: MemoryBlockCache, disk: DiskCacheWriter?,
@@ -73,41 +73,73 @@ final class BlockReader: Sendable {
   }
 
   /// Reads `[offset, end)` of `object`, blocking until the bytes are there: slices of the cached
-  /// blocks, in order, so the bytes are not copied on their way to the kernel.
+  /// blocks, in order, so the bytes are not copied on their way to the kernel (a block still being
+  /// fetched gives a copy of the part the read needs, as soon as that part has arrived).
   func read(_ object: ObjectVersion, offset: UInt64, end: UInt64) throws(FilesystemError) -> [ArraySlice<UInt8>] {
     guard offset < end else { return [] }
     let first = offset / UInt64(blockSize)
     let last = (end - 1) / UInt64(blockSize)
-    var blocks: [UInt64: [UInt8]] = [:]
+    var pieces: [ArraySlice<UInt8>] = []
+    pieces.reserveCapacity(Int(last - first) + 1)
     var missing: [UInt64] = []
+    var cached: [UInt64: [UInt8]] = [:]
     for index in first...last {
       if let bytes = memory.get(blockKey(object, index)) {
         counters.memoryHits.add(1, ordering: .relaxed)
-        blocks[index] = bytes
+        cached[index] = bytes
       } else {
         missing.append(index)
       }
     }
+    var arrived: [UInt64: InFlightBlock.Chunk] = [:]
     if !missing.isEmpty {
-      // Claim what nobody fetches yet, fetch that here, then wait for the rest. Every missing block
-      // has a promise (ours or another reader's), which keeps its bytes even if memory evicts them.
-      let (claimed, promises) = claim(object, missing)
-      try fetch(object, claimed)
+      // Claim what nobody fetches yet, fetch that, then wait for the bytes this read needs. Every
+      // missing block is in flight (ours or another reader's), which keeps its bytes even if
+      // memory evicts them.
+      let (claimed, blocks) = claim(object, missing)
+      let fromStore = takeCached(object, claimed)
+      if !fromStore.isEmpty {
+        // On a thread of its own: this read may need only the start of the last block, and returns
+        // once that has arrived, while the fetch goes on to publish every block whole.
+        pool.spawn { [self] in
+          do throws(FilesystemError) {
+            try fetchFromStore(object, fromStore)
+          } catch {
+            // The readers of these blocks get the error from the blocks themselves.
+            logger.debug("read of \(object.key) failed: \(error.message)")
+          }
+        }
+      }
+      let ours = Set(claimed)
       for index in missing {
-        blocks[index] = try promises[index]!.wait(seconds: waitLimit, what: "block \(index) of \(object.key)")
+        let (from, to) = needed(object, index, offset: offset, end: end)
+        // A block this read fetches is waited for as long as its fetch runs, which its own network
+        // timeouts bound; one another reader or readahead fetches, at most the wait limit.
+        arrived[index] = try blocks[index]!.wait(
+          from: from, to: to, whole: from == 0 && to == blockRange(object, index).count,
+          seconds: ours.contains(index) ? nil : waitLimit, what: "block \(index) of \(object.key)")
       }
     }
-    var pieces: [ArraySlice<UInt8>] = []
-    pieces.reserveCapacity(Int(last - first) + 1)
     for index in first...last {
-      let block = blocks[index]!
-      let blockStart = index * UInt64(blockSize)
-      let from = Int(max(offset, blockStart) - blockStart)
-      let to = Int(min(end, blockStart + UInt64(block.count)) - blockStart)
-      guard from <= to else { throw FilesystemError(.malformed, "block \(index) of \(object.key) is short") }
-      pieces.append(block[from..<to])
+      let (from, to) = needed(object, index, offset: offset, end: end)
+      if let block = cached[index] {
+        guard to <= block.count else { throw FilesystemError(.malformed, "block \(index) of \(object.key) is short") }
+        pieces.append(block[from..<to])
+      } else {
+        let chunk = arrived[index]!
+        guard from >= chunk.start, to <= chunk.start + chunk.bytes.count else {
+          throw FilesystemError(.malformed, "block \(index) of \(object.key) is short")
+        }
+        pieces.append(chunk.bytes[(from - chunk.start)..<(to - chunk.start)])
+      }
     }
     return pieces
+  }
+
+  /// The part of block `index` that a read of `[offset, end)` needs, in bytes from the block's start.
+  private func needed(_ object: ObjectVersion, _ index: UInt64, offset: UInt64, end: UInt64) -> (Int, Int) {
+    let range = blockRange(object, index)
+    return (Int(max(offset, range.lowerBound) - range.lowerBound), Int(min(end, range.upperBound) - range.lowerBound))
   }
 
   /// Starts fetching `[offset, end)` in the background, in parts, skipping what is cached or in flight.
@@ -165,20 +197,20 @@ final class BlockReader: Sendable {
     }
   }
 
-  /// Registers promises for the blocks nobody is fetching; returns those (ours to fetch) and the
-  /// promise of every block asked for, ours and others'.
-  private func claim(_ object: ObjectVersion, _ indices: [UInt64]) -> ([UInt64], [UInt64: Promise<[UInt8]>]) {
+  /// Marks the blocks nobody is fetching as in flight; returns those (ours to fetch) and the
+  /// in-flight entry of every block asked for, ours and others'.
+  private func claim(_ object: ObjectVersion, _ indices: [UInt64]) -> ([UInt64], [UInt64: InFlightBlock]) {
     inFlight.withLock { inFlight in
       var claimed: [UInt64] = []
-      var waiting: [UInt64: Promise<[UInt8]>] = [:]
+      var waiting: [UInt64: InFlightBlock] = [:]
       for index in indices {
         let key = blockKey(object, index)
-        if let promise = inFlight[key] {
-          waiting[index] = promise
+        if let block = inFlight[key] {
+          waiting[index] = block
         } else {
-          let promise = Promise<[UInt8]>()
-          inFlight[key] = promise
-          waiting[index] = promise
+          let block = InFlightBlock()
+          inFlight[key] = block
+          waiting[index] = block
           claimed.append(index)
         }
       }
@@ -187,12 +219,14 @@ final class BlockReader: Sendable {
   }
 
   /// Fetches claimed blocks: from the disk cache where it has them, else from the shared cache, else
-  /// in runs of consecutive blocks from the store. Every claimed block's promise is fulfilled, with
-  /// bytes or an error.
-  ///
-  /// A store that serves only suffixes is asked for a run that ends at the object's end as is (a
-  /// `tail` costs only the end); any other miss fetches the whole object once, keeping every block.
+  /// in runs of consecutive blocks from the store. Every claimed block is settled, with bytes or an
+  /// error.
   private func fetch(_ object: ObjectVersion, _ claimed: [UInt64]) throws(FilesystemError) {
+    try fetchFromStore(object, takeCached(object, claimed))
+  }
+
+  /// Publishes the claimed blocks that the disk cache or the shared cache has; returns the rest.
+  private func takeCached(_ object: ObjectVersion, _ claimed: [UInt64]) -> [UInt64] {
     var toFetch: [UInt64] = []
     var shared = sharedCache(for: object)
     for index in claimed {
@@ -210,6 +244,14 @@ final class BlockReader: Sendable {
         toFetch.append(index)
       }
     }
+    return toFetch
+  }
+
+  /// Fetches claimed blocks from the store, in runs of consecutive blocks.
+  ///
+  /// A store that serves only suffixes is asked for a run that ends at the object's end as is (a
+  /// `tail` costs only the end); any other miss fetches the whole object once, keeping every block.
+  private func fetchFromStore(_ object: ObjectVersion, _ toFetch: [UInt64]) throws(FilesystemError) {
     guard !toFetch.isEmpty else { return }
     var runs: [[UInt64]] = []
     for index in toFetch {
@@ -245,22 +287,26 @@ final class BlockReader: Sendable {
     let wantedSet = Set(wanted)
     var published = Set<UInt64>()
     var offset = range.lowerBound
-    var buffer = [UInt8]()
-    buffer.reserveCapacity(blockSize)
+    // The block being filled: its readers may take their bytes before it is whole.
+    var filling: InFlightBlock?
     do throws(ObjectStoreError) {
       try client.get(key: object.key, version: object.version, range: range, ifMatch: object.etag) { bytes in
         var remaining = bytes[...]
         while !remaining.isEmpty {
           let index = offset / UInt64(blockSize)
-          let blockEnd = blockRange(object, index).upperBound
-          let take = Int(min(blockEnd - offset, UInt64(remaining.count)))
+          let blockRange = blockRange(object, index)
+          let take = Int(min(blockRange.upperBound - offset, UInt64(remaining.count)))
           if wantedSet.contains(index) {
-            buffer.append(contentsOf: remaining.prefix(take))
-            if offset + UInt64(take) == blockEnd {
+            if offset == blockRange.lowerBound {
+              // Ours (claimed); a block nobody waits for any more still gets a buffer to fill.
+              filling = inFlight.withLock { $0[blockKey(object, index)] } ?? InFlightBlock()
+            }
+            filling?.append(remaining.prefix(take), capacity: blockRange.count)
+            if offset + UInt64(take) == blockRange.upperBound, let block = filling {
               counters.fetchedBlocks.add(1, ordering: .relaxed)
-              publish(object, index, buffer, from: .store)
+              publish(object, index, block.takeBytes(), from: .store)
               published.insert(index)
-              buffer.removeAll(keepingCapacity: true)
+              filling = nil
             }
           }
           remaining = remaining.dropFirst(take)
@@ -293,8 +339,8 @@ final class BlockReader: Sendable {
   private func publish(_ object: ObjectVersion, _ index: UInt64, _ bytes: [UInt8], from origin: Origin) {
     let key = blockKey(object, index)
     memory.put(key, bytes)
-    let promise = inFlight.withLock { $0.removeValue(forKey: key) }
-    promise?.fulfil(.success(bytes))
+    let block = inFlight.withLock { $0.removeValue(forKey: key) }
+    block?.settle(.success(bytes))
     // Readers waiting for the block have it before it is written to disk or shared.
     if origin != .disk { disk?.put(key, bytes) }
     if origin == .store { sharedCache(for: object)?.put(key, bytes) }
@@ -302,9 +348,97 @@ final class BlockReader: Sendable {
 
   private func fail(_ object: ObjectVersion, _ indices: [UInt64], _ error: FilesystemError) {
     for index in indices {
-      let promise = inFlight.withLock { $0.removeValue(forKey: blockKey(object, index)) }
-      promise?.fulfil(.failure(error))
+      let block = inFlight.withLock { $0.removeValue(forKey: blockKey(object, index)) }
+      block?.settle(.failure(error))
     }
+  }
+}
+
+/// A block being fetched. Its readers wait for it whole, or, when they need only part of it, for
+/// that part: the fetch fills the block's bytes here, and a reader whose bytes have arrived gets a
+/// copy of them at once, before the block is whole.
+final class InFlightBlock: Sendable {
+  /// Bytes of a block from `start` on: the whole block once published, else what a reader needed.
+  struct Chunk: Sendable {
+    let bytes: [UInt8]
+    let start: Int
+  }
+
+  private struct PartWaiter {
+    let from: Int
+    let to: Int
+    let promise: Promise<Chunk>
+  }
+
+  private struct State {
+    /// What the fetch has received of the block so far.
+    var bytes: [UInt8] = []
+    var waiters: [PartWaiter] = []
+    var outcome: Result<[UInt8], FilesystemError>?
+  }
+
+  private let whole = Promise<[UInt8]>()
+  private let state = Mutex(State())
+
+  /// Waits for bytes `from..<to` of the block (all of it if `whole`), at most `seconds` (nil: until
+  /// the fetch settles it, for the reader that started the fetch).
+  func wait(
+    from: Int, to: Int, whole wantsWhole: Bool, seconds: Double?, what: @autoclosure () -> String
+  ) throws(FilesystemError) -> Chunk {
+    enum Wait {
+      case whole
+      case now(Chunk)
+      case part(Promise<Chunk>)
+    }
+    let wait = state.withLock { state -> Wait in
+      // A reader of the whole block, or of a block already settled, waits for (or takes) it whole.
+      guard state.outcome == nil, !wantsWhole else { return .whole }
+      if to <= state.bytes.count { return .now(Chunk(bytes: Array(state.bytes[from..<to]), start: from)) }
+      let promise = Promise<Chunk>()
+      state.waiters.append(PartWaiter(from: from, to: to, promise: promise))
+      return .part(promise)
+    }
+    switch wait {
+    case .whole: return Chunk(bytes: try whole.wait(seconds: seconds, what: what()), start: 0)
+    case .now(let chunk): return chunk
+    case .part(let promise): return try promise.wait(seconds: seconds, what: what())
+    }
+  }
+
+  /// Appends bytes the fetch received; readers waiting for a part they complete get it now.
+  func append(_ bytes: Slice<UnsafeRawBufferPointer>, capacity: Int) {
+    let ready = state.withLock { state -> [(PartWaiter, Chunk)] in
+      if state.bytes.isEmpty { state.bytes.reserveCapacity(capacity) }
+      state.bytes.append(contentsOf: bytes)
+      guard !state.waiters.isEmpty else { return [] }
+      let count = state.bytes.count
+      let ready = state.waiters.filter { $0.to <= count }.map { waiter in
+        (waiter, Chunk(bytes: Array(state.bytes[waiter.from..<waiter.to]), start: waiter.from))
+      }
+      state.waiters.removeAll { $0.to <= count }
+      return ready
+    }
+    for (waiter, chunk) in ready { waiter.promise.fulfil(.success(chunk)) }
+  }
+
+  /// The bytes received, handed over once the block is whole (so they are not copied).
+  func takeBytes() -> [UInt8] {
+    state.withLock { state in
+      defer { state.bytes = [] }
+      return state.bytes
+    }
+  }
+
+  /// The block whole, or why it could not be fetched: every reader gets it.
+  func settle(_ outcome: Result<[UInt8], FilesystemError>) {
+    let waiters = state.withLock { state -> [PartWaiter] in
+      state.outcome = outcome
+      state.bytes = []
+      defer { state.waiters = [] }
+      return state.waiters
+    }
+    whole.fulfil(outcome)
+    for waiter in waiters { waiter.promise.fulfil(outcome.map { Chunk(bytes: $0, start: 0) }) }
   }
 }
 

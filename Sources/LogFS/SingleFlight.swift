@@ -19,10 +19,13 @@ final class Promise<Value: Sendable>: Sendable {
   }
 
   /// Waits at most `seconds`; a wait that runs out fails with ETIMEDOUT rather than hanging the caller.
-  func wait(seconds: Double, what: @autoclosure () -> String) throws(FilesystemError) -> Value {
-    if done.wait(timeout: .now() + seconds) == .timedOut {
+  /// Without `seconds` it waits until the promise is fulfilled: only for a result the caller's own
+  /// work produces, whose waits on the network have their own timeouts.
+  func wait(seconds: Double?, what: @autoclosure () -> String) throws(FilesystemError) -> Value {
+    if let seconds, done.wait(timeout: .now() + seconds) == .timedOut {
       throw FilesystemError(.timedOut, "gave up waiting for \(what()) after \(Int(seconds)) s")
     }
+    if seconds == nil { done.wait() }
     return try result.withLock { $0! }.get()
   }
 }

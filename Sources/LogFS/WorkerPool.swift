@@ -16,6 +16,8 @@ final class WorkerPool: Sendable {
 
   private let queue = Mutex(Queue())
   private let available = DispatchSemaphore(value: 0)
+  /// Jobs started on threads of their own (`spawn`) and not yet ended.
+  private let spawned = DispatchGroup()
   let threadCount: Int
 
   init(threads: Int) {
@@ -35,6 +37,21 @@ final class WorkerPool: Sendable {
       for _ in 0..<threadCount { startDetachedThread { [self] in self.work() } }
     }
     available.signal()
+  }
+
+  /// Runs `job` now on a thread of its own, not behind the queue: for a fetch a reader waits on.
+  func spawn(_ job: @escaping @Sendable () -> Void) {
+    spawned.enter()
+    startDetachedThread { [self] in
+      job()
+      spawned.leave()
+    }
+  }
+
+  /// Waits at most `seconds` for the jobs started by `spawn` to end; whether they all did.
+  @discardableResult
+  func waitForSpawned(seconds: Double) -> Bool {
+    spawned.wait(timeout: .now() + seconds) == .success
   }
 
   /// Lets the threads finish the jobs already queued, then end.

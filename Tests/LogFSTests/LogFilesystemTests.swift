@@ -62,13 +62,18 @@ struct Fixture {
     }
   }
 
+  /// Reads the whole file, then lets the fetches the reads started end: a read returns once its
+  /// own bytes are there, and the rest of a block (its caching, its counters) may follow.
   func readAll(_ path: String, chunk: Int = 1000) throws -> [UInt8] {
     let handle = try filesystem.openFile(try resolve(path).inode)
     defer { filesystem.releaseFile(handle) }
     var bytes: [UInt8] = []
     while true {
       let piece = try filesystem.read(handle, offset: UInt64(bytes.count), count: chunk)
-      if piece.isEmpty { return bytes }
+      if piece.isEmpty {
+        filesystem.waitForFetches(seconds: 30)
+        return bytes
+      }
       bytes += piece
     }
   }
@@ -384,13 +389,18 @@ func pattern(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
   }
 }
 
-/// A store whose GETs wait at a gate (10 s at most): lets a test hold one fetch in flight.
+/// A store whose GETs wait at a gate (10 s at most): lets a test hold one fetch in flight. With
+/// `sendingFirst`, a GET sends that many bytes before it waits, so a block stays half-fetched.
 final class GatedObjectClient: ObjectClient {
   let inner: InMemoryObjectClient
+  let sendingFirst: Int
   let gate = DispatchSemaphore(value: 0)
   let waiting = Atomic<Int>(0)
 
-  init(_ inner: InMemoryObjectClient) { self.inner = inner }
+  init(_ inner: InMemoryObjectClient, sendingFirst: Int = 0) {
+    self.inner = inner
+    self.sendingFirst = sendingFirst
+  }
 
   var identity: String { inner.identity }
   var isRemote: Bool { true }
@@ -400,9 +410,18 @@ final class GatedObjectClient: ObjectClient {
   func get(
     key: String, version: String?, range: Range<UInt64>, ifMatch: String?, body: (UnsafeRawBufferPointer) -> Void
   ) throws(ObjectStoreError) {
+    guard sendingFirst > 0 else {
+      waiting.add(1, ordering: .relaxed)
+      _ = gate.wait(timeout: .now() + 10)
+      try inner.get(key: key, version: version, range: range, ifMatch: ifMatch, body: body)
+      return
+    }
+    let bytes = try inner.getBytes(key: key, version: version, range: range, ifMatch: ifMatch)
+    let split = min(sendingFirst, bytes.count)
+    bytes[..<split].withUnsafeBytes { body($0) }
     waiting.add(1, ordering: .relaxed)
     _ = gate.wait(timeout: .now() + 10)
-    try inner.get(key: key, version: version, range: range, ifMatch: ifMatch, body: body)
+    bytes[split...].withUnsafeBytes { body($0) }
   }
 }
 
