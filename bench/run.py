@@ -112,9 +112,12 @@ def force_unmount(path):
 
 
 def pids_with_arg(program, arg):
-    """Processes whose argv[0] ends in program and whose argv holds arg."""
+    """Processes running program (by argv[0]'s name, or by /proc/PID/exe) whose argv holds arg. bklogfs
+    starts its daemon again as `bklogfs mount ...`, so a binary of another name (BKLOGFS_BIN=/tmp/x)
+    is found by its executable."""
     out = []
     want = str(arg).encode()
+    real = os.path.realpath(program)
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
@@ -123,7 +126,12 @@ def pids_with_arg(program, arg):
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if argv and os.path.basename(argv[0]) == os.path.basename(program).encode() and want in argv:
+        if not argv or want not in argv:
+            continue
+        exe = None
+        with contextlib.suppress(OSError):
+            exe = os.readlink(f"/proc/{entry}/exe").removesuffix(" (deleted)")
+        if os.path.basename(argv[0]) == os.path.basename(program).encode() or exe == real:
             out.append(int(entry))
     return out
 
