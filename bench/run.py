@@ -17,8 +17,8 @@ of loopback, and with --network s3 or both the bandwidth-capped one, checked fir
 network_check), then for each workload, network model and system does the runs, and writes
 results.json, results.md and benchmarks.png (and benchmarks-s3.png with both) to the output
 directory. doc/BENCHMARKS.md says what each workload does, what the network models are, and how
-each figure is taken. The workloads are issue 4's; the targets they are judged by (evaluate) are
-issue 16's, some under one network model only, as each workload's `goals` say.
+each figure is taken. The workloads are issue 4's and workload 10; the targets they are judged by
+(evaluate) are issue 16's, some under one network model only, as each workload's `goals` say.
 """
 
 import argparse
@@ -546,7 +546,7 @@ class Bench:
             with contextlib.suppress(OSError), open(path, "rb") as f:
                 while f.read(1 << 20):
                     pass
-        for tool in ("grep", "cat", "tail", "stat", "find", "du", "wc", "curl", "bash"):
+        for tool in ("grep", "cat", "head", "tail", "stat", "find", "du", "wc", "curl", "bash"):
             subprocess.run([tool, "--version"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
 
     def url(self, rel, latency):
@@ -1068,7 +1068,45 @@ class W9(Workload):
         return result
 
 
-WORKLOADS = {w.number: w for w in (W1(), W2(), W3(), W4(), W5(), W6(), W7(), W8(), W9())}
+HEAD_BYTES = 1000  # workload 10's
+
+
+class W10(Workload):
+    number, title, latency, limit = 10, f"(L) Cold `head -c {HEAD_BYTES}` of a {{big}} log", True, "curl"
+    goals = ((BOTH, f"bklogfs within 1.2x of one ranged GET of the first {HEAD_BYTES} bytes (curl)"),)
+
+    def run(self, b, system, state):
+        rel = b.data.big[0]
+        with open(b.data.path(rel), "rb") as f:
+            want = f.read(HEAD_BYTES)
+        if system == "curl":
+            b.drop_caches()
+            (t, out, _), counters, _ = b.counted(
+                lambda: b.timed(b.curl("-r", f"0-{HEAD_BYTES - 1}", b.url(rel, True))))
+            if out != want:
+                raise BenchError(f"wrong result: curl -r 0-{HEAD_BYTES - 1} returned {len(out)} bytes that differ from "
+                                 f"the local copy")
+            return Run(t, counters=counters, answer=hashlib.sha256(out).hexdigest())
+        if system == "local":
+            b.drop_caches()
+            t, out, _ = b.timed(["head", "-c", str(HEAD_BYTES), str(b.data.path(rel))])
+            if out != want:
+                raise BenchError(f"wrong result: head -c {HEAD_BYTES} of the local copy differs from its first bytes")
+            return Run(t, answer=hashlib.sha256(out).hexdigest())
+        # As in workload 4: curl is handed the key, so the filesystem's lookup of the path is an untimed
+        # `stat` first, timed and counted apart.
+        with b.mounted(system, True) as m:
+            b.drop_caches(m)
+            path = str(m.path / rel)
+            (lookup_t, _, _), lookup_counters, _ = b.counted(lambda: b.timed(["stat", "-c", "%s", path]))
+            (t, out, _), counters, stats = b.counted(lambda: b.timed(["head", "-c", str(HEAD_BYTES), path]), m)
+        if out != want:
+            raise BenchError(f"wrong result: head -c {HEAD_BYTES} returned {len(out)} bytes that differ from the local copy")
+        return Run(t, counters=counters, bklogfs_stats=stats, lookup_seconds=lookup_t, lookup_counters=lookup_counters,
+                   answer=hashlib.sha256(out).hexdigest())
+
+
+WORKLOADS = {w.number: w for w in (W1(), W2(), W3(), W4(), W5(), W6(), W7(), W8(), W9(), W10())}
 
 
 def size_text(n):
@@ -1410,6 +1448,12 @@ def evaluate(results, wl, config, network="loopback"):
         # a page a 1,000 keys and one to finish the build it stopped in, plus the first lookups
         checks.append(list_bound((median_run(bk).get("counters") or {}).get("requests", {}).get("LIST"), keys,
                                  2 * -(-keys // 1000) + 4))
+    if wl.number == 10:
+        checks.append(within(1.2, "curl"))
+        counters = median_run(bk).get("counters") or {}
+        gets, nbytes = counters.get("requests", {}).get("GET"), counters.get("body_bytes")
+        if gets is not None:  # shown, not bounded
+            checks.append((f"{gets} GET{'s' if gets != 1 else ''}, {nbytes / MiB:.2f} MiB", True))
     if not checks:
         return f"no target under {MODEL_NAMES[network]}", None
     mets = [met for _, met in checks]
@@ -1602,19 +1646,21 @@ def render_tables(report, results, network="loopback"):
             row.insert(1, "—" if served is None else f"{served / GiB:.3g}")
             lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
         lines.append("")
-    w4 = results.get(4, {})
-    extra = []
-    for s in FS_SYSTEMS:
-        c = w4.get(s)
-        if c and c.get("runs"):
-            lk = [r.get("lookup_seconds") for r in c["runs"] if r.get("lookup_seconds") is not None]
-            lc = c["runs"][0].get("lookup_counters", {}).get("requests", {})
-            if lk:
-                extra.append(f"{s} {fmt_value(statistics.median(lk), 's')} ({lc.get('LIST', 0)} LIST, "
-                             f"{lc.get('HEAD', 0)} HEAD, {lc.get('GET', 0)} GET)")
+    extra = {}
+    for n in (4, 10):
+        for s in FS_SYSTEMS:
+            c = results.get(n, {}).get(s)
+            if c and c.get("runs"):
+                lk = [r.get("lookup_seconds") for r in c["runs"] if r.get("lookup_seconds") is not None]
+                lc = c["runs"][0].get("lookup_counters", {}).get("requests", {})
+                if lk:
+                    extra.setdefault(n, []).append(f"{s} {fmt_value(statistics.median(lk), 's')} ({lc.get('LIST', 0)} "
+                                                   f"LIST, {lc.get('HEAD', 0)} HEAD, {lc.get('GET', 0)} GET)")
     if extra:
-        lines.append("Workload 4 times `tail` after an untimed `stat` of the file, as curl is handed the key; the "
-                     "cold `stat` of the 4-level path took " + "; ".join(extra) + ".")
+        lines.append("Workloads 4 and 10 time `tail` and `head` after an untimed `stat` of the file, as curl is handed "
+                     "the key; the cold `stat` of the 4-level path took, "
+                     + "; ".join(f"before workload {n}'s `{'tail' if n == 4 else 'head'}`: " + ", ".join(parts)
+                                 for n, parts in extra.items()) + ".")
         lines.append("")
     floors = []
     for n, what, limit in ((3, "the same `grep -c`", "local"), (7, f"the same {PARALLEL} `cat`s", "curl")):
