@@ -1392,7 +1392,7 @@ def evaluate(results, wl, config, network="loopback"):
         if value is None:
             return "no CPU figure", None
         return (f"daemon {value:.2f} CPU s per GiB served ({run['counters']['cpu']['daemon']:.2f} s for "
-                f"{run['served_bytes'] / GiB:.2f} GiB; target ≤ {CPU_PER_GIB_TARGET:g})"), value <= CPU_PER_GIB_TARGET
+                f"{run['served_bytes'] / GiB:.3g} GiB; target ≤ {CPU_PER_GIB_TARGET:g})"), value <= CPU_PER_GIB_TARGET
 
     def list_bound(count, keys, allowed):
         if count is None:
