@@ -21,6 +21,8 @@ from conftest import IN_CI, REPO_ROOT, require, require_fuse
 
 BENCH = REPO_ROOT / "bench"
 SMOKE_BUDGET = 600  # seconds for both smoke runs; together they took 50-95 s on a busy 2-core machine
+WORKLOADS = range(1, 11)
+SMOKE_BIG, SMOKE_HUGE = 2 << 20, 8 << 20  # bench/dataset.py's SMOKE: the big logs' size and the huge one's
 
 
 def wait_port_file(path, proc, timeout=60):
@@ -46,9 +48,11 @@ def stop(proc):
 def test_bench_smoke(bklogfs_bin, tmp_path):
     """scripts/bench --smoke's driver, with the binary under test: a figure for every workload from
     bklogfs, curl and the local copy (and s3fs and rclone, which CI installs), and bklogfs's answers
-    equal to the local copy's. Then the S3-shaped network (issue 16) with bklogfs, curl and the local
-    copy, as `--network both` runs it (the s3fs and rclone mounts would double the run's time): its
-    pacing check passed, a figure for every workload under each model, and a table for each."""
+    equal to the local copy's; the daemon's CPU seconds per GiB served (issue 16) for workloads 1, 7
+    and 8, in results.json and in results.md's table. Then the S3-shaped network (issue 16) with
+    bklogfs, curl and the local copy, as `--network both` runs it (the s3fs and rclone mounts would
+    double the run's time): its pacing check passed, a figure for every workload under each model, and
+    the tables for each, with each model's targets."""
     require_fuse()
     require(shutil.which("curl") is not None, "curl is not installed")
     require(os.geteuid() == 0, "the benchmark drops the page cache, which needs root")
@@ -66,13 +70,19 @@ def test_bench_smoke(bklogfs_bin, tmp_path):
     systems = ["bklogfs", "curl", "local"] + [s for s in ("s3fs", "rclone") if IN_CI or shutil.which(s)]
     problems = smoke_problems("loopback", results, systems)
     assert not problems, "\n".join(problems) + "\n\n" + stdout[-3000:]
-    # what bklogfs read is what the archive holds: workload 1's count, workload 4's bytes
+    # what bklogfs read is what the archive holds: workload 1's count, workload 4's and 10's bytes
     assert results["1"]["bklogfs"]["runs"][0]["answer"] == results["1"]["local"]["runs"][0]["answer"]
     assert results["4"]["bklogfs"]["runs"][0]["answer"] == results["4"]["curl"]["runs"][0]["answer"]
-    for n in range(1, 10):
+    check_workload_10(results)
+    for n in WORKLOADS:
         assert report["workloads"][str(n)]["target_result"]["text"], f"workload {n} has no target line"
+    assert report["workloads"]["10"]["target_result"]["text"].startswith("bklogfs / curl = "), report["workloads"]["10"]
     table = (out / "results.md").read_text()
     assert "| workload |" in table and "8. Peak RSS" in table and "9. (L) `sha256sum -c`" in table
+    assert "| 10. (L) Cold `head -c 1000` of a 2 MiB log |" in table
+    assert "under loopback: bklogfs's daemon at most 0.6 CPU seconds per GiB served: daemon " in table
+    assert "under the S3-shaped network" not in table  # one model, its own targets only
+    check_cpu_per_gib("loopback", results, table, 0, [s for s in ("bklogfs", "s3fs", "rclone") if s in systems])
     if _has_matplotlib():
         assert (out / "benchmarks.png").stat().st_size > 10_000
     assert "patched" in report["peer_check"] and "error" not in report["peer_check"]["patched"]
@@ -85,19 +95,33 @@ def test_bench_smoke(bklogfs_bin, tmp_path):
                                "--no-peer-check")
     print(f"smoke run of both network models took {time.monotonic() - started:.0f} s")
     problems = []
-    for network, results in (("loopback", report["results"]), ("s3", report["results_s3"])):
+    table = (out / "results.md").read_text()
+    for i, (network, results) in enumerate((("loopback", report["results"]), ("s3", report["results_s3"]))):
         problems += smoke_problems(network, results, ["bklogfs", "curl", "local"])
         assert results["1"]["bklogfs"]["runs"][0]["answer"] == results["1"]["local"]["runs"][0]["answer"]
         assert results["4"]["bklogfs"]["runs"][0]["answer"] == results["4"]["curl"]["runs"][0]["answer"]
+        if not problems:
+            check_workload_10(results)
+            check_cpu_per_gib(network, results, table, i, ["bklogfs"])
     assert not problems, "\n".join(problems) + "\n\n" + stdout[-3000:]
-    for n in range(1, 10):
+    for n in WORKLOADS:
         assert report["workloads"][str(n)]["target_result_s3"]["text"], f"workload {n} has no S3 target line"
+    # the S3 model's own targets: workload 1 against curl and the rivals, 3 none, 10 against curl
+    assert "curl / bklogfs = " in report["workloads"]["1"]["target_result_s3"]["text"]
+    assert "no s3fs or rclone figure" in report["workloads"]["1"]["target_result_s3"]["text"]
+    assert report["workloads"]["1"]["target_result_s3"]["met"] in (False, None)  # the rivals did not run
+    assert "curl / bklogfs" not in report["workloads"]["1"]["target_result"]["text"]
+    assert report["workloads"]["3"]["targets"]["s3"] == "under the S3-shaped network: none"
+    assert report["workloads"]["3"]["target_result_s3"]["met"] is None
+    assert report["workloads"]["10"]["target_result_s3"]["text"].startswith("bklogfs / curl = ")
+    assert "| under the S3-shaped network: none | n/a |" in table
+    assert "under the S3-shaped network: bklogfs's daemon at most 0.6 CPU seconds per GiB served; bklogfs at least " \
+           "4x faster than curl's one GET" in table
     # the S3 model's proxy paced: 4 MiB at 20 MB/s a stream, and 8 of them under 20 MB/s in all
     check = report["network_check"]
     assert check["smoke"] and check["one_get_s"] >= 0.18 and check["parallel_s"] >= 8 * 0.18, check
-    table = (out / "results.md").read_text()
     assert "**Loopback**" in table and "**S3-shaped network**" in table and "S3 model check (smoke" in table
-    assert table.count("9. (L) `sha256sum -c`") == 2
+    assert table.count("9. (L) `sha256sum -c`") == 2 and table.count("10. (L) Cold `head -c 1000`") == 2
     if _has_matplotlib():
         assert (out / "benchmarks-s3.png").stat().st_size > 10_000
 
@@ -111,11 +135,45 @@ def run_smoke(bklogfs_bin, tmp_path, out, deadline, *options):
     return json.loads((out / "results.json").read_text()), r.stdout
 
 
+def check_workload_10(results):
+    """Workload 10 gave a figure for bklogfs, curl and the local copy with the same 1000 bytes, and
+    bklogfs's untimed lookup before it was counted apart."""
+    cells = results["10"]
+    answers = {s: cells[s]["runs"][0]["answer"] for s in ("bklogfs", "curl", "local")}
+    assert len(set(answers.values())) == 1, answers
+    run = cells["bklogfs"]["runs"][0]
+    assert run["value"] > 0 and run["lookup_seconds"] > 0 and run["counters"]["requests"]["GET"] >= 1, run
+
+
+def check_cpu_per_gib(network, results, table, occurrence, systems):
+    """The daemon's CPU seconds per GiB served for workloads 1, 7 and 8 in results.json (over the bytes
+    each command read: a big log, 8 of them, the huge one), the daemon found at all (its CPU over every
+    workload above 0 s), and the same figures in results.md's table of that model (the occurrence-th)."""
+    served = {"1": SMOKE_BIG, "7": 8 * SMOKE_BIG, "8": SMOKE_HUGE}
+    daemon = sum(r["counters"]["cpu"]["daemon"] for cells in results.values() for r in cells.get("bklogfs", {}).get("runs", [])
+                 if r.get("counters"))
+    assert daemon > 0, f"{network}: bklogfs's daemon had no CPU time in any workload: was its process found?"
+    sections = table.split("\nCPU seconds per GiB served: the filesystem's daemon")
+    assert len(sections) > occurrence + 1, f"{network}: no table of CPU seconds per GiB served"
+    rows = [line.split(" | ") for line in sections[occurrence + 1].split("\n\n")[1].splitlines()]
+    assert rows[0] == ["| workload", "GiB served", *systems[:-1], systems[-1] + " |"], rows[0]
+    assert [row[0].split(".")[0] for row in rows[2:]] == ["| 1", "| 7", "| 8"], rows
+    for row, n in zip(rows[2:], ("1", "7", "8")):
+        for system, shown in zip(systems, row[2:]):
+            run = results[n][system]["runs"][0]
+            assert run["served_bytes"] == served[n], (network, n, system, run["served_bytes"])
+            assert run["cpu_per_gib"] == round(run["counters"]["cpu"]["daemon"] / (served[n] / 2**30), 3)
+            assert shown.rstrip(" |") == f"{run['cpu_per_gib']:.2f} ({run['counters']['cpu']['daemon']:.2f} s)", \
+                (network, n, system, shown)
+    for n in ("1", "7", "8"):
+        assert "cpu_per_gib" not in results[n]["curl"]["runs"][0] and "cpu_per_gib" not in results[n]["local"]["runs"][0]
+
+
 def smoke_problems(network, results, systems):
     """What is missing or wrong in one network model's results: a cell without a figure, or a
     filesystem's answer that is not the local copy's."""
     problems = []
-    for n in range(1, 10):
+    for n in WORKLOADS:
         cells = results.get(str(n), {})
         for s in systems:
             cell = cells.get(s)
