@@ -1419,8 +1419,10 @@ def evaluate(results, wl, config, network="loopback"):
     if wl.number == 6:
         keys = config["small_count"]
         # one a 1,000 keys, plus one for each level above the builds
+        # One a 1,000 keys, one for each level above the builds, and one for every two ranges of about
+        # 4,000 keys listed ahead at once (issue 13), whose last pages stop short: about half a page each.
         checks.append(list_bound((median_run(bk).get("counters") or {}).get("requests", {}).get("LIST"), keys,
-                                 -(-keys // 1000) + 4))
+                                 -(-keys // 1000) + 4 + -(-keys // 8000)))
     if wl.number == 7 and s3:
         checks.append(within(1.3, "curl"))
     if wl.number == 8:
