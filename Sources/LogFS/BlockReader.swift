@@ -102,12 +102,8 @@ final class BlockReader: Sendable {
         // On a thread of its own: this read may need only the start of the last block, and returns
         // once that has arrived, while the fetch goes on to publish every block whole.
         pool.spawn { [self] in
-          do throws(FilesystemError) {
-            try fetchFromStore(object, fromStore)
-          } catch {
-            // The readers of these blocks get the error from the blocks themselves.
-            logger.debug("read of \(object.key) failed: \(error.message)")
-          }
+          // The readers of these blocks get any error from the blocks themselves, and say it.
+          try? fetchFromStore(object, fromStore)
         }
       }
       let ours = Set(claimed)

@@ -11,7 +11,15 @@ public var effectiveUserID: UserID { UserID(rawValue: geteuid()) }
 /// Whether a process with this id exists, though it may belong to another user (`kill(pid, 0)`).
 public func processExists(_ pid: Int32) -> Bool {
   guard pid > 0 else { return false }
-  return kill(pid, 0) == 0 || Glibc.errno == EPERM
+  guard kill(pid, 0) == 0 || Glibc.errno == EPERM else { return false }
+  // A process killed and not yet reaped (a zombie, state Z or X in /proc/PID/stat) runs no more.
+  guard let file = try? FileSystem.open("/proc/\(pid)/stat", .readOnly) else { return true }
+  defer { file.closeIgnoringErrors() }
+  guard let stat = try? file.read(count: 1024, at: 0),
+    let close = stat.lastIndex(of: UInt8(ascii: ")")), close + 2 < stat.count
+  else { return true }
+  let state = stat[close + 2]
+  return state != UInt8(ascii: "Z") && state != UInt8(ascii: "X")
 }
 
 /// Marks the process not dumpable (`prctl(PR_SET_DUMPABLE, 0)`): no core dump, and its memory,

@@ -14,6 +14,8 @@ Faults, each spoiling one response:
     range   a 206 whose Content-Range starts one byte off (the body unchanged)
     stall   the head and half the body (a HEAD: half the head), then nothing, the connection held
             open until the client gives up (or `stall_seconds` pass)
+    silent  half the head, then nothing, held open as `stall` is: a store that answers no byte of
+            any body
     429     Buildkite's rate limit: `429` with `RateLimit-Remaining: 0` and `RateLimit-Reset:
             reset_seconds`, and its JSON message
     long    the whole body and 10 bytes more, its Content-Length grown to match
@@ -28,7 +30,7 @@ body: one that is not a HEAD; "range": a ranged GET); then `rate` is the share o
 kind drawn from `kinds` (by default the first five: S3's faults that cost no time), from a seeded
 RNG; one request (method, path, Range) is spoiled at most `max_in_a_row` times in a row, so a
 client that retries gets through. `fail_all` spoils every request: True with a 503 (a dead store),
-or the name of a fault ("stall": a store that answers nothing). Every answer closes its connection
+or the name of a fault ("silent": a store that answers nothing). Every answer closes its connection
 (`Connection: close`), so each request is one connection. `events` lists (monotonic time, request
 identity, fault or None) for every request, in order of arrival. Standard library only.
 """
@@ -42,7 +44,7 @@ import time
 from collections import Counter
 
 FAULTS = ("503", "500", "reset", "short", "range")
-ALL_FAULTS = FAULTS + ("stall", "429", "long", "redirect", "403")
+ALL_FAULTS = FAULTS + ("stall", "silent", "429", "long", "redirect", "403")
 # Faults that spoil a body, so fit only a request answered with one.
 BODY_FAULTS = ("reset", "short", "long")
 
@@ -249,8 +251,8 @@ class FaultProxy:
                 out_fields = spoiled
             out_head = status_line + b"\r\n" + b"".join(k + b": " + v + b"\r\n" for k, v in out_fields)
             out_head += b"Connection: close\r\n\r\n"
-            if fault == "stall":
-                if method != b"HEAD" and len(body) > 1:
+            if fault in ("stall", "silent"):
+                if fault == "stall" and method != b"HEAD" and len(body) > 1:
                     client.sendall(out_head + body[: len(body) // 2])
                 else:
                     client.sendall(out_head[: len(out_head) // 2])

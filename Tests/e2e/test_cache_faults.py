@@ -55,9 +55,14 @@ def test_kill_9_in_the_middle_of_reads_leaves_a_cache_a_new_mount_trusts(mount, 
     reader = subprocess.Popen(["cat", str(m / seeded_bucket.big_key)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     time.sleep(0.3)
-    for pid in daemon_pids(bklogfs_bin, m.path):
+    killed = daemon_pids(bklogfs_bin, m.path)
+    for pid in killed:
         os.kill(pid, signal.SIGKILL)
     reader.wait(timeout=60)
+    # The killed daemon's temporary files are a new mount's to remove once it is gone (or a zombie).
+    deadline = time.monotonic() + 20
+    while any(alive(pid) for pid in killed) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert force_unmount(m.path), "the dead mount could not be unmounted"
     assert not is_mounted(m.path)
 
@@ -70,3 +75,11 @@ def test_kill_9_in_the_middle_of_reads_leaves_a_cache_a_new_mount_trusts(mount, 
     assert stat_delta(before, after, "requests", "get") == 0, "blocks cached before the kill were fetched again"
     assert after["cache"]["corrupt_blocks"] == 0
     assert read_file(m2 / seeded_bucket.big_key) == read_file(seeded_bucket.path(seeded_bucket.big_key))
+
+
+def alive(pid):
+    """Whether the process runs: it exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False

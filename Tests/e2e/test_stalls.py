@@ -47,7 +47,9 @@ def test_a_store_that_stalls_fails_reads_lookups_and_listings_with_etimedout_in_
     (m / key).stat()  # its names are known: the reads below wait on the object itself
     top = key.split("/")[0]
     other = sorted({k.split("/")[0] for k in seeded_bucket.keys} - {top, "dir"})[0]
-    proxy.fail_all = "stall"
+    # Not one byte of any body: a store that stalls before the bytes a read needs (after half a
+    # body, a read of the bytes that came takes them: test_a_stall_after_half_a_body_serves_what_came).
+    proxy.fail_all = "silent"
     started = time.monotonic()
     # Two readers of one block at pages far apart (so the kernel does not make one wait for the
     # other's page): the second waits on the first's fetch. A lookup and a listing beside them.
@@ -83,7 +85,30 @@ def test_a_store_that_stalls_fails_reads_lookups_and_listings_with_etimedout_in_
         assert f.read(2 * 1024 * 1024) == read_file(seeded_bucket.path(key))[:2 * 1024 * 1024], \
             "the same mount did not heal"
     assert sorted(os.listdir(m / top)), "the listing did not heal"
-    assert proxy.injected["stall"] >= ATTEMPTS * 2
+    assert proxy.injected["silent"] >= ATTEMPTS * 2
+
+
+def test_a_stall_after_half_a_body_serves_what_came(mount, seeded_bucket, stalling_proxy):
+    """A GET that stalls after half its body: a read of bytes that came is answered with them at
+    once (a read takes its bytes as they arrive), and a read of the object's last bytes, which never
+    come, fails with ETIMEDOUT once the retries give up."""
+    proxy = stalling_proxy
+    timeout = 2
+    m = mount(bucket=through(proxy, seeded_bucket), extra_args=["--timeout", str(timeout)])
+    key = seeded_bucket.big_key
+    size = (m / key).stat().st_size
+    proxy.fail_all = "stall"
+    started = time.monotonic()
+    first = subprocess.run(["dd", f"if={m / key}", "bs=4096", "count=1", "status=none"], capture_output=True,
+                           timeout=60)
+    assert first.returncode == 0, first.stderr.decode(errors="replace")
+    assert first.stdout == read_file(seeded_bucket.path(key))[:4096]
+    assert time.monotonic() - started < timeout, "the read waited for bytes it did not need"
+    last = subprocess.run(["dd", f"if={m / key}", "bs=4096", f"skip={(size - 1) // 4096}", "status=none"],
+                          capture_output=True, timeout=2 * (ATTEMPTS * timeout + BACKOFF) + 30)
+    assert last.returncode != 0, "the end of the object was read though it never came"
+    assert os.strerror(errno.ETIMEDOUT) in last.stderr.decode(errors="replace")
+    assert proxy.injected["stall"] >= ATTEMPTS
 
 
 @pytest.mark.parametrize("args, says", [
