@@ -820,6 +820,35 @@ class W3(Workload):
         return result
 
 
+def ranged_read(b, system, rel, want, curl_range, command):
+    """One cold read of part of a log (workloads 4 and 10): curl's one ranged GET (`-r curl_range`),
+    `command` on the local copy, or `command` on a fresh mount. curl is handed the key, so the
+    filesystem's lookup of the path is an untimed `stat` first, timed and counted apart. The bytes
+    read must be `want`."""
+    what = shlex.join(command)
+
+    def checked(out, who):
+        if out != want:
+            raise BenchError(f"wrong result: {who} returned {len(out)} bytes that differ from the local copy")
+        return hashlib.sha256(out).hexdigest()
+
+    if system == "curl":
+        b.drop_caches()
+        (t, out, _), counters, _ = b.counted(lambda: b.timed(b.curl("-r", curl_range, b.url(rel, True))))
+        return Run(t, counters=counters, answer=checked(out, f"curl -r {curl_range}"))
+    if system == "local":
+        b.drop_caches()
+        t, out, _ = b.timed([*command, str(b.data.path(rel))])
+        return Run(t, answer=checked(out, f"{what} of the local copy"))
+    with b.mounted(system, True) as m:
+        b.drop_caches(m)
+        path = str(m.path / rel)
+        (lookup_t, _, _), lookup_counters, _ = b.counted(lambda: b.timed(["stat", "-c", "%s", path]))
+        (t, out, _), counters, stats = b.counted(lambda: b.timed([*command, path]), m)
+    return Run(t, counters=counters, bklogfs_stats=stats, lookup_seconds=lookup_t, lookup_counters=lookup_counters,
+               answer=checked(out, what))
+
+
 class W4(Workload):
     number, title, latency, limit = 4, "(L) Cold `tail -c 65536` of a {huge} log", True, "curl"
     goals = ((BOTH, "bklogfs at most 2 GETs and 2 MiB transferred, and within 2x of one ranged GET (curl)"),)
@@ -829,27 +858,7 @@ class W4(Workload):
         with open(b.data.path(rel), "rb") as f:
             f.seek(-65536, os.SEEK_END)
             want = f.read()
-        if system == "curl":
-            b.drop_caches()
-            (t, out, _), counters, _ = b.counted(lambda: b.timed(b.curl("-r", "-65536", b.url(rel, True))))
-            if out != want:
-                raise BenchError(f"wrong result: curl -r -65536 returned {len(out)} bytes that differ from the local copy")
-            return Run(t, counters=counters, answer=hashlib.sha256(out).hexdigest())
-        if system == "local":
-            b.drop_caches()
-            t, out, _ = b.timed(["tail", "-c", "65536", str(b.data.path(rel))])
-            if out != want:
-                raise BenchError("wrong result: tail -c 65536 of the local copy differs from its last 64 KiB")
-            return Run(t, answer=hashlib.sha256(out).hexdigest())
-        with b.mounted(system, True) as m:
-            b.drop_caches(m)
-            path = str(m.path / rel)
-            (lookup_t, _, _), lookup_counters, _ = b.counted(lambda: b.timed(["stat", "-c", "%s", path]))
-            (t, out, _), counters, stats = b.counted(lambda: b.timed(["tail", "-c", "65536", path]), m)
-        if out != want:
-            raise BenchError(f"wrong result: tail -c 65536 returned {len(out)} bytes that differ from the local copy")
-        return Run(t, counters=counters, bklogfs_stats=stats, lookup_seconds=lookup_t, lookup_counters=lookup_counters,
-                   answer=hashlib.sha256(out).hexdigest())
+        return ranged_read(b, system, rel, want, "-65536", ["tail", "-c", "65536"])
 
 
 class W5(Workload):
@@ -1079,31 +1088,7 @@ class W10(Workload):
         rel = b.data.big[0]
         with open(b.data.path(rel), "rb") as f:
             want = f.read(HEAD_BYTES)
-        if system == "curl":
-            b.drop_caches()
-            (t, out, _), counters, _ = b.counted(
-                lambda: b.timed(b.curl("-r", f"0-{HEAD_BYTES - 1}", b.url(rel, True))))
-            if out != want:
-                raise BenchError(f"wrong result: curl -r 0-{HEAD_BYTES - 1} returned {len(out)} bytes that differ from "
-                                 f"the local copy")
-            return Run(t, counters=counters, answer=hashlib.sha256(out).hexdigest())
-        if system == "local":
-            b.drop_caches()
-            t, out, _ = b.timed(["head", "-c", str(HEAD_BYTES), str(b.data.path(rel))])
-            if out != want:
-                raise BenchError(f"wrong result: head -c {HEAD_BYTES} of the local copy differs from its first bytes")
-            return Run(t, answer=hashlib.sha256(out).hexdigest())
-        # As in workload 4: curl is handed the key, so the filesystem's lookup of the path is an untimed
-        # `stat` first, timed and counted apart.
-        with b.mounted(system, True) as m:
-            b.drop_caches(m)
-            path = str(m.path / rel)
-            (lookup_t, _, _), lookup_counters, _ = b.counted(lambda: b.timed(["stat", "-c", "%s", path]))
-            (t, out, _), counters, stats = b.counted(lambda: b.timed(["head", "-c", str(HEAD_BYTES), path]), m)
-        if out != want:
-            raise BenchError(f"wrong result: head -c {HEAD_BYTES} returned {len(out)} bytes that differ from the local copy")
-        return Run(t, counters=counters, bklogfs_stats=stats, lookup_seconds=lookup_t, lookup_counters=lookup_counters,
-                   answer=hashlib.sha256(out).hexdigest())
+        return ranged_read(b, system, rel, want, f"0-{HEAD_BYTES - 1}", ["head", "-c", str(HEAD_BYTES)])
 
 
 WORKLOADS = {w.number: w for w in (W1(), W2(), W3(), W4(), W5(), W6(), W7(), W8(), W9(), W10())}
