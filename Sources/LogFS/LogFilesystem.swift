@@ -243,19 +243,20 @@ public final class LogFilesystem: Sendable {
   /// Stops the fetch threads and writes out the blocks queued for the disk cache; call once the
   /// filesystem is unmounted.
   public func shutdown() {
-    // A read may have returned before the rest of the blocks it fetched arrived: they are published
-    // (and queued for the disk cache) before it closes.
-    waitForFetches(seconds: configuration.waitLimit)
+    // A read may have returned before the rest of the blocks it fetched arrived, and readahead may
+    // be under way: what they fetch is published (and queued for the disk cache) before it closes,
+    // so a remount finds every block a read or readahead asked for.
     pool.shutdown()
+    waitForFetches(seconds: configuration.waitLimit)
     diskWriter?.close()
     sharedCache?.close()
   }
 
-  /// Waits at most `seconds` for the fetches that reads started to end (a read returns once its own
-  /// bytes have arrived; the rest of the block goes on arriving); whether they all did.
+  /// Waits at most `seconds` for the fetches that reads and readahead started to end (a read returns
+  /// once its own bytes have arrived; the rest of the block goes on arriving); whether they all did.
   @discardableResult
   public func waitForFetches(seconds: Double) -> Bool {
-    pool.waitForSpawned(seconds: seconds)
+    pool.waitForJobs(seconds: seconds)
   }
 
   // MARK: Names

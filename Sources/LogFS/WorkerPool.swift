@@ -16,8 +16,8 @@ final class WorkerPool: Sendable {
 
   private let queue = Mutex(Queue())
   private let available = DispatchSemaphore(value: 0)
-  /// Jobs started on threads of their own (`spawn`) and not yet ended.
-  private let spawned = DispatchGroup()
+  /// Jobs queued or started on threads of their own (`spawn`), and not yet ended.
+  private let unfinished = DispatchGroup()
   let threadCount: Int
 
   init(threads: Int) {
@@ -33,6 +33,7 @@ final class WorkerPool: Sendable {
       return (true, !queue.started)
     }
     guard queued else { return }
+    unfinished.enter()
     if start {
       for _ in 0..<threadCount { startDetachedThread { [self] in self.work() } }
     }
@@ -41,17 +42,17 @@ final class WorkerPool: Sendable {
 
   /// Runs `job` now on a thread of its own, not behind the queue: for a fetch a reader waits on.
   func spawn(_ job: @escaping @Sendable () -> Void) {
-    spawned.enter()
+    unfinished.enter()
     startDetachedThread { [self] in
       job()
-      spawned.leave()
+      unfinished.leave()
     }
   }
 
-  /// Waits at most `seconds` for the jobs started by `spawn` to end; whether they all did.
+  /// Waits at most `seconds` for every job queued or spawned so far to end; whether they all did.
   @discardableResult
-  func waitForSpawned(seconds: Double) -> Bool {
-    spawned.wait(timeout: .now() + seconds) == .success
+  func waitForJobs(seconds: Double) -> Bool {
+    unfinished.wait(timeout: .now() + seconds) == .success
   }
 
   /// Lets the threads finish the jobs already queued, then end.
@@ -78,6 +79,7 @@ final class WorkerPool: Sendable {
         continue
       }
       job()
+      unfinished.leave()
     }
   }
 }
