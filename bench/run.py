@@ -1205,8 +1205,14 @@ def machine_info(args):
     commit = first_line(["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"])
     dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True).stdout.strip()
+    own_binary = Path(args.bklogfs_bin).resolve().is_relative_to(REPO_ROOT / ".build")
+    if commit:
+        # A binary from elsewhere (BKLOGFS_BIN) was not necessarily built from this checkout: its hash says which it is.
+        built = (f"{commit}{' (with uncommitted changes)' if dirty else ''}" if own_binary else
+                 f"a binary from outside the checkout (sha256 {file_sha256(args.bklogfs_bin)[:16]}); the checkout is "
+                 f"at {commit}{' (with uncommitted changes)' if dirty else ''}")
     info["versions"] = {
-        "bklogfs": f"{commit}{' (with uncommitted changes)' if dirty else ''}" if commit else None,
+        "bklogfs": built if commit else None,
         "bklogfs_binary": args.bklogfs_bin,
         "s3fs": first_line(["s3fs", "--version"]) if shutil.which("s3fs") else None,
         "rclone": first_line(["rclone", "version"]) if shutil.which("rclone") else None,
@@ -1216,6 +1222,14 @@ def machine_info(args):
         "grep": first_line(["grep", "--version"]),
     }
     return info
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def peer_check(args):
