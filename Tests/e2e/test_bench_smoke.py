@@ -167,6 +167,12 @@ def check_cpu_per_gib(network, results, table, occurrence, systems):
                 (network, n, system, shown)
     for n in ("1", "7", "8"):
         assert "cpu_per_gib" not in results[n]["curl"]["runs"][0] and "cpu_per_gib" not in results[n]["local"]["runs"][0]
+    # The daemon's CPU is counted until it has been idle 0.3 s after the command (its disk-cache writer included).
+    settled = [r["counters"]["cpu"] for cells in results.values() for r in cells.get("bklogfs", {}).get("runs", [])
+               if r.get("counters")]
+    assert settled, f"{network}: no counted bklogfs run"
+    for cpu in settled:
+        assert cpu["settle_seconds"] >= 0.3 and cpu["daemon_at_end"] <= cpu["daemon"], (network, cpu)
 
 
 def smoke_problems(network, results, systems):
@@ -485,3 +491,15 @@ def test_proxy_caps_pace_chunked_and_unframed_bodies(tmp_path):
     finally:
         stop(proxy)
         server.close()
+
+
+def test_bench_c_programs_compile(tmp_path):
+    """The measurements doc/BENCHMARKS.md cites as C programs (bench/*.c) still build, warnings as errors."""
+    compiler = shutil.which("cc") or shutil.which("clang")
+    require(compiler is not None, "no C compiler (cc or the Swift toolchain's clang) on PATH")
+    programs = sorted(BENCH.glob("*.c"))
+    assert {p.name for p in programs} >= {"cost_floor.c", "crc32c_speed.c", "cachefile_read.c"}, programs
+    for program in programs:
+        r = subprocess.run([compiler, "-O2", "-Wall", "-Werror", "-I", str(REPO_ROOT / "Sources" / "CCrypto"), "-o",
+                            str(tmp_path / program.stem), str(program)], capture_output=True, text=True)
+        assert r.returncode == 0, f"{program.name}: {r.stderr}"
