@@ -13,18 +13,12 @@ public struct DiskCacheError: Error, Sendable, CustomStringConvertible {
 
 /// Blocks on disk, persistent across mounts.
 ///
-/// Layout: `<directory>/v1/blocks/<2 hex>/<sha256 hex of its first block's identity>.blk`. A file holds one
-/// block or a run of them (`putRun`: the blocks one GET brought), each a record in `BlockFileFormat`, one after
-/// the other: one file for a run costs ext4 one inode instead of one a block, which was half the CPU of
-/// writing a block (doc/BENCHMARKS.md, "The floor, part by part"). A file of one block is what every
-/// version has written, so caches written before stay valid.
+/// Layout: `<directory>/v1/blocks/<2 hex>/<sha256 hex of the identity>.blk`; see `BlockFileFormat` for the file.
 ///
-/// Thread-safe. One `Mutex` guards the in-memory index (block → file and place; file → size, recency and
-/// blocks) and every change to the directory's names (rename into place, unlink), so the index and the
-/// directory agree; reading and writing block data, and checksumming it, happen outside the lock. Files are
-/// never changed in place, only replaced by rename, so a reader holding a descriptor sees a whole file even if
-/// its blocks are evicted or replaced meanwhile. Recency, eviction and removal are by file: a run's blocks
-/// were fetched together and are mostly read together.
+/// Thread-safe. One `Mutex` guards the in-memory index (hash → size, recency) and every change to the directory's
+/// names (rename into place, unlink), so the index and the directory agree; reading and writing block data, and
+/// checksumming it, happen outside the lock. Files are never changed in place, only replaced by rename, so a
+/// reader holding a descriptor sees a whole file even if the block is evicted or replaced meanwhile.
 ///
 /// The index is this process's: two processes sharing one directory each stay correct (every read is checked) but
 /// each bounds only what it knows of. Give each mount its own directory.
@@ -46,24 +40,14 @@ public final class DiskBlockCache: Sendable {
   /// How often, at most, a failed write is logged.
   private static let writeFailureLogInterval = 60
 
-  /// A block file: its size, when it was last used, and the blocks it holds (their hashes).
-  private struct FileEntry: Sendable {
+  private struct Entry: Sendable {
     var size: Int
     /// Wall-clock seconds of the file's mtime as we last set or saw it.
     var touchedAt: Int
-    var blocks: [String]
-  }
-
-  /// Where a block is: the file (by the hash that names it), and its record's place in it.
-  fileprivate struct BlockEntry: Sendable {
-    var file: String
-    var offset: Int
-    var length: Int
   }
 
   private struct State: Sendable {
-    var files = LRUList<String, FileEntry>()
-    var blocks: [String: BlockEntry] = [:]
+    var index = LRUList<String, Entry>()
     var statistics = BlockCacheStatistics()
     /// Bytes of files being written: counted against `maxBytes` before they are written, so the
     /// files on disk never exceed it, even with many writers at once.
@@ -106,9 +90,10 @@ public final class DiskBlockCache: Sendable {
 
     let scan = try Self.scan(blocksDirectory, blockSize: blockSize, processID: processID, logger: logger)
     var initial = State()
-    for file in scan.files {
-      Self.add(
-        file.hash, FileEntry(size: file.size, touchedAt: file.modified.seconds, blocks: []), file.records, &initial)
+    for entry in scan.entries {
+      initial.index.set(entry.hash, Entry(size: entry.size, touchedAt: entry.modified.seconds))
+      initial.statistics.bytes += entry.size
+      initial.statistics.blocks += 1
     }
     initial.statistics.corruptBlocks = scan.damaged
     self.state = Mutex(initial)
@@ -134,20 +119,20 @@ public final class DiskBlockCache: Sendable {
   public func get(_ key: BlockKey) -> [UInt8]? {
     let identity = BlockIdentity.encode(key, blockSize: blockSize)
     let hash = BlockIdentity.hash(identity)
-    let located = state.withLock { state -> (block: BlockEntry, fileSize: Int)? in
-      if let block = state.blocks[hash], let file = state.files.peek(block.file) { return (block, file.size) }
+    let known = state.withLock { state in
+      if state.index.peek(hash) != nil { return true }
       state.statistics.misses += 1
-      return nil
+      return false
     }
-    guard let (found, fileSize) = located else { return nil }
+    guard known else { return nil }
 
-    let path = self.path(forHash: found.file)
+    let path = self.path(forHash: hash)
     let file: OpenedFile
     do {
       file = try FileSystem.open(path, .readOnly, options: .noFollow)
     } catch {
       if error.errno == .noSuchFileOrDirectory {
-        forgetIfGone(file: found.file, path: path)
+        forgetIfGone(hash: hash, path: path)
       } else {
         logger.warning("Cannot open a disk cache block", metadata: ["error": "\(error)"])
       }
@@ -165,18 +150,14 @@ public final class DiskBlockCache: Sendable {
       return nil
     }
 
-    switch Self.readBlock(
-      file, info: info, fileSize: fileSize, at: found.offset, length: found.length, identity: identity,
-      blockSize: blockSize)
-    {
+    switch Self.readBlock(file, info: info, identity: identity, blockSize: blockSize) {
     case .success(let data):
       let now = Self.wallClockSeconds()
       let refreshTime = state.withLock { state in
         state.statistics.hits += 1
-        // Evicted meanwhile: the bytes are still right.
-        guard state.files.touch(found.file) != nil else { return false }
+        guard state.index.touch(hash) != nil else { return false }  // evicted meanwhile: the bytes are still right
         var refresh = false
-        state.files.update(found.file) { entry in
+        state.index.update(hash) { entry in
           if now - entry.touchedAt >= Self.touchInterval || now < entry.touchedAt {
             entry.touchedAt = now
             refresh = true
@@ -191,96 +172,45 @@ public final class DiskBlockCache: Sendable {
       }
       return data
     case .failure(let damage):
-      removeDamaged(file: found.file, path: path, opened: info, damage: damage)
+      removeDamaged(hash: hash, path: path, opened: info, damage: damage)
       return nil
     }
   }
 
-  /// Stores a block: `putRun` of that one block.
-  public func put(_ key: BlockKey, _ bytes: [UInt8]) {
-    putRun([(key, bytes)])
-  }
-
-  /// Stores blocks, those of a run (one GET) in one file: writes a temp file in the same directory (mode
-  /// 0600), a record for each block, then rename() over the final name, named by its first block, so a
-  /// file is either whole and valid or not there, even after kill -9. Then evicts least recently used
-  /// files until total <= maxBytes. Never throws: a failed write (disk full, EIO) is logged (rate-limited)
-  /// and the blocks simply are not cached.
+  /// Stores a block: writes a temp file in the same directory (mode 0600), then rename() over the final
+  /// name, so a block is either whole and valid or not there, even after kill -9. Then evicts least
+  /// recently used blocks until total <= maxBytes. Never throws: a failed write (disk full, EIO) is logged
+  /// (rate-limited) and the block simply is not cached.
   ///
-  /// A block already held is only made most recently used (its file), not written again. A block larger
-  /// than `blockSize` is not stored. A file holds at most a quarter of `maxBytes` (a run that would be
-  /// larger goes to several files) and never more than `maxBytes`. No fsync: after a power loss a torn
-  /// block fails its checksum on read and its file is dropped.
-  public func putRun(_ run: [(key: BlockKey, bytes: [UInt8])]) {
-    var records: [(hash: String, identity: [UInt8], bytes: [UInt8])] = []
-    for (key, bytes) in run {
-      guard bytes.count <= blockSize else {
-        logWriteFailure("a block of \(bytes.count) bytes is larger than the block size \(blockSize)")
-        continue
-      }
-      let identity = BlockIdentity.encode(key, blockSize: blockSize)
-      let hash = BlockIdentity.hash(identity)
-      if records.contains(where: { $0.hash == hash }) { continue }
-      records.append((hash, identity, bytes))
+  /// A block already held is only made most recently used, not rewritten. A block larger than `blockSize`, or
+  /// whose file would exceed `maxBytes`, is not stored. No fsync: after a power loss a torn block fails its
+  /// checksum on read and is dropped.
+  public func put(_ key: BlockKey, _ bytes: [UInt8]) {
+    guard bytes.count <= blockSize else {
+      logWriteFailure("a block of \(bytes.count) bytes is larger than the block size \(blockSize)")
+      return
     }
-    // Files of at most a quarter of the cache, so that eviction stays fine-grained in a small one.
-    let fileLimit = max(1, maxBytes / 4)
-    var group: [(hash: String, identity: [UInt8], bytes: [UInt8])] = []
-    var groupSize = 0
-    for record in records {
-      let size = BlockFileFormat.fixedHeaderLength + record.identity.count + record.bytes.count
-      if !group.isEmpty && groupSize + size > fileLimit {
-        writeFile(of: group)
-        group = []
-        groupSize = 0
-      }
-      group.append(record)
-      groupSize += size
-    }
-    if !group.isEmpty { writeFile(of: group) }
-  }
+    let identity = BlockIdentity.encode(key, blockSize: blockSize)
+    let hash = BlockIdentity.hash(identity)
+    let fileSize = BlockFileFormat.fixedHeaderLength + identity.count + bytes.count
+    guard fileSize <= maxBytes else { return }
 
-  /// Writes one file of `records`, those not held yet.
-  private func writeFile(of records: [(hash: String, identity: [UInt8], bytes: [UInt8])]) {
     // Make room first: evict until what is stored and being written, this file included, fits.
-    let reservation:
-      (records: [(hash: String, identity: [UInt8], bytes: [UInt8])], size: Int, failures: [SystemCallError]) =
-        state.withLock { state in
-          var fresh: [(hash: String, identity: [UInt8], bytes: [UInt8])] = []
-          for record in records {
-            if let held = state.blocks[record.hash] {
-              _ = state.files.touch(held.file)
-            } else {
-              fresh.append(record)
-            }
-          }
-          let size = fresh.reduce(0) { $0 + BlockFileFormat.fixedHeaderLength + $1.identity.count + $1.bytes.count }
-          guard !fresh.isEmpty, size <= maxBytes, state.reserved + size <= maxBytes else { return ([], 0, []) }
-          state.reserved += size
-          return (fresh, size, evict(&state))
-        }
-    logEvictionFailures(reservation.failures)
-    let records = reservation.records
-    guard let first = records.first else { return }
-    let fileSize = reservation.size
-    var pieces: [[UInt8]] = []
-    var placed: [(hash: String, entry: BlockEntry)] = []
-    var offset = 0
-    for record in records {
-      let header = record.bytes.withUnsafeBytes { BlockFileFormat.header(identity: record.identity, data: $0) }
-      pieces.append(header)
-      pieces.append(record.bytes)
-      let length = header.count + record.bytes.count
-      placed.append((record.hash, BlockEntry(file: first.hash, offset: offset, length: length)))
-      offset += length
+    let reservation: (reserved: Bool, failures: [SystemCallError]) = state.withLock { state in
+      guard state.index.touch(hash) == nil, state.reserved + fileSize <= maxBytes else { return (false, []) }
+      state.reserved += fileSize
+      return (true, evict(&state))
     }
+    logEvictionFailures(reservation.failures)
+    guard reservation.reserved else { return }
+    let header = bytes.withUnsafeBytes { BlockFileFormat.header(identity: identity, data: $0) }
 
-    let subdirectory = blocksDirectory + "/" + String(first.hash.prefix(2))
+    let subdirectory = blocksDirectory + "/" + String(hash.prefix(2))
     let counter = temporaryCounter.wrappingAdd(1, ordering: .relaxed).newValue
-    let temporaryPath = subdirectory + "/\(first.hash).\(processID).\(counter).tmp"
-    let finalPath = subdirectory + "/\(first.hash).blk"
+    let temporaryPath = subdirectory + "/\(hash).\(processID).\(counter).tmp"
+    let finalPath = subdirectory + "/\(hash).blk"
     do {
-      try Self.writeFile(temporaryPath, pieces: pieces, subdirectory: subdirectory)
+      try Self.writeFile(temporaryPath, header: header, data: bytes, subdirectory: subdirectory)
     } catch {
       try? FileSystem.unlink(temporaryPath)
       state.withLock { $0.reserved -= fileSize }
@@ -296,11 +226,13 @@ public final class DiskBlockCache: Sendable {
       } catch {
         return .failure(error)
       }
-      // Another writer's file of the same name was just replaced (its first block was not held when
-      // both began): its blocks are gone from the directory.
-      if let replaced = state.files.remove(first.hash) { Self.forget(first.hash, replaced, &state) }
-      Self.add(first.hash, FileEntry(size: fileSize, touchedAt: now, blocks: []), placed, &state)
-      state.statistics.writes += records.count
+      if let old = state.index.set(hash, Entry(size: fileSize, touchedAt: now)) {
+        state.statistics.bytes -= old.size
+        state.statistics.blocks -= 1
+      }
+      state.statistics.bytes += fileSize
+      state.statistics.blocks += 1
+      state.statistics.writes += 1
       return .success(evict(&state))
     }
     switch outcome {
@@ -312,14 +244,15 @@ public final class DiskBlockCache: Sendable {
     }
   }
 
-  /// Removes a block if held (for instance when the caller learns it is wrong), with the other blocks of
-  /// its file.
+  /// Removes a block if held (for instance when the caller learns it is wrong).
   public func remove(_ key: BlockKey) {
     let hash = BlockIdentity.hash(BlockIdentity.encode(key, blockSize: blockSize))
+    let path = self.path(forHash: hash)
     let failure: SystemCallError? = state.withLock { state -> SystemCallError? in
-      guard let block = state.blocks[hash], let file = state.files.remove(block.file) else { return nil }
-      Self.forget(block.file, file, &state)
-      do throws(SystemCallError) { try FileSystem.unlink(path(forHash: block.file)) } catch { return error }
+      guard let old = state.index.remove(hash) else { return nil }
+      state.statistics.bytes -= old.size
+      state.statistics.blocks -= 1
+      do throws(SystemCallError) { try FileSystem.unlink(path) } catch { return error }
       return nil
     }
     if let failure { logger.warning("Cannot remove a disk cache block", metadata: ["error": "\(failure)"]) }
@@ -331,10 +264,9 @@ public final class DiskBlockCache: Sendable {
   /// the one lock, so never more than `maxBytes`).
   public var bytesOnDisk: Int { state.withLock { $0.statistics.bytes + $0.reserved } }
 
-  /// Where the block's file is: the file that holds it, else the one a `put` of it alone would write.
+  /// Where the block's file is (or would be).
   public func filePath(for key: BlockKey) -> String {
-    let hash = BlockIdentity.hash(BlockIdentity.encode(key, blockSize: blockSize))
-    return path(forHash: state.withLock { $0.blocks[hash]?.file } ?? hash)
+    path(forHash: BlockIdentity.hash(BlockIdentity.encode(key, blockSize: blockSize)))
   }
 
   // MARK: - Internals
@@ -343,43 +275,16 @@ public final class DiskBlockCache: Sendable {
     blocksDirectory + "/" + String(hash.prefix(2)) + "/" + hash + ".blk"
   }
 
-  /// Evicts least recently used files until the total fits. Runs under the lock; returns failures to log after.
+  /// Evicts least recently used blocks until the total fits. Runs under the lock; returns failures to log after.
   private func evict(_ state: inout State) -> [SystemCallError] {
     var failures: [SystemCallError] = []
-    while state.statistics.bytes + state.reserved > maxBytes, let (hash, file) = state.files.removeOldest() {
-      state.statistics.evictions += Self.forget(hash, file, &state)
+    while state.statistics.bytes + state.reserved > maxBytes, let (hash, entry) = state.index.removeOldest() {
+      state.statistics.bytes -= entry.size
+      state.statistics.blocks -= 1
+      state.statistics.evictions += 1
       do { try FileSystem.unlink(path(forHash: hash)) } catch { failures.append(error) }
     }
     return failures
-  }
-
-  /// Indexes a file and the blocks it holds (`records`: each block's hash and place). Under the lock.
-  private static func add(
-    _ hash: String, _ file: FileEntry, _ records: [(hash: String, entry: BlockEntry)], _ state: inout State
-  ) {
-    if let old = state.files.remove(hash) { forget(hash, old, &state) }
-    var file = file
-    file.blocks = records.map(\.hash)
-    for record in records {
-      // A block two files hold (two processes wrote it): the newer file serves it.
-      if state.blocks.updateValue(record.entry, forKey: record.hash) == nil { state.statistics.blocks += 1 }
-    }
-    state.files.set(hash, file)
-    state.statistics.bytes += file.size
-  }
-
-  /// Forgets a file taken out of `files`: its bytes, and its blocks that no other file serves. Returns how
-  /// many blocks went. Under the lock.
-  @discardableResult
-  private static func forget(_ hash: String, _ file: FileEntry, _ state: inout State) -> Int {
-    state.statistics.bytes -= file.size
-    var forgotten = 0
-    for block in file.blocks where state.blocks[block]?.file == hash {
-      state.blocks[block] = nil
-      forgotten += 1
-    }
-    state.statistics.blocks -= forgotten
-    return forgotten
   }
 
   private func logEvictionFailures(_ failures: [SystemCallError]) {
@@ -388,18 +293,19 @@ public final class DiskBlockCache: Sendable {
     }
   }
 
-  /// The index says a file is there but it is not (removed by hand): forget it.
-  private func forgetIfGone(file hash: String, path: String) {
+  /// The index says a block is there but its file is not (removed by hand): forget it.
+  private func forgetIfGone(hash: String, path: String) {
     state.withLock { state in
       let gone: Bool
       do { gone = try FileSystem.stat(path) == nil } catch { gone = false }
-      guard gone, let file = state.files.remove(hash) else { return }
-      Self.forget(hash, file, &state)
+      guard gone, let old = state.index.remove(hash) else { return }
+      state.statistics.bytes -= old.size
+      state.statistics.blocks -= 1
     }
   }
 
   /// Deletes a damaged block file, unless another writer has meanwhile renamed a new file over its name.
-  private func removeDamaged(file hash: String, path: String, opened: Stat, damage: BlockFileFormat.Damage) {
+  private func removeDamaged(hash: String, path: String, opened: Stat, damage: BlockFileFormat.Damage) {
     let outcome: Result<Bool, SystemCallError> = state.withLock { state in
       state.statistics.misses += 1
       do throws(SystemCallError) {
@@ -410,7 +316,10 @@ public final class DiskBlockCache: Sendable {
       } catch {
         return .failure(error)
       }
-      if let file = state.files.remove(hash) { Self.forget(hash, file, &state) }
+      if let old = state.index.remove(hash) {
+        state.statistics.bytes -= old.size
+        state.statistics.blocks -= 1
+      }
       state.statistics.corruptBlocks += 1
       return .success(true)
     }
@@ -447,7 +356,9 @@ public final class DiskBlockCache: Sendable {
       metadata: ["error": "\(message)", "similarFailuresNotLogged": "\(suppressed)"])
   }
 
-  private static func writeFile(_ path: String, pieces: [[UInt8]], subdirectory: String) throws(SystemCallError) {
+  private static func writeFile(
+    _ path: String, header: [UInt8], data: [UInt8], subdirectory: String
+  ) throws(SystemCallError) {
     func create() throws(SystemCallError) -> OpenedFile {
       try FileSystem.open(
         path, .writeOnly, options: [.create, .exclusiveCreate, .noFollow], permissions: .ownerReadWrite)
@@ -460,11 +371,8 @@ public final class DiskBlockCache: Sendable {
       file = try create()
     }
     do throws(SystemCallError) {
-      var offset = 0
-      for piece in pieces {
-        try file.write(piece, at: offset)
-        offset += piece.count
-      }
+      try file.write(header, at: 0)
+      try file.write(data, at: header.count)
     } catch {
       file.closeIgnoringErrors()
       throw error
@@ -472,24 +380,22 @@ public final class DiskBlockCache: Sendable {
     try file.close()
   }
 
-  /// Reads and checks the block record at `offset` (of `length` bytes, header included) of a block file,
-  /// whose identity should be `identity`.
+  /// Reads and checks a whole block file whose identity should be `identity`.
   private static func readBlock(
-    _ file: OpenedFile, info: Stat, fileSize: Int, at offset: Int, length: Int, identity: [UInt8], blockSize: Int
+    _ file: OpenedFile, info: Stat, identity: [UInt8], blockSize: Int
   ) -> Result<[UInt8], BlockFileFormat.Damage> {
     guard info.type == .regular else { return .failure(.notARegularFile) }
     let size = Int(info.size)
     let headerLength = BlockFileFormat.fixedHeaderLength + identity.count
-    // A file is never changed in place: one of another size than it was written with is damaged.
-    guard size >= offset + BlockFileFormat.fixedHeaderLength else { return .failure(.truncated) }
+    guard size >= BlockFileFormat.fixedHeaderLength else { return .failure(.truncated) }
     do {
-      let header = try file.read(count: min(size - offset, headerLength), at: offset)
+      let header = try file.read(count: min(size, headerLength), at: 0)
       let fixed: BlockFileFormat.FixedHeader
       switch BlockFileFormat.FixedHeader.parse(header[...]) {
       case .success(let parsed): fixed = parsed
       case .failure(let damage): return .failure(damage)
       }
-      guard offset + fixed.headerLength <= size else { return .failure(.truncated) }
+      guard fixed.headerLength <= size else { return .failure(.truncated) }
       guard fixed.headerLength == headerLength else { return .failure(.wrongIdentity) }
       guard BlockFileFormat.checksum(ofHeader: header, version: fixed.version) == fixed.headerChecksum else {
         return .failure(.headerChecksum)
@@ -498,11 +404,10 @@ public final class DiskBlockCache: Sendable {
         return .failure(.wrongIdentity)
       }
       guard fixed.dataLength <= blockSize else { return .failure(.badHeader) }
-      // The record's length was learned from this header when the file was written or scanned.
-      guard headerLength + fixed.dataLength == length, offset + length <= size, size == fileSize else {
-        return .failure(offset + headerLength + fixed.dataLength > size || size < fileSize ? .truncated : .wrongSize)
+      guard size - headerLength == fixed.dataLength else {
+        return .failure(size - headerLength < fixed.dataLength ? .truncated : .wrongSize)
       }
-      let data = try file.read(count: fixed.dataLength, at: offset + headerLength)
+      let data = try file.read(count: fixed.dataLength, at: headerLength)
       guard data.count == fixed.dataLength else { return .failure(.truncated) }
       guard data.withUnsafeBytes({ BlockFileFormat.checksum($0, version: fixed.version) }) == fixed.dataChecksum else {
         return .failure(.dataChecksum)
@@ -515,20 +420,14 @@ public final class DiskBlockCache: Sendable {
 
   // MARK: - Start-up
 
-  /// A block file as the scan found it: its name's hash, size, mtime, and each block's hash and place.
-  struct ScannedFile {
+  struct ScannedBlock {
     var hash: String
     var size: Int
     var modified: (seconds: Int, nanoseconds: Int)
-    fileprivate var records: [(hash: String, entry: BlockEntry)]
-    /// Each block's identity, in the order of `records`.
-    var identities: [ArraySlice<UInt8>]
-    /// Each block's record: its offset and length, header included.
-    var places: [(offset: Int, length: Int)] { records.map { ($0.entry.offset, $0.entry.length) } }
   }
 
   private struct ScanResult {
-    var files: [ScannedFile] = []
+    var entries: [ScannedBlock] = []
     var damaged = 0
     var stale = 0
     var temporaryFilesRemoved = 0
@@ -609,7 +508,7 @@ public final class DiskBlockCache: Sendable {
         let hash = String(name.prefix(64))
         switch inspect(path, hash: hash, blockSize: blockSize) {
         case .success(let found):
-          result.files.append(found)
+          result.entries.append(found.block)
         case .failure(let problem):
           do {
             try FileSystem.unlink(path)
@@ -627,7 +526,7 @@ public final class DiskBlockCache: Sendable {
         }
       }
     }
-    result.files.sort { a, b in
+    result.entries.sort { a, b in
       if a.modified.seconds != b.modified.seconds { return a.modified.seconds < b.modified.seconds }
       if a.modified.nanoseconds != b.modified.nanoseconds { return a.modified.nanoseconds < b.modified.nanoseconds }
       return a.hash < b.hash
@@ -650,10 +549,11 @@ public final class DiskBlockCache: Sendable {
     case otherBlockSize
   }
 
-  /// Checks what can be checked without reading the data: each record's header, the first one's identity
-  /// against the file's name (`hash`), and that the records fill the file exactly. Also gives each block's
-  /// identity, as its header holds it.
-  static func inspect(_ path: String, hash: String, blockSize: Int) -> Result<ScannedFile, InspectionProblem> {
+  /// Checks what can be checked without reading the data: header, identity against the name, size.
+  /// Also gives the identity the header holds, checked against the file's name (`hash`).
+  static func inspect(_ path: String, hash: String, blockSize: Int)
+    -> Result<(block: ScannedBlock, identity: ArraySlice<UInt8>), InspectionProblem>
+  {
     let file: OpenedFile
     do {
       file = try FileSystem.open(path, .readOnly, options: .noFollow)
@@ -666,44 +566,33 @@ public final class DiskBlockCache: Sendable {
       let info = try file.stat()
       guard info.type == .regular else { return .failure(.damaged(.notARegularFile)) }
       let size = Int(info.size)
-      guard size >= BlockFileFormat.fixedHeaderLength else { return .failure(.damaged(.truncated)) }
-      var scanned = ScannedFile(
-        hash: hash, size: size, modified: (info.st_mtim.tv_sec, info.st_mtim.tv_nsec), records: [], identities: [])
-      var offset = 0
-      while offset < size {
-        var header = try file.read(count: min(size - offset, 4096), at: offset)
-        let fixed: BlockFileFormat.FixedHeader
-        switch BlockFileFormat.FixedHeader.parse(header[...]) {
-        case .success(let parsed): fixed = parsed
-        case .failure(let damage): return .failure(.damaged(damage))
-        }
-        guard offset + fixed.headerLength <= size else { return .failure(.damaged(.truncated)) }
-        if header.count < fixed.headerLength {
-          header = try file.read(count: fixed.headerLength, at: offset)
-        } else {
-          header.removeLast(header.count - fixed.headerLength)
-        }
-        guard header.count == fixed.headerLength else { return .failure(.damaged(.truncated)) }
-        guard BlockFileFormat.checksum(ofHeader: header, version: fixed.version) == fixed.headerChecksum else {
-          return .failure(.damaged(.headerChecksum))
-        }
-        let identity = header[BlockFileFormat.fixedHeaderLength...]
-        let blockHash = BlockIdentity.hash(identity)
-        guard offset > 0 || blockHash == hash, let identityBlockSize = BlockIdentity.blockSize(of: identity) else {
-          return .failure(.damaged(.wrongIdentity))
-        }
-        guard identityBlockSize == blockSize else { return .failure(.otherBlockSize) }
-        guard fixed.dataLength <= blockSize else { return .failure(.damaged(.badHeader)) }
-        let length = fixed.headerLength + fixed.dataLength
-        guard offset + length <= size else { return .failure(.damaged(.truncated)) }
-        scanned.records.append((blockHash, BlockEntry(file: hash, offset: offset, length: length)))
-        scanned.identities.append(identity)
-        offset += length
-        // What follows the last record is taken for another header: bytes appended to a file of one
-        // block are found damaged (a header too short, or no header), as they were before runs.
-        if offset < size && size - offset < BlockFileFormat.fixedHeaderLength { return .failure(.damaged(.wrongSize)) }
+      var header = try file.read(count: min(size, 4096), at: 0)
+      let fixed: BlockFileFormat.FixedHeader
+      switch BlockFileFormat.FixedHeader.parse(header[...]) {
+      case .success(let parsed): fixed = parsed
+      case .failure(let damage): return .failure(.damaged(damage))
       }
-      return .success(scanned)
+      guard fixed.headerLength <= size else { return .failure(.damaged(.truncated)) }
+      if header.count < fixed.headerLength {
+        header = try file.read(count: fixed.headerLength, at: 0)
+      } else {
+        header.removeLast(header.count - fixed.headerLength)
+      }
+      guard header.count == fixed.headerLength else { return .failure(.damaged(.truncated)) }
+      guard BlockFileFormat.checksum(ofHeader: header, version: fixed.version) == fixed.headerChecksum else {
+        return .failure(.damaged(.headerChecksum))
+      }
+      let identity = header[BlockFileFormat.fixedHeaderLength...]
+      guard BlockIdentity.hash(identity) == hash, let identityBlockSize = BlockIdentity.blockSize(of: identity) else {
+        return .failure(.damaged(.wrongIdentity))
+      }
+      guard identityBlockSize == blockSize else { return .failure(.otherBlockSize) }
+      guard fixed.dataLength <= blockSize else { return .failure(.damaged(.badHeader)) }
+      guard size - fixed.headerLength == fixed.dataLength else {
+        return .failure(.damaged(size - fixed.headerLength < fixed.dataLength ? .truncated : .wrongSize))
+      }
+      return .success(
+        (ScannedBlock(hash: hash, size: size, modified: (info.st_mtim.tv_sec, info.st_mtim.tv_nsec)), identity))
     } catch {
       return .failure(.damaged(.unreadable(error.reason)))
     }

@@ -90,24 +90,20 @@ extension DiskBlockCache {
           inventory.otherBlockSize += 1
           continue
         }
-        let keys = (try? inspected.get())?.identities.map(BlockIdentity.decode) ?? []
-        guard case .success(let found) = inspected, keys.allSatisfy({ $0 != nil }),
-          !verify || dataIsWhole(path, found, blockSize)
+        guard case .success(let found) = inspected, let key = BlockIdentity.decode(found.identity),
+          !verify || dataIsWhole(path, found.identity, blockSize)
         else {
           inventory.damaged += 1
           if verify { try? FileSystem.unlink(path) }
           continue
         }
-        for (key, place) in zip(keys, found.places) {
-          guard let key else { continue }
-          inventory.blocks += 1
-          inventory.bytes += place.length
-          var entry = bySource[key.source] ?? (0, 0, [])
-          entry.blocks += 1
-          entry.bytes += place.length
-          entry.objects.insert(key.key + "\u{0}" + key.etag)
-          bySource[key.source] = entry
-        }
+        inventory.blocks += 1
+        inventory.bytes += found.block.size
+        var entry = bySource[key.source] ?? (0, 0, [])
+        entry.blocks += 1
+        entry.bytes += found.block.size
+        entry.objects.insert(key.key + "\u{0}" + key.etag)
+        bySource[key.source] = entry
       }
     }
     inventory.sources = bySource.map { source, entry in
@@ -128,21 +124,14 @@ extension DiskBlockCache {
     return cache.statistics
   }
 
-  /// Whether a block file whose headers `inspect` passed holds every block's data whole: read, and
-  /// each checksum checked.
-  private static func dataIsWhole(_ path: String, _ found: ScannedFile, _ blockSize: Int) -> Bool {
+  /// Whether a block file whose header `inspect` passed holds its data whole: read, and its
+  /// checksum checked.
+  private static func dataIsWhole(_ path: String, _ identity: ArraySlice<UInt8>, _ blockSize: Int) -> Bool {
     guard let file = try? FileSystem.open(path, .readOnly, options: .noFollow) else { return false }
     defer { file.closeIgnoringErrors() }
-    guard let info = try? file.stat(), Int(info.size) == found.size,
-      let bytes = try? file.read(count: found.size, at: 0), bytes.count == found.size
-    else { return false }
-    for (identity, place) in zip(found.identities, found.places) {
-      let record = Array(bytes[place.offset..<place.offset + place.length])
-      guard case .success = BlockFileFormat.decode(record, identity: Array(identity), blockSize: blockSize) else {
-        return false
-      }
-    }
-    return true
+    guard let info = try? file.stat(), let bytes = try? file.read(count: Int(info.size), at: 0) else { return false }
+    if case .success = BlockFileFormat.decode(bytes, identity: Array(identity), blockSize: blockSize) { return true }
+    return false
   }
 }
 

@@ -8,9 +8,7 @@ public import SystemBase
 /// on a cold reader's path; with eight cold readers on two cores it was about 40% of the daemon's
 /// CPU time (doc/BENCHMARKS.md, "What the profiles taught"). Here a fetched block is queued
 /// instead, and one thread of the lowest priority (`SCHED_IDLE`) writes the queue out in order,
-/// when a core is free. Queued blocks that continue one another (blocks `i`, `i + 1`, ... of one object,
-/// up to `maxRunBlocks`) are written as one file (`DiskBlockCache.putRun`): a file a block cost ext4 an
-/// inode each, about as much CPU as the bytes' own write.
+/// when a core is free.
 ///
 /// - The queue is bounded by bytes. A block that would overfill it is not cached on disk: the
 ///   disk cache takes what the disk (or the writer's share of the processor) can absorb, and no
@@ -25,11 +23,6 @@ public import SystemBase
 /// With `maxQueuedBytes` 0, `put` writes at once, on the calling thread.
 public final class DiskCacheWriter: Sendable {
   public let cache: DiskBlockCache
-  /// The most blocks written to one file: a readahead part's (8 MiB of 1 MiB blocks).
-  public static let maxRunBlocks = 8
-  /// How long the writer, having found nothing to write, lets blocks gather before it writes again:
-  /// a GET of 8 MiB brings its blocks one after the other, in about 90 ms at 90 MB/s.
-  public static let gatherSeconds = 0.1
   public var maxQueuedBytes: Int { queue.maxQueuedBytes }
   private let queue: WriteQueue<BlockKey>
 
@@ -47,11 +40,8 @@ public final class DiskCacheWriter: Sendable {
     self.cache = cache
     queue = WriteQueue(
       maxQueuedBytes: maxQueuedBytes, writers: startsWriter ? 1 : 0, onlyWhenIdle: true, clock: clock,
-      logger: logger, what: "The disk cache's writer",
-      runs: .init(
-        next: { BlockKey(source: $0.source, key: $0.key, etag: $0.etag, index: $0.index + 1) },
-        maxCount: Self.maxRunBlocks, gatherSeconds: Self.gatherSeconds)
-    ) { blocks in cache.putRun(blocks.map { (key: $0.0, bytes: $0.1) }) }
+      logger: logger, what: "The disk cache's writer"
+    ) { key, bytes in cache.put(key, bytes) }
   }
 
   /// The block's bytes, from the queue or else from the disk cache.

@@ -1,5 +1,4 @@
 import Dispatch
-import Glibc
 import Logging
 import Synchronization
 import SystemBase
@@ -14,23 +13,9 @@ import SystemBase
 ///   again while it waits, nor queued twice.
 /// - `close` writes out what is still queued, on the calling thread as well as the writers', within
 ///   a deadline.
-/// - With `Runs`, a writer takes a queued block together with the queued blocks that continue it (the
-///   next block of the same object, and so on), and writes them at once: the disk cache puts such a
-///   run in one file. A writer that found the queue empty waits `gatherSeconds` before writing what
-///   comes next, so that the blocks of one GET, which arrive one after the other, make one run.
 final class WriteQueue<Key: Hashable & Sendable>: Sendable {
-  /// How a writer takes runs of blocks.
-  struct Runs: Sendable {
-    /// The key of the block that continues a run after `key`.
-    let next: @Sendable (Key) -> Key
-    /// The most blocks in one run.
-    let maxCount: Int
-    let gatherSeconds: Double
-  }
-
   let maxQueuedBytes: Int
-  private let runs: Runs?
-  private let write: @Sendable ([(Key, [UInt8])]) -> Void
+  private let write: @Sendable (Key, [UInt8]) -> Void
   private let clock: any MonotonicClock
   private let logger: Logger
   /// Names the destination in the warning of a `close` that ran out of time.
@@ -40,8 +25,6 @@ final class WriteQueue<Key: Hashable & Sendable>: Sendable {
     var order: [Key] = []
     var head = 0
     var queued: [Key: [UInt8]] = [:]
-    /// Queued blocks a writer has taken (they stay queued until written).
-    var writing: Set<Key> = []
     var bytes = 0
     var closed = false
     var writersRunning = 0
@@ -57,25 +40,11 @@ final class WriteQueue<Key: Hashable & Sendable>: Sendable {
   /// - Parameters:
   ///   - writers: the threads that write the queue out (0: only `close` does, for tests).
   ///   - onlyWhenIdle: whether they run at the lowest priority (`SCHED_IDLE`), when a core is free.
-  convenience init(
+  init(
     maxQueuedBytes: Int, writers: Int, onlyWhenIdle: Bool, clock: any MonotonicClock, logger: Logger, what: String,
     write: @escaping @Sendable (Key, [UInt8]) -> Void
   ) {
-    self.init(
-      maxQueuedBytes: maxQueuedBytes, writers: writers, onlyWhenIdle: onlyWhenIdle, clock: clock, logger: logger,
-      what: what, runs: nil
-    ) { blocks in
-      for (key, bytes) in blocks { write(key, bytes) }
-    }
-  }
-
-  /// - Parameter write: writes a block, or with `runs` a run of them, in order.
-  init(
-    maxQueuedBytes: Int, writers: Int, onlyWhenIdle: Bool, clock: any MonotonicClock, logger: Logger, what: String,
-    runs: Runs?, write: @escaping @Sendable ([(Key, [UInt8])]) -> Void
-  ) {
     self.maxQueuedBytes = max(0, maxQueuedBytes)
-    self.runs = runs
     self.write = write
     self.clock = clock
     self.logger = logger
@@ -116,7 +85,7 @@ final class WriteQueue<Key: Hashable & Sendable>: Sendable {
     switch outcome {
     case .queued: work.signal()
     case .skipped: break
-    case .now: write([(key, bytes)])
+    case .now: write(key, bytes)
     }
   }
 
@@ -151,16 +120,13 @@ final class WriteQueue<Key: Hashable & Sendable>: Sendable {
       if writeNext() { continue }
       if state.withLock({ $0.closed }) { return }
       work.wait()
-      if let runs, runs.gatherSeconds > 0, !state.withLock({ $0.closed }) {
-        usleep(useconds_t(runs.gatherSeconds * 1e6))
-      }
     }
   }
 
-  /// Writes the oldest queued block not being written, with the queued blocks that continue it (`Runs`);
-  /// false when there is none. The blocks stay queued (and served by `get`) until their write returns.
+  /// Writes the oldest queued block not being written; false when there is none. The block stays
+  /// queued (and served by `get`) until its write returns.
   private func writeNext() -> Bool {
-    let next: [(Key, [UInt8])] = state.withLock { state in
+    let next: (Key, [UInt8])? = state.withLock { state in
       while state.head < state.order.count {
         let key = state.order[state.head]
         state.head += 1
@@ -168,33 +134,17 @@ final class WriteQueue<Key: Hashable & Sendable>: Sendable {
           state.order.removeFirst(state.head)
           state.head = 0
         }
-        // Another thread (a writer, or close) may have taken it already, or written it.
-        guard let bytes = state.queued[key], !state.writing.contains(key) else { continue }
-        var run = [(key, bytes)]
-        state.writing.insert(key)
-        if let runs {
-          var last = key
-          while run.count < runs.maxCount {
-            let following = runs.next(last)
-            guard let bytes = state.queued[following], !state.writing.contains(following) else { break }
-            run.append((following, bytes))
-            state.writing.insert(following)
-            last = following
-          }
-        }
-        return run
+        // Another thread (a writer, or close) may have taken it already.
+        if let bytes = state.queued[key] { return (key, bytes) }
       }
-      return []
+      return nil
     }
-    guard !next.isEmpty else { return false }
-    write(next)
+    guard let (key, bytes) = next else { return false }
+    write(key, bytes)
     state.withLock { state in
-      for (key, _) in next {
-        state.writing.remove(key)
-        guard let removed = state.queued.removeValue(forKey: key) else { continue }
-        state.bytes -= removed.count
-        state.statistics.written += 1
-      }
+      guard let removed = state.queued.removeValue(forKey: key) else { return }
+      state.bytes -= removed.count
+      state.statistics.written += 1
     }
     return true
   }

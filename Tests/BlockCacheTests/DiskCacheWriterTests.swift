@@ -33,38 +33,6 @@ import Testing
     }
   }
 
-  @Test func queuedBlocksThatContinueOneAnotherAreWrittenAsOneFile() throws {
-    try withTemporaryDirectory { directory in
-      let disk = try cache(directory)
-      // No writer thread: close() writes the queue out, as the writer would after falling behind.
-      let writer = DiskCacheWriter(
-        cache: disk, maxQueuedBytes: 64 * blockSize, startsWriter: false, logger: testLogger)
-      // Two objects' blocks interleaved, as two readers' GETs bring them; a gap after block 11 of "log".
-      var expected: [BlockKey: [UInt8]] = [:]
-      for index in 0..<20 where index != 12 {
-        let logKey = key("log", index: UInt64(index))
-        expected[logKey] = blockBytes(index, count: blockSize)
-        writer.put(logKey, expected[logKey]!)
-        if index < 3 {
-          let otherKey = key("other", index: UInt64(index))
-          expected[otherKey] = blockBytes(100 + index, count: blockSize / 2)
-          writer.put(otherKey, expected[otherKey]!)
-        }
-      }
-      writer.close()
-      // "log" 0-7, 8-11, 13-19 (a run stops at the gap) and "other" 0-2: four files, not 22.
-      let files = try filesUnder(directory).filter { $0.path.hasSuffix(".blk") }
-      #expect(files.count == 4, "\(files)")
-      #expect(writer.statistics.written == 22)
-      let reopened = try cache(directory)
-      #expect(reopened.statistics.blocks == 22)
-      for (key, bytes) in expected { #expect(reopened.get(key) == bytes ? true : false, "\(key)") }
-      #expect(
-        reopened.filePath(for: key("log", index: 0)) == reopened.filePath(for: key("log", index: 7))
-          && reopened.filePath(for: key("log", index: 7)) != reopened.filePath(for: key("log", index: 8)))
-    }
-  }
-
   @Test func theQueueNeverHoldsMoreThanItsBoundWithManyWriters() throws {
     try withTemporaryDirectory { directory in
       let disk = try cache(directory)
