@@ -1205,14 +1205,14 @@ def machine_info(args):
     commit = first_line(["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"])
     dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True).stdout.strip()
-    own_binary = Path(args.bklogfs_bin).resolve().is_relative_to(REPO_ROOT / ".build")
-    if commit:
+    checkout = f"{commit}{' (with uncommitted changes)' if dirty else ''}" if commit else None
+    if checkout and not Path(args.bklogfs_bin).resolve().is_relative_to(REPO_ROOT / ".build"):
         # A binary from elsewhere (BKLOGFS_BIN) was not necessarily built from this checkout: its hash says which it is.
-        built = (f"{commit}{' (with uncommitted changes)' if dirty else ''}" if own_binary else
-                 f"a binary from outside the checkout (sha256 {file_sha256(args.bklogfs_bin)[:16]}); the checkout is "
-                 f"at {commit}{' (with uncommitted changes)' if dirty else ''}")
+        with open(args.bklogfs_bin, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        checkout = f"a binary from outside the checkout (sha256 {digest[:16]}); the checkout is at {checkout}"
     info["versions"] = {
-        "bklogfs": built if commit else None,
+        "bklogfs": checkout,
         "bklogfs_binary": args.bklogfs_bin,
         "s3fs": first_line(["s3fs", "--version"]) if shutil.which("s3fs") else None,
         "rclone": first_line(["rclone", "version"]) if shutil.which("rclone") else None,
@@ -1222,14 +1222,6 @@ def machine_info(args):
         "grep": first_line(["grep", "--version"]),
     }
     return info
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def peer_check(args):
@@ -1651,8 +1643,9 @@ def render_tables(report, results, network="loopback"):
     if cpu_rows and fs_systems:
         lines.append(f"CPU seconds per GiB served: the filesystem's daemon's CPU seconds (user and system) from the start "
                      f"of the timed command until the daemon has used none for 0.3 s after it (what it does for the "
-                     f"command once the command has ended, such as bklogfs's disk-cache writer, counts), over the GiB the command read through the mount, cold; in parentheses the CPU "
-                     f"seconds themselves, counted in clock ticks of {1 / CLOCK_TICKS * 1000:g} ms (median run). "
+                     f"command once the command has ended, such as bklogfs's disk-cache writer, counts), over the GiB "
+                     f"the command read through the mount, cold; in parentheses the CPU seconds themselves, counted "
+                     f"in clock ticks of {1 / CLOCK_TICKS * 1000:g} ms (median run). "
                      f"bklogfs's target is at most {CPU_PER_GIB_TARGET:g} under both network models.")
         lines.append("")
         lines.append("| workload | GiB served | " + " | ".join(fs_systems) + " |")
