@@ -8,6 +8,7 @@
 //   + a file each  each block written to a file of its own: created, written, closed, renamed into
 //                  place, as bklogfs's disk cache does
 //   + 8 a file     eight blocks to a file
+//   + O_DIRECT     a file each, written with O_DIRECT (past the page cache) from an aligned buffer
 //   fresh memory   first touch of newly allocated memory, 1 MiB blocks (no network)
 //
 // Build and run (the directory is where the block files go, on the disk the cache would use):
@@ -43,7 +44,7 @@ static void fail(const char *what) {
   exit(1);
 }
 
-enum store { NONE, ONE_FILE, FILE_EACH, EIGHT_A_FILE };
+enum store { NONE, ONE_FILE, FILE_EACH, EIGHT_A_FILE, FILE_EACH_DIRECT };
 
 static char directory[4096];
 static char source[4200];
@@ -76,7 +77,8 @@ static double run(size_t read_size, enum store store) {
   }
   int receiver = socket(AF_INET, SOCK_STREAM, 0);
   if (connect(receiver, (struct sockaddr *)&address, sizeof address)) fail("connect");
-  char *block = malloc(MIB);
+  char *block;  // page-aligned, as O_DIRECT needs
+  if (posix_memalign((void **)&block, 4096, MIB)) fail("posix_memalign");
   memset(block, 0, MIB);  // touched before timing: the receive reuses it
   size_t filled = 0, blocks = 0;
   int file = -1;
@@ -95,12 +97,13 @@ static double run(size_t read_size, enum store store) {
         if ((file = open(final, O_CREAT | O_WRONLY | O_TRUNC, 0600)) < 0) fail("open");
       }
       if (pwrite(file, block, MIB, (off_t)blocks * MIB) != MIB) fail("pwrite");
-    } else if (store == FILE_EACH || store == EIGHT_A_FILE) {
-      size_t per_file = store == FILE_EACH ? 1 : 8;
+    } else if (store == FILE_EACH || store == EIGHT_A_FILE || store == FILE_EACH_DIRECT) {
+      size_t per_file = store == EIGHT_A_FILE ? 8 : 1;
       if (blocks % per_file == 0) {
         snprintf(temporary, sizeof temporary, "%s/t%zu", directory, blocks);
         snprintf(final, sizeof final, "%s/b%zu", directory, blocks);
-        if ((file = open(temporary, O_CREAT | O_EXCL | O_WRONLY, 0600)) < 0) fail("open");
+        int direct = store == FILE_EACH_DIRECT ? O_DIRECT : 0;
+        if ((file = open(temporary, O_CREAT | O_EXCL | O_WRONLY | direct, 0600)) < 0) fail("open");
       }
       if (pwrite(file, block, MIB, (off_t)(blocks % per_file) * MIB) != MIB) fail("pwrite");
       if (blocks % per_file == per_file - 1) {
@@ -182,6 +185,8 @@ int main(int argc, char **argv) {
   printf("  %.2f  receive + write to one file             (the write: %.2f)\n", one, one - receive);
   printf("  %.2f  receive + write a file each block       (the write: %.2f)\n", each, each - receive);
   printf("  %.2f  receive + write a file each 8 blocks    (the write: %.2f)\n", eight, eight - receive);
+  double direct = median(run, 512 << 10, FILE_EACH_DIRECT);
+  printf("  %.2f  receive + a file each block, O_DIRECT    (the write: %.2f)\n", direct, direct - receive);
   printf("  %.2f  first touch of fresh memory\n", median(fresh_memory, 0, NONE));
   unlink(source);
   return 0;
