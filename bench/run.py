@@ -776,7 +776,8 @@ CPU_GOAL = f"bklogfs's daemon at most {CPU_PER_GIB_TARGET:g} CPU seconds per GiB
 
 def with_cpu_per_gib(run, system, served):
     """Adds to a filesystem's run the daemon's CPU seconds per GiB of the `served` bytes the command
-    read through the mount (issue 16), and those bytes."""
+    read through the mount (issue 16), the kernel's part of them (its system time per GiB), and
+    those bytes."""
     cpu = (run.extra.get("counters") or {}).get("cpu")
     if system in FS_SYSTEMS and cpu is not None:
         run.extra["served_bytes"] = served
